@@ -1,0 +1,297 @@
+//! The dispatch table: one `match` from `TrentService.<Operation>` to the service, the API's table of
+//! contents. Each arm reads the request's fields, calls the service, and renders the response.
+
+use serde_json::{Map, Value, json};
+use strongroom_service::crypto::{DecryptRequest, EncryptRequest, GenerateDataKeyRequest, ReEncryptRequest};
+use strongroom_service::keys::CreateKeyRequest;
+use strongroom_service::rotation::IncludeKeyMaterial;
+use strongroom_service::{Caller, Kms};
+
+use crate::error::ProtocolError;
+use crate::wire::{Fields, b64, key_metadata, paginate, timestamp};
+
+/// Runs one KMS operation. `operation` is a name the KMS model defines; the body has passed validation.
+pub(crate) async fn dispatch(
+    kms: &Kms,
+    caller: &Caller,
+    operation: &str,
+    body: &Map<String, Value>,
+) -> Result<Value, ProtocolError> {
+    let f = Fields(body);
+    let response = match operation {
+        // Keys.
+        "CreateKey" => {
+            let req = CreateKeyRequest {
+                policy: f.str("Policy").map(str::to_owned),
+                description: f.str("Description").map(str::to_owned),
+                key_usage: f.enumeration("KeyUsage")?,
+                customer_master_key_spec: f.enumeration("CustomerMasterKeySpec")?,
+                key_spec: f.enumeration("KeySpec")?,
+                origin: f.enumeration("Origin")?,
+                custom_key_store_id: f.str("CustomKeyStoreId").map(str::to_owned),
+                bypass_policy_lockout_safety_check: f.bool("BypassPolicyLockoutSafetyCheck"),
+                tags: f.tags("Tags"),
+                multi_region: f.bool("MultiRegion"),
+                xks_key_id: f.str("XksKeyId").map(str::to_owned),
+            };
+            let key = kms.create_key(caller, req).await?;
+            json!({ "KeyMetadata": key_metadata(&key) })
+        }
+        "DescribeKey" => {
+            let key = kms.describe_key(caller, f.required_str("KeyId")?).await?;
+            json!({ "KeyMetadata": key_metadata(&key) })
+        }
+        "ListKeys" => {
+            let page = kms.list_keys(caller, f.int("Limit"), f.str("Marker")).await?;
+            let keys: Vec<Value> =
+                page.items.iter().map(|k| json!({ "KeyId": k.key_id.as_str(), "KeyArn": k.key_arn })).collect();
+            paginate(json!({ "Keys": keys }), page.next_marker)
+        }
+        "EnableKey" => {
+            kms.enable_key(caller, f.required_str("KeyId")?).await?;
+            json!({})
+        }
+        "DisableKey" => {
+            kms.disable_key(caller, f.required_str("KeyId")?).await?;
+            json!({})
+        }
+        "UpdateKeyDescription" => {
+            let description = f.required_str("Description")?.to_owned();
+            kms.update_key_description(caller, f.required_str("KeyId")?, description).await?;
+            json!({})
+        }
+        "ScheduleKeyDeletion" => {
+            let scheduled =
+                kms.schedule_key_deletion(caller, f.required_str("KeyId")?, f.int("PendingWindowInDays")).await?;
+            json!({
+                "KeyId": scheduled.key_arn,
+                "DeletionDate": timestamp(scheduled.deletion_date),
+                "KeyState": scheduled.key_state.as_str(),
+                "PendingWindowInDays": scheduled.pending_window_days,
+            })
+        }
+        "CancelKeyDeletion" => {
+            let key_arn = kms.cancel_key_deletion(caller, f.required_str("KeyId")?).await?;
+            json!({ "KeyId": key_arn })
+        }
+
+        // Cryptography.
+        "Encrypt" => {
+            let req = EncryptRequest {
+                key_id: f.required_str("KeyId")?.to_owned(),
+                plaintext: f.secret_blob("Plaintext")?,
+                context: f.context("EncryptionContext"),
+                algorithm: f.enumeration("EncryptionAlgorithm")?,
+                dry_run: f.bool("DryRun"),
+            };
+            let res = kms.encrypt(caller, req).await?;
+            json!({
+                "CiphertextBlob": b64(&res.ciphertext),
+                "KeyId": res.key_arn,
+                "EncryptionAlgorithm": res.algorithm.as_str(),
+            })
+        }
+        "Decrypt" => {
+            let req = DecryptRequest {
+                ciphertext: f.blob("CiphertextBlob")?,
+                context: f.context("EncryptionContext"),
+                key_id: f.str("KeyId").map(str::to_owned),
+                algorithm: f.enumeration("EncryptionAlgorithm")?,
+                dry_run: f.bool("DryRun"),
+                ignore_ciphertext: f.strings("DryRunModifiers").iter().any(|m| m == "IGNORE_CIPHERTEXT"),
+            };
+            if f.0.contains_key("Recipient") {
+                return Err(unsupported_recipient());
+            }
+            let res = kms.decrypt(caller, req).await?;
+            json!({
+                "KeyId": res.key_arn,
+                "Plaintext": b64(&res.plaintext),
+                "EncryptionAlgorithm": res.algorithm.as_str(),
+                "KeyMaterialId": res.material_id.to_hex(),
+            })
+        }
+        "ReEncrypt" => {
+            let req = ReEncryptRequest {
+                ciphertext: f.blob("CiphertextBlob")?.unwrap_or_default(),
+                source_context: f.context("SourceEncryptionContext"),
+                source_key_id: f.str("SourceKeyId").map(str::to_owned),
+                destination_key_id: f.required_str("DestinationKeyId")?.to_owned(),
+                destination_context: f.context("DestinationEncryptionContext"),
+                source_algorithm: f.enumeration("SourceEncryptionAlgorithm")?,
+                destination_algorithm: f.enumeration("DestinationEncryptionAlgorithm")?,
+                dry_run: f.bool("DryRun"),
+            };
+            let res = kms.re_encrypt(caller, req).await?;
+            json!({
+                "CiphertextBlob": b64(&res.ciphertext),
+                "SourceKeyId": res.source_key_arn,
+                "KeyId": res.key_arn,
+                "SourceEncryptionAlgorithm": res.source_algorithm.as_str(),
+                "DestinationEncryptionAlgorithm": res.destination_algorithm.as_str(),
+                "SourceKeyMaterialId": res.source_material_id.to_hex(),
+                "DestinationKeyMaterialId": res.destination_material_id.to_hex(),
+            })
+        }
+        "GenerateDataKey" | "GenerateDataKeyWithoutPlaintext" => {
+            if f.0.contains_key("Recipient") {
+                return Err(unsupported_recipient());
+            }
+            let req = GenerateDataKeyRequest {
+                key_id: f.required_str("KeyId")?.to_owned(),
+                context: f.context("EncryptionContext"),
+                number_of_bytes: f.int("NumberOfBytes"),
+                key_spec: f.enumeration("KeySpec")?,
+                dry_run: f.bool("DryRun"),
+            };
+            let key = kms.generate_data_key(caller, req).await?;
+            let mut out = json!({
+                "CiphertextBlob": b64(&key.ciphertext),
+                "KeyId": key.key_arn,
+                "KeyMaterialId": key.material_id.to_hex(),
+            });
+            if operation == "GenerateDataKey"
+                && let Value::Object(fields) = &mut out
+            {
+                fields.insert("Plaintext".to_owned(), b64(&key.plaintext));
+            }
+            out
+        }
+        "GenerateRandom" => {
+            if f.0.contains_key("Recipient") {
+                return Err(unsupported_recipient());
+            }
+            let bytes = kms.generate_random(caller, f.int("NumberOfBytes"), f.str("CustomKeyStoreId")).await?;
+            json!({ "Plaintext": b64(&bytes) })
+        }
+
+        // Aliases.
+        "CreateAlias" => {
+            kms.create_alias(caller, f.required_str("AliasName")?, f.required_str("TargetKeyId")?).await?;
+            json!({})
+        }
+        "UpdateAlias" => {
+            kms.update_alias(caller, f.required_str("AliasName")?, f.required_str("TargetKeyId")?).await?;
+            json!({})
+        }
+        "DeleteAlias" => {
+            kms.delete_alias(caller, f.required_str("AliasName")?).await?;
+            json!({})
+        }
+        "ListAliases" => {
+            let page = kms.list_aliases(caller, f.str("KeyId"), f.int("Limit"), f.str("Marker")).await?;
+            let aliases: Vec<Value> = page
+                .items
+                .iter()
+                .map(|alias| {
+                    json!({
+                        "AliasName": alias.name.as_str(),
+                        "AliasArn": alias.namespace.alias_arn(&alias.name),
+                        "TargetKeyId": alias.target.as_str(),
+                        "CreationDate": timestamp(alias.created),
+                        "LastUpdatedDate": timestamp(alias.updated),
+                    })
+                })
+                .collect();
+            paginate(json!({ "Aliases": aliases }), page.next_marker)
+        }
+
+        // Tags.
+        "TagResource" => {
+            kms.tag_resource(caller, f.required_str("KeyId")?, f.tags("Tags")).await?;
+            json!({})
+        }
+        "UntagResource" => {
+            kms.untag_resource(caller, f.required_str("KeyId")?, f.strings("TagKeys")).await?;
+            json!({})
+        }
+        "ListResourceTags" => {
+            let page =
+                kms.list_resource_tags(caller, f.required_str("KeyId")?, f.int("Limit"), f.str("Marker")).await?;
+            let tags: Vec<Value> =
+                page.items.iter().map(|tag| json!({ "TagKey": tag.key, "TagValue": tag.value })).collect();
+            paginate(json!({ "Tags": tags }), page.next_marker)
+        }
+
+        // Rotation.
+        "EnableKeyRotation" => {
+            kms.enable_key_rotation(caller, f.required_str("KeyId")?, f.int("RotationPeriodInDays")).await?;
+            json!({})
+        }
+        "DisableKeyRotation" => {
+            kms.disable_key_rotation(caller, f.required_str("KeyId")?).await?;
+            json!({})
+        }
+        "GetKeyRotationStatus" => {
+            let status = kms.key_rotation_status(caller, f.required_str("KeyId")?).await?;
+            let mut out = json!({ "KeyRotationEnabled": status.enabled, "KeyId": status.key_arn });
+            if let Value::Object(fields) = &mut out {
+                if let Some(days) = status.period_days {
+                    fields.insert("RotationPeriodInDays".to_owned(), json!(days));
+                }
+                if let Some(next) = status.next_rotation {
+                    fields.insert("NextRotationDate".to_owned(), timestamp(next));
+                }
+            }
+            out
+        }
+        "RotateKeyOnDemand" => {
+            let key_id = kms.rotate_key_on_demand(caller, f.required_str("KeyId")?).await?;
+            json!({ "KeyId": key_id })
+        }
+        "ListKeyRotations" => {
+            let include = match f.str("IncludeKeyMaterial") {
+                Some("ALL_KEY_MATERIAL") => IncludeKeyMaterial::All,
+                _ => IncludeKeyMaterial::RotationsOnly,
+            };
+            let page = kms
+                .list_key_rotations(caller, f.required_str("KeyId")?, include, f.int("Limit"), f.str("Marker"))
+                .await?;
+            let rotations: Vec<Value> = page
+                .items
+                .iter()
+                .map(|entry| {
+                    let mut item = json!({
+                        "KeyId": entry.key_id,
+                        "KeyMaterialId": entry.material_id.to_hex(),
+                        "KeyMaterialState": entry.state.as_str(),
+                        "RotationDate": timestamp(entry.rotation_date),
+                    });
+                    if let (Some(kind), Value::Object(fields)) = (entry.rotation_type, &mut item) {
+                        fields.insert("RotationType".to_owned(), json!(kind.as_str()));
+                    }
+                    item
+                })
+                .collect();
+            paginate(json!({ "Rotations": rotations }), page.next_marker)
+        }
+
+        // Key policies.
+        "GetKeyPolicy" => {
+            let (policy, name) = kms.key_policy(caller, f.required_str("KeyId")?, f.str("PolicyName")).await?;
+            json!({ "Policy": policy, "PolicyName": name })
+        }
+        "PutKeyPolicy" => {
+            let policy = f.required_str("Policy")?.to_owned();
+            kms.put_key_policy(caller, f.required_str("KeyId")?, f.str("PolicyName"), policy).await?;
+            json!({})
+        }
+        "ListKeyPolicies" => {
+            let page = kms.list_key_policies(caller, f.required_str("KeyId")?, f.int("Limit"), f.str("Marker")).await?;
+            paginate(json!({ "PolicyNames": page.items }), page.next_marker)
+        }
+
+        other => {
+            return Err(ProtocolError::Unsupported(format!(
+                "{other} is a KMS operation that this Strongroom server does not support yet."
+            )));
+        }
+    };
+    Ok(response)
+}
+
+fn unsupported_recipient() -> ProtocolError {
+    ProtocolError::Unsupported(
+        "Recipient (attested enclave requests) is not supported by this Strongroom server.".to_owned(),
+    )
+}

@@ -1,0 +1,292 @@
+//! Checks a request body against the operation's input shape in the AWS API model.
+//!
+//! One generic walk covers every operation: wrong JSON types become `SerializationException`, and
+//! missing required members, lengths, ranges and enum values become one `ValidationException` listing
+//! every violation in AWS's wording (`Value 'x' at 'keyId' failed to satisfy constraint: ...`).
+
+use std::collections::HashMap;
+
+use base64::Engine;
+use serde_json::{Map, Value};
+
+use crate::error::ProtocolError;
+
+/// The KMS model, reduced to what validation reads.
+pub(crate) struct Model {
+    operations: HashMap<String, Option<String>>,
+    shapes: HashMap<String, Shape>,
+}
+
+#[derive(Debug)]
+enum Shape {
+    Structure { members: Vec<(String, String)>, required: Vec<String> },
+    List { member: String, min: Option<i64>, max: Option<i64> },
+    Map { value: String, min: Option<i64>, max: Option<i64> },
+    String { min: Option<i64>, max: Option<i64>, allowed: Option<Vec<String>> },
+    Blob { min: Option<i64>, max: Option<i64> },
+    Integer { min: Option<i64>, max: Option<i64> },
+    Boolean,
+    Timestamp,
+}
+
+const KMS_MODEL: &str = include_str!("../model/kms-2014-11-01.json");
+
+impl Model {
+    /// Parses the embedded KMS model; it is part of the binary, so a failure is a build defect.
+    pub(crate) fn kms() -> Model {
+        let document: Value = serde_json::from_str(KMS_MODEL).expect("the embedded KMS model is valid JSON");
+        let mut operations = HashMap::new();
+        if let Some(Value::Object(ops)) = document.get("operations") {
+            for (name, op) in ops {
+                let input = op.pointer("/input/shape").and_then(Value::as_str).map(str::to_owned);
+                operations.insert(name.clone(), input);
+            }
+        }
+        let mut shapes = HashMap::new();
+        if let Some(Value::Object(all)) = document.get("shapes") {
+            for (name, shape) in all {
+                if let Some(parsed) = parse_shape(shape) {
+                    shapes.insert(name.clone(), parsed);
+                }
+            }
+        }
+        Model { operations, shapes }
+    }
+
+    /// Whether the KMS API has an operation of this name.
+    pub(crate) fn has_operation(&self, name: &str) -> bool {
+        self.operations.contains_key(name)
+    }
+
+    /// Validates `body` as the input of `operation`.
+    pub(crate) fn validate(&self, operation: &str, body: &Map<String, Value>) -> Result<(), ProtocolError> {
+        let Some(Some(input)) = self.operations.get(operation) else {
+            return Ok(());
+        };
+        let mut violations = Vec::new();
+        self.check_structure(input, body, "", &mut violations)?;
+        if violations.is_empty() {
+            return Ok(());
+        }
+        let count = violations.len();
+        let noun = if count == 1 { "error" } else { "errors" };
+        Err(ProtocolError::Validation(format!("{count} validation {noun} detected: {}", violations.join("; "))))
+    }
+
+    fn check_structure(
+        &self,
+        shape_name: &str,
+        object: &Map<String, Value>,
+        path: &str,
+        violations: &mut Vec<String>,
+    ) -> Result<(), ProtocolError> {
+        let Some(Shape::Structure { members, required }) = self.shapes.get(shape_name) else {
+            return Ok(());
+        };
+        for name in required {
+            if object.get(name).is_none_or(Value::is_null) {
+                violations.push(format!(
+                    "Value null at '{}' failed to satisfy constraint: Member must not be null",
+                    member_path(path, name)
+                ));
+            }
+        }
+        for (name, target) in members {
+            match object.get(name) {
+                None | Some(Value::Null) => {}
+                Some(value) => self.check_value(target, value, &member_path(path, name), name, violations)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn check_value(
+        &self,
+        shape_name: &str,
+        value: &Value,
+        path: &str,
+        field: &str,
+        violations: &mut Vec<String>,
+    ) -> Result<(), ProtocolError> {
+        let Some(shape) = self.shapes.get(shape_name) else {
+            return Ok(());
+        };
+        let wrong_type = |expected: &str| {
+            Err(ProtocolError::Serialization(format!(
+                "Field '{field}' must be {expected}, but the request has {}.",
+                describe(value)
+            )))
+        };
+        match shape {
+            Shape::Structure { .. } => match value {
+                Value::Object(object) => self.check_structure(shape_name, object, path, violations)?,
+                _ => return wrong_type("a JSON object"),
+            },
+            Shape::List { member, min, max } => {
+                let Value::Array(items) = value else {
+                    return wrong_type("a JSON array");
+                };
+                check_length(items.len() as i64, *min, *max, path, &describe(value), violations);
+                for (index, item) in items.iter().enumerate() {
+                    if item.is_null() {
+                        continue;
+                    }
+                    self.check_value(member, item, &format!("{path}.{}.member", index + 1), field, violations)?;
+                }
+            }
+            Shape::Map { value: target, min, max } => {
+                let Value::Object(entries) = value else {
+                    return wrong_type("a JSON object of strings");
+                };
+                check_length(entries.len() as i64, *min, *max, path, &describe(value), violations);
+                for (key, entry) in entries {
+                    if !entry.is_string() {
+                        return Err(ProtocolError::Serialization(format!(
+                            "Field '{field}' must map strings to strings, but '{key}' maps to {}.",
+                            describe(entry)
+                        )));
+                    }
+                    self.check_value(target, entry, &format!("{path}.{key}"), field, violations)?;
+                }
+            }
+            Shape::String { min, max, allowed } => {
+                let Value::String(text) = value else {
+                    return wrong_type("a string");
+                };
+                let length = text.chars().count() as i64;
+                check_length(length, *min, *max, path, &format!("'{text}'"), violations);
+                if let Some(allowed) = allowed
+                    && !allowed.iter().any(|member| member == text)
+                {
+                    violations.push(format!(
+                        "Value '{text}' at '{path}' failed to satisfy constraint: Member must satisfy enum value \
+                         set: [{}]",
+                        allowed.join(", ")
+                    ));
+                }
+            }
+            Shape::Blob { min, max } => {
+                let Value::String(text) = value else {
+                    return wrong_type("a base64-encoded string");
+                };
+                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text) else {
+                    return Err(ProtocolError::Serialization(format!("Field '{field}' is not valid base64.")));
+                };
+                check_length(bytes.len() as i64, *min, *max, path, "java.nio.HeapByteBuffer", violations);
+            }
+            Shape::Integer { min, max } => {
+                let Some(number) = value.as_i64() else {
+                    return wrong_type("an integer");
+                };
+                if min.is_some_and(|min| number < min) {
+                    violations.push(format!(
+                        "Value '{number}' at '{path}' failed to satisfy constraint: Member must have value greater \
+                         than or equal to {}",
+                        min.unwrap_or_default()
+                    ));
+                }
+                if max.is_some_and(|max| number > max) {
+                    violations.push(format!(
+                        "Value '{number}' at '{path}' failed to satisfy constraint: Member must have value less \
+                         than or equal to {}",
+                        max.unwrap_or_default()
+                    ));
+                }
+            }
+            Shape::Boolean => {
+                if !value.is_boolean() {
+                    return wrong_type("true or false");
+                }
+            }
+            Shape::Timestamp => {
+                if !value.is_number() {
+                    return wrong_type("a timestamp in epoch seconds");
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_length(length: i64, min: Option<i64>, max: Option<i64>, path: &str, shown: &str, violations: &mut Vec<String>) {
+    if let Some(min) = min
+        && length < min
+    {
+        violations.push(format!(
+            "Value {shown} at '{path}' failed to satisfy constraint: Member must have length greater than or equal \
+             to {min}"
+        ));
+    }
+    if let Some(max) = max
+        && length > max
+    {
+        violations.push(format!(
+            "Value {shown} at '{path}' failed to satisfy constraint: Member must have length less than or equal to \
+             {max}"
+        ));
+    }
+}
+
+/// AWS names members in lower camel case in validation messages (`keyId`, `plaintext`).
+fn member_path(parent: &str, name: &str) -> String {
+    let mut chars = name.chars();
+    let camel: String = match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    };
+    if parent.is_empty() { camel } else { format!("{parent}.{camel}") }
+}
+
+fn describe(value: &Value) -> String {
+    match value {
+        Value::Null => "null".to_owned(),
+        Value::Bool(b) => format!("the boolean {b}"),
+        Value::Number(n) => format!("the number {n}"),
+        Value::String(_) => "a string".to_owned(),
+        Value::Array(items) => format!("an array of {} items", items.len()),
+        Value::Object(_) => "an object".to_owned(),
+    }
+}
+
+fn parse_shape(shape: &Value) -> Option<Shape> {
+    let number = |name: &str| shape.get(name).and_then(Value::as_i64);
+    let target = |name: &str| shape.pointer(&format!("/{name}/shape")).and_then(Value::as_str).map(str::to_owned);
+    let parsed = match shape.get("type")?.as_str()? {
+        "structure" => {
+            let members = shape
+                .get("members")
+                .and_then(Value::as_object)
+                .map(|members| {
+                    members
+                        .iter()
+                        .filter_map(|(name, member)| {
+                            Some((name.clone(), member.get("shape")?.as_str()?.to_owned()))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let required = shape
+                .get("required")
+                .and_then(Value::as_array)
+                .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default();
+            Shape::Structure { members, required }
+        }
+        "list" => Shape::List { member: target("member")?, min: number("min"), max: number("max") },
+        "map" => Shape::Map { value: target("value")?, min: number("min"), max: number("max") },
+        "string" => Shape::String {
+            min: number("min"),
+            max: number("max"),
+            allowed: shape
+                .get("enum")
+                .and_then(Value::as_array)
+                .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
+        },
+        "blob" => Shape::Blob { min: number("min"), max: number("max") },
+        "integer" | "long" => Shape::Integer { min: number("min"), max: number("max") },
+        "boolean" => Shape::Boolean,
+        "timestamp" => Shape::Timestamp,
+        _ => return None,
+    };
+    Some(parsed)
+}

@@ -1,0 +1,130 @@
+//! Server configuration: one value, built once at start-up from an optional TOML file and the command
+//! line (which wins), then passed explicitly to whatever needs it.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::Deserialize;
+use strongroom_types::{AccountId, Region};
+
+/// The address the server listens on when none is configured: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:9444";
+/// The data directory used when none is configured.
+pub(crate) const DEFAULT_DATA_DIR: &str = "strongroom-data";
+/// The default account.
+pub(crate) const DEFAULT_ACCOUNT_ID: &str = "111122223333";
+
+/// Everything the server needs to know to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen.
+    pub listen: SocketAddr,
+    /// Where the database, the root key and the administrator credentials live.
+    pub data_dir: PathBuf,
+    /// The default account: `--dev` credentials and the administrator key belong to it.
+    pub account_id: AccountId,
+    /// Development mode: access key `test` / secret `test` is the root of the default account, and any
+    /// 12-digit access key is the root of that account (secret `test`). Never for production.
+    pub dev: bool,
+    /// Regions the server accepts; `None` accepts any Region name.
+    pub regions: Option<Vec<Region>>,
+    /// A seed file of keys, aliases and tags loaded at start without overwriting existing data.
+    pub seed_file: Option<PathBuf>,
+    /// How often keys due for deletion or rotation are looked for (they are also handled when used).
+    pub scheduler_interval: Duration,
+}
+
+impl Config {
+    /// A development configuration for `data_dir`: default account, any Region, `--dev` credentials.
+    pub fn dev(data_dir: PathBuf) -> Config {
+        Config {
+            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| unreachable!("a valid address")),
+            data_dir,
+            account_id: DEFAULT_ACCOUNT_ID.parse().unwrap_or_else(|_| unreachable!("a valid account id")),
+            dev: true,
+            regions: None,
+            seed_file: None,
+            scheduler_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The configuration file's schema; every field is optional and unknown fields are errors.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// Address to listen on.
+    pub listen: Option<String>,
+    /// Data directory.
+    pub data_dir: Option<PathBuf>,
+    /// Default account id.
+    pub account_id: Option<String>,
+    /// Development mode.
+    pub dev: Option<bool>,
+    /// Regions served; any Region when absent.
+    pub regions: Option<Vec<String>>,
+    /// Seed file, relative to the configuration file.
+    pub seed_file: Option<PathBuf>,
+    /// Seconds between scheduler runs.
+    pub scheduler_interval_seconds: Option<u64>,
+}
+
+impl ConfigFile {
+    /// Reads and parses a configuration file; paths in it are taken relative to the file's directory.
+    pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
+        let text = std::fs::read_to_string(path).with_context(|| format!("read the configuration file {}", path.display()))?;
+        let mut file: ConfigFile =
+            toml::from_str(&text).with_context(|| format!("parse the configuration file {}", path.display()))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        file.data_dir = file.data_dir.map(|dir| base.join(dir));
+        file.seed_file = file.seed_file.map(|seed| base.join(seed));
+        Ok(file)
+    }
+}
+
+/// Values given on the command line; each one overrides the file.
+#[derive(Debug, Default)]
+pub struct Overrides {
+    /// `--listen`.
+    pub listen: Option<String>,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--account-id`.
+    pub account_id: Option<String>,
+    /// `--dev`.
+    pub dev: bool,
+    /// `--seed`.
+    pub seed_file: Option<PathBuf>,
+}
+
+impl Config {
+    /// Combines a configuration file (or none) with command-line overrides, checking every value.
+    pub fn build(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config> {
+        let listen = overrides.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen
+            .parse()
+            .with_context(|| format!("'{listen}' is not a listen address: use IP:PORT, for example {DEFAULT_LISTEN}"))?;
+        let account = overrides.account_id.or(file.account_id).unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_owned());
+        let account_id = account.parse().map_err(|e: strongroom_types::InvalidId| anyhow::anyhow!("{e}"))?;
+        let regions = match file.regions {
+            None => None,
+            Some(names) => Some(
+                names
+                    .iter()
+                    .map(|name| name.parse().map_err(|e: strongroom_types::InvalidId| anyhow::anyhow!("{e}")))
+                    .collect::<anyhow::Result<Vec<Region>>>()?,
+            ),
+        };
+        Ok(Config {
+            listen,
+            data_dir: overrides.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            account_id,
+            dev: overrides.dev || file.dev.unwrap_or(false),
+            regions,
+            seed_file: overrides.seed_file.or(file.seed_file),
+            scheduler_interval: Duration::from_secs(file.scheduler_interval_seconds.unwrap_or(60).max(1)),
+        })
+    }
+}

@@ -1,0 +1,92 @@
+//! The `strongroom` server: configuration, start-up, and the serving loop.
+//!
+//! `main.rs` only parses the command line; everything else is here so tests can run a real server
+//! in-process with [`run`].
+
+mod config;
+mod credentials;
+mod seed;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use anyhow::Context;
+use strongroom_keystore::FileRootKey;
+use strongroom_protocol::Regions;
+use strongroom_service::{Clock, Kms};
+use strongroom_storage::sqlite::SqliteStore;
+
+pub use crate::config::{Config, ConfigFile, DEFAULT_LISTEN, Overrides};
+pub use crate::credentials::{ADMIN_CREDENTIALS_FILE, DEV_ACCESS_KEY};
+
+/// File name of the root key in the data directory.
+pub const ROOT_KEY_FILE: &str = "root.key";
+/// File name of the SQLite database in the data directory.
+pub const DATABASE_FILE: &str = "strongroom.db";
+
+/// Serves the KMS API on `listener` until `shutdown` completes, then finishes in-flight requests.
+///
+/// `clock` is the service's clock; the binary always passes `SystemClock`, tests may pass a `ManualClock`.
+pub async fn run(
+    listener: tokio::net::TcpListener,
+    config: Config,
+    clock: Arc<dyn Clock>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
+    let root_key = Arc::new(FileRootKey::open_or_create(&config.data_dir.join(ROOT_KEY_FILE))?);
+    let store = Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?);
+    let (credentials, created) =
+        credentials::load(store.as_ref(), root_key.as_ref(), &config.data_dir, &config.account_id, config.dev).await?;
+    if let Some(path) = created {
+        tracing::warn!(
+            "created the administrator access key for account {}; it is in {} (mode 0600): keep it secret",
+            config.account_id,
+            path.display()
+        );
+    }
+    if config.dev {
+        tracing::warn!(
+            "DEVELOPMENT MODE: access key 'test' with secret 'test' is the root of account {}, and any 12-digit \
+             access key is the root of that account. Do not use --dev for real keys.",
+            config.account_id
+        );
+    }
+    let kms = Arc::new(Kms::new(store, root_key, clock));
+    if let Some(seed_file) = &config.seed_file {
+        let created = seed::load(&kms, seed_file, &config.account_id).await?;
+        tracing::info!("seed file {}: {created} keys created", seed_file.display());
+    }
+    let regions = match &config.regions {
+        Some(regions) => Regions::Only(regions.clone()),
+        None => Regions::Any,
+    };
+    let app = strongroom_protocol::router(kms.clone(), Arc::new(credentials), regions);
+
+    let (stop_scheduler, mut scheduler_stopped) = tokio::sync::watch::channel(false);
+    let scheduler = {
+        let kms = kms.clone();
+        let interval = config.scheduler_interval;
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(interval) => {}
+                    _ = scheduler_stopped.changed() => return,
+                }
+                match kms.run_scheduled_work().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!("scheduled work done on {n} keys"),
+                    Err(e) => tracing::error!("failed to run scheduled key work: {e:#}"),
+                }
+            }
+        })
+    };
+
+    tracing::info!("Strongroom is serving the KMS API on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serve HTTP")?;
+    let _ = stop_scheduler.send(true);
+    let _ = scheduler.await;
+    tracing::info!("Strongroom stopped");
+    Ok(())
+}

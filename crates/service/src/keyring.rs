@@ -1,0 +1,276 @@
+//! The in-memory key cache, key resolution, and scheduled work done when a key is touched.
+//!
+//! A key is loaded from storage and its material unwrapped once, on first use; after that, cryptographic
+//! operations touch only memory. Writers update storage first, then the cache; readers that miss insert
+//! only if no entry exists, and deletions leave a tombstone, so a slow reader can never put back a stale
+//! or deleted key.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+use strongroom_keystore::SymmetricKey;
+use strongroom_types::{
+    AliasName, KeyId, KeyMaterialId, KeyRecord, KeyRef, KeyRefError, KeyState, Namespace, RotationType,
+    Timestamp,
+};
+
+use crate::{Caller, Error, Kms};
+
+/// A key with its material unwrapped, ready for cryptography.
+pub(crate) struct LiveKey {
+    pub(crate) record: KeyRecord,
+    materials: Vec<(KeyMaterialId, SymmetricKey)>,
+}
+
+impl LiveKey {
+    /// The material new encryptions use.
+    pub(crate) fn current(&self) -> Option<(&KeyMaterialId, &SymmetricKey)> {
+        self.materials.last().map(|(id, key)| (id, key))
+    }
+
+    /// The material a ciphertext names, if the key has it.
+    pub(crate) fn material(&self, id: &KeyMaterialId) -> Option<&SymmetricKey> {
+        self.materials.iter().find(|(candidate, _)| candidate == id).map(|(_, key)| key)
+    }
+
+    pub(crate) fn arn(&self) -> String {
+        self.record.arn()
+    }
+}
+
+type KeySlot = Option<Arc<LiveKey>>;
+
+#[derive(Default)]
+pub(crate) struct Keyring {
+    keys: RwLock<HashMap<(Namespace, KeyId), KeySlot>>,
+    aliases: RwLock<HashMap<(Namespace, AliasName), Option<KeyId>>>,
+}
+
+/// Which key reference forms an operation accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Forms {
+    /// Key id, key ARN, alias name and alias ARN.
+    KeyOrAlias,
+    /// Key id and key ARN only (management operations).
+    KeyOnly,
+}
+
+pub(crate) fn parse_key_ref(text: &str) -> Result<KeyRef, Error> {
+    KeyRef::parse(text).map_err(|e| match e {
+        KeyRefError::InvalidArn(message) => Error::InvalidArn(message),
+        KeyRefError::NotFound(message) => Error::NotFound(message),
+    })
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// What the root key binds each wrapped material to: the key and the material version.
+pub(crate) fn wrap_context(record: &KeyRecord, material_id: &KeyMaterialId) -> Vec<u8> {
+    let mut out = record.arn().into_bytes();
+    out.push(0);
+    out.extend_from_slice(&material_id.0);
+    out
+}
+
+impl Kms {
+    /// Resolves a key reference from a request to a live key, in the forms `forms` allows.
+    pub(crate) async fn resolve(&self, caller: &Caller, text: &str, forms: Forms) -> Result<Arc<LiveKey>, Error> {
+        let key_ref = parse_key_ref(text)?;
+        let (namespace, key_id) = match key_ref {
+            KeyRef::Id(id) => (caller.namespace.clone(), id),
+            KeyRef::KeyArn(namespace, id) => {
+                check_namespace(caller, &namespace, text)?;
+                (namespace, id)
+            }
+            KeyRef::Alias(alias) if forms == Forms::KeyOrAlias => {
+                let namespace = caller.namespace.clone();
+                let id = self.alias_target(&namespace, &alias).await?;
+                (namespace, id)
+            }
+            KeyRef::AliasArn(namespace, alias) if forms == Forms::KeyOrAlias => {
+                check_namespace(caller, &namespace, text)?;
+                let id = self.alias_target(&namespace, &alias).await?;
+                (namespace, id)
+            }
+            KeyRef::Alias(_) | KeyRef::AliasArn(..) => {
+                return Err(Error::Validation(format!(
+                    "'{text}' is an alias; this operation takes a key id or key ARN"
+                )));
+            }
+        };
+        self.key(&namespace, &key_id).await?.ok_or_else(|| not_found(&namespace, &key_id))
+    }
+
+    /// Loads a key by id, doing any scheduled work that has come due; `None` if it does not exist.
+    pub(crate) async fn key(&self, namespace: &Namespace, key_id: &KeyId) -> Result<Option<Arc<LiveKey>>, Error> {
+        let cached = read(&self.keyring.keys).get(&(namespace.clone(), key_id.clone())).cloned();
+        let live = match cached {
+            Some(slot) => slot,
+            None => {
+                let loaded = match self.store.key(namespace, key_id).await? {
+                    Some(record) => Some(Arc::new(self.unwrap_materials(record)?)),
+                    None => None,
+                };
+                let mut keys = write(&self.keyring.keys);
+                keys.entry((namespace.clone(), key_id.clone())).or_insert(loaded).clone()
+            }
+        };
+        let Some(live) = live else {
+            return Ok(None);
+        };
+        if is_due(&live.record, self.clock.now()) {
+            return self.do_due_work(namespace, key_id).await;
+        }
+        Ok(Some(live))
+    }
+
+    async fn alias_target(&self, namespace: &Namespace, alias: &AliasName) -> Result<KeyId, Error> {
+        let cached = read(&self.keyring.aliases).get(&(namespace.clone(), alias.clone())).cloned();
+        let target = match cached {
+            Some(target) => target,
+            None => {
+                let loaded = self.store.alias(namespace, alias).await?.map(|record| record.target);
+                let mut aliases = write(&self.keyring.aliases);
+                aliases.entry((namespace.clone(), alias.clone())).or_insert(loaded).clone()
+            }
+        };
+        target.ok_or_else(|| Error::NotFound(format!("Alias {} is not found.", namespace.alias_arn(alias))))
+    }
+
+    /// Records an alias change in the cache; call with `writes` held, after storage accepted it.
+    pub(crate) fn cache_alias(&self, namespace: &Namespace, alias: &AliasName, target: Option<KeyId>) {
+        write(&self.keyring.aliases).insert((namespace.clone(), alias.clone()), target);
+    }
+
+    /// Writes a new key to storage and the cache; call with `writes` held.
+    pub(crate) async fn insert_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
+        self.store.insert_key(&record).await?;
+        Ok(self.cache_key(record)?)
+    }
+
+    /// Replaces a key in storage and the cache; call with `writes` held.
+    pub(crate) async fn put_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
+        self.store.put_key(&record).await?;
+        Ok(self.cache_key(record)?)
+    }
+
+    fn cache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
+        let key = (record.namespace.clone(), record.key_id.clone());
+        let live = Arc::new(self.unwrap_materials(record)?);
+        write(&self.keyring.keys).insert(key, Some(live.clone()));
+        Ok(live)
+    }
+
+    /// Reads a key fresh from storage for a read-modify-write; call with `writes` held.
+    pub(crate) async fn key_for_update(&self, live: &LiveKey) -> Result<KeyRecord, Error> {
+        let namespace = &live.record.namespace;
+        let key_id = &live.record.key_id;
+        self.store.key(namespace, key_id).await?.ok_or_else(|| not_found(namespace, key_id))
+    }
+
+    fn unwrap_materials(&self, record: KeyRecord) -> Result<LiveKey, Error> {
+        let mut materials = Vec::with_capacity(record.materials.len());
+        for material in &record.materials {
+            let bytes = self.root_key.unwrap(&wrap_context(&record, &material.id), &material.wrapped)?;
+            materials.push((material.id, SymmetricKey::from_bytes(&bytes)?));
+        }
+        Ok(LiveKey { record, materials })
+    }
+
+    /// Deletes keys whose waiting period is over and rotates keys whose rotation is due, anywhere.
+    ///
+    /// The server calls this periodically; keys are also brought up to date whenever a request touches them.
+    pub async fn run_scheduled_work(&self) -> Result<usize, Error> {
+        let due = self.store.keys_due(self.clock.now()).await?;
+        for (namespace, key_id) in &due {
+            self.do_due_work(namespace, key_id).await?;
+        }
+        Ok(due.len())
+    }
+
+    async fn do_due_work(&self, namespace: &Namespace, key_id: &KeyId) -> Result<Option<Arc<LiveKey>>, Error> {
+        let _writes = self.writes.lock().await;
+        let Some(mut record) = self.store.key(namespace, key_id).await? else {
+            write(&self.keyring.keys).insert((namespace.clone(), key_id.clone()), None);
+            return Ok(None);
+        };
+        let now = self.clock.now();
+        if let Some(deletion) = record.deletion
+            && deletion.date <= now
+        {
+            self.store.delete_key(namespace, key_id).await?;
+            write(&self.keyring.keys).insert((namespace.clone(), key_id.clone()), None);
+            write(&self.keyring.aliases).retain(|(ns, _), target| !(ns == namespace && target.as_ref() == Some(key_id)));
+            tracing::info!(key_arn = %record.arn(), "deleted key at the end of its waiting period");
+            return Ok(None);
+        }
+        let mut rotated = false;
+        while record.state == KeyState::Enabled && record.rotation.enabled {
+            let (Some(next), Some(period)) = (record.rotation.next, record.rotation.period_days) else {
+                break;
+            };
+            if next > now {
+                break;
+            }
+            self.add_material(&mut record, Some(RotationType::Automatic), next)?;
+            // Catch up one rotation at a time, but never schedule the next one in the past.
+            let following = next.plus_days(period);
+            record.rotation.next = Some(if following > now { following } else { now.plus_days(period) });
+            rotated = true;
+        }
+        if !rotated {
+            return Ok(Some(self.cache_key(record)?));
+        }
+        tracing::info!(key_arn = %record.arn(), "rotated key material on schedule");
+        Ok(Some(self.put_key(record).await?))
+    }
+
+    /// Generates a new material version, wraps it, and appends it as current.
+    pub(crate) fn add_material(
+        &self,
+        record: &mut KeyRecord,
+        rotation_type: Option<RotationType>,
+        created: Timestamp,
+    ) -> Result<(), Error> {
+        let key = SymmetricKey::generate();
+        let id = KeyMaterialId(strongroom_keystore::material_id(record.key_id.as_str(), key.material()));
+        let wrapped = self.root_key.wrap(&wrap_context(record, &id), key.material())?;
+        record.materials.push(strongroom_types::KeyMaterial { id, wrapped, created, rotation_type });
+        Ok(())
+    }
+}
+
+fn is_due(record: &KeyRecord, now: Timestamp) -> bool {
+    let deletion_due = record.deletion.is_some_and(|deletion| deletion.date <= now);
+    let rotation_due = record.state == KeyState::Enabled
+        && record.rotation.enabled
+        && record.rotation.next.is_some_and(|next| next <= now);
+    deletion_due || rotation_due
+}
+
+fn check_namespace(caller: &Caller, namespace: &Namespace, text: &str) -> Result<(), Error> {
+    if namespace.region != caller.namespace.region {
+        return Err(Error::NotFound(format!(
+            "Invalid arn {text}: it names Region {}, but this request was signed for Region {}",
+            namespace.region, caller.namespace.region
+        )));
+    }
+    if namespace.account != caller.namespace.account {
+        // Cross-account use needs key policies, which are not evaluated yet: refuse rather than allow.
+        return Err(Error::AccessDenied(format!(
+            "User: {} is not authorized to use {text}: cross-account use of keys is not supported yet",
+            caller.arn
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) fn not_found(namespace: &Namespace, key_id: &KeyId) -> Error {
+    Error::NotFound(format!("Key '{}' does not exist", namespace.key_arn(key_id)))
+}

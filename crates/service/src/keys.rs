@@ -1,0 +1,280 @@
+//! Key lifecycle: CreateKey, DescribeKey, ListKeys, EnableKey, DisableKey, UpdateKeyDescription,
+//! ScheduleKeyDeletion and CancelKeyDeletion.
+
+use strongroom_policy::PolicyError;
+use strongroom_types::{
+    Deletion, KeyId, KeyManager, KeyRecord, KeySpec, KeyState, KeyUsage, Origin, Rotation, Tag, Timestamp,
+};
+
+use crate::keyring::Forms;
+use crate::pagination::{self, Page};
+use crate::state::{self, OpClass};
+use crate::tags::check_new_tags;
+use crate::{Caller, Error, Kms};
+
+/// CreateKey's parameters.
+#[derive(Debug, Default)]
+pub struct CreateKeyRequest {
+    /// The key policy; the default key policy when absent.
+    pub policy: Option<String>,
+    /// A description.
+    pub description: Option<String>,
+    /// Defaults to ENCRYPT_DECRYPT.
+    pub key_usage: Option<KeyUsage>,
+    /// The deprecated spelling of `key_spec`.
+    pub customer_master_key_spec: Option<KeySpec>,
+    /// Defaults to SYMMETRIC_DEFAULT.
+    pub key_spec: Option<KeySpec>,
+    /// Defaults to AWS_KMS.
+    pub origin: Option<Origin>,
+    /// A custom key store to create the key in.
+    pub custom_key_store_id: Option<String>,
+    /// Skips the policy lockout safety check.
+    pub bypass_policy_lockout_safety_check: bool,
+    /// Tags to attach.
+    pub tags: Vec<Tag>,
+    /// Whether to create a multi-Region primary key.
+    pub multi_region: bool,
+    /// An external key store key id.
+    pub xks_key_id: Option<String>,
+}
+
+/// ScheduleKeyDeletion's result.
+#[derive(Debug)]
+pub struct ScheduledDeletion {
+    /// The key's ARN.
+    pub key_arn: String,
+    /// When the key will be deleted.
+    pub deletion_date: Timestamp,
+    /// The key's new state.
+    pub key_state: KeyState,
+    /// The waiting period.
+    pub pending_window_days: u32,
+}
+
+/// One entry of ListKeys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyListEntry {
+    /// The key id.
+    pub key_id: KeyId,
+    /// The key ARN.
+    pub key_arn: String,
+}
+
+const DEFAULT_DELETION_WINDOW_DAYS: u32 = 30;
+
+impl Kms {
+    /// CreateKey: a new symmetric key in the default key store.
+    pub async fn create_key(&self, caller: &Caller, req: CreateKeyRequest) -> Result<KeyRecord, Error> {
+        let key_spec = match (req.key_spec, req.customer_master_key_spec) {
+            (Some(spec), Some(deprecated)) if spec != deprecated => {
+                return Err(Error::Validation(
+                    "You cannot specify KeySpec and CustomerMasterKeySpec in the same request. \
+                     CustomerMasterKeySpec is deprecated: use KeySpec."
+                        .to_owned(),
+                ));
+            }
+            (Some(spec), _) | (None, Some(spec)) => spec,
+            (None, None) => KeySpec::SymmetricDefault,
+        };
+        let key_usage = req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt);
+        if key_spec != KeySpec::SymmetricDefault {
+            return Err(Error::UnsupportedOperation(format!(
+                "KeySpec {key_spec} is not supported by this server yet; only SYMMETRIC_DEFAULT keys can be created."
+            )));
+        }
+        if key_usage != KeyUsage::EncryptDecrypt {
+            return Err(Error::Validation(format!(
+                "KeyUsage {key_usage} is not compatible with KeySpec {key_spec}: SYMMETRIC_DEFAULT keys are \
+                 ENCRYPT_DECRYPT."
+            )));
+        }
+        let origin = req.origin.unwrap_or(Origin::AwsKms);
+        if origin != Origin::AwsKms {
+            return Err(Error::UnsupportedOperation(format!(
+                "Origin {origin} is not supported by this server yet; use AWS_KMS."
+            )));
+        }
+        if let Some(id) = &req.custom_key_store_id {
+            return Err(Error::CustomKeyStoreNotFound(format!("Custom key store '{id}' does not exist.")));
+        }
+        if req.xks_key_id.is_some() {
+            return Err(Error::Validation(
+                "XksKeyId is only valid with Origin EXTERNAL_KEY_STORE and a CustomKeyStoreId.".to_owned(),
+            ));
+        }
+        let policy = match req.policy {
+            Some(policy) => {
+                check_policy(&policy)?;
+                policy
+            }
+            None => strongroom_policy::default_key_policy(caller.account().as_str()),
+        };
+        check_new_tags(&[], &req.tags)?;
+        let now = self.clock.now();
+        let key_id = if req.multi_region { KeyId::random_multi_region() } else { KeyId::random() };
+        let mut record = KeyRecord {
+            namespace: caller.namespace.clone(),
+            key_id,
+            created: now,
+            description: req.description.unwrap_or_default(),
+            key_spec,
+            key_usage,
+            origin,
+            key_manager: KeyManager::Customer,
+            state: KeyState::Enabled,
+            deletion: None,
+            policy,
+            rotation: Rotation::OFF,
+            materials: Vec::new(),
+            tags: dedup_tags(req.tags),
+            multi_region: req.multi_region,
+        };
+        self.add_material(&mut record, None, now)?;
+        let _writes = self.writes.lock().await;
+        let live = self.insert_key(record).await?;
+        Ok(live.record.clone())
+    }
+
+    /// DescribeKey: the key's metadata, by any of the four reference forms.
+    pub async fn describe_key(&self, caller: &Caller, key_id: &str) -> Result<KeyRecord, Error> {
+        let key = self.resolve(caller, key_id, Forms::KeyOrAlias).await?;
+        Ok(key.record.clone())
+    }
+
+    /// ListKeys: the keys of the caller's account and Region, a page at a time.
+    pub async fn list_keys(
+        &self,
+        caller: &Caller,
+        limit: Option<i64>,
+        marker: Option<&str>,
+    ) -> Result<Page<KeyListEntry>, Error> {
+        let limit = pagination::limit(limit, 100, 1000)?;
+        let after = match marker {
+            Some(marker) => Some(pagination::decode(marker)?.parse::<KeyId>().map_err(|_| {
+                Error::InvalidMarker(format!("Marker '{marker}' is not valid: pass the NextMarker of a previous response"))
+            })?),
+            None => None,
+        };
+        let ids = self.store.list_keys(&caller.namespace, after.as_ref(), limit + 1).await?;
+        let entries = ids
+            .into_iter()
+            .map(|key_id| KeyListEntry { key_arn: caller.namespace.key_arn(&key_id), key_id })
+            .collect();
+        Ok(pagination::page(entries, limit, |entry| entry.key_id.as_str().to_owned()))
+    }
+
+    /// EnableKey.
+    pub async fn enable_key(&self, caller: &Caller, key_id: &str) -> Result<(), Error> {
+        self.set_enabled(caller, key_id, KeyState::Enabled).await
+    }
+
+    /// DisableKey.
+    pub async fn disable_key(&self, caller: &Caller, key_id: &str) -> Result<(), Error> {
+        self.set_enabled(caller, key_id, KeyState::Disabled).await
+    }
+
+    async fn set_enabled(&self, caller: &Caller, key_id: &str, target: KeyState) -> Result<(), Error> {
+        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let _writes = self.writes.lock().await;
+        let mut record = self.key_for_update(&live).await?;
+        state::check(&record, OpClass::EnableDisable)?;
+        check_customer_managed(&record)?;
+        if record.state == target {
+            return Ok(());
+        }
+        record.state = target;
+        self.put_key(record).await?;
+        Ok(())
+    }
+
+    /// UpdateKeyDescription.
+    pub async fn update_key_description(&self, caller: &Caller, key_id: &str, description: String) -> Result<(), Error> {
+        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let _writes = self.writes.lock().await;
+        let mut record = self.key_for_update(&live).await?;
+        state::check(&record, OpClass::NotPendingDeletion)?;
+        check_customer_managed(&record)?;
+        record.description = description;
+        self.put_key(record).await?;
+        Ok(())
+    }
+
+    /// ScheduleKeyDeletion: 7 to 30 days, 30 by default.
+    pub async fn schedule_key_deletion(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        pending_window_days: Option<i64>,
+    ) -> Result<ScheduledDeletion, Error> {
+        let days = match pending_window_days {
+            None => DEFAULT_DELETION_WINDOW_DAYS,
+            Some(days @ 7..=30) => days as u32,
+            Some(days) => {
+                return Err(Error::Validation(format!(
+                    "1 validation error detected: Value '{days}' at 'pendingWindowInDays' failed to satisfy \
+                     constraint: Member must have value between 7 and 30"
+                )));
+            }
+        };
+        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let _writes = self.writes.lock().await;
+        let mut record = self.key_for_update(&live).await?;
+        state::check(&record, OpClass::NotPendingDeletion)?;
+        check_customer_managed(&record)?;
+        let deletion = Deletion { date: self.clock.now().plus_days(days), window_days: days };
+        record.state = KeyState::PendingDeletion;
+        record.deletion = Some(deletion);
+        let key_arn = record.arn();
+        self.put_key(record).await?;
+        Ok(ScheduledDeletion {
+            key_arn,
+            deletion_date: deletion.date,
+            key_state: KeyState::PendingDeletion,
+            pending_window_days: days,
+        })
+    }
+
+    /// CancelKeyDeletion: the key returns Disabled, as in AWS. Returns the key ARN.
+    pub async fn cancel_key_deletion(&self, caller: &Caller, key_id: &str) -> Result<String, Error> {
+        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let _writes = self.writes.lock().await;
+        let mut record = self.key_for_update(&live).await?;
+        state::check(&record, OpClass::PendingDeletionOnly)?;
+        record.state = KeyState::Disabled;
+        record.deletion = None;
+        let key_arn = record.arn();
+        self.put_key(record).await?;
+        Ok(key_arn)
+    }
+}
+
+/// Refuses changes to AWS managed keys, which customers cannot manage.
+pub(crate) fn check_customer_managed(record: &KeyRecord) -> Result<(), Error> {
+    match record.key_manager {
+        KeyManager::Customer => Ok(()),
+        KeyManager::Aws => Err(Error::UnsupportedOperation(format!(
+            "{} is an AWS managed key; its settings cannot be changed.",
+            record.arn()
+        ))),
+    }
+}
+
+pub(crate) fn check_policy(policy: &str) -> Result<(), Error> {
+    strongroom_policy::check_key_policy(policy).map_err(|e| match e {
+        PolicyError::TooLarge(_) => Error::LimitExceeded(e.to_string()),
+        PolicyError::Malformed(message) => Error::MalformedPolicyDocument(message),
+    })
+}
+
+/// Keeps the last value of each tag key, in order of first appearance.
+pub(crate) fn dedup_tags(tags: Vec<Tag>) -> Vec<Tag> {
+    let mut out: Vec<Tag> = Vec::with_capacity(tags.len());
+    for tag in tags {
+        match out.iter_mut().find(|existing| existing.key == tag.key) {
+            Some(existing) => existing.value = tag.value,
+            None => out.push(tag),
+        }
+    }
+    out
+}

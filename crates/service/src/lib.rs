@@ -1,0 +1,85 @@
+//! The key management service: every KMS operation, over storage and key stores.
+//!
+//! This crate knows nothing of HTTP, JSON or SQL. Each operation is a method of [`Kms`] with one shape:
+//! `async fn op(&self, caller: &Caller, req: OpRequest) -> Result<OpResponse, Error>`.
+//! Operations are grouped by domain: [`keys`], [`crypto`], [`aliases`], [`tags`], [`rotation`],
+//! [`key_policy`].
+//!
+//! **Invariant:** every write to keys or aliases happens under `Kms::writes`, then updates the in-memory
+//! key cache; reads never wait for writes.
+
+pub mod aliases;
+mod ciphertext;
+mod clock;
+pub mod crypto;
+mod error;
+pub mod key_policy;
+mod keyring;
+pub mod keys;
+mod pagination;
+pub mod rotation;
+pub mod seed;
+mod state;
+pub mod tags;
+
+use std::sync::Arc;
+
+use strongroom_keystore::RootKey;
+use strongroom_storage::Store;
+use strongroom_types::{AccountId, Namespace};
+
+pub use crate::clock::{Clock, ManualClock, SystemClock};
+pub use crate::error::Error;
+pub use crate::pagination::Page;
+
+use crate::keyring::Keyring;
+
+/// Who is making a request, as established by the protocol layer's authentication.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    /// The account and the Region of the request (from the credential scope).
+    pub namespace: Namespace,
+    /// The caller's principal ARN, for example `arn:aws:iam::111122223333:root`.
+    pub arn: String,
+    /// The access key that signed the request.
+    pub access_key_id: String,
+}
+
+impl Caller {
+    /// The caller's account.
+    pub fn account(&self) -> &AccountId {
+        &self.namespace.account
+    }
+}
+
+/// The key management service; one per server, shared by every request.
+pub struct Kms {
+    store: Arc<dyn Store>,
+    root_key: Arc<dyn RootKey>,
+    clock: Arc<dyn Clock>,
+    keyring: Keyring,
+    /// Serializes writes to keys and aliases so read-modify-write sequences never interleave.
+    writes: tokio::sync::Mutex<()>,
+}
+
+impl Kms {
+    /// Builds the service over its storage, the root key of the default key store, and a clock.
+    pub fn new(store: Arc<dyn Store>, root_key: Arc<dyn RootKey>, clock: Arc<dyn Clock>) -> Kms {
+        Kms { store, root_key, clock, keyring: Keyring::default(), writes: tokio::sync::Mutex::new(()) }
+    }
+
+    /// The service's clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.clock.as_ref()
+    }
+
+    /// The storage backend, for server settings that live beside the keys.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The root key of the default key store.
+    pub fn root_key(&self) -> &Arc<dyn RootKey> {
+        &self.root_key
+    }
+}

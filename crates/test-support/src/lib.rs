@@ -1,0 +1,12 @@
+//! Shared fixtures and conformance suites for tests.
+//!
+//! A backend proves itself by passing a suite here: every [`Store`](strongroom_storage::Store) runs
+//! [`check_store`], so the SQLite and PostgreSQL backends cannot drift apart in behaviour.
+//! Fixtures in [`fixtures`] build deterministic records, so a test can rebuild what it wrote and compare.
+
+pub mod fixtures;
+mod store;
+mod temp_dir;
+
+pub use crate::store::check_store;
+pub use crate::temp_dir::TempDir;

@@ -1,0 +1,25 @@
+//! The vocabulary every other Strongroom crate speaks.
+//!
+//! Values here are parsed, never merely validated: a `KeyId`, an `AliasName` or an `AccountId` can only be
+//! built through its parser, so code that holds one never re-checks it.
+//! This crate does no I/O and knows nothing of JSON, HTTP or SQL.
+
+mod enums;
+mod ids;
+mod records;
+mod time;
+
+pub use crate::enums::{
+    DataKeySpec, EncryptionAlgorithm, KeyManager, KeyMaterialState, KeySpec, KeyState, KeyUsage,
+    Origin, RotationType, UnknownVariant,
+};
+pub use crate::ids::{
+    AccountId, AliasName, InvalidId, KeyId, KeyMaterialId, KeyRef, KeyRefError, Namespace, Region,
+};
+pub use crate::records::{
+    AliasRecord, Deletion, EncryptionContext, KeyMaterial, KeyRecord, Rotation, Tag,
+};
+pub use crate::time::Timestamp;
+
+#[cfg(test)]
+mod tests;
