@@ -11,7 +11,9 @@ mod root;
 mod symmetric;
 
 pub use crate::root::{FileRootKey, RootKey};
-pub use crate::symmetric::{DERIVATION_NONCE_LEN, SymmetricKey, TAG_LEN, material_id, random_bytes};
+pub use crate::symmetric::{
+    DERIVATION_NONCE_LEN, SymmetricKey, TAG_LEN, material_id, random_bytes,
+};
 
 /// What can go wrong in a key store.
 #[derive(Debug, thiserror::Error)]

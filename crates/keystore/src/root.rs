@@ -37,10 +37,15 @@ impl FileRootKey {
     ///
     /// Refuses a file that others can read: a leaked root key exposes every key.
     pub fn open_or_create(path: &Path) -> Result<FileRootKey, KeyStoreError> {
-        let file_error = |source| KeyStoreError::RootKeyFile { path: path.display().to_string(), source };
+        let file_error = |source| KeyStoreError::RootKeyFile {
+            path: path.display().to_string(),
+            source,
+        };
         let bytes = match fs::read(path) {
             Ok(bytes) => Zeroizing::new(bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(path).map_err(file_error)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                create(path).map_err(file_error)?
+            }
             Err(e) => return Err(file_error(e)),
         };
         let mode = fs::metadata(path).map_err(file_error)?.permissions().mode();
@@ -52,10 +57,14 @@ impl FileRootKey {
             ))));
         }
         if bytes.len() != ROOT_KEY_FILE_LEN {
-            return Err(KeyStoreError::InvalidMaterial("the root key file must hold exactly 32 bytes"));
+            return Err(KeyStoreError::InvalidMaterial(
+                "the root key file must hold exactly 32 bytes",
+            ));
         }
         let unbound = UnboundKey::new(&AES_256_GCM, &bytes).map_err(|_| KeyStoreError::Crypto)?;
-        Ok(FileRootKey { key: LessSafeKey::new(unbound) })
+        Ok(FileRootKey {
+            key: LessSafeKey::new(unbound),
+        })
     }
 }
 
@@ -63,7 +72,12 @@ fn create(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
     let bytes = Zeroizing::new(random_bytes(ROOT_KEY_FILE_LEN));
     // Write to a temporary name and rename, so a crash never leaves a short root key behind.
     let tmp = path.with_extension("tmp");
-    let mut file = fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
     file.write_all(&bytes)?;
     file.sync_all()?;
     fs::rename(&tmp, path)?;
@@ -75,13 +89,19 @@ fn create(path: &Path) -> std::io::Result<Zeroizing<Vec<u8>>> {
 
 impl RootKey for FileRootKey {
     fn wrap(&self, context: &[u8], material: &[u8]) -> Result<Vec<u8>, KeyStoreError> {
-        let nonce_bytes: [u8; NONCE_LEN] = random_bytes(NONCE_LEN).try_into().map_err(|_| KeyStoreError::Crypto)?;
+        let nonce_bytes: [u8; NONCE_LEN] = random_bytes(NONCE_LEN)
+            .try_into()
+            .map_err(|_| KeyStoreError::Crypto)?;
         let mut out = Vec::with_capacity(1 + NONCE_LEN + material.len() + 16);
         out.push(WRAP_VERSION);
         out.extend_from_slice(&nonce_bytes);
         let mut sealed = material.to_vec();
         self.key
-            .seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce_bytes), Aad::from(context), &mut sealed)
+            .seal_in_place_append_tag(
+                Nonce::assume_unique_for_key(nonce_bytes),
+                Aad::from(context),
+                &mut sealed,
+            )
             .map_err(|_| KeyStoreError::Crypto)?;
         out.extend_from_slice(&sealed);
         Ok(out)
@@ -95,7 +115,8 @@ impl RootKey for FileRootKey {
             return Err(KeyStoreError::Unauthentic);
         }
         let (nonce, sealed) = rest.split_at(NONCE_LEN);
-        let nonce = Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyStoreError::Unauthentic)?;
+        let nonce =
+            Nonce::try_assume_unique_for_key(nonce).map_err(|_| KeyStoreError::Unauthentic)?;
         let mut buffer = Zeroizing::new(sealed.to_vec());
         let len = self
             .key

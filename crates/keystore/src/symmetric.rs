@@ -37,7 +37,9 @@ impl SymmetricKey {
     pub fn from_bytes(bytes: &[u8]) -> Result<SymmetricKey, KeyStoreError> {
         let mut material = Zeroizing::new([0u8; MATERIAL_LEN]);
         if bytes.len() != MATERIAL_LEN {
-            return Err(KeyStoreError::InvalidMaterial("symmetric key material must be 256 bits"));
+            return Err(KeyStoreError::InvalidMaterial(
+                "symmetric key material must be 256 bits",
+            ));
         }
         material.copy_from_slice(bytes);
         // HKDF-Extract is keyed by the material here; the per-message nonce goes into Expand's info, so the
@@ -52,14 +54,22 @@ impl SymmetricKey {
     }
 
     /// Seals `plaintext` with `aad` bound; returns the derivation nonce and ciphertext-with-tag.
-    pub fn seal(&self, aad: &[u8], plaintext: &[u8]) -> Result<([u8; DERIVATION_NONCE_LEN], Vec<u8>), KeyStoreError> {
+    pub fn seal(
+        &self,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<([u8; DERIVATION_NONCE_LEN], Vec<u8>), KeyStoreError> {
         let mut nonce = [0u8; DERIVATION_NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| KeyStoreError::Crypto)?;
         let key = self.message_key(&nonce)?;
         let mut buffer = Vec::with_capacity(plaintext.len() + TAG_LEN);
         buffer.extend_from_slice(plaintext);
-        key.seal_in_place_append_tag(Nonce::assume_unique_for_key([0u8; NONCE_LEN]), Aad::from(aad), &mut buffer)
-            .map_err(|_| KeyStoreError::Crypto)?;
+        key.seal_in_place_append_tag(
+            Nonce::assume_unique_for_key([0u8; NONCE_LEN]),
+            Aad::from(aad),
+            &mut buffer,
+        )
+        .map_err(|_| KeyStoreError::Crypto)?;
         Ok((nonce, buffer))
     }
 
@@ -73,16 +83,26 @@ impl SymmetricKey {
         let key = self.message_key(nonce)?;
         let mut buffer = Zeroizing::new(sealed.to_vec());
         let len = key
-            .open_in_place(Nonce::assume_unique_for_key([0u8; NONCE_LEN]), Aad::from(aad), &mut buffer)
+            .open_in_place(
+                Nonce::assume_unique_for_key([0u8; NONCE_LEN]),
+                Aad::from(aad),
+                &mut buffer,
+            )
             .map_err(|_| KeyStoreError::Unauthentic)?
             .len();
         buffer.truncate(len);
         Ok(buffer)
     }
 
-    fn message_key(&self, nonce: &[u8; DERIVATION_NONCE_LEN]) -> Result<LessSafeKey, KeyStoreError> {
+    fn message_key(
+        &self,
+        nonce: &[u8; DERIVATION_NONCE_LEN],
+    ) -> Result<LessSafeKey, KeyStoreError> {
         let info = [DERIVATION_INFO, &nonce[..]];
-        let okm = self.salt_key.expand(&info, &AES_256_GCM).map_err(|_| KeyStoreError::Crypto)?;
+        let okm = self
+            .salt_key
+            .expand(&info, &AES_256_GCM)
+            .map_err(|_| KeyStoreError::Crypto)?;
         Ok(LessSafeKey::new(UnboundKey::from(okm)))
     }
 }

@@ -7,7 +7,8 @@ use proptest::prelude::*;
 use crate::{FileRootKey, KeyStoreError, RootKey, SymmetricKey, material_id};
 
 fn temp_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("strongroom-keystore-{name}-{}", std::process::id()));
+    let dir =
+        std::env::temp_dir().join(format!("strongroom-keystore-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -24,7 +25,10 @@ fn root_key_is_created_private_and_reused() {
     assert!(!wrapped.windows(8).any(|w| w == b"material"));
     let second = FileRootKey::open_or_create(&path).unwrap();
     assert_eq!(&second.unwrap(b"ctx", &wrapped).unwrap()[..], b"material");
-    assert!(matches!(second.unwrap(b"other", &wrapped), Err(KeyStoreError::Unauthentic)));
+    assert!(matches!(
+        second.unwrap(b"other", &wrapped),
+        Err(KeyStoreError::Unauthentic)
+    ));
 }
 
 #[test]
@@ -33,7 +37,9 @@ fn root_key_readable_by_others_is_refused() {
     let path = dir.join("root.key");
     FileRootKey::open_or_create(&path).unwrap();
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let err = FileRootKey::open_or_create(&path).err().expect("must refuse");
+    let err = FileRootKey::open_or_create(&path)
+        .err()
+        .expect("must refuse");
     assert!(err.to_string().contains("chmod 600"), "{err}");
 }
 

@@ -40,18 +40,28 @@ pub fn check_key_policy(text: &str) -> Result<(), PolicyError> {
     }
     match document.get("Version") {
         None | Some(Value::String(_)) => {}
-        Some(_) => return malformed("The policy's Version must be a string such as \"2012-10-17\".".to_owned()),
+        Some(_) => {
+            return malformed(
+                "The policy's Version must be a string such as \"2012-10-17\".".to_owned(),
+            );
+        }
     }
     if let Some(Value::String(version)) = document.get("Version")
         && version != "2012-10-17"
         && version != "2008-10-17"
     {
-        return malformed(format!("The policy's Version '{version}' is not supported: use \"2012-10-17\"."));
+        return malformed(format!(
+            "The policy's Version '{version}' is not supported: use \"2012-10-17\"."
+        ));
     }
     let statements = match document.get("Statement") {
         Some(Value::Array(statements)) => statements.iter().collect::<Vec<_>>(),
         Some(statement @ Value::Object(_)) => vec![statement],
-        Some(_) => return malformed("The policy's Statement must be an object or an array of objects.".to_owned()),
+        Some(_) => {
+            return malformed(
+                "The policy's Statement must be an object or an array of objects.".to_owned(),
+            );
+        }
         None => return malformed("The policy has no Statement.".to_owned()),
     };
     for (index, statement) in statements.iter().enumerate() {
@@ -61,14 +71,25 @@ pub fn check_key_policy(text: &str) -> Result<(), PolicyError> {
 }
 
 fn check_statement(index: usize, statement: &Value) -> Result<(), PolicyError> {
-    let at = |message: &str| Err(PolicyError::Malformed(format!("Statement {index}: {message}")));
+    let at = |message: &str| {
+        Err(PolicyError::Malformed(format!(
+            "Statement {index}: {message}"
+        )))
+    };
     let Value::Object(statement) = statement else {
         return at("a statement must be a JSON object.");
     };
     for field in statement.keys() {
         let known = matches!(
             field.as_str(),
-            "Sid" | "Effect" | "Principal" | "NotPrincipal" | "Action" | "NotAction" | "Resource" | "NotResource"
+            "Sid"
+                | "Effect"
+                | "Principal"
+                | "NotPrincipal"
+                | "Action"
+                | "NotAction"
+                | "Resource"
+                | "NotResource"
                 | "Condition"
         );
         if !known {

@@ -15,15 +15,29 @@ fn malformed_documents_say_what_is_wrong() {
         ("not json", "not valid JSON"),
         ("[]", "must be a JSON object"),
         (r#"{"Version":"2012-10-17"}"#, "no Statement"),
-        (r#"{"Statement":[{"Effect":"Maybe","Principal":"*","Action":"kms:*","Resource":"*"}]}"#, "Effect"),
-        (r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#, "Principal"),
-        (r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":3,"Resource":"*"}}"#, "Action must be"),
-        (r#"{"Version":"2000-01-01","Statement":[]}"#, "not supported"),
+        (
+            r#"{"Statement":[{"Effect":"Maybe","Principal":"*","Action":"kms:*","Resource":"*"}]}"#,
+            "Effect",
+        ),
+        (
+            r#"{"Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"}]}"#,
+            "Principal",
+        ),
+        (
+            r#"{"Statement":{"Effect":"Allow","Principal":"*","Action":3,"Resource":"*"}}"#,
+            "Action must be",
+        ),
+        (
+            r#"{"Version":"2000-01-01","Statement":[]}"#,
+            "not supported",
+        ),
         (r#"{"Statement":[],"Bogus":1}"#, "unknown element 'Bogus'"),
     ];
     for (document, expected) in cases {
         match check_key_policy(document) {
-            Err(PolicyError::Malformed(message)) => assert!(message.contains(expected), "{document}: {message}"),
+            Err(PolicyError::Malformed(message)) => {
+                assert!(message.contains(expected), "{document}: {message}")
+            }
             other => panic!("{document}: expected Malformed, got {other:?}"),
         }
     }
@@ -33,5 +47,8 @@ fn malformed_documents_say_what_is_wrong() {
 fn size_limit() {
     let padding = " ".repeat(32 * 1024);
     let policy = format!(r#"{{"Statement":[]}}{padding}"#);
-    assert_eq!(check_key_policy(&policy), Err(PolicyError::TooLarge(policy.len())));
+    assert_eq!(
+        check_key_policy(&policy),
+        Err(PolicyError::TooLarge(policy.len()))
+    );
 }

@@ -44,7 +44,14 @@ const SIGNING_KEY_CACHE_LIMIT: usize = 10_000;
 pub(crate) struct Authenticator {
     credentials: Arc<dyn Credentials>,
     regions: Regions,
-    signing_keys: RwLock<HashMap<SigningScope, Arc<(SigningKey, AccountId, String)>>>,
+    signing_keys: RwLock<HashMap<SigningScope, Arc<Signer>>>,
+}
+
+/// A derived signing key and the principal it belongs to.
+struct Signer {
+    key: SigningKey,
+    account: AccountId,
+    arn: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,11 +64,20 @@ struct SigningScope {
 
 impl Authenticator {
     pub(crate) fn new(credentials: Arc<dyn Credentials>, regions: Regions) -> Authenticator {
-        Authenticator { credentials, regions, signing_keys: RwLock::new(HashMap::new()) }
+        Authenticator {
+            credentials,
+            regions,
+            signing_keys: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Authenticates a request for `service` (the SigV4 signing name) and returns the caller.
-    pub(crate) fn authenticate(&self, parts: &Parts, body: &[u8], service: &str) -> Result<Caller, ProtocolError> {
+    pub(crate) fn authenticate(
+        &self,
+        parts: &Parts,
+        body: &[u8],
+        service: &str,
+    ) -> Result<Caller, ProtocolError> {
         let auth = strongroom_sigv4::parse_authorization(&parts.headers)?;
         if auth.service != service {
             return Err(ProtocolError::InvalidSignature(format!(
@@ -69,12 +85,22 @@ impl Authenticator {
             )));
         }
         let region = self.region(&auth)?;
-        let entry = self.signing_key(&auth)?;
-        let (key, account, arn) = entry.as_ref();
-        strongroom_sigv4::verify(&parts.method, &parts.uri, &parts.headers, body, &auth, key, SystemTime::now())?;
+        let signer = self.signer(&auth)?;
+        strongroom_sigv4::verify(
+            &parts.method,
+            &parts.uri,
+            &parts.headers,
+            body,
+            &auth,
+            &signer.key,
+            SystemTime::now(),
+        )?;
         Ok(Caller {
-            namespace: Namespace { account: account.clone(), region },
-            arn: arn.clone(),
+            namespace: Namespace {
+                account: signer.account.clone(),
+                region,
+            },
+            arn: signer.arn.clone(),
             access_key_id: auth.access_key_id,
         })
     }
@@ -91,24 +117,45 @@ impl Authenticator {
             Regions::Only(allowed) if allowed.contains(&region) => Ok(region),
             Regions::Only(allowed) => Err(ProtocolError::InvalidSignature(format!(
                 "Credential should be scoped to a valid region: this server serves {}, not '{region}'.",
-                allowed.iter().map(Region::as_str).collect::<Vec<_>>().join(", ")
+                allowed
+                    .iter()
+                    .map(Region::as_str)
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ))),
         }
     }
 
-    fn signing_key(&self, auth: &ParsedAuthorization) -> Result<Arc<(SigningKey, AccountId, String)>, ProtocolError> {
+    fn signer(&self, auth: &ParsedAuthorization) -> Result<Arc<Signer>, ProtocolError> {
         let scope = SigningScope {
             access_key_id: auth.access_key_id.clone(),
             date: auth.date.clone(),
             region: auth.region.clone(),
             service: auth.service.clone(),
         };
-        if let Some(entry) = self.signing_keys.read().unwrap_or_else(|p| p.into_inner()).get(&scope) {
+        if let Some(entry) = self
+            .signing_keys
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&scope)
+        {
             return Ok(entry.clone());
         }
-        let principal = self.credentials.lookup(&auth.access_key_id).ok_or(ProtocolError::UnrecognizedClient)?;
-        let key = SigningKey::derive(principal.secret.as_bytes(), &auth.date, &auth.region, &auth.service);
-        let entry = Arc::new((key, principal.account, principal.arn));
+        let principal = self
+            .credentials
+            .lookup(&auth.access_key_id)
+            .ok_or(ProtocolError::UnrecognizedClient)?;
+        let key = SigningKey::derive(
+            principal.secret.as_bytes(),
+            &auth.date,
+            &auth.region,
+            &auth.service,
+        );
+        let entry = Arc::new(Signer {
+            key,
+            account: principal.account,
+            arn: principal.arn,
+        });
         let mut cache = self.signing_keys.write().unwrap_or_else(|p| p.into_inner());
         if cache.len() >= SIGNING_KEY_CACHE_LIMIT {
             cache.clear();

@@ -2,7 +2,9 @@
 //! contents. Each arm reads the request's fields, calls the service, and renders the response.
 
 use serde_json::{Map, Value, json};
-use strongroom_service::crypto::{DecryptRequest, EncryptRequest, GenerateDataKeyRequest, ReEncryptRequest};
+use strongroom_service::crypto::{
+    DecryptRequest, EncryptRequest, GenerateDataKeyRequest, ReEncryptRequest,
+};
 use strongroom_service::keys::CreateKeyRequest;
 use strongroom_service::rotation::IncludeKeyMaterial;
 use strongroom_service::{Caller, Kms};
@@ -42,9 +44,14 @@ pub(crate) async fn dispatch(
             json!({ "KeyMetadata": key_metadata(&key) })
         }
         "ListKeys" => {
-            let page = kms.list_keys(caller, f.int("Limit"), f.str("Marker")).await?;
-            let keys: Vec<Value> =
-                page.items.iter().map(|k| json!({ "KeyId": k.key_id.as_str(), "KeyArn": k.key_arn })).collect();
+            let page = kms
+                .list_keys(caller, f.int("Limit"), f.str("Marker"))
+                .await?;
+            let keys: Vec<Value> = page
+                .items
+                .iter()
+                .map(|k| json!({ "KeyId": k.key_id.as_str(), "KeyArn": k.key_arn }))
+                .collect();
             paginate(json!({ "Keys": keys }), page.next_marker)
         }
         "EnableKey" => {
@@ -57,12 +64,18 @@ pub(crate) async fn dispatch(
         }
         "UpdateKeyDescription" => {
             let description = f.required_str("Description")?.to_owned();
-            kms.update_key_description(caller, f.required_str("KeyId")?, description).await?;
+            kms.update_key_description(caller, f.required_str("KeyId")?, description)
+                .await?;
             json!({})
         }
         "ScheduleKeyDeletion" => {
-            let scheduled =
-                kms.schedule_key_deletion(caller, f.required_str("KeyId")?, f.int("PendingWindowInDays")).await?;
+            let scheduled = kms
+                .schedule_key_deletion(
+                    caller,
+                    f.required_str("KeyId")?,
+                    f.int("PendingWindowInDays"),
+                )
+                .await?;
             json!({
                 "KeyId": scheduled.key_arn,
                 "DeletionDate": timestamp(scheduled.deletion_date),
@@ -71,7 +84,9 @@ pub(crate) async fn dispatch(
             })
         }
         "CancelKeyDeletion" => {
-            let key_arn = kms.cancel_key_deletion(caller, f.required_str("KeyId")?).await?;
+            let key_arn = kms
+                .cancel_key_deletion(caller, f.required_str("KeyId")?)
+                .await?;
             json!({ "KeyId": key_arn })
         }
 
@@ -98,7 +113,10 @@ pub(crate) async fn dispatch(
                 key_id: f.str("KeyId").map(str::to_owned),
                 algorithm: f.enumeration("EncryptionAlgorithm")?,
                 dry_run: f.bool("DryRun"),
-                ignore_ciphertext: f.strings("DryRunModifiers").iter().any(|m| m == "IGNORE_CIPHERTEXT"),
+                ignore_ciphertext: f
+                    .strings("DryRunModifiers")
+                    .iter()
+                    .any(|m| m == "IGNORE_CIPHERTEXT"),
             };
             if f.0.contains_key("Recipient") {
                 return Err(unsupported_recipient());
@@ -161,25 +179,40 @@ pub(crate) async fn dispatch(
             if f.0.contains_key("Recipient") {
                 return Err(unsupported_recipient());
             }
-            let bytes = kms.generate_random(caller, f.int("NumberOfBytes"), f.str("CustomKeyStoreId")).await?;
+            let bytes = kms
+                .generate_random(caller, f.int("NumberOfBytes"), f.str("CustomKeyStoreId"))
+                .await?;
             json!({ "Plaintext": b64(&bytes) })
         }
 
         // Aliases.
         "CreateAlias" => {
-            kms.create_alias(caller, f.required_str("AliasName")?, f.required_str("TargetKeyId")?).await?;
+            kms.create_alias(
+                caller,
+                f.required_str("AliasName")?,
+                f.required_str("TargetKeyId")?,
+            )
+            .await?;
             json!({})
         }
         "UpdateAlias" => {
-            kms.update_alias(caller, f.required_str("AliasName")?, f.required_str("TargetKeyId")?).await?;
+            kms.update_alias(
+                caller,
+                f.required_str("AliasName")?,
+                f.required_str("TargetKeyId")?,
+            )
+            .await?;
             json!({})
         }
         "DeleteAlias" => {
-            kms.delete_alias(caller, f.required_str("AliasName")?).await?;
+            kms.delete_alias(caller, f.required_str("AliasName")?)
+                .await?;
             json!({})
         }
         "ListAliases" => {
-            let page = kms.list_aliases(caller, f.str("KeyId"), f.int("Limit"), f.str("Marker")).await?;
+            let page = kms
+                .list_aliases(caller, f.str("KeyId"), f.int("Limit"), f.str("Marker"))
+                .await?;
             let aliases: Vec<Value> = page
                 .items
                 .iter()
@@ -198,32 +231,51 @@ pub(crate) async fn dispatch(
 
         // Tags.
         "TagResource" => {
-            kms.tag_resource(caller, f.required_str("KeyId")?, f.tags("Tags")).await?;
+            kms.tag_resource(caller, f.required_str("KeyId")?, f.tags("Tags"))
+                .await?;
             json!({})
         }
         "UntagResource" => {
-            kms.untag_resource(caller, f.required_str("KeyId")?, f.strings("TagKeys")).await?;
+            kms.untag_resource(caller, f.required_str("KeyId")?, f.strings("TagKeys"))
+                .await?;
             json!({})
         }
         "ListResourceTags" => {
-            let page =
-                kms.list_resource_tags(caller, f.required_str("KeyId")?, f.int("Limit"), f.str("Marker")).await?;
-            let tags: Vec<Value> =
-                page.items.iter().map(|tag| json!({ "TagKey": tag.key, "TagValue": tag.value })).collect();
+            let page = kms
+                .list_resource_tags(
+                    caller,
+                    f.required_str("KeyId")?,
+                    f.int("Limit"),
+                    f.str("Marker"),
+                )
+                .await?;
+            let tags: Vec<Value> = page
+                .items
+                .iter()
+                .map(|tag| json!({ "TagKey": tag.key, "TagValue": tag.value }))
+                .collect();
             paginate(json!({ "Tags": tags }), page.next_marker)
         }
 
         // Rotation.
         "EnableKeyRotation" => {
-            kms.enable_key_rotation(caller, f.required_str("KeyId")?, f.int("RotationPeriodInDays")).await?;
+            kms.enable_key_rotation(
+                caller,
+                f.required_str("KeyId")?,
+                f.int("RotationPeriodInDays"),
+            )
+            .await?;
             json!({})
         }
         "DisableKeyRotation" => {
-            kms.disable_key_rotation(caller, f.required_str("KeyId")?).await?;
+            kms.disable_key_rotation(caller, f.required_str("KeyId")?)
+                .await?;
             json!({})
         }
         "GetKeyRotationStatus" => {
-            let status = kms.key_rotation_status(caller, f.required_str("KeyId")?).await?;
+            let status = kms
+                .key_rotation_status(caller, f.required_str("KeyId")?)
+                .await?;
             let mut out = json!({ "KeyRotationEnabled": status.enabled, "KeyId": status.key_arn });
             if let Value::Object(fields) = &mut out {
                 if let Some(days) = status.period_days {
@@ -236,7 +288,9 @@ pub(crate) async fn dispatch(
             out
         }
         "RotateKeyOnDemand" => {
-            let key_id = kms.rotate_key_on_demand(caller, f.required_str("KeyId")?).await?;
+            let key_id = kms
+                .rotate_key_on_demand(caller, f.required_str("KeyId")?)
+                .await?;
             json!({ "KeyId": key_id })
         }
         "ListKeyRotations" => {
@@ -245,7 +299,13 @@ pub(crate) async fn dispatch(
                 _ => IncludeKeyMaterial::RotationsOnly,
             };
             let page = kms
-                .list_key_rotations(caller, f.required_str("KeyId")?, include, f.int("Limit"), f.str("Marker"))
+                .list_key_rotations(
+                    caller,
+                    f.required_str("KeyId")?,
+                    include,
+                    f.int("Limit"),
+                    f.str("Marker"),
+                )
                 .await?;
             let rotations: Vec<Value> = page
                 .items
@@ -268,16 +328,31 @@ pub(crate) async fn dispatch(
 
         // Key policies.
         "GetKeyPolicy" => {
-            let (policy, name) = kms.key_policy(caller, f.required_str("KeyId")?, f.str("PolicyName")).await?;
+            let (policy, name) = kms
+                .key_policy(caller, f.required_str("KeyId")?, f.str("PolicyName"))
+                .await?;
             json!({ "Policy": policy, "PolicyName": name })
         }
         "PutKeyPolicy" => {
             let policy = f.required_str("Policy")?.to_owned();
-            kms.put_key_policy(caller, f.required_str("KeyId")?, f.str("PolicyName"), policy).await?;
+            kms.put_key_policy(
+                caller,
+                f.required_str("KeyId")?,
+                f.str("PolicyName"),
+                policy,
+            )
+            .await?;
             json!({})
         }
         "ListKeyPolicies" => {
-            let page = kms.list_key_policies(caller, f.required_str("KeyId")?, f.int("Limit"), f.str("Marker")).await?;
+            let page = kms
+                .list_key_policies(
+                    caller,
+                    f.required_str("KeyId")?,
+                    f.int("Limit"),
+                    f.str("Marker"),
+                )
+                .await?;
             paginate(json!({ "PolicyNames": page.items }), page.next_marker)
         }
 
@@ -292,6 +367,7 @@ pub(crate) async fn dispatch(
 
 fn unsupported_recipient() -> ProtocolError {
     ProtocolError::Unsupported(
-        "Recipient (attested enclave requests) is not supported by this Strongroom server.".to_owned(),
+        "Recipient (attested enclave requests) is not supported by this Strongroom server."
+            .to_owned(),
     )
 }

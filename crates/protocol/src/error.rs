@@ -58,9 +58,12 @@ impl ProtocolError {
             ProtocolError::MissingAuthenticationToken => (
                 "MissingAuthenticationTokenException",
                 StatusCode::FORBIDDEN,
-                "Missing Authentication Token: sign the request with AWS Signature Version 4.".to_owned(),
+                "Missing Authentication Token: sign the request with AWS Signature Version 4."
+                    .to_owned(),
             ),
-            ProtocolError::IncompleteSignature(m) => ("IncompleteSignatureException", bad, m.clone()),
+            ProtocolError::IncompleteSignature(m) => {
+                ("IncompleteSignatureException", bad, m.clone())
+            }
             ProtocolError::InvalidSignature(m) => ("InvalidSignatureException", bad, m.clone()),
             ProtocolError::UnrecognizedClient => (
                 "UnrecognizedClientException",
@@ -74,9 +77,11 @@ impl ProtocolError {
                 };
                 let message = match e {
                     // Internal details stay in the server log.
-                    Error::Internal(_) => "The request failed because of an internal error in Strongroom; \
+                    Error::Internal(_) => {
+                        "The request failed because of an internal error in Strongroom; \
                                            it has been logged. Try again."
-                        .to_owned(),
+                            .to_owned()
+                    }
                     other => other.to_string(),
                 };
                 (e.code(), status, message)
@@ -91,7 +96,10 @@ pub(crate) fn error_response(error: &ProtocolError, request_id: &str) -> Respons
     let body = serde_json::json!({ "__type": code, "message": message }).to_string();
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(crate::CONTENT_TYPE));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(crate::CONTENT_TYPE),
+    );
     headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", value);

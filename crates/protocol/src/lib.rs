@@ -45,8 +45,15 @@ struct Edge {
 
 /// Builds the HTTP application serving the KMS API for `kms`.
 pub fn router(kms: Arc<Kms>, credentials: Arc<dyn Credentials>, regions: Regions) -> Router {
-    let edge = Arc::new(Edge { kms, auth: Authenticator::new(credentials, regions), model: Model::kms() });
-    Router::new().route(NOOP_PATH, get(noop)).fallback(handle).with_state(edge)
+    let edge = Arc::new(Edge {
+        kms,
+        auth: Authenticator::new(credentials, regions),
+        model: Model::kms(),
+    });
+    Router::new()
+        .route(NOOP_PATH, get(noop))
+        .fallback(handle)
+        .with_state(edge)
 }
 
 async fn noop() -> StatusCode {
@@ -56,7 +63,9 @@ async fn noop() -> StatusCode {
 async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = request.into_parts();
-    let operation = target_operation(&parts.headers).unwrap_or_default().to_owned();
+    let operation = target_operation(&parts.headers)
+        .unwrap_or_default()
+        .to_owned();
     let span = tracing::info_span!("request", request_id = %request_id, operation = %operation);
     async move {
         let result = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
@@ -83,11 +92,20 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
 
 /// The operation named by `X-Amz-Target: TrentService.<Operation>`.
 fn target_operation(headers: &http::HeaderMap) -> Option<&str> {
-    headers.get("x-amz-target")?.to_str().ok()?.strip_prefix("TrentService.")
+    headers
+        .get("x-amz-target")?
+        .to_str()
+        .ok()?
+        .strip_prefix("TrentService.")
 }
 
 impl Edge {
-    async fn serve(&self, parts: &http::request::Parts, body: &Bytes, operation: &str) -> Result<Value, ProtocolError> {
+    async fn serve(
+        &self,
+        parts: &http::request::Parts,
+        body: &Bytes,
+        operation: &str,
+    ) -> Result<Value, ProtocolError> {
         if parts.method != Method::POST {
             return Err(ProtocolError::UnknownOperation(format!(
                 "{} {} is not an operation: send AWS JSON 1.1 requests with POST to /.",
@@ -97,7 +115,11 @@ impl Edge {
         }
         let caller = self.auth.authenticate(parts, body, "kms")?;
         if operation.is_empty() || !self.model.has_operation(operation) {
-            let target = parts.headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("(none)");
+            let target = parts
+                .headers
+                .get("x-amz-target")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("(none)");
             return Err(ProtocolError::UnknownOperation(format!(
                 "X-Amz-Target '{target}' does not name a KMS operation: expected TrentService.<Operation>."
             )));
@@ -114,15 +136,22 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ProtocolError> {
     }
     match serde_json::from_slice(body) {
         Ok(Value::Object(fields)) => Ok(fields),
-        Ok(_) => Err(ProtocolError::Serialization("The request body must be a JSON object.".to_owned())),
-        Err(e) => Err(ProtocolError::Serialization(format!("The request body is not valid JSON: {e}."))),
+        Ok(_) => Err(ProtocolError::Serialization(
+            "The request body must be a JSON object.".to_owned(),
+        )),
+        Err(e) => Err(ProtocolError::Serialization(format!(
+            "The request body is not valid JSON: {e}."
+        ))),
     }
 }
 
 fn json_response(body: &Value, request_id: &str) -> Response {
     let mut response = (StatusCode::OK, body.to_string()).into_response();
     let headers = response.headers_mut();
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(CONTENT_TYPE),
+    );
     if let Ok(value) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", value);
     }

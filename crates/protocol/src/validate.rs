@@ -19,12 +19,33 @@ pub(crate) struct Model {
 
 #[derive(Debug)]
 enum Shape {
-    Structure { members: Vec<(String, String)>, required: Vec<String> },
-    List { member: String, min: Option<i64>, max: Option<i64> },
-    Map { value: String, min: Option<i64>, max: Option<i64> },
-    String { min: Option<i64>, max: Option<i64>, allowed: Option<Vec<String>> },
-    Blob { min: Option<i64>, max: Option<i64> },
-    Integer { min: Option<i64>, max: Option<i64> },
+    Structure {
+        members: Vec<(String, String)>,
+        required: Vec<String>,
+    },
+    List {
+        member: String,
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Map {
+        value: String,
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    String {
+        min: Option<i64>,
+        max: Option<i64>,
+        allowed: Option<Vec<String>>,
+    },
+    Blob {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Integer {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
     Boolean,
     Timestamp,
 }
@@ -34,11 +55,15 @@ const KMS_MODEL: &str = include_str!("../model/kms-2014-11-01.json");
 impl Model {
     /// Parses the embedded KMS model; it is part of the binary, so a failure is a build defect.
     pub(crate) fn kms() -> Model {
-        let document: Value = serde_json::from_str(KMS_MODEL).expect("the embedded KMS model is valid JSON");
+        let document: Value =
+            serde_json::from_str(KMS_MODEL).expect("the embedded KMS model is valid JSON");
         let mut operations = HashMap::new();
         if let Some(Value::Object(ops)) = document.get("operations") {
             for (name, op) in ops {
-                let input = op.pointer("/input/shape").and_then(Value::as_str).map(str::to_owned);
+                let input = op
+                    .pointer("/input/shape")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
                 operations.insert(name.clone(), input);
             }
         }
@@ -59,7 +84,11 @@ impl Model {
     }
 
     /// Validates `body` as the input of `operation`.
-    pub(crate) fn validate(&self, operation: &str, body: &Map<String, Value>) -> Result<(), ProtocolError> {
+    pub(crate) fn validate(
+        &self,
+        operation: &str,
+        body: &Map<String, Value>,
+    ) -> Result<(), ProtocolError> {
         let Some(Some(input)) = self.operations.get(operation) else {
             return Ok(());
         };
@@ -70,7 +99,10 @@ impl Model {
         }
         let count = violations.len();
         let noun = if count == 1 { "error" } else { "errors" };
-        Err(ProtocolError::Validation(format!("{count} validation {noun} detected: {}", violations.join("; "))))
+        Err(ProtocolError::Validation(format!(
+            "{count} validation {noun} detected: {}",
+            violations.join("; ")
+        )))
     }
 
     fn check_structure(
@@ -94,7 +126,9 @@ impl Model {
         for (name, target) in members {
             match object.get(name) {
                 None | Some(Value::Null) => {}
-                Some(value) => self.check_value(target, value, &member_path(path, name), name, violations)?,
+                Some(value) => {
+                    self.check_value(target, value, &member_path(path, name), name, violations)?
+                }
             }
         }
         Ok(())
@@ -119,26 +153,52 @@ impl Model {
         };
         match shape {
             Shape::Structure { .. } => match value {
-                Value::Object(object) => self.check_structure(shape_name, object, path, violations)?,
+                Value::Object(object) => {
+                    self.check_structure(shape_name, object, path, violations)?
+                }
                 _ => return wrong_type("a JSON object"),
             },
             Shape::List { member, min, max } => {
                 let Value::Array(items) = value else {
                     return wrong_type("a JSON array");
                 };
-                check_length(items.len() as i64, *min, *max, path, &describe(value), violations);
+                check_length(
+                    items.len() as i64,
+                    *min,
+                    *max,
+                    path,
+                    &describe(value),
+                    violations,
+                );
                 for (index, item) in items.iter().enumerate() {
                     if item.is_null() {
                         continue;
                     }
-                    self.check_value(member, item, &format!("{path}.{}.member", index + 1), field, violations)?;
+                    self.check_value(
+                        member,
+                        item,
+                        &format!("{path}.{}.member", index + 1),
+                        field,
+                        violations,
+                    )?;
                 }
             }
-            Shape::Map { value: target, min, max } => {
+            Shape::Map {
+                value: target,
+                min,
+                max,
+            } => {
                 let Value::Object(entries) = value else {
                     return wrong_type("a JSON object of strings");
                 };
-                check_length(entries.len() as i64, *min, *max, path, &describe(value), violations);
+                check_length(
+                    entries.len() as i64,
+                    *min,
+                    *max,
+                    path,
+                    &describe(value),
+                    violations,
+                );
                 for (key, entry) in entries {
                     if !entry.is_string() {
                         return Err(ProtocolError::Serialization(format!(
@@ -170,9 +230,18 @@ impl Model {
                     return wrong_type("a base64-encoded string");
                 };
                 let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text) else {
-                    return Err(ProtocolError::Serialization(format!("Field '{field}' is not valid base64.")));
+                    return Err(ProtocolError::Serialization(format!(
+                        "Field '{field}' is not valid base64."
+                    )));
                 };
-                check_length(bytes.len() as i64, *min, *max, path, "java.nio.HeapByteBuffer", violations);
+                check_length(
+                    bytes.len() as i64,
+                    *min,
+                    *max,
+                    path,
+                    "java.nio.HeapByteBuffer",
+                    violations,
+                );
             }
             Shape::Integer { min, max } => {
                 let Some(number) = value.as_i64() else {
@@ -208,7 +277,14 @@ impl Model {
     }
 }
 
-fn check_length(length: i64, min: Option<i64>, max: Option<i64>, path: &str, shown: &str, violations: &mut Vec<String>) {
+fn check_length(
+    length: i64,
+    min: Option<i64>,
+    max: Option<i64>,
+    path: &str,
+    shown: &str,
+    violations: &mut Vec<String>,
+) {
     if let Some(min) = min
         && length < min
     {
@@ -234,7 +310,11 @@ fn member_path(parent: &str, name: &str) -> String {
         Some(first) => first.to_lowercase().chain(chars).collect(),
         None => String::new(),
     };
-    if parent.is_empty() { camel } else { format!("{parent}.{camel}") }
+    if parent.is_empty() {
+        camel
+    } else {
+        format!("{parent}.{camel}")
+    }
 }
 
 fn describe(value: &Value) -> String {
@@ -250,7 +330,12 @@ fn describe(value: &Value) -> String {
 
 fn parse_shape(shape: &Value) -> Option<Shape> {
     let number = |name: &str| shape.get(name).and_then(Value::as_i64);
-    let target = |name: &str| shape.pointer(&format!("/{name}/shape")).and_then(Value::as_str).map(str::to_owned);
+    let target = |name: &str| {
+        shape
+            .pointer(&format!("/{name}/shape"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let parsed = match shape.get("type")?.as_str()? {
         "structure" => {
             let members = shape
@@ -268,22 +353,45 @@ fn parse_shape(shape: &Value) -> Option<Shape> {
             let required = shape
                 .get("required")
                 .and_then(Value::as_array)
-                .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|names| {
+                    names
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             Shape::Structure { members, required }
         }
-        "list" => Shape::List { member: target("member")?, min: number("min"), max: number("max") },
-        "map" => Shape::Map { value: target("value")?, min: number("min"), max: number("max") },
+        "list" => Shape::List {
+            member: target("member")?,
+            min: number("min"),
+            max: number("max"),
+        },
+        "map" => Shape::Map {
+            value: target("value")?,
+            min: number("min"),
+            max: number("max"),
+        },
         "string" => Shape::String {
             min: number("min"),
             max: number("max"),
-            allowed: shape
-                .get("enum")
-                .and_then(Value::as_array)
-                .map(|names| names.iter().filter_map(Value::as_str).map(str::to_owned).collect()),
+            allowed: shape.get("enum").and_then(Value::as_array).map(|names| {
+                names
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .map(str::to_owned)
+                    .collect()
+            }),
         },
-        "blob" => Shape::Blob { min: number("min"), max: number("max") },
-        "integer" | "long" => Shape::Integer { min: number("min"), max: number("max") },
+        "blob" => Shape::Blob {
+            min: number("min"),
+            max: number("max"),
+        },
+        "integer" | "long" => Shape::Integer {
+            min: number("min"),
+            max: number("max"),
+        },
         "boolean" => Shape::Boolean,
         "timestamp" => Shape::Timestamp,
         _ => return None,

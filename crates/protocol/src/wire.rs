@@ -10,7 +10,9 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
-use strongroom_types::{EncryptionContext, KeyRecord, KeySpec, KeyState, Tag, Timestamp, UnknownVariant};
+use strongroom_types::{
+    EncryptionContext, KeyRecord, KeySpec, KeyState, Tag, Timestamp, UnknownVariant,
+};
 use zeroize::Zeroizing;
 
 use crate::error::ProtocolError;
@@ -38,18 +40,22 @@ impl<'a> Fields<'a> {
     pub(crate) fn blob(&self, name: &str) -> Result<Option<Vec<u8>>, ProtocolError> {
         match self.str(name) {
             None => Ok(None),
-            Some(text) => STANDARD
-                .decode(text)
-                .map(Some)
-                .map_err(|_| ProtocolError::Serialization(format!("Field '{name}' is not valid base64."))),
+            Some(text) => STANDARD.decode(text).map(Some).map_err(|_| {
+                ProtocolError::Serialization(format!("Field '{name}' is not valid base64."))
+            }),
         }
     }
 
     pub(crate) fn secret_blob(&self, name: &str) -> Result<Zeroizing<Vec<u8>>, ProtocolError> {
-        Ok(Zeroizing::new(self.blob(name)?.ok_or_else(|| missing(name))?))
+        Ok(Zeroizing::new(
+            self.blob(name)?.ok_or_else(|| missing(name))?,
+        ))
     }
 
-    pub(crate) fn enumeration<T: FromStr<Err = UnknownVariant>>(&self, name: &str) -> Result<Option<T>, ProtocolError> {
+    pub(crate) fn enumeration<T: FromStr<Err = UnknownVariant>>(
+        &self,
+        name: &str,
+    ) -> Result<Option<T>, ProtocolError> {
         match self.str(name) {
             None => Ok(None),
             Some(text) => text.parse().map(Some).map_err(|e: UnknownVariant| {
@@ -65,9 +71,10 @@ impl<'a> Fields<'a> {
 
     pub(crate) fn context(&self, name: &str) -> EncryptionContext {
         let pairs: BTreeMap<String, String> = match self.0.get(name) {
-            Some(Value::Object(map)) => {
-                map.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect()
-            }
+            Some(Value::Object(map)) => map
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect(),
             _ => BTreeMap::new(),
         };
         EncryptionContext::new(pairs)
@@ -90,7 +97,11 @@ impl<'a> Fields<'a> {
 
     pub(crate) fn strings(&self, name: &str) -> Vec<String> {
         match self.0.get(name) {
-            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+            Some(Value::Array(items)) => items
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
             _ => Vec::new(),
         }
     }
@@ -138,13 +149,19 @@ pub(crate) fn key_metadata(key: &KeyRecord) -> Value {
         return metadata;
     };
     if key.key_spec == KeySpec::SymmetricDefault {
-        fields.insert("EncryptionAlgorithms".to_owned(), json!(["SYMMETRIC_DEFAULT"]));
+        fields.insert(
+            "EncryptionAlgorithms".to_owned(),
+            json!(["SYMMETRIC_DEFAULT"]),
+        );
     }
     if let Some(deletion) = key.deletion {
         fields.insert("DeletionDate".to_owned(), timestamp(deletion.date));
     }
     if let Some(material) = key.current_material() {
-        fields.insert("CurrentKeyMaterialId".to_owned(), json!(material.id.to_hex()));
+        fields.insert(
+            "CurrentKeyMaterialId".to_owned(),
+            json!(material.id.to_hex()),
+        );
     }
     if key.multi_region {
         fields.insert(

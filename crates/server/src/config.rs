@@ -40,9 +40,13 @@ impl Config {
     /// A development configuration for `data_dir`: default account, any Region, `--dev` credentials.
     pub fn dev(data_dir: PathBuf) -> Config {
         Config {
-            listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| unreachable!("a valid address")),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| unreachable!("a valid address")),
             data_dir,
-            account_id: DEFAULT_ACCOUNT_ID.parse().unwrap_or_else(|_| unreachable!("a valid account id")),
+            account_id: DEFAULT_ACCOUNT_ID
+                .parse()
+                .unwrap_or_else(|_| unreachable!("a valid account id")),
             dev: true,
             regions: None,
             seed_file: None,
@@ -74,9 +78,10 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads and parses a configuration file; paths in it are taken relative to the file's directory.
     pub fn load(path: &Path) -> anyhow::Result<ConfigFile> {
-        let text = std::fs::read_to_string(path).with_context(|| format!("read the configuration file {}", path.display()))?;
-        let mut file: ConfigFile =
-            toml::from_str(&text).with_context(|| format!("parse the configuration file {}", path.display()))?;
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("read the configuration file {}", path.display()))?;
+        let mut file: ConfigFile = toml::from_str(&text)
+            .with_context(|| format!("parse the configuration file {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
         file.data_dir = file.data_dir.map(|dir| base.join(dir));
         file.seed_file = file.seed_file.map(|seed| base.join(seed));
@@ -102,29 +107,45 @@ pub struct Overrides {
 impl Config {
     /// Combines a configuration file (or none) with command-line overrides, checking every value.
     pub fn build(file: ConfigFile, overrides: Overrides) -> anyhow::Result<Config> {
-        let listen = overrides.listen.or(file.listen).unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen
+        let listen = overrides
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen = listen.parse().with_context(|| {
+            format!("'{listen}' is not a listen address: use IP:PORT, for example {DEFAULT_LISTEN}")
+        })?;
+        let account = overrides
+            .account_id
+            .or(file.account_id)
+            .unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_owned());
+        let account_id = account
             .parse()
-            .with_context(|| format!("'{listen}' is not a listen address: use IP:PORT, for example {DEFAULT_LISTEN}"))?;
-        let account = overrides.account_id.or(file.account_id).unwrap_or_else(|| DEFAULT_ACCOUNT_ID.to_owned());
-        let account_id = account.parse().map_err(|e: strongroom_types::InvalidId| anyhow::anyhow!("{e}"))?;
+            .map_err(|e: strongroom_types::InvalidId| anyhow::anyhow!("{e}"))?;
         let regions = match file.regions {
             None => None,
             Some(names) => Some(
                 names
                     .iter()
-                    .map(|name| name.parse().map_err(|e: strongroom_types::InvalidId| anyhow::anyhow!("{e}")))
+                    .map(|name| {
+                        name.parse()
+                            .map_err(|e: strongroom_types::InvalidId| anyhow::anyhow!("{e}"))
+                    })
                     .collect::<anyhow::Result<Vec<Region>>>()?,
             ),
         };
         Ok(Config {
             listen,
-            data_dir: overrides.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir: overrides
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             account_id,
             dev: overrides.dev || file.dev.unwrap_or(false),
             regions,
             seed_file: overrides.seed_file.or(file.seed_file),
-            scheduler_interval: Duration::from_secs(file.scheduler_interval_seconds.unwrap_or(60).max(1)),
+            scheduler_interval: Duration::from_secs(
+                file.scheduler_interval_seconds.unwrap_or(60).max(1),
+            ),
         })
     }
 }

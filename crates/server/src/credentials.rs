@@ -39,7 +39,11 @@ pub(crate) struct ServerCredentials {
 impl Credentials for ServerCredentials {
     fn lookup(&self, access_key_id: &str) -> Option<Principal> {
         if let Some(key) = self.keys.get(access_key_id) {
-            return Some(Principal { secret: key.secret.clone(), account: key.account.clone(), arn: key.arn.clone() });
+            return Some(Principal {
+                secret: key.secret.clone(),
+                account: key.account.clone(),
+                arn: key.arn.clone(),
+            });
         }
         if !self.dev {
             return None;
@@ -50,7 +54,11 @@ impl Credentials for ServerCredentials {
             access_key_id.parse().ok()?
         };
         let arn = format!("arn:aws:iam::{account}:root");
-        Some(Principal { secret: Zeroizing::new(DEV_SECRET.to_owned()), account, arn })
+        Some(Principal {
+            secret: Zeroizing::new(DEV_SECRET.to_owned()),
+            account,
+            arn,
+        })
     }
 }
 
@@ -83,15 +91,29 @@ pub(crate) async fn load(
     let mut keys = HashMap::new();
     keys.insert(
         access_key_id,
-        StoredKey { secret, account: account.clone(), arn: format!("arn:aws:iam::{account}:root") },
+        StoredKey {
+            secret,
+            account: account.clone(),
+            arn: format!("arn:aws:iam::{account}:root"),
+        },
     );
-    Ok((ServerCredentials { dev, default_account: account.clone(), keys }, created))
+    Ok((
+        ServerCredentials {
+            dev,
+            default_account: account.clone(),
+            keys,
+        },
+        created,
+    ))
 }
 
-fn unwrap_admin(root_key: &dyn RootKey, stored: &[u8]) -> anyhow::Result<(String, Zeroizing<String>)> {
-    let plain = root_key
-        .unwrap(ADMIN_SETTING.as_bytes(), stored)
-        .context("unwrap the stored administrator key: the root key file does not match this database")?;
+fn unwrap_admin(
+    root_key: &dyn RootKey,
+    stored: &[u8],
+) -> anyhow::Result<(String, Zeroizing<String>)> {
+    let plain = root_key.unwrap(ADMIN_SETTING.as_bytes(), stored).context(
+        "unwrap the stored administrator key: the root key file does not match this database",
+    )?;
     let text = std::str::from_utf8(&plain).context("the stored administrator key is corrupt")?;
     let Some((access_key_id, secret)) = text.split_once('\n') else {
         anyhow::bail!("the stored administrator key is corrupt");
@@ -140,7 +162,8 @@ fn encode_secret(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in bytes.chunks(3) {
-        let n = chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
+        let n =
+            chunk.iter().fold(0u32, |acc, &b| (acc << 8) | u32::from(b)) << (8 * (3 - chunk.len()));
         for i in 0..4 {
             out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
         }

@@ -35,10 +35,18 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
-    let root_key = Arc::new(FileRootKey::open_or_create(&config.data_dir.join(ROOT_KEY_FILE))?);
+    let root_key = Arc::new(FileRootKey::open_or_create(
+        &config.data_dir.join(ROOT_KEY_FILE),
+    )?);
     let store = Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?);
-    let (credentials, created) =
-        credentials::load(store.as_ref(), root_key.as_ref(), &config.data_dir, &config.account_id, config.dev).await?;
+    let (credentials, created) = credentials::load(
+        store.as_ref(),
+        root_key.as_ref(),
+        &config.data_dir,
+        &config.account_id,
+        config.dev,
+    )
+    .await?;
     if let Some(path) = created {
         tracing::warn!(
             "created the administrator access key for account {}; it is in {} (mode 0600): keep it secret",
@@ -83,8 +91,14 @@ pub async fn run(
         })
     };
 
-    tracing::info!("Strongroom is serving the KMS API on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await.context("serve HTTP")?;
+    tracing::info!(
+        "Strongroom is serving the KMS API on http://{}",
+        listener.local_addr()?
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serve HTTP")?;
     let _ = stop_scheduler.send(true);
     let _ = scheduler.await;
     tracing::info!("Strongroom stopped");

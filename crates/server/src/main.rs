@@ -49,7 +49,9 @@ struct ServeArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info")))
+        .with_env_filter(
+            EnvFilter::try_from_env("STRONGROOM_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
+        )
         .with_writer(std::io::stderr)
         .init();
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
@@ -71,9 +73,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         seed_file: args.seed,
     };
     let config = Config::build(file, overrides)?;
-    let listener = tokio::net::TcpListener::bind(config.listen).await.with_context(|| {
-        format!("listen on {} (choose another address with --listen, default {DEFAULT_LISTEN})", config.listen)
-    })?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| {
+            format!(
+                "listen on {} (choose another address with --listen, default {DEFAULT_LISTEN})",
+                config.listen
+            )
+        })?;
     let address = listener.local_addr()?;
     // The first line on standard error names the bound address, so scripts using port 0 can find it.
     eprintln!("strongroom listening on http://{address}");

@@ -51,14 +51,30 @@ struct SeedEntry {
 const DEFAULT_SEED_REGION: &str = "us-east-1";
 
 /// Loads every key of the seed file at `path`; returns how many were created.
-pub(crate) async fn load(kms: &Kms, path: &Path, default_account: &AccountId) -> anyhow::Result<usize> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("read the seed file {}", path.display()))?;
-    let file: SeedFile = toml::from_str(&text).with_context(|| format!("parse the seed file {}", path.display()))?;
+pub(crate) async fn load(
+    kms: &Kms,
+    path: &Path,
+    default_account: &AccountId,
+) -> anyhow::Result<usize> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read the seed file {}", path.display()))?;
+    let file: SeedFile =
+        toml::from_str(&text).with_context(|| format!("parse the seed file {}", path.display()))?;
     let mut created = 0;
     for (index, entry) in file.key.into_iter().enumerate() {
-        let what = format!("seed file {}, key {} ({})", path.display(), index + 1, entry.id);
+        let what = format!(
+            "seed file {}, key {} ({})",
+            path.display(),
+            index + 1,
+            entry.id
+        );
         let seed = to_seed(entry, default_account).with_context(|| what.clone())?;
-        match kms.seed_key(seed).await.map_err(|e| anyhow::anyhow!("{e}")).with_context(|| what.clone())? {
+        match kms
+            .seed_key(seed)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .with_context(|| what.clone())?
+        {
             SeedOutcome::Created => created += 1,
             SeedOutcome::AlreadyPresent => tracing::debug!("{what} exists already; left unchanged"),
         }
@@ -72,10 +88,17 @@ fn to_seed(entry: SeedEntry, default_account: &AccountId) -> anyhow::Result<Seed
         Some(account) => account.parse().map_err(parse_err)?,
         None => default_account.clone(),
     };
-    let region = entry.region.as_deref().unwrap_or(DEFAULT_SEED_REGION).parse().map_err(parse_err)?;
+    let region = entry
+        .region
+        .as_deref()
+        .unwrap_or(DEFAULT_SEED_REGION)
+        .parse()
+        .map_err(parse_err)?;
     let material = match entry.material_base64 {
         Some(text) => Some(Zeroizing::new(
-            base64::engine::general_purpose::STANDARD.decode(text.trim()).context("material_base64 is not valid base64")?,
+            base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .context("material_base64 is not valid base64")?,
         )),
         None => None,
     };
@@ -86,8 +109,16 @@ fn to_seed(entry: SeedEntry, default_account: &AccountId) -> anyhow::Result<Seed
         material,
         enabled: entry.enabled.unwrap_or(true),
         policy: entry.policy,
-        aliases: entry.aliases.iter().map(|a| a.parse().map_err(parse_err)).collect::<anyhow::Result<_>>()?,
-        tags: entry.tags.into_iter().map(|(key, value)| Tag { key, value }).collect(),
+        aliases: entry
+            .aliases
+            .iter()
+            .map(|a| a.parse().map_err(parse_err))
+            .collect::<anyhow::Result<_>>()?,
+        tags: entry
+            .tags
+            .into_iter()
+            .map(|(key, value)| Tag { key, value })
+            .collect(),
         rotation_period_days: entry.rotation_period_days,
     })
 }

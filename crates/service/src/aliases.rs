@@ -12,13 +12,20 @@ use crate::{Caller, Error, Kms};
 const MAX_ALIASES_PER_KEY: usize = 50;
 
 fn parse_alias(name: &str) -> Result<AliasName, Error> {
-    let alias: AliasName = name.parse().map_err(|e: strongroom_types::InvalidId| Error::InvalidAliasName(e.0))?;
+    let alias: AliasName = name
+        .parse()
+        .map_err(|e: strongroom_types::InvalidId| Error::InvalidAliasName(e.0))?;
     Ok(alias)
 }
 
 impl Kms {
     /// CreateAlias: points a new alias at a customer managed key.
-    pub async fn create_alias(&self, caller: &Caller, alias_name: &str, target_key_id: &str) -> Result<(), Error> {
+    pub async fn create_alias(
+        &self,
+        caller: &Caller,
+        alias_name: &str,
+        target_key_id: &str,
+    ) -> Result<(), Error> {
         let alias = parse_alias(alias_name)?;
         if alias.is_reserved() {
             return Err(Error::InvalidAliasName(format!(
@@ -35,7 +42,15 @@ impl Kms {
                 record.arn()
             )));
         }
-        let existing = self.store.list_aliases(&caller.namespace, Some(&record.key_id), None, MAX_ALIASES_PER_KEY + 1).await?;
+        let existing = self
+            .store
+            .list_aliases(
+                &caller.namespace,
+                Some(&record.key_id),
+                None,
+                MAX_ALIASES_PER_KEY + 1,
+            )
+            .await?;
         if existing.len() >= MAX_ALIASES_PER_KEY {
             return Err(Error::LimitExceeded(format!(
                 "{} already has {MAX_ALIASES_PER_KEY} aliases, the most a key may have.",
@@ -65,12 +80,20 @@ impl Kms {
     }
 
     /// UpdateAlias: points an existing alias at another key of the same type and usage.
-    pub async fn update_alias(&self, caller: &Caller, alias_name: &str, target_key_id: &str) -> Result<(), Error> {
+    pub async fn update_alias(
+        &self,
+        caller: &Caller,
+        alias_name: &str,
+        target_key_id: &str,
+    ) -> Result<(), Error> {
         let alias = parse_alias(alias_name)?;
         let target = self.resolve(caller, target_key_id, Forms::KeyOnly).await?;
         let _writes = self.writes.lock().await;
         let Some(mut existing) = self.store.alias(&caller.namespace, &alias).await? else {
-            return Err(Error::NotFound(format!("Alias {} is not found.", caller.namespace.alias_arn(&alias))));
+            return Err(Error::NotFound(format!(
+                "Alias {} is not found.",
+                caller.namespace.alias_arn(&alias)
+            )));
         };
         let record = self.key_for_update(&target).await?;
         state::check(&record, OpClass::NotPendingDeletion)?;
@@ -97,7 +120,10 @@ impl Kms {
         match self.store.delete_alias(&caller.namespace, &alias).await {
             Ok(()) => {}
             Err(StoreError::NotFound(_)) => {
-                return Err(Error::NotFound(format!("Alias {} is not found.", caller.namespace.alias_arn(&alias))));
+                return Err(Error::NotFound(format!(
+                    "Alias {} is not found.",
+                    caller.namespace.alias_arn(&alias)
+                )));
             }
             Err(e) => return Err(e.into()),
         }
@@ -115,16 +141,36 @@ impl Kms {
     ) -> Result<Page<AliasRecord>, Error> {
         let limit = pagination::limit(limit, 50, 100)?;
         let target = match key_id {
-            Some(key_id) => Some(self.resolve(caller, key_id, Forms::KeyOnly).await?.record.key_id.clone()),
+            Some(key_id) => Some(
+                self.resolve(caller, key_id, Forms::KeyOnly)
+                    .await?
+                    .record
+                    .key_id
+                    .clone(),
+            ),
             None => None,
         };
         let after = match marker {
-            Some(marker) => Some(pagination::decode(marker)?.parse::<AliasName>().map_err(|_| {
-                Error::InvalidMarker(format!("Marker '{marker}' is not valid: pass the NextMarker of a previous response"))
-            })?),
+            Some(marker) => Some(pagination::decode(marker)?.parse::<AliasName>().map_err(
+                |_| {
+                    Error::InvalidMarker(format!(
+                        "Marker '{marker}' is not valid: pass the NextMarker of a previous response"
+                    ))
+                },
+            )?),
             None => None,
         };
-        let aliases = self.store.list_aliases(&caller.namespace, target.as_ref(), after.as_ref(), limit + 1).await?;
-        Ok(pagination::page(aliases, limit, |alias: &AliasRecord| alias.name.as_str().to_owned()))
+        let aliases = self
+            .store
+            .list_aliases(
+                &caller.namespace,
+                target.as_ref(),
+                after.as_ref(),
+                limit + 1,
+            )
+            .await?;
+        Ok(pagination::page(aliases, limit, |alias: &AliasRecord| {
+            alias.name.as_str().to_owned()
+        }))
     }
 }

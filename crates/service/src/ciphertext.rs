@@ -36,7 +36,9 @@ pub(crate) struct Ciphertext<'a> {
 /// Writes the header of a blob for `key_id` in `account`, encrypted with `material_id`.
 pub(crate) fn header(account: &AccountId, key_id: &KeyId, material_id: &KeyMaterialId) -> Vec<u8> {
     let key_id = key_id.as_str().as_bytes();
-    let mut out = Vec::with_capacity(1 + ACCOUNT_LEN + 1 + key_id.len() + 32 + DERIVATION_NONCE_LEN + 4096 + TAG_LEN);
+    let mut out = Vec::with_capacity(
+        1 + ACCOUNT_LEN + 1 + key_id.len() + 32 + DERIVATION_NONCE_LEN + 4096 + TAG_LEN,
+    );
     out.push(VERSION_1);
     out.extend_from_slice(account.as_str().as_bytes());
     // Key ids are at most 36 bytes, so their length always fits in one byte.

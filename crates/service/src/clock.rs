@@ -32,18 +32,26 @@ pub struct ManualClock {
 impl ManualClock {
     /// A clock reading the current wall-clock time.
     pub fn starting_now() -> ManualClock {
-        ManualClock { now: Mutex::new(Timestamp::from_system_time(SystemTime::now())) }
+        ManualClock {
+            now: Mutex::new(Timestamp::from_system_time(SystemTime::now())),
+        }
     }
 
     /// Moves the clock forward.
     pub fn advance(&self, by: Duration) {
-        let mut now = self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut now = self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         *now = now.plus(by);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> Timestamp {
-        *self.now.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        *self
+            .now
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }

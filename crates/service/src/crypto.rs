@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use strongroom_types::{DataKeySpec, EncryptionAlgorithm, EncryptionContext, KeyMaterialId, KeyUsage};
+use strongroom_types::{
+    DataKeySpec, EncryptionAlgorithm, EncryptionContext, KeyMaterialId, KeyUsage,
+};
 use zeroize::Zeroizing;
 
 use crate::ciphertext;
@@ -137,9 +139,14 @@ pub struct DataKey {
     pub material_id: KeyMaterialId,
 }
 
-fn check_algorithm(key: &LiveKey, algorithm: Option<EncryptionAlgorithm>) -> Result<EncryptionAlgorithm, Error> {
+fn check_algorithm(
+    key: &LiveKey,
+    algorithm: Option<EncryptionAlgorithm>,
+) -> Result<EncryptionAlgorithm, Error> {
     match algorithm {
-        None | Some(EncryptionAlgorithm::SymmetricDefault) => Ok(EncryptionAlgorithm::SymmetricDefault),
+        None | Some(EncryptionAlgorithm::SymmetricDefault) => {
+            Ok(EncryptionAlgorithm::SymmetricDefault)
+        }
         Some(other) => Err(Error::InvalidKeyUsage(format!(
             "{} is a symmetric encryption key: it supports only SYMMETRIC_DEFAULT, not {other}.",
             key.arn()
@@ -168,11 +175,22 @@ fn invalid_ciphertext() -> Error {
 }
 
 /// Seals `plaintext` under the key's current material.
-fn seal(key: &LiveKey, context: &EncryptionContext, plaintext: &[u8]) -> Result<(Vec<u8>, KeyMaterialId), Error> {
+fn seal(
+    key: &LiveKey,
+    context: &EncryptionContext,
+    plaintext: &[u8],
+) -> Result<(Vec<u8>, KeyMaterialId), Error> {
     let Some((material_id, material)) = key.current() else {
-        return Err(Error::InvalidState(format!("{} has no key material.", key.arn())));
+        return Err(Error::InvalidState(format!(
+            "{} has no key material.",
+            key.arn()
+        )));
     };
-    let mut blob = ciphertext::header(&key.record.namespace.account, &key.record.key_id, material_id);
+    let mut blob = ciphertext::header(
+        &key.record.namespace.account,
+        &key.record.key_id,
+        material_id,
+    );
     let header_len = blob.len();
     blob.extend_from_slice(&context.canonical_bytes());
     let (nonce, sealed) = material.seal(&blob, plaintext)?;
@@ -184,7 +202,11 @@ fn seal(key: &LiveKey, context: &EncryptionContext, plaintext: &[u8]) -> Result<
 
 impl Kms {
     /// Encrypt: up to 4096 bytes under a symmetric key.
-    pub async fn encrypt(&self, caller: &Caller, req: EncryptRequest) -> Result<EncryptResponse, Error> {
+    pub async fn encrypt(
+        &self,
+        caller: &Caller,
+        req: EncryptRequest,
+    ) -> Result<EncryptResponse, Error> {
         let key = self.resolve(caller, &req.key_id, Forms::KeyOrAlias).await?;
         check_usable(&key)?;
         let algorithm = check_algorithm(&key, req.algorithm)?;
@@ -192,11 +214,19 @@ impl Kms {
             return Err(Error::DryRunOperation);
         }
         let (ciphertext, _) = seal(&key, &req.context, &req.plaintext)?;
-        Ok(EncryptResponse { ciphertext, key_arn: key.arn(), algorithm })
+        Ok(EncryptResponse {
+            ciphertext,
+            key_arn: key.arn(),
+            algorithm,
+        })
     }
 
     /// Decrypt: the key comes from the ciphertext; a given KeyId must match it.
-    pub async fn decrypt(&self, caller: &Caller, req: DecryptRequest) -> Result<DecryptResponse, Error> {
+    pub async fn decrypt(
+        &self,
+        caller: &Caller,
+        req: DecryptRequest,
+    ) -> Result<DecryptResponse, Error> {
         if req.dry_run && req.ignore_ciphertext {
             let Some(key_id) = &req.key_id else {
                 return Err(Error::Validation(
@@ -215,26 +245,51 @@ impl Kms {
                     .to_owned(),
             ));
         };
-        let (key, plaintext, material_id) =
-            self.open(caller, blob, &req.context, req.key_id.as_deref(), req.algorithm).await?;
+        let (key, plaintext, material_id) = self
+            .open(
+                caller,
+                blob,
+                &req.context,
+                req.key_id.as_deref(),
+                req.algorithm,
+            )
+            .await?;
         if req.dry_run {
             return Err(Error::DryRunOperation);
         }
-        Ok(DecryptResponse { key_arn: key.arn(), plaintext, algorithm: EncryptionAlgorithm::SymmetricDefault, material_id })
+        Ok(DecryptResponse {
+            key_arn: key.arn(),
+            plaintext,
+            algorithm: EncryptionAlgorithm::SymmetricDefault,
+            material_id,
+        })
     }
 
     /// ReEncrypt: decrypts under the source key and encrypts under the destination key, inside the service.
-    pub async fn re_encrypt(&self, caller: &Caller, req: ReEncryptRequest) -> Result<ReEncryptResponse, Error> {
+    pub async fn re_encrypt(
+        &self,
+        caller: &Caller,
+        req: ReEncryptRequest,
+    ) -> Result<ReEncryptResponse, Error> {
         let (source, plaintext, source_material_id) = self
-            .open(caller, &req.ciphertext, &req.source_context, req.source_key_id.as_deref(), req.source_algorithm)
+            .open(
+                caller,
+                &req.ciphertext,
+                &req.source_context,
+                req.source_key_id.as_deref(),
+                req.source_algorithm,
+            )
             .await?;
-        let destination = self.resolve(caller, &req.destination_key_id, Forms::KeyOrAlias).await?;
+        let destination = self
+            .resolve(caller, &req.destination_key_id, Forms::KeyOrAlias)
+            .await?;
         check_usable(&destination)?;
         let destination_algorithm = check_algorithm(&destination, req.destination_algorithm)?;
         if req.dry_run {
             return Err(Error::DryRunOperation);
         }
-        let (ciphertext, destination_material_id) = seal(&destination, &req.destination_context, &plaintext)?;
+        let (ciphertext, destination_material_id) =
+            seal(&destination, &req.destination_context, &plaintext)?;
         Ok(ReEncryptResponse {
             ciphertext,
             source_key_arn: source.arn(),
@@ -247,13 +302,21 @@ impl Kms {
     }
 
     /// GenerateDataKey: a random data key, in plaintext and encrypted.
-    pub async fn generate_data_key(&self, caller: &Caller, req: GenerateDataKeyRequest) -> Result<DataKey, Error> {
+    pub async fn generate_data_key(
+        &self,
+        caller: &Caller,
+        req: GenerateDataKeyRequest,
+    ) -> Result<DataKey, Error> {
         let len = match (req.number_of_bytes, req.key_spec) {
             (Some(_), Some(_)) => {
-                return Err(Error::Validation("Specify either KeySpec or NumberOfBytes, not both.".to_owned()));
+                return Err(Error::Validation(
+                    "Specify either KeySpec or NumberOfBytes, not both.".to_owned(),
+                ));
             }
             (None, None) => {
-                return Err(Error::Validation("Please specify either number of bytes or key spec.".to_owned()));
+                return Err(Error::Validation(
+                    "Please specify either number of bytes or key spec.".to_owned(),
+                ));
             }
             (Some(n @ 1..=1024), None) => n as usize,
             (Some(n), None) => {
@@ -262,7 +325,7 @@ impl Kms {
                      Member must have value between 1 and 1024"
                 )));
             }
-            (None, Some(spec)) => spec.len(),
+            (None, Some(spec)) => spec.byte_len(),
         };
         let key = self.resolve(caller, &req.key_id, Forms::KeyOrAlias).await?;
         check_usable(&key)?;
@@ -271,7 +334,12 @@ impl Kms {
         }
         let plaintext = Zeroizing::new(strongroom_keystore::random_bytes(len));
         let (ciphertext, material_id) = seal(&key, &req.context, &plaintext)?;
-        Ok(DataKey { ciphertext, plaintext, key_arn: key.arn(), material_id })
+        Ok(DataKey {
+            ciphertext,
+            plaintext,
+            key_arn: key.arn(),
+            material_id,
+        })
     }
 
     /// GenerateRandom: 1 to 1024 random bytes.
@@ -282,15 +350,21 @@ impl Kms {
         custom_key_store_id: Option<&str>,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
         if let Some(id) = custom_key_store_id {
-            return Err(Error::CustomKeyStoreNotFound(format!("Custom key store '{id}' does not exist.")));
+            return Err(Error::CustomKeyStoreNotFound(format!(
+                "Custom key store '{id}' does not exist."
+            )));
         }
         match number_of_bytes {
-            Some(n @ 1..=1024) => Ok(Zeroizing::new(strongroom_keystore::random_bytes(n as usize))),
+            Some(n @ 1..=1024) => Ok(Zeroizing::new(strongroom_keystore::random_bytes(
+                n as usize,
+            ))),
             Some(n) => Err(Error::Validation(format!(
                 "1 validation error detected: Value '{n}' at 'numberOfBytes' failed to satisfy constraint: \
                  Member must have value between 1 and 1024"
             ))),
-            None => Err(Error::Validation("NumberOfBytes is required: ask for 1 to 1024 bytes.".to_owned())),
+            None => Err(Error::Validation(
+                "NumberOfBytes is required: ask for 1 to 1024 bytes.".to_owned(),
+            )),
         }
     }
 
@@ -307,7 +381,9 @@ impl Kms {
         let key = match key_id {
             Some(key_id) => {
                 let key = self.resolve(caller, key_id, Forms::KeyOrAlias).await?;
-                if key.record.key_id != parsed.key_id || key.record.namespace.account != parsed.account {
+                if key.record.key_id != parsed.key_id
+                    || key.record.namespace.account != parsed.account
+                {
                     return Err(Error::IncorrectKey(format!(
                         "The ciphertext was not encrypted under {}: the KeyId in the request does not identify \
                          the KMS key that encrypted it.",
@@ -328,16 +404,22 @@ impl Kms {
                         caller.arn, namespace.account
                     )));
                 }
-                self.key(&namespace, &parsed.key_id).await?.ok_or_else(|| not_found(&namespace, &parsed.key_id))?
+                self.key(&namespace, &parsed.key_id)
+                    .await?
+                    .ok_or_else(|| not_found(&namespace, &parsed.key_id))?
             }
         };
         check_usable(&key)?;
         check_algorithm(&key, algorithm)?;
-        let material = key.material(&parsed.material_id).ok_or_else(invalid_ciphertext)?;
+        let material = key
+            .material(&parsed.material_id)
+            .ok_or_else(invalid_ciphertext)?;
         let mut aad = Vec::with_capacity(parsed.header.len() + 64);
         aad.extend_from_slice(parsed.header);
         aad.extend_from_slice(&context.canonical_bytes());
-        let plaintext = material.open(&aad, &parsed.nonce, parsed.sealed).map_err(|_| invalid_ciphertext())?;
+        let plaintext = material
+            .open(&aad, &parsed.nonce, parsed.sealed)
+            .map_err(|_| invalid_ciphertext())?;
         Ok((key, plaintext, parsed.material_id))
     }
 }

@@ -62,9 +62,13 @@ impl Kms {
         let limit = pagination::limit(limit, 100, 1000)?;
         if let Some(marker) = marker {
             pagination::decode(marker)?;
-            return Err(Error::InvalidMarker(format!("Marker '{marker}' is not valid for this key's policies")));
+            return Err(Error::InvalidMarker(format!(
+                "Marker '{marker}' is not valid for this key's policies"
+            )));
         }
         self.resolve(caller, key_id, Forms::KeyOnly).await?;
-        Ok(pagination::page(vec![POLICY_NAME], limit, |name| (*name).to_owned()))
+        Ok(pagination::page(vec![POLICY_NAME], limit, |name| {
+            (*name).to_owned()
+        }))
     }
 }

@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 
 use strongroom_keystore::SymmetricKey;
 use strongroom_types::{
-    AliasName, KeyId, KeyMaterialId, KeyRecord, KeyRef, KeyRefError, KeyState, Namespace, RotationType,
-    Timestamp,
+    AliasName, KeyId, KeyMaterialId, KeyRecord, KeyRef, KeyRefError, KeyState, Namespace,
+    RotationType, Timestamp,
 };
 
 use crate::{Caller, Error, Kms};
@@ -30,7 +30,10 @@ impl LiveKey {
 
     /// The material a ciphertext names, if the key has it.
     pub(crate) fn material(&self, id: &KeyMaterialId) -> Option<&SymmetricKey> {
-        self.materials.iter().find(|(candidate, _)| candidate == id).map(|(_, key)| key)
+        self.materials
+            .iter()
+            .find(|(candidate, _)| candidate == id)
+            .map(|(_, key)| key)
     }
 
     pub(crate) fn arn(&self) -> String {
@@ -67,7 +70,8 @@ fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|poisoned| poisoned.into_inner())
+    lock.write()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// What the root key binds each wrapped material to: the key and the material version.
@@ -80,7 +84,12 @@ pub(crate) fn wrap_context(record: &KeyRecord, material_id: &KeyMaterialId) -> V
 
 impl Kms {
     /// Resolves a key reference from a request to a live key, in the forms `forms` allows.
-    pub(crate) async fn resolve(&self, caller: &Caller, text: &str, forms: Forms) -> Result<Arc<LiveKey>, Error> {
+    pub(crate) async fn resolve(
+        &self,
+        caller: &Caller,
+        text: &str,
+        forms: Forms,
+    ) -> Result<Arc<LiveKey>, Error> {
         let key_ref = parse_key_ref(text)?;
         let (namespace, key_id) = match key_ref {
             KeyRef::Id(id) => (caller.namespace.clone(), id),
@@ -104,12 +113,20 @@ impl Kms {
                 )));
             }
         };
-        self.key(&namespace, &key_id).await?.ok_or_else(|| not_found(&namespace, &key_id))
+        self.key(&namespace, &key_id)
+            .await?
+            .ok_or_else(|| not_found(&namespace, &key_id))
     }
 
     /// Loads a key by id, doing any scheduled work that has come due; `None` if it does not exist.
-    pub(crate) async fn key(&self, namespace: &Namespace, key_id: &KeyId) -> Result<Option<Arc<LiveKey>>, Error> {
-        let cached = read(&self.keyring.keys).get(&(namespace.clone(), key_id.clone())).cloned();
+    pub(crate) async fn key(
+        &self,
+        namespace: &Namespace,
+        key_id: &KeyId,
+    ) -> Result<Option<Arc<LiveKey>>, Error> {
+        let cached = read(&self.keyring.keys)
+            .get(&(namespace.clone(), key_id.clone()))
+            .cloned();
         let live = match cached {
             Some(slot) => slot,
             None => {
@@ -118,7 +135,9 @@ impl Kms {
                     None => None,
                 };
                 let mut keys = write(&self.keyring.keys);
-                keys.entry((namespace.clone(), key_id.clone())).or_insert(loaded).clone()
+                keys.entry((namespace.clone(), key_id.clone()))
+                    .or_insert(loaded)
+                    .clone()
             }
         };
         let Some(live) = live else {
@@ -131,33 +150,52 @@ impl Kms {
     }
 
     async fn alias_target(&self, namespace: &Namespace, alias: &AliasName) -> Result<KeyId, Error> {
-        let cached = read(&self.keyring.aliases).get(&(namespace.clone(), alias.clone())).cloned();
+        let cached = read(&self.keyring.aliases)
+            .get(&(namespace.clone(), alias.clone()))
+            .cloned();
         let target = match cached {
             Some(target) => target,
             None => {
-                let loaded = self.store.alias(namespace, alias).await?.map(|record| record.target);
+                let loaded = self
+                    .store
+                    .alias(namespace, alias)
+                    .await?
+                    .map(|record| record.target);
                 let mut aliases = write(&self.keyring.aliases);
-                aliases.entry((namespace.clone(), alias.clone())).or_insert(loaded).clone()
+                aliases
+                    .entry((namespace.clone(), alias.clone()))
+                    .or_insert(loaded)
+                    .clone()
             }
         };
-        target.ok_or_else(|| Error::NotFound(format!("Alias {} is not found.", namespace.alias_arn(alias))))
+        target.ok_or_else(|| {
+            Error::NotFound(format!(
+                "Alias {} is not found.",
+                namespace.alias_arn(alias)
+            ))
+        })
     }
 
     /// Records an alias change in the cache; call with `writes` held, after storage accepted it.
-    pub(crate) fn cache_alias(&self, namespace: &Namespace, alias: &AliasName, target: Option<KeyId>) {
+    pub(crate) fn cache_alias(
+        &self,
+        namespace: &Namespace,
+        alias: &AliasName,
+        target: Option<KeyId>,
+    ) {
         write(&self.keyring.aliases).insert((namespace.clone(), alias.clone()), target);
     }
 
     /// Writes a new key to storage and the cache; call with `writes` held.
     pub(crate) async fn insert_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         self.store.insert_key(&record).await?;
-        Ok(self.cache_key(record)?)
+        self.cache_key(record)
     }
 
     /// Replaces a key in storage and the cache; call with `writes` held.
     pub(crate) async fn put_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         self.store.put_key(&record).await?;
-        Ok(self.cache_key(record)?)
+        self.cache_key(record)
     }
 
     fn cache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
@@ -171,13 +209,18 @@ impl Kms {
     pub(crate) async fn key_for_update(&self, live: &LiveKey) -> Result<KeyRecord, Error> {
         let namespace = &live.record.namespace;
         let key_id = &live.record.key_id;
-        self.store.key(namespace, key_id).await?.ok_or_else(|| not_found(namespace, key_id))
+        self.store
+            .key(namespace, key_id)
+            .await?
+            .ok_or_else(|| not_found(namespace, key_id))
     }
 
     fn unwrap_materials(&self, record: KeyRecord) -> Result<LiveKey, Error> {
         let mut materials = Vec::with_capacity(record.materials.len());
         for material in &record.materials {
-            let bytes = self.root_key.unwrap(&wrap_context(&record, &material.id), &material.wrapped)?;
+            let bytes = self
+                .root_key
+                .unwrap(&wrap_context(&record, &material.id), &material.wrapped)?;
             materials.push((material.id, SymmetricKey::from_bytes(&bytes)?));
         }
         Ok(LiveKey { record, materials })
@@ -194,7 +237,11 @@ impl Kms {
         Ok(due.len())
     }
 
-    async fn do_due_work(&self, namespace: &Namespace, key_id: &KeyId) -> Result<Option<Arc<LiveKey>>, Error> {
+    async fn do_due_work(
+        &self,
+        namespace: &Namespace,
+        key_id: &KeyId,
+    ) -> Result<Option<Arc<LiveKey>>, Error> {
         let _writes = self.writes.lock().await;
         let Some(mut record) = self.store.key(namespace, key_id).await? else {
             write(&self.keyring.keys).insert((namespace.clone(), key_id.clone()), None);
@@ -206,13 +253,15 @@ impl Kms {
         {
             self.store.delete_key(namespace, key_id).await?;
             write(&self.keyring.keys).insert((namespace.clone(), key_id.clone()), None);
-            write(&self.keyring.aliases).retain(|(ns, _), target| !(ns == namespace && target.as_ref() == Some(key_id)));
+            write(&self.keyring.aliases)
+                .retain(|(ns, _), target| !(ns == namespace && target.as_ref() == Some(key_id)));
             tracing::info!(key_arn = %record.arn(), "deleted key at the end of its waiting period");
             return Ok(None);
         }
         let mut rotated = false;
         while record.state == KeyState::Enabled && record.rotation.enabled {
-            let (Some(next), Some(period)) = (record.rotation.next, record.rotation.period_days) else {
+            let (Some(next), Some(period)) = (record.rotation.next, record.rotation.period_days)
+            else {
                 break;
             };
             if next > now {
@@ -221,7 +270,11 @@ impl Kms {
             self.add_material(&mut record, Some(RotationType::Automatic), next)?;
             // Catch up one rotation at a time, but never schedule the next one in the past.
             let following = next.plus_days(period);
-            record.rotation.next = Some(if following > now { following } else { now.plus_days(period) });
+            record.rotation.next = Some(if following > now {
+                following
+            } else {
+                now.plus_days(period)
+            });
             rotated = true;
         }
         if !rotated {
@@ -239,9 +292,19 @@ impl Kms {
         created: Timestamp,
     ) -> Result<(), Error> {
         let key = SymmetricKey::generate();
-        let id = KeyMaterialId(strongroom_keystore::material_id(record.key_id.as_str(), key.material()));
-        let wrapped = self.root_key.wrap(&wrap_context(record, &id), key.material())?;
-        record.materials.push(strongroom_types::KeyMaterial { id, wrapped, created, rotation_type });
+        let id = KeyMaterialId(strongroom_keystore::material_id(
+            record.key_id.as_str(),
+            key.material(),
+        ));
+        let wrapped = self
+            .root_key
+            .wrap(&wrap_context(record, &id), key.material())?;
+        record.materials.push(strongroom_types::KeyMaterial {
+            id,
+            wrapped,
+            created,
+            rotation_type,
+        });
         Ok(())
     }
 }
@@ -272,5 +335,8 @@ fn check_namespace(caller: &Caller, namespace: &Namespace, text: &str) -> Result
 }
 
 pub(crate) fn not_found(namespace: &Namespace, key_id: &KeyId) -> Error {
-    Error::NotFound(format!("Key '{}' does not exist", namespace.key_arn(key_id)))
+    Error::NotFound(format!(
+        "Key '{}' does not exist",
+        namespace.key_arn(key_id)
+    ))
 }

@@ -3,7 +3,8 @@
 
 use strongroom_policy::PolicyError;
 use strongroom_types::{
-    Deletion, KeyId, KeyManager, KeyRecord, KeySpec, KeyState, KeyUsage, Origin, Rotation, Tag, Timestamp,
+    Deletion, KeyId, KeyManager, KeyRecord, KeySpec, KeyState, KeyUsage, Origin, Rotation, Tag,
+    Timestamp,
 };
 
 use crate::keyring::Forms;
@@ -65,7 +66,11 @@ const DEFAULT_DELETION_WINDOW_DAYS: u32 = 30;
 
 impl Kms {
     /// CreateKey: a new symmetric key in the default key store.
-    pub async fn create_key(&self, caller: &Caller, req: CreateKeyRequest) -> Result<KeyRecord, Error> {
+    pub async fn create_key(
+        &self,
+        caller: &Caller,
+        req: CreateKeyRequest,
+    ) -> Result<KeyRecord, Error> {
         let key_spec = match (req.key_spec, req.customer_master_key_spec) {
             (Some(spec), Some(deprecated)) if spec != deprecated => {
                 return Err(Error::Validation(
@@ -96,11 +101,14 @@ impl Kms {
             )));
         }
         if let Some(id) = &req.custom_key_store_id {
-            return Err(Error::CustomKeyStoreNotFound(format!("Custom key store '{id}' does not exist.")));
+            return Err(Error::CustomKeyStoreNotFound(format!(
+                "Custom key store '{id}' does not exist."
+            )));
         }
         if req.xks_key_id.is_some() {
             return Err(Error::Validation(
-                "XksKeyId is only valid with Origin EXTERNAL_KEY_STORE and a CustomKeyStoreId.".to_owned(),
+                "XksKeyId is only valid with Origin EXTERNAL_KEY_STORE and a CustomKeyStoreId."
+                    .to_owned(),
             ));
         }
         let policy = match req.policy {
@@ -112,7 +120,11 @@ impl Kms {
         };
         check_new_tags(&[], &req.tags)?;
         let now = self.clock.now();
-        let key_id = if req.multi_region { KeyId::random_multi_region() } else { KeyId::random() };
+        let key_id = if req.multi_region {
+            KeyId::random_multi_region()
+        } else {
+            KeyId::random()
+        };
         let mut record = KeyRecord {
             namespace: caller.namespace.clone(),
             key_id,
@@ -152,16 +164,26 @@ impl Kms {
         let limit = pagination::limit(limit, 100, 1000)?;
         let after = match marker {
             Some(marker) => Some(pagination::decode(marker)?.parse::<KeyId>().map_err(|_| {
-                Error::InvalidMarker(format!("Marker '{marker}' is not valid: pass the NextMarker of a previous response"))
+                Error::InvalidMarker(format!(
+                    "Marker '{marker}' is not valid: pass the NextMarker of a previous response"
+                ))
             })?),
             None => None,
         };
-        let ids = self.store.list_keys(&caller.namespace, after.as_ref(), limit + 1).await?;
+        let ids = self
+            .store
+            .list_keys(&caller.namespace, after.as_ref(), limit + 1)
+            .await?;
         let entries = ids
             .into_iter()
-            .map(|key_id| KeyListEntry { key_arn: caller.namespace.key_arn(&key_id), key_id })
+            .map(|key_id| KeyListEntry {
+                key_arn: caller.namespace.key_arn(&key_id),
+                key_id,
+            })
             .collect();
-        Ok(pagination::page(entries, limit, |entry| entry.key_id.as_str().to_owned()))
+        Ok(pagination::page(entries, limit, |entry| {
+            entry.key_id.as_str().to_owned()
+        }))
     }
 
     /// EnableKey.
@@ -174,7 +196,12 @@ impl Kms {
         self.set_enabled(caller, key_id, KeyState::Disabled).await
     }
 
-    async fn set_enabled(&self, caller: &Caller, key_id: &str, target: KeyState) -> Result<(), Error> {
+    async fn set_enabled(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        target: KeyState,
+    ) -> Result<(), Error> {
         let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
@@ -189,7 +216,12 @@ impl Kms {
     }
 
     /// UpdateKeyDescription.
-    pub async fn update_key_description(&self, caller: &Caller, key_id: &str, description: String) -> Result<(), Error> {
+    pub async fn update_key_description(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        description: String,
+    ) -> Result<(), Error> {
         let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
@@ -222,7 +254,10 @@ impl Kms {
         let mut record = self.key_for_update(&live).await?;
         state::check(&record, OpClass::NotPendingDeletion)?;
         check_customer_managed(&record)?;
-        let deletion = Deletion { date: self.clock.now().plus_days(days), window_days: days };
+        let deletion = Deletion {
+            date: self.clock.now().plus_days(days),
+            window_days: days,
+        };
         record.state = KeyState::PendingDeletion;
         record.deletion = Some(deletion);
         let key_arn = record.arn();
@@ -236,7 +271,11 @@ impl Kms {
     }
 
     /// CancelKeyDeletion: the key returns Disabled, as in AWS. Returns the key ARN.
-    pub async fn cancel_key_deletion(&self, caller: &Caller, key_id: &str) -> Result<String, Error> {
+    pub async fn cancel_key_deletion(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<String, Error> {
         let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;

@@ -65,7 +65,13 @@ pub struct Kms {
 impl Kms {
     /// Builds the service over its storage, the root key of the default key store, and a clock.
     pub fn new(store: Arc<dyn Store>, root_key: Arc<dyn RootKey>, clock: Arc<dyn Clock>) -> Kms {
-        Kms { store, root_key, clock, keyring: Keyring::default(), writes: tokio::sync::Mutex::new(()) }
+        Kms {
+            store,
+            root_key,
+            clock,
+            keyring: Keyring::default(),
+            writes: tokio::sync::Mutex::new(()),
+        }
     }
 
     /// The service's clock.
@@ -83,3 +89,6 @@ impl Kms {
         &self.root_key
     }
 }
+
+#[cfg(test)]
+mod tests;

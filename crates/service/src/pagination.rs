@@ -47,7 +47,11 @@ pub(crate) fn encode(last: &str) -> String {
 
 /// Decodes a marker made by [`encode`].
 pub(crate) fn decode(marker: &str) -> Result<String, Error> {
-    let invalid = || Error::InvalidMarker(format!("Marker '{marker}' is not valid: pass the NextMarker of a previous response"));
+    let invalid = || {
+        Error::InvalidMarker(format!(
+            "Marker '{marker}' is not valid: pass the NextMarker of a previous response"
+        ))
+    };
     let Some(hex) = marker.strip_prefix('m') else {
         return Err(invalid());
     };
@@ -65,7 +69,10 @@ pub(crate) fn decode(marker: &str) -> Result<String, Error> {
 /// Builds a page from up to `limit + 1` items fetched after the marker.
 pub(crate) fn page<T>(mut items: Vec<T>, limit: usize, key: impl Fn(&T) -> String) -> Page<T> {
     if items.len() <= limit {
-        return Page { items, next_marker: None };
+        return Page {
+            items,
+            next_marker: None,
+        };
     }
     items.truncate(limit);
     let next_marker = items.last().map(|last| encode(&key(last)));

@@ -4,7 +4,9 @@
 //! Rotation adds a new material version and keeps every old one, so old ciphertexts still decrypt;
 //! new encryptions use the newest version. Automatic rotation happens in `keyring` when it comes due.
 
-use strongroom_types::{KeyMaterialId, KeyMaterialState, KeyRecord, KeySpec, Origin, RotationType, Timestamp};
+use strongroom_types::{
+    KeyMaterialId, KeyMaterialState, KeyRecord, KeySpec, Origin, RotationType, Timestamp,
+};
 
 use crate::keyring::Forms;
 use crate::keys::check_customer_managed;
@@ -72,7 +74,12 @@ fn check_rotatable(record: &KeyRecord) -> Result<(), Error> {
 impl Kms {
     /// EnableKeyRotation: rotation every `period_days` (90 to 2560, 365 by default), the first one a
     /// period from now.
-    pub async fn enable_key_rotation(&self, caller: &Caller, key_id: &str, period_days: Option<i64>) -> Result<(), Error> {
+    pub async fn enable_key_rotation(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        period_days: Option<i64>,
+    ) -> Result<(), Error> {
         let period = match period_days {
             None => DEFAULT_ROTATION_PERIOD_DAYS,
             Some(days @ 90..=2560) => days as u32,
@@ -111,7 +118,11 @@ impl Kms {
     }
 
     /// GetKeyRotationStatus.
-    pub async fn key_rotation_status(&self, caller: &Caller, key_id: &str) -> Result<RotationStatus, Error> {
+    pub async fn key_rotation_status(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<RotationStatus, Error> {
         let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
         let record = &live.record;
         check_rotatable(record)?;
@@ -125,15 +136,22 @@ impl Kms {
     }
 
     /// RotateKeyOnDemand: a new material version now, at most 25 times per key. Returns the key id.
-    pub async fn rotate_key_on_demand(&self, caller: &Caller, key_id: &str) -> Result<String, Error> {
+    pub async fn rotate_key_on_demand(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+    ) -> Result<String, Error> {
         let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         check_rotatable(&record)?;
         state::check(&record, OpClass::Rotation)?;
         check_customer_managed(&record)?;
-        let on_demand =
-            record.materials.iter().filter(|material| material.rotation_type == Some(RotationType::OnDemand)).count();
+        let on_demand = record
+            .materials
+            .iter()
+            .filter(|material| material.rotation_type == Some(RotationType::OnDemand))
+            .count();
         if on_demand >= MAX_ON_DEMAND_ROTATIONS {
             return Err(Error::LimitExceeded(format!(
                 "{} has been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the most a key may be.",
@@ -166,11 +184,17 @@ impl Kms {
             .materials
             .iter()
             .enumerate()
-            .filter(|(_, material)| include == IncludeKeyMaterial::All || material.rotation_type.is_some())
+            .filter(|(_, material)| {
+                include == IncludeKeyMaterial::All || material.rotation_type.is_some()
+            })
             .map(|(index, material)| RotationEntry {
                 key_id: record.key_id.as_str().to_owned(),
                 material_id: material.id,
-                state: if index == last { KeyMaterialState::Current } else { KeyMaterialState::NonCurrent },
+                state: if index == last {
+                    KeyMaterialState::Current
+                } else {
+                    KeyMaterialState::NonCurrent
+                },
                 rotation_date: material.created,
                 rotation_type: material.rotation_type,
             })
@@ -179,13 +203,22 @@ impl Kms {
             None => 0,
             Some(marker) => {
                 let after = pagination::decode(marker)?;
-                match entries.iter().position(|entry| entry.material_id.to_hex() == after) {
+                match entries
+                    .iter()
+                    .position(|entry| entry.material_id.to_hex() == after)
+                {
                     Some(index) => index + 1,
-                    None => return Err(Error::InvalidMarker(format!("Marker '{marker}' is not valid for this key"))),
+                    None => {
+                        return Err(Error::InvalidMarker(format!(
+                            "Marker '{marker}' is not valid for this key"
+                        )));
+                    }
                 }
             }
         };
         let items = entries.into_iter().skip(start).take(limit + 1).collect();
-        Ok(pagination::page(items, limit, |entry: &RotationEntry| entry.material_id.to_hex()))
+        Ok(pagination::page(items, limit, |entry: &RotationEntry| {
+            entry.material_id.to_hex()
+        }))
     }
 }

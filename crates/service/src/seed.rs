@@ -4,8 +4,8 @@
 use strongroom_keystore::SymmetricKey;
 use strongroom_storage::StoreError;
 use strongroom_types::{
-    AliasName, AliasRecord, KeyId, KeyManager, KeyMaterial, KeyMaterialId, KeyRecord, KeySpec, KeyState, KeyUsage,
-    Namespace, Origin, Rotation, Tag,
+    AliasName, AliasRecord, KeyId, KeyManager, KeyMaterial, KeyMaterialId, KeyRecord, KeySpec,
+    KeyState, KeyUsage, Namespace, Origin, Rotation, Tag,
 };
 use zeroize::Zeroizing;
 
@@ -71,7 +71,11 @@ impl Kms {
                     key_usage: KeyUsage::EncryptDecrypt,
                     origin: Origin::AwsKms,
                     key_manager: KeyManager::Customer,
-                    state: if seed.enabled { KeyState::Enabled } else { KeyState::Disabled },
+                    state: if seed.enabled {
+                        KeyState::Enabled
+                    } else {
+                        KeyState::Disabled
+                    },
                     deletion: None,
                     policy,
                     rotation: match seed.rotation_period_days {
@@ -95,9 +99,19 @@ impl Kms {
                                 seed.key_id
                             ))
                         })?;
-                        let id = KeyMaterialId(strongroom_keystore::material_id(seed.key_id.as_str(), key.material()));
-                        let wrapped = self.root_key.wrap(&wrap_context(&record, &id), key.material())?;
-                        record.materials.push(KeyMaterial { id, wrapped, created: now, rotation_type: None });
+                        let id = KeyMaterialId(strongroom_keystore::material_id(
+                            seed.key_id.as_str(),
+                            key.material(),
+                        ));
+                        let wrapped = self
+                            .root_key
+                            .wrap(&wrap_context(&record, &id), key.material())?;
+                        record.materials.push(KeyMaterial {
+                            id,
+                            wrapped,
+                            created: now,
+                            rotation_type: None,
+                        });
                     }
                     None => self.add_material(&mut record, None, now)?,
                 }

@@ -29,14 +29,18 @@ pub(crate) fn check(key: &KeyRecord, class: OpClass) -> Result<(), Error> {
             KeyState::Enabled | KeyState::Updating => Ok(()),
             KeyState::Disabled => Err(Error::Disabled(format!("{arn} is disabled."))),
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Err(pending_deletion()),
-            KeyState::PendingImport => Err(Error::InvalidState(format!("{arn} is pending import."))),
+            KeyState::PendingImport => {
+                Err(Error::InvalidState(format!("{arn} is pending import.")))
+            }
             KeyState::Unavailable => Err(Error::InvalidState(format!("{arn} is unavailable."))),
             KeyState::Creating => Err(Error::InvalidState(format!("{arn} is creating."))),
         },
         OpClass::EnableDisable => match state {
             KeyState::Enabled | KeyState::Disabled | KeyState::Unavailable => Ok(()),
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Err(pending_deletion()),
-            KeyState::PendingImport => Err(Error::InvalidState(format!("{arn} is pending import."))),
+            KeyState::PendingImport => {
+                Err(Error::InvalidState(format!("{arn} is pending import.")))
+            }
             KeyState::Creating => Err(Error::InvalidState(format!("{arn} is creating."))),
             KeyState::Updating => Err(Error::InvalidState(format!("{arn} is updating."))),
         },
@@ -59,7 +63,9 @@ pub(crate) fn check(key: &KeyRecord, class: OpClass) -> Result<(), Error> {
         },
         OpClass::PendingDeletionOnly => match state {
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Ok(()),
-            _ => Err(Error::InvalidState(format!("{arn} is not pending deletion."))),
+            _ => Err(Error::InvalidState(format!(
+                "{arn} is not pending deletion."
+            ))),
         },
     }
 }

@@ -13,7 +13,12 @@ const MAX_TAGS_PER_KEY: usize = 50;
 
 impl Kms {
     /// TagResource: adds tags, replacing the values of keys already present.
-    pub async fn tag_resource(&self, caller: &Caller, key_id: &str, tags: Vec<Tag>) -> Result<(), Error> {
+    pub async fn tag_resource(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        tags: Vec<Tag>,
+    ) -> Result<(), Error> {
         let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
@@ -28,7 +33,12 @@ impl Kms {
     }
 
     /// UntagResource: removes tags by key; keys that are not present are ignored, as in AWS.
-    pub async fn untag_resource(&self, caller: &Caller, key_id: &str, tag_keys: Vec<String>) -> Result<(), Error> {
+    pub async fn untag_resource(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        tag_keys: Vec<String>,
+    ) -> Result<(), Error> {
         let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
@@ -59,7 +69,11 @@ impl Kms {
                 let after = pagination::decode(marker)?;
                 match tags.iter().position(|tag| tag.key == after) {
                     Some(index) => index + 1,
-                    None => return Err(Error::InvalidMarker(format!("Marker '{marker}' is not valid for this key's tags"))),
+                    None => {
+                        return Err(Error::InvalidMarker(format!(
+                            "Marker '{marker}' is not valid for this key's tags"
+                        )));
+                    }
                 }
             }
         };
@@ -70,7 +84,9 @@ impl Kms {
 
 fn check_tag_key(key: &str) -> Result<(), Error> {
     if key.starts_with("aws:") {
-        return Err(Error::Tag(format!("Tag key '{key}' is not valid: tag keys beginning with 'aws:' are reserved.")));
+        return Err(Error::Tag(format!(
+            "Tag key '{key}' is not valid: tag keys beginning with 'aws:' are reserved."
+        )));
     }
     Ok(())
 }

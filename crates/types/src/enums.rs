@@ -14,7 +14,12 @@ pub struct UnknownVariant {
 
 impl fmt::Display for UnknownVariant {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "'{}' is not one of [{}]", self.value, self.allowed.join(", "))
+        write!(
+            f,
+            "'{}' is not one of [{}]",
+            self.value,
+            self.allowed.join(", ")
+        )
     }
 }
 
@@ -207,7 +212,7 @@ wire_enum! {
 
 impl DataKeySpec {
     /// Length in bytes of a data key of this spec.
-    pub fn len(self) -> usize {
+    pub fn byte_len(self) -> usize {
         match self {
             DataKeySpec::Aes256 => 32,
             DataKeySpec::Aes128 => 16,
@@ -218,6 +223,9 @@ impl DataKeySpec {
 impl KeyState {
     /// Whether the key has been scheduled for deletion (either kind of pending deletion).
     pub fn is_pending_deletion(self) -> bool {
-        matches!(self, KeyState::PendingDeletion | KeyState::PendingReplicaDeletion)
+        matches!(
+            self,
+            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+        )
     }
 }

@@ -30,7 +30,9 @@ impl FromStr for AccountId {
         if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) {
             return Ok(AccountId(s.to_owned()));
         }
-        Err(InvalidId(format!("'{s}' is not an account id: an account id is 12 digits")))
+        Err(InvalidId(format!(
+            "'{s}' is not an account id: an account id is 12 digits"
+        )))
     }
 }
 
@@ -56,7 +58,8 @@ impl FromStr for Region {
     fn from_str(s: &str) -> Result<Self, InvalidId> {
         let well_formed = !s.is_empty()
             && s.len() <= 32
-            && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
         if well_formed {
             return Ok(Region(s.to_owned()));
         }
@@ -84,7 +87,10 @@ pub struct Namespace {
 impl Namespace {
     /// The ARN of a key in this namespace.
     pub fn key_arn(&self, key_id: &KeyId) -> String {
-        format!("arn:aws:kms:{}:{}:key/{}", self.region, self.account, key_id)
+        format!(
+            "arn:aws:kms:{}:{}:key/{}",
+            self.region, self.account, key_id
+        )
     }
 
     /// The ARN of an alias in this namespace.
@@ -117,7 +123,10 @@ impl KeyId {
 impl FromStr for KeyId {
     type Err = InvalidId;
     fn from_str(s: &str) -> Result<Self, InvalidId> {
-        let is_hex = |t: &str| t.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+        let is_hex = |t: &str| {
+            t.bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
         if let Some(rest) = s.strip_prefix("mrk-") {
             if rest.len() == 32 && is_hex(rest) {
                 return Ok(KeyId(s.to_owned()));
@@ -157,7 +166,11 @@ impl KeyMaterialId {
 impl FromStr for KeyMaterialId {
     type Err = InvalidId;
     fn from_str(s: &str) -> Result<Self, InvalidId> {
-        let invalid = || InvalidId(format!("'{s}' is not a key material id: expected 64 lowercase hex digits"));
+        let invalid = || {
+            InvalidId(format!(
+                "'{s}' is not a key material id: expected 64 lowercase hex digits"
+            ))
+        };
         if s.len() != 64 {
             return Err(invalid());
         }
@@ -199,7 +212,9 @@ impl FromStr for AliasName {
     type Err = InvalidId;
     fn from_str(s: &str) -> Result<Self, InvalidId> {
         let Some(rest) = s.strip_prefix("alias/") else {
-            return Err(InvalidId(format!("Alias must start with the prefix \"alias/\": '{s}'")));
+            return Err(InvalidId(format!(
+                "Alias must start with the prefix \"alias/\": '{s}'"
+            )));
         };
         let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'/' | b'_' | b'-' | b':');
         if rest.is_empty() || s.len() > 256 || !rest.bytes().all(allowed) {
@@ -249,7 +264,9 @@ impl KeyRef {
         if s.starts_with("alias/") {
             return match s.parse() {
                 Ok(alias) => Ok(KeyRef::Alias(alias)),
-                Err(InvalidId(_)) => Err(KeyRefError::NotFound(format!("Alias '{s}' is not found."))),
+                Err(InvalidId(_)) => {
+                    Err(KeyRefError::NotFound(format!("Alias '{s}' is not found.")))
+                }
             };
         }
         match s.parse() {
@@ -260,7 +277,8 @@ impl KeyRef {
 }
 
 fn parse_arn(s: &str) -> Result<KeyRef, KeyRefError> {
-    let invalid = || KeyRefError::InvalidArn(format!("ARN '{s}' is not a valid KMS key or alias ARN"));
+    let invalid =
+        || KeyRefError::InvalidArn(format!("ARN '{s}' is not a valid KMS key or alias ARN"));
     let mut parts = s.splitn(6, ':');
     let (Some("arn"), Some(partition), Some("kms"), Some(region), Some(account), Some(resource)) = (
         parts.next(),
@@ -280,7 +298,9 @@ fn parse_arn(s: &str) -> Result<KeyRef, KeyRefError> {
         region: region.parse().map_err(|_| invalid())?,
     };
     if let Some(id) = resource.strip_prefix("key/") {
-        let id = id.parse().map_err(|InvalidId(m)| KeyRefError::NotFound(m))?;
+        let id = id
+            .parse()
+            .map_err(|InvalidId(m)| KeyRefError::NotFound(m))?;
         return Ok(KeyRef::KeyArn(namespace, id));
     }
     if resource.starts_with("alias/") {

@@ -77,7 +77,12 @@ pub struct Rotation {
 
 impl Rotation {
     /// Rotation off, as a new key starts.
-    pub const OFF: Rotation = Rotation { enabled: false, period_days: None, next: None, on_demand_started: None };
+    pub const OFF: Rotation = Rotation {
+        enabled: false,
+        period_days: None,
+        next: None,
+        on_demand_started: None,
+    };
 }
 
 /// One version of a key's material, wrapped by the key store's root key.

@@ -8,7 +8,11 @@ use crate::{AliasName, EncryptionContext, KeyId, KeyMaterialId, KeyRef, KeyRefEr
 fn key_id_forms() {
     let id: KeyId = "1234ABCD-12ab-34cd-56ef-1234567890ab".parse().unwrap();
     assert_eq!(id.as_str(), "1234abcd-12ab-34cd-56ef-1234567890ab");
-    assert!("mrk-1234abcd12ab34cd56ef1234567890ab".parse::<KeyId>().is_ok());
+    assert!(
+        "mrk-1234abcd12ab34cd56ef1234567890ab"
+            .parse::<KeyId>()
+            .is_ok()
+    );
     assert!("mrk-1234".parse::<KeyId>().is_err());
     assert!("1234abcd12ab34cd56ef1234567890ab".parse::<KeyId>().is_err());
     assert!("not-a-key".parse::<KeyId>().is_err());
@@ -27,14 +31,26 @@ fn key_ref_all_four_forms() {
         }
         other => panic!("unexpected {other:?}"),
     }
-    assert!(matches!(KeyRef::parse("alias/my-key"), Ok(KeyRef::Alias(_))));
+    assert!(matches!(
+        KeyRef::parse("alias/my-key"),
+        Ok(KeyRef::Alias(_))
+    ));
     assert!(matches!(
         KeyRef::parse("arn:aws:kms:us-east-1:111122223333:alias/my/key"),
         Ok(KeyRef::AliasArn(_, _))
     ));
-    assert!(matches!(KeyRef::parse("arn:aws:kms:us-east-1:1111:key/x"), Err(KeyRefError::InvalidArn(_))));
-    assert!(matches!(KeyRef::parse("arn:aws:s3:::bucket"), Err(KeyRefError::InvalidArn(_))));
-    assert!(matches!(KeyRef::parse("nonsense"), Err(KeyRefError::NotFound(_))));
+    assert!(matches!(
+        KeyRef::parse("arn:aws:kms:us-east-1:1111:key/x"),
+        Err(KeyRefError::InvalidArn(_))
+    ));
+    assert!(matches!(
+        KeyRef::parse("arn:aws:s3:::bucket"),
+        Err(KeyRefError::InvalidArn(_))
+    ));
+    assert!(matches!(
+        KeyRef::parse("nonsense"),
+        Err(KeyRefError::NotFound(_))
+    ));
 }
 
 #[test]
@@ -60,16 +76,33 @@ fn material_id_round_trip() {
 #[test]
 fn context_encoding_is_unambiguous() {
     let ctx = |pairs: &[(&str, &str)]| {
-        EncryptionContext::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<BTreeMap<_, _>>())
+        EncryptionContext::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect::<BTreeMap<_, _>>(),
+        )
     };
-    assert_eq!(ctx(&[("a", "1"), ("b", "2")]).canonical_bytes(), ctx(&[("b", "2"), ("a", "1")]).canonical_bytes());
-    assert_ne!(ctx(&[("ab", "c")]).canonical_bytes(), ctx(&[("a", "bc")]).canonical_bytes());
-    assert_ne!(ctx(&[]).canonical_bytes(), ctx(&[("", "")]).canonical_bytes());
+    assert_eq!(
+        ctx(&[("a", "1"), ("b", "2")]).canonical_bytes(),
+        ctx(&[("b", "2"), ("a", "1")]).canonical_bytes()
+    );
+    assert_ne!(
+        ctx(&[("ab", "c")]).canonical_bytes(),
+        ctx(&[("a", "bc")]).canonical_bytes()
+    );
+    assert_ne!(
+        ctx(&[]).canonical_bytes(),
+        ctx(&[("", "")]).canonical_bytes()
+    );
 }
 
 #[test]
 fn enum_spellings() {
-    assert_eq!("SYMMETRIC_DEFAULT".parse::<KeySpec>().unwrap(), KeySpec::SymmetricDefault);
+    assert_eq!(
+        "SYMMETRIC_DEFAULT".parse::<KeySpec>().unwrap(),
+        KeySpec::SymmetricDefault
+    );
     let err = "AES".parse::<KeySpec>().unwrap_err();
     assert!(err.to_string().contains("RSA_2048"));
 }

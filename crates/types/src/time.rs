@@ -21,7 +21,10 @@ impl Timestamp {
 
     /// Converts a `SystemTime`; instants before the epoch clamp to it.
     pub fn from_system_time(time: SystemTime) -> Timestamp {
-        let millis = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_millis();
+        let millis = time
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_millis();
         Timestamp(i64::try_from(millis).unwrap_or(i64::MAX))
     }
 
