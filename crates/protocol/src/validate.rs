@@ -5,6 +5,7 @@
 //! every violation in AWS's wording (`Value 'x' at 'keyId' failed to satisfy constraint: ...`).
 
 use std::collections::HashMap;
+use std::fmt;
 
 use base64::Engine;
 use serde_json::{Map, Value};
@@ -37,6 +38,7 @@ enum Shape {
         min: Option<i64>,
         max: Option<i64>,
         allowed: Option<Vec<String>>,
+        sensitive: bool,
     },
     Blob {
         min: Option<i64>,
@@ -93,7 +95,7 @@ impl Model {
             return Ok(());
         };
         let mut violations = Vec::new();
-        self.check_structure(input, body, "", &mut violations)?;
+        self.check_structure(input, body, &Path::Root, &mut violations)?;
         if violations.is_empty() {
             return Ok(());
         }
@@ -109,7 +111,7 @@ impl Model {
         &self,
         shape_name: &str,
         object: &Map<String, Value>,
-        path: &str,
+        path: &Path<'_>,
         violations: &mut Vec<String>,
     ) -> Result<(), ProtocolError> {
         let Some(Shape::Structure { members, required }) = self.shapes.get(shape_name) else {
@@ -119,7 +121,7 @@ impl Model {
             if object.get(name).is_none_or(Value::is_null) {
                 violations.push(format!(
                     "Value null at '{}' failed to satisfy constraint: Member must not be null",
-                    member_path(path, name)
+                    Path::Member(path, name)
                 ));
             }
         }
@@ -127,7 +129,7 @@ impl Model {
             match object.get(name) {
                 None | Some(Value::Null) => {}
                 Some(value) => {
-                    self.check_value(target, value, &member_path(path, name), name, violations)?
+                    self.check_value(target, value, &Path::Member(path, name), name, violations)?
                 }
             }
         }
@@ -138,7 +140,7 @@ impl Model {
         &self,
         shape_name: &str,
         value: &Value,
-        path: &str,
+        path: &Path<'_>,
         field: &str,
         violations: &mut Vec<String>,
     ) -> Result<(), ProtocolError> {
@@ -177,7 +179,7 @@ impl Model {
                     self.check_value(
                         member,
                         item,
-                        &format!("{path}.{}.member", index + 1),
+                        &Path::Index(path, index + 1),
                         field,
                         violations,
                     )?;
@@ -206,15 +208,26 @@ impl Model {
                             describe(entry)
                         )));
                     }
-                    self.check_value(target, entry, &format!("{path}.{key}"), field, violations)?;
+                    self.check_value(target, entry, &Path::Key(path, key), field, violations)?;
                 }
             }
-            Shape::String { min, max, allowed } => {
+            Shape::String {
+                min,
+                max,
+                allowed,
+                sensitive,
+            } => {
                 let Value::String(text) = value else {
                     return wrong_type("a string");
                 };
                 let length = text.chars().count() as i64;
-                check_length(length, *min, *max, path, &format!("'{text}'"), violations);
+                // Sensitive values (passwords, for example) are never echoed back.
+                let shown = if *sensitive {
+                    "'***'".to_owned()
+                } else {
+                    format!("'{text}'")
+                };
+                check_length(length, *min, *max, path, &shown, violations);
                 if let Some(allowed) = allowed
                     && !allowed.iter().any(|member| member == text)
                 {
@@ -281,7 +294,7 @@ fn check_length(
     length: i64,
     min: Option<i64>,
     max: Option<i64>,
-    path: &str,
+    path: &Path<'_>,
     shown: &str,
     violations: &mut Vec<String>,
 ) {
@@ -303,17 +316,33 @@ fn check_length(
     }
 }
 
-/// AWS names members in lower camel case in validation messages (`keyId`, `plaintext`).
-fn member_path(parent: &str, name: &str) -> String {
-    let mut chars = name.chars();
-    let camel: String = match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    };
-    if parent.is_empty() {
-        camel
-    } else {
-        format!("{parent}.{camel}")
+/// Where a value sits in the request, rendered only when a violation is reported.
+///
+/// AWS names members in lower camel case (`keyId`), list items `tags.1.member`, map entries by key.
+enum Path<'a> {
+    Root,
+    Member(&'a Path<'a>, &'a str),
+    Index(&'a Path<'a>, usize),
+    Key(&'a Path<'a>, &'a str),
+}
+
+impl fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::Root => Ok(()),
+            Path::Member(parent, name) => {
+                if !matches!(parent, Path::Root) {
+                    write!(f, "{parent}.")?;
+                }
+                let mut chars = name.chars();
+                if let Some(first) = chars.next() {
+                    write!(f, "{}{}", first.to_lowercase(), chars.as_str())?;
+                }
+                Ok(())
+            }
+            Path::Index(parent, index) => write!(f, "{parent}.{index}.member"),
+            Path::Key(parent, key) => write!(f, "{parent}.{key}"),
+        }
     }
 }
 
@@ -374,6 +403,10 @@ fn parse_shape(shape: &Value) -> Option<Shape> {
             max: number("max"),
         },
         "string" => Shape::String {
+            sensitive: shape
+                .get("sensitive")
+                .and_then(Value::as_bool)
+                .unwrap_or(false),
             min: number("min"),
             max: number("max"),
             allowed: shape.get("enum").and_then(Value::as_array).map(|names| {

@@ -21,6 +21,39 @@ struct Cli {
 enum Command {
     /// Run the server. Point AWS clients at it with `--endpoint-url http://ADDRESS`.
     Serve(ServeArgs),
+    /// Measure a running server: requests per second and latency for a no-op endpoint, Encrypt (512 bytes),
+    /// Decrypt and GenerateDataKey, over signed keep-alive connections. Prints a Markdown table.
+    Bench(BenchArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct BenchArgs {
+    /// The server's URL.
+    #[arg(long, default_value = "http://127.0.0.1:9444")]
+    endpoint: String,
+    /// Concurrent keep-alive connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Seconds each phase runs.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Region to sign requests for.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Access key id to sign with.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "test")]
+    access_key_id: String,
+    /// Secret access key to sign with.
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        default_value = "test",
+        hide_env_values = true
+    )]
+    secret_access_key: String,
+    /// A symmetric key to use; by default the benchmark creates one.
+    #[arg(long)]
+    key_id: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,6 +90,7 @@ fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
+        Command::Bench(args) => runtime.block_on(bench(args)),
     }
 }
 
@@ -85,6 +119,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // The first line on standard error names the bound address, so scripts using port 0 can find it.
     eprintln!("strongroom listening on http://{address}");
     strongroom_server::run(listener, config, Arc::new(SystemClock), shutdown_signal()).await
+}
+
+async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    let options = strongroom_bench::BenchOptions {
+        endpoint: args.endpoint,
+        connections: args.connections,
+        duration: std::time::Duration::from_secs(args.duration),
+        region: args.region,
+        access_key_id: args.access_key_id,
+        secret_access_key: args.secret_access_key,
+        key_id: args.key_id,
+    };
+    let report = strongroom_bench::run(&options).await?;
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, report.to_markdown().as_bytes())?;
+    Ok(())
 }
 
 /// Completes on SIGTERM or Ctrl-C.

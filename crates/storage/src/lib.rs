@@ -39,7 +39,11 @@ pub trait Store: Send + Sync + 'static {
     async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
 
     /// Reads one key.
-    async fn key(&self, namespace: &Namespace, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError>;
+    async fn key(
+        &self,
+        namespace: &Namespace,
+        key_id: &KeyId,
+    ) -> Result<Option<KeyRecord>, StoreError>;
 
     /// Deletes a key together with every alias that points at it; `NotFound` if it does not exist.
     async fn delete_key(&self, namespace: &Namespace, key_id: &KeyId) -> Result<(), StoreError>;
@@ -63,10 +67,15 @@ pub trait Store: Send + Sync + 'static {
     async fn put_alias(&self, alias: &AliasRecord) -> Result<(), StoreError>;
 
     /// Deletes an alias; `NotFound` if it does not exist.
-    async fn delete_alias(&self, namespace: &Namespace, name: &AliasName) -> Result<(), StoreError>;
+    async fn delete_alias(&self, namespace: &Namespace, name: &AliasName)
+    -> Result<(), StoreError>;
 
     /// Reads one alias.
-    async fn alias(&self, namespace: &Namespace, name: &AliasName) -> Result<Option<AliasRecord>, StoreError>;
+    async fn alias(
+        &self,
+        namespace: &Namespace,
+        name: &AliasName,
+    ) -> Result<Option<AliasRecord>, StoreError>;
 
     /// Aliases of a namespace in ascending name order, optionally only those pointing at `target`,
     /// starting after `after`, at most `limit` of them.

@@ -15,8 +15,8 @@ mod keys;
 mod schema;
 
 use std::fmt;
-use std::str::FromStr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, TryLockError};
 use std::time::Duration;
@@ -49,8 +49,7 @@ const STATEMENT_CACHE: usize = 32;
 
 const SELECT_SETTING: &str = "SELECT value FROM settings WHERE name = ?1";
 
-const UPSERT_SETTING: &str =
-    "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
+const UPSERT_SETTING: &str = "INSERT INTO settings (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO UPDATE SET value = excluded.value";
 
 /// Failures particular to this backend, carried inside [`StoreError::Backend`].
 #[derive(Debug, thiserror::Error)]
@@ -61,9 +60,13 @@ enum SqliteError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("the SQLite database at {path} cannot use write-ahead logging (its journal mode stays {mode})")]
+    #[error(
+        "the SQLite database at {path} cannot use write-ahead logging (its journal mode stays {mode})"
+    )]
     NoWal { path: PathBuf, mode: String },
-    #[error("the SQLite database has schema version {found}; this build knows versions 0 to {known}")]
+    #[error(
+        "the SQLite database has schema version {found}; this build knows versions 0 to {known}"
+    )]
     UnknownSchema { found: i64, known: usize },
     #[error("cannot make the creation of {path} durable")]
     SyncDirectory {
@@ -83,17 +86,23 @@ impl SqliteStore {
     ///
     /// This blocks on disk I/O, so call it at startup rather than from a request.
     pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
-        let write_flags =
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let write_flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let mut writer = connect(path, write_flags)?;
         let mode: String = writer
             .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
             .map_err(backend)?;
         if !mode.eq_ignore_ascii_case("wal") {
-            return Err(StoreError::Backend(Box::new(SqliteError::NoWal { path: path.to_owned(), mode })));
+            return Err(StoreError::Backend(Box::new(SqliteError::NoWal {
+                path: path.to_owned(),
+                mode,
+            })));
         }
         // In WAL mode, FULL syncs the log at every commit; NORMAL would lose the last commits on power loss.
-        writer.pragma_update(None, "synchronous", "FULL").map_err(backend)?;
+        writer
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(backend)?;
         schema::migrate(&mut writer)?;
         sync_parent_directory(path)?;
 
@@ -118,7 +127,9 @@ impl SqliteStore {
         let writer = Arc::clone(&self.writer);
         let task = tokio::task::spawn_blocking(move || {
             let mut connection = lock(&writer);
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Immediate)
+                .map_err(backend)?;
             let value = work(&transaction)?;
             transaction.commit().map_err(backend)?;
             Ok(value)
@@ -136,7 +147,9 @@ impl SqliteStore {
         let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
         let task = tokio::task::spawn_blocking(move || {
             let mut connection = lock_any(&readers, start);
-            let transaction = connection.transaction_with_behavior(TransactionBehavior::Deferred).map_err(backend)?;
+            let transaction = connection
+                .transaction_with_behavior(TransactionBehavior::Deferred)
+                .map_err(backend)?;
             let value = work(&transaction)?;
             // Ending a read transaction writes nothing; committing just releases the snapshot.
             transaction.commit().map_err(backend)?;
@@ -150,24 +163,32 @@ impl SqliteStore {
 impl Store for SqliteStore {
     async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
         let key = key.clone();
-        self.write(move |connection| keys::insert(connection, &key)).await
+        self.write(move |connection| keys::insert(connection, &key))
+            .await
     }
 
     async fn put_key(&self, key: &KeyRecord) -> Result<(), StoreError> {
         let key = key.clone();
-        self.write(move |connection| keys::replace(connection, &key)).await
+        self.write(move |connection| keys::replace(connection, &key))
+            .await
     }
 
-    async fn key(&self, namespace: &Namespace, key_id: &KeyId) -> Result<Option<KeyRecord>, StoreError> {
+    async fn key(
+        &self,
+        namespace: &Namespace,
+        key_id: &KeyId,
+    ) -> Result<Option<KeyRecord>, StoreError> {
         let namespace = namespace.clone();
         let key_id = key_id.clone();
-        self.read(move |connection| keys::read(connection, &namespace, &key_id)).await
+        self.read(move |connection| keys::read(connection, &namespace, &key_id))
+            .await
     }
 
     async fn delete_key(&self, namespace: &Namespace, key_id: &KeyId) -> Result<(), StoreError> {
         let namespace = namespace.clone();
         let key_id = key_id.clone();
-        self.write(move |connection| keys::delete(connection, &namespace, &key_id)).await
+        self.write(move |connection| keys::delete(connection, &namespace, &key_id))
+            .await
     }
 
     async fn list_keys(
@@ -178,33 +199,47 @@ impl Store for SqliteStore {
     ) -> Result<Vec<KeyId>, StoreError> {
         let namespace = namespace.clone();
         let after = after.cloned();
-        self.read(move |connection| keys::list(connection, &namespace, after.as_ref(), limit)).await
+        self.read(move |connection| keys::list(connection, &namespace, after.as_ref(), limit))
+            .await
     }
 
     async fn keys_due(&self, now: Timestamp) -> Result<Vec<(Namespace, KeyId)>, StoreError> {
-        self.read(move |connection| keys::due(connection, now)).await
+        self.read(move |connection| keys::due(connection, now))
+            .await
     }
 
     async fn insert_alias(&self, alias: &AliasRecord) -> Result<(), StoreError> {
         let alias = alias.clone();
-        self.write(move |connection| aliases::insert(connection, &alias)).await
+        self.write(move |connection| aliases::insert(connection, &alias))
+            .await
     }
 
     async fn put_alias(&self, alias: &AliasRecord) -> Result<(), StoreError> {
         let alias = alias.clone();
-        self.write(move |connection| aliases::update(connection, &alias)).await
+        self.write(move |connection| aliases::update(connection, &alias))
+            .await
     }
 
-    async fn delete_alias(&self, namespace: &Namespace, name: &AliasName) -> Result<(), StoreError> {
+    async fn delete_alias(
+        &self,
+        namespace: &Namespace,
+        name: &AliasName,
+    ) -> Result<(), StoreError> {
         let namespace = namespace.clone();
         let name = name.clone();
-        self.write(move |connection| aliases::delete(connection, &namespace, &name)).await
+        self.write(move |connection| aliases::delete(connection, &namespace, &name))
+            .await
     }
 
-    async fn alias(&self, namespace: &Namespace, name: &AliasName) -> Result<Option<AliasRecord>, StoreError> {
+    async fn alias(
+        &self,
+        namespace: &Namespace,
+        name: &AliasName,
+    ) -> Result<Option<AliasRecord>, StoreError> {
         let namespace = namespace.clone();
         let name = name.clone();
-        self.read(move |connection| aliases::read(connection, &namespace, &name)).await
+        self.read(move |connection| aliases::read(connection, &namespace, &name))
+            .await
     }
 
     async fn list_aliases(
@@ -217,15 +252,26 @@ impl Store for SqliteStore {
         let namespace = namespace.clone();
         let target = target.cloned();
         let after = after.cloned();
-        self.read(move |connection| aliases::list(connection, &namespace, target.as_ref(), after.as_ref(), limit))
-            .await
+        self.read(move |connection| {
+            aliases::list(
+                connection,
+                &namespace,
+                target.as_ref(),
+                after.as_ref(),
+                limit,
+            )
+        })
+        .await
     }
 
     async fn setting(&self, name: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let name = name.to_owned();
         self.read(move |connection| {
             let mut statement = connection.prepare_cached(SELECT_SETTING).map_err(backend)?;
-            statement.query_row(params![name], |row| row.get(0)).optional().map_err(backend)
+            statement
+                .query_row(params![name], |row| row.get(0))
+                .optional()
+                .map_err(backend)
         })
         .await
     }
@@ -244,13 +290,20 @@ impl Store for SqliteStore {
 
 impl fmt::Debug for SqliteStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SqliteStore").field("readers", &self.readers.len()).finish_non_exhaustive()
+        f.debug_struct("SqliteStore")
+            .field("readers", &self.readers.len())
+            .finish_non_exhaustive()
     }
 }
 
 /// Opens one connection with the settings every connection shares.
 fn connect(path: &Path, flags: OpenFlags) -> Result<Connection, StoreError> {
-    let open_failed = |source| StoreError::Backend(Box::new(SqliteError::Open { path: path.to_owned(), source }));
+    let open_failed = |source| {
+        StoreError::Backend(Box::new(SqliteError::Open {
+            path: path.to_owned(),
+            source,
+        }))
+    };
     let connection = Connection::open_with_flags(path, flags).map_err(open_failed)?;
     connection.busy_timeout(BUSY_TIMEOUT).map_err(backend)?;
     connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -267,9 +320,10 @@ fn sync_parent_directory(path: &Path) -> Result<(), StoreError> {
     let sync = std::fs::File::open(directory).and_then(|handle| handle.sync_all());
     match sync {
         Ok(()) => Ok(()),
-        Err(source) => {
-            Err(StoreError::Backend(Box::new(SqliteError::SyncDirectory { path: directory.to_owned(), source })))
-        }
+        Err(source) => Err(StoreError::Backend(Box::new(SqliteError::SyncDirectory {
+            path: directory.to_owned(),
+            source,
+        }))),
     }
 }
 
@@ -308,7 +362,10 @@ fn backend(error: rusqlite::Error) -> StoreError {
 
 /// Reports a row that does not decode, naming it so an operator can find it.
 fn corrupt(row: &str, problem: impl fmt::Display) -> StoreError {
-    StoreError::Backend(Box::new(SqliteError::Corrupt { row: row.to_owned(), problem: problem.to_string() }))
+    StoreError::Backend(Box::new(SqliteError::Corrupt {
+        row: row.to_owned(),
+        problem: problem.to_string(),
+    }))
 }
 
 /// Reads a column by name, blaming the row if its value has the wrong type or range.

@@ -4,8 +4,8 @@
 //! compare the whole value.
 
 use strongroom_types::{
-    AliasName, AliasRecord, KeyId, KeyManager, KeyMaterial, KeyMaterialId, KeyRecord, KeySpec, KeyState, KeyUsage,
-    Namespace, Origin, Rotation, Timestamp,
+    AliasName, AliasRecord, KeyId, KeyManager, KeyMaterial, KeyMaterialId, KeyRecord, KeySpec,
+    KeyState, KeyUsage, Namespace, Origin, Rotation, Timestamp,
 };
 
 /// A fixed instant (2024-01-01T00:00:00Z) that sample records are dated from, so tests never depend on the
@@ -17,20 +17,26 @@ pub fn base_time() -> Timestamp {
 /// Parses a namespace; panics on a malformed account or Region, which is a bug in the test.
 pub fn namespace(account: &str, region: &str) -> Namespace {
     Namespace {
-        account: account.parse().unwrap_or_else(|error| panic!("bad test account {account}: {error}")),
-        region: region.parse().unwrap_or_else(|error| panic!("bad test Region {region}: {error}")),
+        account: account
+            .parse()
+            .unwrap_or_else(|error| panic!("bad test account {account}: {error}")),
+        region: region
+            .parse()
+            .unwrap_or_else(|error| panic!("bad test Region {region}: {error}")),
     }
 }
 
 /// The key id numbered `n`; ids sort in the order of their numbers.
 pub fn key_id(n: u32) -> KeyId {
     let text = format!("{n:08x}-0000-4000-8000-{n:012x}");
-    text.parse().unwrap_or_else(|error| panic!("bad test key id {text}: {error}"))
+    text.parse()
+        .unwrap_or_else(|error| panic!("bad test key id {text}: {error}"))
 }
 
 /// Parses an alias name; panics on a malformed one, which is a bug in the test.
 pub fn alias_name(name: &str) -> AliasName {
-    name.parse().unwrap_or_else(|error| panic!("bad test alias name {name}: {error}"))
+    name.parse()
+        .unwrap_or_else(|error| panic!("bad test alias name {name}: {error}"))
 }
 
 /// Version `version` of key `n`'s material, with a distinct id and wrapped bytes that include zeros.
@@ -38,7 +44,9 @@ pub fn sample_material(n: u32, version: u32) -> KeyMaterial {
     let mut id = [0xa5; 32];
     id[..4].copy_from_slice(&n.to_be_bytes());
     id[4..8].copy_from_slice(&version.to_be_bytes());
-    let wrapped = (0..60u32).map(|i| (i.wrapping_mul(7) ^ n ^ version.wrapping_mul(31)) as u8).collect();
+    let wrapped = (0..60u32)
+        .map(|i| (i.wrapping_mul(7) ^ n ^ version.wrapping_mul(31)) as u8)
+        .collect();
     KeyMaterial {
         id: KeyMaterialId(id),
         wrapped,

@@ -20,11 +20,16 @@ impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let count = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |elapsed| elapsed.subsec_nanos());
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |elapsed| elapsed.subsec_nanos());
         let name = format!("strongroom-{label}-{}-{count}-{nanos}", std::process::id());
         let path = std::env::temp_dir().join(name);
         if let Err(error) = std::fs::create_dir(&path) {
-            panic!("cannot create the temporary directory {}: {error}", path.display());
+            panic!(
+                "cannot create the temporary directory {}: {error}",
+                path.display()
+            );
         }
         TempDir { path }
     }

@@ -16,10 +16,10 @@ const INSERT_ALIAS: &str = "INSERT INTO aliases (account, region, name, target, 
 pub(super) const UPDATE_ALIAS: &str =
     "UPDATE aliases SET target = ?4, updated = ?5 WHERE account = ?1 AND region = ?2 AND name = ?3";
 
-pub(super) const DELETE_ALIAS: &str = "DELETE FROM aliases WHERE account = ?1 AND region = ?2 AND name = ?3";
+pub(super) const DELETE_ALIAS: &str =
+    "DELETE FROM aliases WHERE account = ?1 AND region = ?2 AND name = ?3";
 
-pub(super) const SELECT_ALIAS: &str =
-    "SELECT name, target, created, updated FROM aliases WHERE account = ?1 AND region = ?2 AND name = ?3";
+pub(super) const SELECT_ALIAS: &str = "SELECT name, target, created, updated FROM aliases WHERE account = ?1 AND region = ?2 AND name = ?3";
 
 /// The empty string sorts before every alias name, so it stands for "from the start".
 pub(super) const LIST_ALIASES: &str = "SELECT name, target, created, updated FROM aliases \
@@ -62,15 +62,26 @@ pub(super) fn update(connection: &Connection, alias: &AliasRecord) -> Result<(),
         ])
         .map_err(backend)?;
     if updated == 0 {
-        return Err(StoreError::NotFound(describe(&alias.namespace, &alias.name)));
+        return Err(StoreError::NotFound(describe(
+            &alias.namespace,
+            &alias.name,
+        )));
     }
     Ok(())
 }
 
-pub(super) fn delete(connection: &Connection, namespace: &Namespace, name: &AliasName) -> Result<(), StoreError> {
+pub(super) fn delete(
+    connection: &Connection,
+    namespace: &Namespace,
+    name: &AliasName,
+) -> Result<(), StoreError> {
     let mut statement = connection.prepare_cached(DELETE_ALIAS).map_err(backend)?;
     let deleted = statement
-        .execute(params![namespace.account.as_str(), namespace.region.as_str(), name.as_str()])
+        .execute(params![
+            namespace.account.as_str(),
+            namespace.region.as_str(),
+            name.as_str()
+        ])
         .map_err(backend)?;
     if deleted == 0 {
         return Err(StoreError::NotFound(describe(namespace, name)));
@@ -85,7 +96,11 @@ pub(super) fn read(
 ) -> Result<Option<AliasRecord>, StoreError> {
     let mut statement = connection.prepare_cached(SELECT_ALIAS).map_err(backend)?;
     let mut rows = statement
-        .query(params![namespace.account.as_str(), namespace.region.as_str(), name.as_str()])
+        .query(params![
+            namespace.account.as_str(),
+            namespace.region.as_str(),
+            name.as_str()
+        ])
         .map_err(backend)?;
     match rows.next().map_err(backend)? {
         Some(row) => Ok(Some(decode(row, namespace)?)),
@@ -107,12 +122,18 @@ pub(super) fn list(
     let mut statement;
     let mut rows = match target {
         Some(target) => {
-            statement = connection.prepare_cached(LIST_ALIASES_OF_TARGET).map_err(backend)?;
-            statement.query(params![account, region, after, limit, target.as_str()]).map_err(backend)?
+            statement = connection
+                .prepare_cached(LIST_ALIASES_OF_TARGET)
+                .map_err(backend)?;
+            statement
+                .query(params![account, region, after, limit, target.as_str()])
+                .map_err(backend)?
         }
         None => {
             statement = connection.prepare_cached(LIST_ALIASES).map_err(backend)?;
-            statement.query(params![account, region, after, limit]).map_err(backend)?
+            statement
+                .query(params![account, region, after, limit])
+                .map_err(backend)?
         }
     };
     let mut aliases = Vec::new();
@@ -125,8 +146,10 @@ pub(super) fn list(
 /// Decodes a row of [`SELECT_ALIAS`] or the list queries, which share their columns.
 fn decode(row: &Row<'_>, namespace: &Namespace) -> Result<AliasRecord, StoreError> {
     let name: String = row.get("name").map_err(backend)?;
-    let row_name =
-        format!("in aliases (account '{}', region '{}', name '{name}')", namespace.account, namespace.region);
+    let row_name = format!(
+        "in aliases (account '{}', region '{}', name '{name}')",
+        namespace.account, namespace.region
+    );
     Ok(AliasRecord {
         namespace: namespace.clone(),
         name: parse(&row_name, "name", &name)?,

@@ -4,8 +4,8 @@
 
 use rusqlite::{Connection, Row, params};
 use strongroom_types::{
-    AccountId, Deletion, KeyId, KeyMaterial, KeyMaterialId, KeyRecord, Namespace, Region, Rotation, RotationType,
-    Tag, Timestamp,
+    AccountId, Deletion, KeyId, KeyMaterial, KeyMaterialId, KeyRecord, Namespace, Region, Rotation,
+    RotationType, Tag, Timestamp,
 };
 
 use crate::StoreError;
@@ -30,7 +30,8 @@ pub(super) const SELECT_KEY: &str = "SELECT created, description, key_spec, key_
      rotation_on_demand_started, multi_region \
      FROM keys WHERE account = ?1 AND region = ?2 AND key_id = ?3";
 
-pub(super) const DELETE_KEY: &str = "DELETE FROM keys WHERE account = ?1 AND region = ?2 AND key_id = ?3";
+pub(super) const DELETE_KEY: &str =
+    "DELETE FROM keys WHERE account = ?1 AND region = ?2 AND key_id = ?3";
 
 const INSERT_MATERIAL: &str = "INSERT INTO key_materials \
      (account, region, key_id, position, material_id, wrapped, created, rotation_type) \
@@ -39,17 +40,19 @@ const INSERT_MATERIAL: &str = "INSERT INTO key_materials \
 pub(super) const SELECT_MATERIALS: &str = "SELECT position, material_id, wrapped, created, rotation_type FROM key_materials \
      WHERE account = ?1 AND region = ?2 AND key_id = ?3 ORDER BY position";
 
-pub(super) const DELETE_MATERIALS: &str = "DELETE FROM key_materials WHERE account = ?1 AND region = ?2 AND key_id = ?3";
+pub(super) const DELETE_MATERIALS: &str =
+    "DELETE FROM key_materials WHERE account = ?1 AND region = ?2 AND key_id = ?3";
 
-const INSERT_TAG: &str =
-    "INSERT INTO key_tags (account, region, key_id, position, tag_key, tag_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+const INSERT_TAG: &str = "INSERT INTO key_tags (account, region, key_id, position, tag_key, tag_value) VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
 
 pub(super) const SELECT_TAGS: &str = "SELECT position, tag_key, tag_value FROM key_tags \
      WHERE account = ?1 AND region = ?2 AND key_id = ?3 ORDER BY position";
 
-pub(super) const DELETE_TAGS: &str = "DELETE FROM key_tags WHERE account = ?1 AND region = ?2 AND key_id = ?3";
+pub(super) const DELETE_TAGS: &str =
+    "DELETE FROM key_tags WHERE account = ?1 AND region = ?2 AND key_id = ?3";
 
-pub(super) const DELETE_ALIASES_OF_KEY: &str = "DELETE FROM aliases WHERE account = ?1 AND region = ?2 AND target = ?3";
+pub(super) const DELETE_ALIASES_OF_KEY: &str =
+    "DELETE FROM aliases WHERE account = ?1 AND region = ?2 AND target = ?3";
 
 /// The empty string sorts before every key id, so it stands for "from the start".
 pub(super) const LIST_KEYS: &str = "SELECT key_id FROM keys WHERE account = ?1 AND region = ?2 AND key_id > ?3 \
@@ -67,7 +70,10 @@ pub(super) const KEYS_DUE: &str = "SELECT account, region, key_id FROM keys \
 pub(super) fn insert(connection: &Connection, key: &KeyRecord) -> Result<(), StoreError> {
     let inserted = execute_key_row(connection, INSERT_KEY, key)?;
     if inserted == 0 {
-        return Err(StoreError::AlreadyExists(describe(&key.namespace, &key.key_id)));
+        return Err(StoreError::AlreadyExists(describe(
+            &key.namespace,
+            &key.key_id,
+        )));
     }
     insert_children(connection, key)
 }
@@ -77,9 +83,16 @@ pub(super) fn replace(connection: &Connection, key: &KeyRecord) -> Result<(), St
     if updated == 0 {
         return Err(StoreError::NotFound(describe(&key.namespace, &key.key_id)));
     }
-    let identity = params![key.namespace.account.as_str(), key.namespace.region.as_str(), key.key_id.as_str()];
+    let identity = params![
+        key.namespace.account.as_str(),
+        key.namespace.region.as_str(),
+        key.key_id.as_str()
+    ];
     for sql in [DELETE_MATERIALS, DELETE_TAGS] {
-        connection.prepare_cached(sql).and_then(|mut statement| statement.execute(identity)).map_err(backend)?;
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(identity))
+            .map_err(backend)?;
     }
     insert_children(connection, key)
 }
@@ -89,7 +102,11 @@ pub(super) fn read(
     namespace: &Namespace,
     key_id: &KeyId,
 ) -> Result<Option<KeyRecord>, StoreError> {
-    let identity = params![namespace.account.as_str(), namespace.region.as_str(), key_id.as_str()];
+    let identity = params![
+        namespace.account.as_str(),
+        namespace.region.as_str(),
+        key_id.as_str()
+    ];
     let account = namespace.account.as_str();
     let region = namespace.region.as_str();
 
@@ -98,13 +115,26 @@ pub(super) fn read(
     let Some(row) = rows.next().map_err(backend)? else {
         return Ok(None);
     };
-    let mut key = decode_key(row, &row_name("keys", account, region, key_id.as_str(), None), namespace, key_id)?;
+    let mut key = decode_key(
+        row,
+        &row_name("keys", account, region, key_id.as_str(), None),
+        namespace,
+        key_id,
+    )?;
 
-    let mut statement = connection.prepare_cached(SELECT_MATERIALS).map_err(backend)?;
+    let mut statement = connection
+        .prepare_cached(SELECT_MATERIALS)
+        .map_err(backend)?;
     let mut rows = statement.query(identity).map_err(backend)?;
     while let Some(row) = rows.next().map_err(backend)? {
         let position = row.get(0).map_err(backend)?;
-        let name = row_name("key_materials", account, region, key_id.as_str(), Some(position));
+        let name = row_name(
+            "key_materials",
+            account,
+            region,
+            key_id.as_str(),
+            Some(position),
+        );
         key.materials.push(decode_material(row, &name)?);
     }
 
@@ -113,20 +143,36 @@ pub(super) fn read(
     while let Some(row) = rows.next().map_err(backend)? {
         let position = row.get(0).map_err(backend)?;
         let name = row_name("key_tags", account, region, key_id.as_str(), Some(position));
-        key.tags.push(Tag { key: column(row, &name, "tag_key")?, value: column(row, &name, "tag_value")? });
+        key.tags.push(Tag {
+            key: column(row, &name, "tag_key")?,
+            value: column(row, &name, "tag_value")?,
+        });
     }
     Ok(Some(key))
 }
 
-pub(super) fn delete(connection: &Connection, namespace: &Namespace, key_id: &KeyId) -> Result<(), StoreError> {
-    let identity = params![namespace.account.as_str(), namespace.region.as_str(), key_id.as_str()];
-    let deleted =
-        connection.prepare_cached(DELETE_KEY).and_then(|mut statement| statement.execute(identity)).map_err(backend)?;
+pub(super) fn delete(
+    connection: &Connection,
+    namespace: &Namespace,
+    key_id: &KeyId,
+) -> Result<(), StoreError> {
+    let identity = params![
+        namespace.account.as_str(),
+        namespace.region.as_str(),
+        key_id.as_str()
+    ];
+    let deleted = connection
+        .prepare_cached(DELETE_KEY)
+        .and_then(|mut statement| statement.execute(identity))
+        .map_err(backend)?;
     if deleted == 0 {
         return Err(StoreError::NotFound(describe(namespace, key_id)));
     }
     for sql in [DELETE_MATERIALS, DELETE_TAGS, DELETE_ALIASES_OF_KEY] {
-        connection.prepare_cached(sql).and_then(|mut statement| statement.execute(identity)).map_err(backend)?;
+        connection
+            .prepare_cached(sql)
+            .and_then(|mut statement| statement.execute(identity))
+            .map_err(backend)?;
     }
     Ok(())
 }
@@ -141,18 +187,32 @@ pub(super) fn list(
     let limit = i64::try_from(limit).unwrap_or(i64::MAX);
     let mut statement = connection.prepare_cached(LIST_KEYS).map_err(backend)?;
     let mut rows = statement
-        .query(params![namespace.account.as_str(), namespace.region.as_str(), after, limit])
+        .query(params![
+            namespace.account.as_str(),
+            namespace.region.as_str(),
+            after,
+            limit
+        ])
         .map_err(backend)?;
     let mut key_ids = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
         let text: String = row.get(0).map_err(backend)?;
-        let name = row_name("keys", namespace.account.as_str(), namespace.region.as_str(), &text, None);
+        let name = row_name(
+            "keys",
+            namespace.account.as_str(),
+            namespace.region.as_str(),
+            &text,
+            None,
+        );
         key_ids.push(parse(&name, "key_id", &text)?);
     }
     Ok(key_ids)
 }
 
-pub(super) fn due(connection: &Connection, now: Timestamp) -> Result<Vec<(Namespace, KeyId)>, StoreError> {
+pub(super) fn due(
+    connection: &Connection,
+    now: Timestamp,
+) -> Result<Vec<(Namespace, KeyId)>, StoreError> {
     let mut statement = connection.prepare_cached(KEYS_DUE).map_err(backend)?;
     let mut rows = statement.query(params![now.millis()]).map_err(backend)?;
     let mut due = Vec::new();
@@ -171,7 +231,11 @@ pub(super) fn due(connection: &Connection, now: Timestamp) -> Result<Vec<(Namesp
 }
 
 /// Runs [`INSERT_KEY`] or [`UPDATE_KEY`], which share their parameters, and returns the change count.
-fn execute_key_row(connection: &Connection, sql: &str, key: &KeyRecord) -> Result<usize, StoreError> {
+fn execute_key_row(
+    connection: &Connection,
+    sql: &str,
+    key: &KeyRecord,
+) -> Result<usize, StoreError> {
     let rotation = key.rotation;
     let mut statement = connection.prepare_cached(sql).map_err(backend)?;
     statement
@@ -204,7 +268,9 @@ fn insert_children(connection: &Connection, key: &KeyRecord) -> Result<(), Store
     let region = key.namespace.region.as_str();
     let key_id = key.key_id.as_str();
 
-    let mut statement = connection.prepare_cached(INSERT_MATERIAL).map_err(backend)?;
+    let mut statement = connection
+        .prepare_cached(INSERT_MATERIAL)
+        .map_err(backend)?;
     for (position, material) in key.materials.iter().enumerate() {
         statement
             .execute(params![
@@ -222,19 +288,36 @@ fn insert_children(connection: &Connection, key: &KeyRecord) -> Result<(), Store
 
     let mut statement = connection.prepare_cached(INSERT_TAG).map_err(backend)?;
     for (position, tag) in key.tags.iter().enumerate() {
-        statement.execute(params![account, region, key_id, position, tag.key, tag.value]).map_err(backend)?;
+        statement
+            .execute(params![
+                account, region, key_id, position, tag.key, tag.value
+            ])
+            .map_err(backend)?;
     }
     Ok(())
 }
 
 /// Decodes a row of [`SELECT_KEY`]; materials and tags are filled in by the caller.
-fn decode_key(row: &Row<'_>, row_name: &str, namespace: &Namespace, key_id: &KeyId) -> Result<KeyRecord, StoreError> {
+fn decode_key(
+    row: &Row<'_>,
+    row_name: &str,
+    namespace: &Namespace,
+    key_id: &KeyId,
+) -> Result<KeyRecord, StoreError> {
     let deletion_date: Option<i64> = column(row, row_name, "deletion_date")?;
     let deletion_window_days: Option<u32> = column(row, row_name, "deletion_window_days")?;
     let deletion = match (deletion_date, deletion_window_days) {
-        (Some(date), Some(window_days)) => Some(Deletion { date: Timestamp::from_millis(date), window_days }),
+        (Some(date), Some(window_days)) => Some(Deletion {
+            date: Timestamp::from_millis(date),
+            window_days,
+        }),
         (None, None) => None,
-        _ => return Err(corrupt(row_name, "deletion_date and deletion_window_days must both be set or both be null")),
+        _ => {
+            return Err(corrupt(
+                row_name,
+                "deletion_date and deletion_window_days must both be set or both be null",
+            ));
+        }
     };
     let rotation = Rotation {
         enabled: column(row, row_name, "rotation_enabled")?,
@@ -267,7 +350,12 @@ fn decode_material(row: &Row<'_>, row_name: &str) -> Result<KeyMaterial, StoreEr
     let id: Vec<u8> = column(row, row_name, "material_id")?;
     let id = match <[u8; 32]>::try_from(id.as_slice()) {
         Ok(id) => KeyMaterialId(id),
-        Err(_) => return Err(corrupt(row_name, format!("material_id is {} bytes long, not 32", id.len()))),
+        Err(_) => {
+            return Err(corrupt(
+                row_name,
+                format!("material_id is {} bytes long, not 32", id.len()),
+            ));
+        }
     };
     let rotation_type: Option<String> = column(row, row_name, "rotation_type")?;
     let rotation_type = match rotation_type {
@@ -283,10 +371,18 @@ fn decode_material(row: &Row<'_>, row_name: &str) -> Result<KeyMaterial, StoreEr
 }
 
 /// Names a row of `table` the way an operator would look it up with the sqlite3 shell.
-fn row_name(table: &str, account: &str, region: &str, key_id: &str, position: Option<i64>) -> String {
+fn row_name(
+    table: &str,
+    account: &str,
+    region: &str,
+    key_id: &str,
+    position: Option<i64>,
+) -> String {
     match position {
         Some(position) => {
-            format!("in {table} (account '{account}', region '{region}', key_id '{key_id}', position {position})")
+            format!(
+                "in {table} (account '{account}', region '{region}', key_id '{key_id}', position {position})"
+            )
         }
         None => format!("in {table} (account '{account}', region '{region}', key_id '{key_id}')"),
     }

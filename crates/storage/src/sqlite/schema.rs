@@ -15,16 +15,27 @@ pub(super) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.s
 ///
 /// A file whose version is newer than this build knows is refused rather than misread.
 pub(super) fn migrate(connection: &mut Connection) -> Result<(), StoreError> {
-    let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(backend)?;
-    let found: i64 = transaction.pragma_query_value(None, "user_version", |row| row.get(0)).map_err(backend)?;
+    let transaction = connection
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(backend)?;
+    let found: i64 = transaction
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .map_err(backend)?;
     let known = MIGRATIONS.len();
     let applied = match usize::try_from(found) {
         Ok(applied) if applied <= known => applied,
-        _ => return Err(StoreError::Backend(Box::new(SqliteError::UnknownSchema { found, known }))),
+        _ => {
+            return Err(StoreError::Backend(Box::new(SqliteError::UnknownSchema {
+                found,
+                known,
+            })));
+        }
     };
     for (index, migration) in MIGRATIONS.iter().enumerate().skip(applied) {
         transaction.execute_batch(migration).map_err(backend)?;
-        transaction.pragma_update(None, "user_version", index + 1).map_err(backend)?;
+        transaction
+            .pragma_update(None, "user_version", index + 1)
+            .map_err(backend)?;
     }
     transaction.commit().map_err(backend)
 }

@@ -15,8 +15,8 @@ use std::sync::Arc;
 use strongroom_storage::Store;
 use strongroom_storage::sqlite::SqliteStore;
 use strongroom_test_support::TempDir;
-use strongroom_test_support::fixtures::{namespace, sample_alias, sample_key};
-use strongroom_types::Namespace;
+use strongroom_test_support::fixtures::{key_id, namespace, sample_alias, sample_key};
+use strongroom_types::{AliasRecord, Namespace};
 
 /// Names the database directory for the child; its absence makes the child test a no-op.
 const CHILD_DIR: &str = "STRONGROOM_STORAGE_CRASH_CHILD_DIR";
@@ -38,7 +38,12 @@ fn acknowledged_writes_survive_sigkill() {
     let dir = TempDir::new("sqlite-crash");
     let exe = std::env::current_exe().expect("current_exe");
     let mut child = Command::new(exe)
-        .args(["crash::child_writes_until_killed", "--exact", "--nocapture", "--test-threads=1"])
+        .args([
+            "crash::child_writes_until_killed",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
         .env(CHILD_DIR, dir.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -61,8 +66,16 @@ fn acknowledged_writes_survive_sigkill() {
         record_ack(&line.expect("reading the child's output"), &mut acked);
     }
     let status = child.wait().expect("wait for the child");
-    assert_eq!(status.signal(), Some(9), "the child died of SIGKILL, not on its own: {status:?}");
-    assert!(acked.len() >= KILL_AFTER, "the child acknowledged only {} writes", acked.len());
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the child died of SIGKILL, not on its own: {status:?}"
+    );
+    assert!(
+        acked.len() >= KILL_AFTER,
+        "the child acknowledged only {} writes",
+        acked.len()
+    );
 
     let path = dir.path().join("crash.sqlite");
     let integrity: String = rusqlite::Connection::open(&path)
@@ -71,20 +84,37 @@ fn acknowledged_writes_survive_sigkill() {
     assert_eq!(integrity, "ok", "the file is intact after the kill");
 
     let store = SqliteStore::open(&path).expect("reopen after the kill");
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let home = home();
         for &n in &acked {
             let key = sample_key(&home, n);
             let read = store.key(&home, &key.key_id).await.expect("key");
-            assert_eq!(read.as_ref(), Some(&key), "acknowledged key {n} survives the kill");
+            assert_eq!(
+                read.as_ref(),
+                Some(&key),
+                "acknowledged key {n} survives the kill"
+            );
             let alias = alias_of(&home, n);
             let read = store.alias(&home, &alias.name).await.expect("alias");
-            assert_eq!(read, Some(alias), "acknowledged alias {n} survives the kill");
+            assert_eq!(
+                read,
+                Some(alias),
+                "acknowledged alias {n} survives the kill"
+            );
         }
-        let listed = store.list_keys(&home, None, usize::MAX).await.expect("list_keys");
+        let listed = store
+            .list_keys(&home, None, usize::MAX)
+            .await
+            .expect("list_keys");
         let unacked = listed.len() - acked.len();
-        assert!(unacked <= WRITERS as usize, "{unacked} keys were written but never acknowledged");
+        assert!(
+            unacked <= WRITERS as usize,
+            "{unacked} keys were written but never acknowledged"
+        );
     });
 }
 
@@ -98,7 +128,10 @@ fn child_writes_until_killed() {
         Ok(store) => Arc::new(store),
         Err(error) => panic!("child: open: {error}"),
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     runtime.block_on(async {
         let mut writers = Vec::new();
         for writer in 0..WRITERS {
@@ -106,11 +139,20 @@ fn child_writes_until_killed() {
             writers.push(tokio::spawn(async move {
                 let home = home();
                 for n in (writer..CHILD_LIMIT).step_by(WRITERS as usize) {
-                    store.insert_key(&sample_key(&home, n)).await.expect("child: insert_key");
-                    store.insert_alias(&alias_of(&home, n)).await.expect("child: insert_alias");
+                    store
+                        .insert_key(&sample_key(&home, n))
+                        .await
+                        .expect("child: insert_key");
+                    store
+                        .insert_alias(&alias_of(&home, n))
+                        .await
+                        .expect("child: insert_alias");
                     let mut stdout = std::io::stdout().lock();
                     // A failed write means the parent is gone; stop rather than write forever.
-                    if writeln!(stdout, "{ACK}{n}").and_then(|()| stdout.flush()).is_err() {
+                    if writeln!(stdout, "{ACK}{n}")
+                        .and_then(|()| stdout.flush())
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -124,7 +166,12 @@ fn child_writes_until_killed() {
 
 fn record_ack(line: &str, acked: &mut BTreeSet<u32>) {
     if let Some(number) = line.strip_prefix(ACK) {
-        acked.insert(number.trim().parse().unwrap_or_else(|error| panic!("bad acknowledgement {line:?}: {error}")));
+        acked.insert(
+            number
+                .trim()
+                .parse()
+                .unwrap_or_else(|error| panic!("bad acknowledgement {line:?}: {error}")),
+        );
     }
 }
 
@@ -132,6 +179,6 @@ fn home() -> Namespace {
     namespace("333333333333", "us-west-2")
 }
 
-fn alias_of(home: &Namespace, n: u32) -> strongroom_types::AliasRecord {
-    sample_alias(home, &format!("alias/crash-{n}"), &strongroom_test_support::fixtures::key_id(n))
+fn alias_of(home: &Namespace, n: u32) -> AliasRecord {
+    sample_alias(home, &format!("alias/crash-{n}"), &key_id(n))
 }

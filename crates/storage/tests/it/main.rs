@@ -10,8 +10,11 @@ use std::sync::Arc;
 use rusqlite::Connection;
 use strongroom_storage::sqlite::SqliteStore;
 use strongroom_storage::{Store, StoreError};
-use strongroom_test_support::fixtures::{alias_name, key_id, namespace, sample_alias, sample_key};
+use strongroom_test_support::fixtures::{
+    alias_name, base_time, key_id, namespace, sample_alias, sample_key, sample_material,
+};
 use strongroom_test_support::{TempDir, check_store};
+use strongroom_types::{Deletion, Tag};
 
 #[tokio::test]
 async fn passes_the_conformance_suite() {
@@ -47,7 +50,10 @@ async fn serves_concurrent_tasks() {
     for task in tasks {
         task.await.expect("task");
     }
-    let listed = store.list_keys(&home, None, usize::MAX).await.expect("list_keys");
+    let listed = store
+        .list_keys(&home, None, usize::MAX)
+        .await
+        .expect("list_keys");
     assert_eq!(listed, (0..64).map(key_id).collect::<Vec<_>>());
 }
 
@@ -61,8 +67,14 @@ async fn reopening_keeps_every_record() {
     for (space, n) in [(&home, 1), (&home, 2), (&away, 1)] {
         let mut key = sample_key(space, n);
         key.tags = vec![
-            strongroom_types::Tag { key: "b".to_owned(), value: "first".to_owned() },
-            strongroom_types::Tag { key: "a".to_owned(), value: "second".to_owned() },
+            Tag {
+                key: "b".to_owned(),
+                value: "first".to_owned(),
+            },
+            Tag {
+                key: "a".to_owned(),
+                value: "second".to_owned(),
+            },
         ];
         keys.push(key);
     }
@@ -73,7 +85,10 @@ async fn reopening_keeps_every_record() {
             store.insert_key(key).await.expect("insert_key");
         }
         store.insert_alias(&alias).await.expect("insert_alias");
-        store.put_setting("admin", b"wrapped credentials").await.expect("put_setting");
+        store
+            .put_setting("admin", b"wrapped credentials")
+            .await
+            .expect("put_setting");
     }
 
     let store = open(&path);
@@ -84,7 +99,11 @@ async fn reopening_keeps_every_record() {
     let read = store.alias(&home, &alias.name).await.expect("alias");
     assert_eq!(read, Some(alias), "an alias survives reopening");
     let setting = store.setting("admin").await.expect("setting");
-    assert_eq!(setting.as_deref(), Some(&b"wrapped credentials"[..]), "a setting survives reopening");
+    assert_eq!(
+        setting.as_deref(),
+        Some(&b"wrapped credentials"[..]),
+        "a setting survives reopening"
+    );
 }
 
 #[tokio::test]
@@ -95,9 +114,15 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
     std::fs::write(&empty, b"").expect("create an empty file");
     for path in [&fresh, &empty] {
         let store = open(path);
-        assert_eq!(user_version(path), 1, "{} is at the current schema version", path.display());
-        let journal_mode: String =
-            raw(path).pragma_query_value(None, "journal_mode", |row| row.get(0)).expect("journal_mode");
+        assert_eq!(
+            user_version(path),
+            1,
+            "{} is at the current schema version",
+            path.display()
+        );
+        let journal_mode: String = raw(path)
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .expect("journal_mode");
         assert_eq!(journal_mode, "wal", "the file is in write-ahead-log mode");
         check_store(&store).await;
     }
@@ -111,10 +136,15 @@ fn refuses_a_schema_newer_than_it_knows() {
     let dir = TempDir::new("sqlite-too-new");
     let path = database(&dir);
     drop(open(&path));
-    raw(&path).pragma_update(None, "user_version", 99).expect("set user_version");
+    raw(&path)
+        .pragma_update(None, "user_version", 99)
+        .expect("set user_version");
     match SqliteStore::open(&path) {
         Err(StoreError::Backend(error)) => {
-            assert!(error.to_string().contains("schema version 99"), "the error names the version: {error}");
+            assert!(
+                error.to_string().contains("schema version 99"),
+                "the error names the version: {error}"
+            );
         }
         other => panic!("expected a backend error, got {other:?}"),
     }
@@ -126,7 +156,10 @@ fn refuses_a_file_that_is_not_a_database() {
     let path = database(&dir);
     std::fs::write(&path, vec![0x42; 8192]).expect("write garbage");
     let res = SqliteStore::open(&path);
-    assert!(matches!(res, Err(StoreError::Backend(_))), "expected a backend error, got {res:?}");
+    assert!(
+        matches!(res, Err(StoreError::Backend(_))),
+        "expected a backend error, got {res:?}"
+    );
 }
 
 #[tokio::test]
@@ -136,14 +169,22 @@ async fn reports_corrupt_rows_by_name() {
     let store = open(&path);
     let home = namespace("111111111111", "us-east-1");
     let mut key = sample_key(&home, 7);
-    key.materials.push(strongroom_test_support::fixtures::sample_material(7, 1));
-    key.deletion = Some(strongroom_types::Deletion { date: strongroom_test_support::fixtures::base_time(), window_days: 7 });
+    key.materials.push(sample_material(7, 1));
+    key.deletion = Some(Deletion {
+        date: base_time(),
+        window_days: 7,
+    });
     store.insert_key(&key).await.expect("insert_key");
-    store.insert_alias(&sample_alias(&home, "alias/broken", &key.key_id)).await.expect("insert_alias");
+    store
+        .insert_alias(&sample_alias(&home, "alias/broken", &key.key_id))
+        .await
+        .expect("insert_alias");
     let key_id = key.key_id.as_str();
 
     let damage = |sql: &str| {
-        raw(&path).execute(sql, []).unwrap_or_else(|error| panic!("{sql}: {error}"));
+        raw(&path)
+            .execute(sql, [])
+            .unwrap_or_else(|error| panic!("{sql}: {error}"));
     };
     let expect_corrupt = |res: Result<String, StoreError>, names: &[&str]| match res {
         Err(StoreError::Backend(error)) => {
@@ -156,32 +197,60 @@ async fn reports_corrupt_rows_by_name() {
     };
 
     damage("UPDATE keys SET key_spec = 'ROT13'");
-    expect_corrupt(store.key(&home, &key.key_id).await.map(|key| format!("{key:?}")), &[key_id, "key_spec", "ROT13"]);
+    expect_corrupt(
+        store
+            .key(&home, &key.key_id)
+            .await
+            .map(|key| format!("{key:?}")),
+        &[key_id, "key_spec", "ROT13"],
+    );
     damage("UPDATE keys SET key_spec = 'SYMMETRIC_DEFAULT', rotation_period_days = -1");
-    expect_corrupt(store.key(&home, &key.key_id).await.map(|key| format!("{key:?}")), &[key_id, "rotation_period_days"]);
+    expect_corrupt(
+        store
+            .key(&home, &key.key_id)
+            .await
+            .map(|key| format!("{key:?}")),
+        &[key_id, "rotation_period_days"],
+    );
     damage("UPDATE keys SET rotation_period_days = NULL");
     damage("UPDATE key_materials SET rotation_type = 'SIDEWAYS' WHERE position = 1");
     expect_corrupt(
-        store.key(&home, &key.key_id).await.map(|key| format!("{key:?}")),
+        store
+            .key(&home, &key.key_id)
+            .await
+            .map(|key| format!("{key:?}")),
         &["key_materials", key_id, "position 1", "rotation_type"],
     );
     damage("UPDATE key_materials SET rotation_type = NULL");
     let healed = store.key(&home, &key.key_id).await.expect("key");
-    assert_eq!(healed.map(|read| read.materials.len()), Some(2), "the repaired key reads again");
+    assert_eq!(
+        healed.map(|read| read.materials.len()),
+        Some(2),
+        "the repaired key reads again"
+    );
 
     damage("UPDATE aliases SET target = 'not-a-key-id'");
     expect_corrupt(
-        store.list_aliases(&home, None, None, 10).await.map(|aliases| format!("{aliases:?}")),
+        store
+            .list_aliases(&home, None, None, 10)
+            .await
+            .map(|aliases| format!("{aliases:?}")),
         &["alias/broken", "target", "not-a-key-id"],
     );
     expect_corrupt(
-        store.alias(&home, &alias_name("alias/broken")).await.map(|alias| format!("{alias:?}")),
+        store
+            .alias(&home, &alias_name("alias/broken"))
+            .await
+            .map(|alias| format!("{alias:?}")),
         &["alias/broken", "target"],
     );
 
     damage("UPDATE keys SET account = 'nobody'");
-    let due = store.keys_due(strongroom_test_support::fixtures::base_time()).await;
-    expect_corrupt(due.map(|due| format!("{due:?}")), &["nobody", key_id, "account"]);
+    let due = store.keys_due(base_time()).await;
+    expect_corrupt(
+        due.map(|due| format!("{due:?}")),
+        &["nobody", key_id, "account"],
+    );
 }
 
 fn database(dir: &TempDir) -> PathBuf {
@@ -189,7 +258,8 @@ fn database(dir: &TempDir) -> PathBuf {
 }
 
 fn open(path: &Path) -> SqliteStore {
-    SqliteStore::open(path).unwrap_or_else(|error| panic!("open {}: {error} ({error:?})", path.display()))
+    SqliteStore::open(path)
+        .unwrap_or_else(|error| panic!("open {}: {error} ({error:?})", path.display()))
 }
 
 /// A plain connection to the file, for looking and damaging behind the store's back.
@@ -198,5 +268,7 @@ fn raw(path: &Path) -> Connection {
 }
 
 fn user_version(path: &Path) -> i64 {
-    raw(path).pragma_query_value(None, "user_version", |row| row.get(0)).expect("user_version")
+    raw(path)
+        .pragma_query_value(None, "user_version", |row| row.get(0))
+        .expect("user_version")
 }

@@ -66,9 +66,11 @@ CREATE TABLE aliases (
     created INTEGER NOT NULL,
     updated INTEGER NOT NULL,
     PRIMARY KEY (account, region, name)
-) STRICT, WITHOUT ROWID;
+) STRICT;
 
 -- ListAliases with a KeyId filter, and the cascade when a key is deleted.
+-- The aliases table keeps its rowid: without one, the planner prefers a namespace scan of the primary key
+-- to this index when it has no statistics.
 CREATE INDEX aliases_by_target ON aliases (account, region, target, name);
 
 CREATE TABLE settings (
