@@ -121,10 +121,10 @@ impl RequestFactory {
 
     /// The headers of the current signature, renewed when it is a second old.
     fn signed_headers(&mut self, target: &HeaderValue, body: &[u8]) -> HeaderMap {
-        if let Some((signed_at, headers)) = &self.signed {
-            if signed_at.elapsed() < RESIGN_AFTER {
-                return headers.clone();
-            }
+        if let Some((signed_at, headers)) = &self.signed
+            && signed_at.elapsed() < RESIGN_AFTER
+        {
+            return headers.clone();
         }
         let mut headers = HeaderMap::new();
         headers.insert(HOST, self.authority.clone());

@@ -38,6 +38,7 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 pub const NOOP_PATH: &str = "/__strongroom/noop";
 
 struct Edge {
+    request_ids: RequestIds,
     kms: Arc<Kms>,
     auth: Authenticator,
     model: Model,
@@ -46,6 +47,7 @@ struct Edge {
 /// Builds the HTTP application serving the KMS API for `kms`.
 pub fn router(kms: Arc<Kms>, credentials: Arc<dyn Credentials>, regions: Regions) -> Router {
     let edge = Arc::new(Edge {
+        request_ids: RequestIds::new(),
         kms,
         auth: Authenticator::new(credentials, regions),
         model: Model::kms(),
@@ -61,12 +63,13 @@ async fn noop() -> StatusCode {
 }
 
 async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
-    let request_id = uuid::Uuid::new_v4().to_string();
+    let request_id = edge.request_ids.next();
     let (parts, body) = request.into_parts();
     let operation = target_operation(&parts.headers)
         .unwrap_or_default()
         .to_owned();
-    let span = tracing::info_span!("request", request_id = %request_id, operation = %operation);
+    // A debug-level span: the default subscriber formats span fields eagerly, which would cost every request.
+    let span = tracing::debug_span!("request", request_id = %request_id, operation = %operation);
     async move {
         let result = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
             Ok(bytes) => edge.serve(&parts, &bytes, &operation).await,
@@ -78,7 +81,7 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
             Ok(body) => json_response(&body, &request_id),
             Err(error) => {
                 if let ProtocolError::Service(Error::Internal(source)) = &error {
-                    tracing::error!("failed to serve request: {source:#}");
+                    tracing::error!(%request_id, %operation, "failed to serve request: {source:#}");
                 } else {
                     tracing::debug!(code = error.wire().0, "request refused");
                 }
@@ -142,6 +145,34 @@ fn parse_body(body: &[u8]) -> Result<Map<String, Value>, ProtocolError> {
         Err(e) => Err(ProtocolError::Serialization(format!(
             "The request body is not valid JSON: {e}."
         ))),
+    }
+}
+
+/// Request ids in UUID form: a random per-process prefix and a counter, unique without a system call per
+/// request.
+struct RequestIds {
+    prefix: u64,
+    counter: std::sync::atomic::AtomicU64,
+}
+
+impl RequestIds {
+    fn new() -> RequestIds {
+        RequestIds {
+            prefix: uuid::Uuid::new_v4().as_u64_pair().0,
+            counter: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    fn next(&self) -> String {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&self.prefix.to_be_bytes());
+        bytes[8..].copy_from_slice(&n.to_be_bytes());
+        uuid::Builder::from_random_bytes(bytes)
+            .into_uuid()
+            .to_string()
     }
 }
 

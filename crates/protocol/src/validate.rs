@@ -7,7 +7,6 @@
 use std::collections::HashMap;
 use std::fmt;
 
-use base64::Engine;
 use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
@@ -242,13 +241,15 @@ impl Model {
                 let Value::String(text) = value else {
                     return wrong_type("a base64-encoded string");
                 };
-                let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(text) else {
+                // The length is computed without decoding; the conversion to domain values decodes once
+                // and refuses invalid characters.
+                let Some(len) = base64_decoded_len(text) else {
                     return Err(ProtocolError::Serialization(format!(
                         "Field '{field}' is not valid base64."
                     )));
                 };
                 check_length(
-                    bytes.len() as i64,
+                    len as i64,
                     *min,
                     *max,
                     path,
@@ -288,6 +289,21 @@ impl Model {
         }
         Ok(())
     }
+}
+
+/// The decoded length of padded standard base64, or `None` if the text cannot be base64.
+fn base64_decoded_len(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    if bytes.len() % 4 != 0 {
+        return None;
+    }
+    let padding = bytes
+        .iter()
+        .rev()
+        .take(2)
+        .take_while(|&&b| b == b'=')
+        .count();
+    Some(bytes.len() / 4 * 3 - padding)
 }
 
 fn check_length(

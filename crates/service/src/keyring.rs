@@ -19,6 +19,8 @@ use crate::{Caller, Error, Kms};
 /// A key with its material unwrapped, ready for cryptography.
 pub(crate) struct LiveKey {
     pub(crate) record: KeyRecord,
+    /// The key ARN, formatted once: responses to every cryptographic request carry it.
+    arn: String,
     materials: Vec<(KeyMaterialId, SymmetricKey)>,
 }
 
@@ -37,7 +39,7 @@ impl LiveKey {
     }
 
     pub(crate) fn arn(&self) -> String {
-        self.record.arn()
+        self.arn.clone()
     }
 }
 
@@ -223,7 +225,11 @@ impl Kms {
                 .unwrap(&wrap_context(&record, &material.id), &material.wrapped)?;
             materials.push((material.id, SymmetricKey::from_bytes(&bytes)?));
         }
-        Ok(LiveKey { record, materials })
+        Ok(LiveKey {
+            arn: record.arn(),
+            record,
+            materials,
+        })
     }
 
     /// Deletes keys whose waiting period is over and rotates keys whose rotation is due, anywhere.

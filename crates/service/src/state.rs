@@ -21,41 +21,44 @@ pub(crate) enum OpClass {
 
 /// Checks `key` against the key-state table for an operation of `class`.
 pub(crate) fn check(key: &KeyRecord, class: OpClass) -> Result<(), Error> {
-    let arn = key.arn();
+    // Formatted only when an error is returned: this check runs on every cryptographic request.
+    let arn = || key.arn();
     let state = key.state;
-    let pending_deletion = || Error::InvalidState(format!("{arn} is pending deletion."));
+    let pending_deletion = || Error::InvalidState(format!("{} is pending deletion.", arn()));
     match class {
         OpClass::Crypto => match state {
             KeyState::Enabled | KeyState::Updating => Ok(()),
-            KeyState::Disabled => Err(Error::Disabled(format!("{arn} is disabled."))),
+            KeyState::Disabled => Err(Error::Disabled(format!("{} is disabled.", arn()))),
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Err(pending_deletion()),
             KeyState::PendingImport => {
-                Err(Error::InvalidState(format!("{arn} is pending import.")))
+                Err(Error::InvalidState(format!("{} is pending import.", arn())))
             }
-            KeyState::Unavailable => Err(Error::InvalidState(format!("{arn} is unavailable."))),
-            KeyState::Creating => Err(Error::InvalidState(format!("{arn} is creating."))),
+            KeyState::Unavailable => Err(Error::InvalidState(format!("{} is unavailable.", arn()))),
+            KeyState::Creating => Err(Error::InvalidState(format!("{} is creating.", arn()))),
         },
         OpClass::EnableDisable => match state {
             KeyState::Enabled | KeyState::Disabled | KeyState::Unavailable => Ok(()),
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Err(pending_deletion()),
             KeyState::PendingImport => {
-                Err(Error::InvalidState(format!("{arn} is pending import.")))
+                Err(Error::InvalidState(format!("{} is pending import.", arn())))
             }
-            KeyState::Creating => Err(Error::InvalidState(format!("{arn} is creating."))),
-            KeyState::Updating => Err(Error::InvalidState(format!("{arn} is updating."))),
+            KeyState::Creating => Err(Error::InvalidState(format!("{} is creating.", arn()))),
+            KeyState::Updating => Err(Error::InvalidState(format!("{} is updating.", arn()))),
         },
         OpClass::Rotation => match state {
             KeyState::Enabled | KeyState::Updating => Ok(()),
-            KeyState::Disabled => Err(Error::Disabled(format!("{arn} is disabled."))),
+            KeyState::Disabled => Err(Error::Disabled(format!("{} is disabled.", arn()))),
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Err(pending_deletion()),
             KeyState::PendingImport => Err(Error::UnsupportedOperation(format!(
-                "{arn} origin is {} which is not valid for this operation.",
+                "{} origin is {} which is not valid for this operation.",
+                arn(),
                 key.origin
             ))),
             KeyState::Unavailable => Err(Error::UnsupportedOperation(format!(
-                "{arn} is in a custom key store, which does not support rotation."
+                "{} is in a custom key store, which does not support rotation.",
+                arn()
             ))),
-            KeyState::Creating => Err(Error::InvalidState(format!("{arn} is creating."))),
+            KeyState::Creating => Err(Error::InvalidState(format!("{} is creating.", arn()))),
         },
         OpClass::NotPendingDeletion => match state {
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Err(pending_deletion()),
@@ -64,7 +67,8 @@ pub(crate) fn check(key: &KeyRecord, class: OpClass) -> Result<(), Error> {
         OpClass::PendingDeletionOnly => match state {
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Ok(()),
             _ => Err(Error::InvalidState(format!(
-                "{arn} is not pending deletion."
+                "{} is not pending deletion.",
+                arn()
             ))),
         },
     }

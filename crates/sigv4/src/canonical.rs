@@ -165,11 +165,11 @@ fn write_header_values<K: Sink>(
     let mut values = headers.get_all(name).iter().peekable();
     if values.peek().is_none() {
         // HTTP/2 carries the host in the `:authority` pseudo-header, which ends up in the URI.
-        if name == HOST.as_str() {
-            if let Some(host) = host_text(uri) {
-                write_trimmed(sink, host.as_bytes());
-                return Ok(());
-            }
+        if name == HOST.as_str()
+            && let Some(host) = host_text(uri)
+        {
+            write_trimmed(sink, host.as_bytes());
+            return Ok(());
         }
         return Err(Sigv4Error::IncompleteSignature(format!(
             "The request does not contain the header '{name}', which is listed in SignedHeaders."

@@ -210,10 +210,10 @@ pub fn sign(
         X_AMZ_DATE,
         HeaderValue::from_str(amz_date).expect("a formatted timestamp is a valid header value"),
     );
-    if !headers.contains_key(HOST) {
-        if let Some(host) = canonical::host_from_uri(uri) {
-            headers.insert(HOST, host);
-        }
+    if !headers.contains_key(HOST)
+        && let Some(host) = canonical::host_from_uri(uri)
+    {
+        headers.insert(HOST, host);
     }
 
     // Candidates in sorted order, so the filtered list is sorted too.
