@@ -294,7 +294,7 @@ impl Model {
 /// The decoded length of padded standard base64, or `None` if the text cannot be base64.
 fn base64_decoded_len(text: &str) -> Option<usize> {
     let bytes = text.as_bytes();
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return None;
     }
     let padding = bytes

@@ -55,7 +55,7 @@ pub(crate) fn decode(marker: &str) -> Result<String, Error> {
     let Some(hex) = marker.strip_prefix('m') else {
         return Err(invalid());
     };
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return Err(invalid());
     }
     let mut bytes = Vec::with_capacity(hex.len() / 2);
