@@ -33,74 +33,118 @@ pub async fn run(
     clock: Arc<dyn Clock>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
-    let root_key = Arc::new(FileRootKey::open_or_create(
-        &config.data_dir.join(ROOT_KEY_FILE),
-    )?);
-    let store = Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?);
-    let (credentials, created) = credentials::load(
-        store.as_ref(),
-        root_key.as_ref(),
-        &config.data_dir,
-        &config.account_id,
-        config.dev,
-    )
-    .await?;
-    if let Some(path) = created {
-        tracing::warn!(
-            "created the administrator access key for account {}; it is in {} (mode 0600): keep it secret",
-            config.account_id,
-            path.display()
-        );
-    }
-    if config.dev {
-        tracing::warn!(
-            "DEVELOPMENT MODE: access key 'test' with secret 'test' is the root of account {}, and any 12-digit \
-             access key is the root of that account. Do not use --dev for real keys.",
-            config.account_id
-        );
-    }
-    let kms = Arc::new(Kms::new(store, root_key, clock));
-    if let Some(seed_file) = &config.seed_file {
-        let created = seed::load(&kms, seed_file, &config.account_id).await?;
-        tracing::info!("seed file {}: {created} keys created", seed_file.display());
-    }
-    let regions = match &config.regions {
-        Some(regions) => Regions::Only(regions.clone()),
-        None => Regions::Any,
-    };
-    let app = strongroom_protocol::router(kms.clone(), Arc::new(credentials), regions);
-
-    let (stop_scheduler, mut scheduler_stopped) = tokio::sync::watch::channel(false);
-    let scheduler = {
-        let kms = kms.clone();
-        let interval = config.scheduler_interval;
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
-                    _ = scheduler_stopped.changed() => return,
-                }
-                match kms.run_scheduled_work().await {
-                    Ok(0) => {}
-                    Ok(n) => tracing::info!("scheduled work done on {n} keys"),
-                    Err(e) => tracing::error!("failed to run scheduled key work: {e:#}"),
-                }
-            }
-        })
-    };
-
-    tracing::info!(
-        "Strongroom is serving the KMS API on http://{}",
-        listener.local_addr()?
-    );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    Server::start(listener, config, clock)
+        .await?
+        .serve(shutdown)
         .await
-        .context("serve HTTP")?;
-    let _ = stop_scheduler.send(true);
-    let _ = scheduler.await;
-    tracing::info!("Strongroom stopped");
-    Ok(())
+}
+
+/// A server that has finished starting (data directory, root key, database, credentials, seed file) and is
+/// ready to serve; the binary announces its address only then.
+pub struct Server {
+    listener: tokio::net::TcpListener,
+    config: Config,
+    kms: Arc<Kms>,
+    app: axum::Router,
+}
+
+impl Server {
+    /// Opens everything the server needs; fails with a message an operator can act on.
+    pub async fn start(
+        listener: tokio::net::TcpListener,
+        config: Config,
+        clock: Arc<dyn Clock>,
+    ) -> anyhow::Result<Server> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
+        let root_key = Arc::new(FileRootKey::open_or_create(
+            &config.data_dir.join(ROOT_KEY_FILE),
+        )?);
+        let store = Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?);
+        let (credentials, created) = credentials::load(
+            store.as_ref(),
+            root_key.as_ref(),
+            &config.data_dir,
+            &config.account_id,
+            config.dev,
+        )
+        .await?;
+        if let Some(path) = created {
+            tracing::warn!(
+                "created the administrator access key for account {}; it is in {} (mode 0600): keep it secret",
+                config.account_id,
+                path.display()
+            );
+        }
+        if config.dev {
+            tracing::warn!(
+                "DEVELOPMENT MODE: access key 'test' with secret 'test' is the root of account {}, and any 12-digit \
+                 access key is the root of that account. Do not use --dev for real keys.",
+                config.account_id
+            );
+        }
+        let kms = Arc::new(Kms::new(store, root_key, clock));
+        if let Some(seed_file) = &config.seed_file {
+            let created = seed::load(&kms, seed_file, &config.account_id).await?;
+            tracing::info!("seed file {}: {created} keys created", seed_file.display());
+        }
+        let regions = match &config.regions {
+            Some(regions) => Regions::Only(regions.clone()),
+            None => Regions::Any,
+        };
+        let app = strongroom_protocol::router(kms.clone(), Arc::new(credentials), regions);
+        Ok(Server {
+            listener,
+            config,
+            kms,
+            app,
+        })
+    }
+
+    /// The address the server listens on.
+    pub fn local_addr(&self) -> std::io::Result<std::net::SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes, then finishes requests in flight and stops the scheduler.
+    pub async fn serve(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Server {
+            listener,
+            config,
+            kms,
+            app,
+        } = self;
+        let (stop_scheduler, mut scheduler_stopped) = tokio::sync::watch::channel(false);
+        let scheduler = {
+            let interval = config.scheduler_interval;
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(interval) => {}
+                        _ = scheduler_stopped.changed() => return,
+                    }
+                    match kms.run_scheduled_work().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!("scheduled work done on {n} keys"),
+                        Err(e) => tracing::error!("failed to run scheduled key work: {e:#}"),
+                    }
+                }
+            })
+        };
+        tracing::info!(
+            "Strongroom is serving the KMS API on http://{}",
+            listener.local_addr()?
+        );
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serve HTTP")?;
+        let _ = stop_scheduler.send(true);
+        let _ = scheduler.await;
+        tracing::info!("Strongroom stopped");
+        Ok(())
+    }
 }

@@ -115,10 +115,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 config.listen
             )
         })?;
-    let address = listener.local_addr()?;
-    // The first line on standard error names the bound address, so scripts using port 0 can find it.
-    eprintln!("strongroom listening on http://{address}");
-    strongroom_server::run(listener, config, Arc::new(SystemClock), shutdown_signal()).await
+    let server = strongroom_server::Server::start(listener, config, Arc::new(SystemClock)).await?;
+    // Printed once start-up is complete, so scripts using port 0 can find the address and use it at once.
+    eprintln!("strongroom listening on http://{}", server.local_addr()?);
+    server.serve(shutdown_signal()).await
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {

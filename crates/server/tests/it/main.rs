@@ -1,0 +1,18 @@
+//! The server's one integration test binary: a real Strongroom on a local port, driven end to end with
+//! the AWS SDK for Rust, hand-built HTTP requests, and the `strongroom` binary itself.
+//!
+//! Each module covers one area of the KMS API; `harness` holds the servers and shared helpers.
+
+mod aliases;
+mod crypto;
+mod durability;
+mod harness;
+mod key_forms;
+mod key_policy;
+mod key_state;
+mod keys;
+mod namespaces;
+mod protocol;
+mod rotation;
+mod seed;
+mod tags;
