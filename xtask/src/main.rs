@@ -40,6 +40,7 @@ fn ci() -> anyhow::Result<()> {
 
 /// Every test of the workspace, with nextest when it is installed.
 fn test() -> anyhow::Result<()> {
+    python_clients()?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
@@ -61,6 +62,25 @@ fn test() -> anyhow::Result<()> {
             &["test", "--workspace", "--locked", "--no-fail-fast"],
         )
     }
+}
+
+/// A virtual environment in `target/python` with boto3 and the AWS Encryption SDK, for the tests that drive
+/// the server with Python clients.
+fn python_clients() -> anyhow::Result<()> {
+    let venv = std::path::Path::new("target/python");
+    if !venv.join("bin/python").exists() {
+        run("python3", &["-m", "venv", "target/python"])?;
+    }
+    run(
+        "target/python/bin/pip",
+        &[
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "boto3",
+            "aws-encryption-sdk>=3,<4",
+        ],
+    )
 }
 
 fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {

@@ -194,6 +194,11 @@ impl TestServer {
         }
     }
 
+    /// The server's URL, for clients outside this process.
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
     /// The service's clock: advance it to make deletions and rotations come due.
     pub(crate) fn clock(&self) -> &ManualClock {
         &self.clock

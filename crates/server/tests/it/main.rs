@@ -13,6 +13,7 @@ mod key_state;
 mod keys;
 mod namespaces;
 mod protocol;
+mod python;
 mod rotation;
 mod seed;
 mod tags;
