@@ -1,10 +1,26 @@
-//! The IAM policy language, as key policies use it.
+//! The IAM policy language, as AWS KMS and IAM use it: parsing policy documents and evaluating requests
+//! against them.
 //!
-//! Today this crate checks that a policy document is well formed, the way `PutKeyPolicy` and `CreateKey`
-//! refuse malformed documents; evaluating policies against requests comes with the authorization work.
-//! It is pure: no I/O.
+//! [`Policy::parse`] turns a JSON document into a compiled [`Policy`] or says, in a
+//! `MalformedPolicyDocument`-style message, what is wrong and in which statement.
+//! [`Policy::evaluate`] answers one [`Request`] with an [`Outcome`]: whether a statement denies, allows the
+//! principal, or allows its whole account (which AWS KMS reads as delegation to IAM policies).
+//! Combining the outcomes of a key policy, IAM policies and grants is the caller's business.
+//! The crate is pure: no I/O, no clock (the caller puts `aws:CurrentTime` in the context).
 
-use serde_json::Value;
+mod condition;
+mod context;
+mod document;
+mod fuzzing;
+mod pattern;
+mod principal;
+mod request;
+mod scalar;
+
+pub use context::{ConditionContext, MapContext};
+pub use document::{Policy, PolicyKind};
+pub use fuzzing::fuzz_policy_parse;
+pub use request::{Outcome, Principal, Request};
 
 /// The largest key policy AWS KMS accepts, in bytes.
 pub const MAX_KEY_POLICY_BYTES: usize = 32 * 1024;
@@ -20,106 +36,12 @@ pub enum PolicyError {
     Malformed(String),
 }
 
-/// Checks a key policy document: size, JSON syntax, and the grammar of its statements.
+/// Checks a key policy document the way `PutKeyPolicy` and `CreateKey` do: size, characters, JSON syntax,
+/// and the grammar of every statement, condition and principal.
 pub fn check_key_policy(text: &str) -> Result<(), PolicyError> {
-    if text.len() > MAX_KEY_POLICY_BYTES {
-        return Err(PolicyError::TooLarge(text.len()));
-    }
-    let malformed = |message: String| Err(PolicyError::Malformed(message));
-    let document: Value = match serde_json::from_str(text) {
-        Ok(value) => value,
-        Err(e) => return malformed(format!("The policy is not valid JSON: {e}.")),
-    };
-    let Value::Object(document) = document else {
-        return malformed("The policy must be a JSON object.".to_owned());
-    };
-    for field in document.keys() {
-        if !matches!(field.as_str(), "Version" | "Id" | "Statement") {
-            return malformed(format!("The policy has an unknown element '{field}'."));
-        }
-    }
-    match document.get("Version") {
-        None | Some(Value::String(_)) => {}
-        Some(_) => {
-            return malformed(
-                "The policy's Version must be a string such as \"2012-10-17\".".to_owned(),
-            );
-        }
-    }
-    if let Some(Value::String(version)) = document.get("Version")
-        && version != "2012-10-17"
-        && version != "2008-10-17"
-    {
-        return malformed(format!(
-            "The policy's Version '{version}' is not supported: use \"2012-10-17\"."
-        ));
-    }
-    let statements = match document.get("Statement") {
-        Some(Value::Array(statements)) => statements.iter().collect::<Vec<_>>(),
-        Some(statement @ Value::Object(_)) => vec![statement],
-        Some(_) => {
-            return malformed(
-                "The policy's Statement must be an object or an array of objects.".to_owned(),
-            );
-        }
-        None => return malformed("The policy has no Statement.".to_owned()),
-    };
-    for (index, statement) in statements.iter().enumerate() {
-        check_statement(index, statement)?;
-    }
-    Ok(())
-}
-
-fn check_statement(index: usize, statement: &Value) -> Result<(), PolicyError> {
-    let at = |message: &str| {
-        Err(PolicyError::Malformed(format!(
-            "Statement {index}: {message}"
-        )))
-    };
-    let Value::Object(statement) = statement else {
-        return at("a statement must be a JSON object.");
-    };
-    for field in statement.keys() {
-        let known = matches!(
-            field.as_str(),
-            "Sid"
-                | "Effect"
-                | "Principal"
-                | "NotPrincipal"
-                | "Action"
-                | "NotAction"
-                | "Resource"
-                | "NotResource"
-                | "Condition"
-        );
-        if !known {
-            return at(&format!("unknown element '{field}'."));
-        }
-    }
-    match statement.get("Effect") {
-        Some(Value::String(effect)) if effect == "Allow" || effect == "Deny" => {}
-        Some(_) => return at("Effect must be \"Allow\" or \"Deny\"."),
-        None => return at("the statement has no Effect."),
-    }
-    if statement.contains_key("Principal") == statement.contains_key("NotPrincipal") {
-        return at("a key policy statement needs exactly one of Principal or NotPrincipal.");
-    }
-    if statement.contains_key("Action") && statement.contains_key("NotAction") {
-        return at("a statement cannot have both Action and NotAction.");
-    }
-    if statement.contains_key("Resource") && statement.contains_key("NotResource") {
-        return at("a statement cannot have both Resource and NotResource.");
-    }
-    for field in ["Action", "NotAction", "Resource", "NotResource"] {
-        match statement.get(field) {
-            None | Some(Value::String(_)) => {}
-            Some(Value::Array(items)) if items.iter().all(Value::is_string) => {}
-            Some(_) => return at(&format!("{field} must be a string or an array of strings.")),
-        }
-    }
-    match statement.get("Condition") {
-        None | Some(Value::Object(_)) => Ok(()),
-        Some(_) => at("Condition must be an object."),
+    match Policy::parse(text, PolicyKind::KeyPolicy) {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

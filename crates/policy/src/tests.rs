@@ -1,4 +1,9 @@
-//! Tests of key policy checking.
+//! Tests of the policy language: key policy checking as the service uses it, a table of evaluation cases,
+//! parser errors with their messages, and properties over random input.
+
+mod cases;
+mod errors;
+mod properties;
 
 use crate::{PolicyError, check_key_policy, default_key_policy};
 

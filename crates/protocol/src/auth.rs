@@ -77,6 +77,7 @@ impl Authenticator {
         parts: &Parts,
         body: &[u8],
         service: &str,
+        source_ip: Option<std::net::IpAddr>,
     ) -> Result<Caller, ProtocolError> {
         let auth = strongroom_sigv4::parse_authorization(&parts.headers)?;
         if auth.service != service {
@@ -102,6 +103,7 @@ impl Authenticator {
             },
             arn: signer.arn.clone(),
             access_key_id: auth.access_key_id,
+            source_ip,
         })
     }
 

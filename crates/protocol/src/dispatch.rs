@@ -161,6 +161,7 @@ pub(crate) async fn dispatch(
                 number_of_bytes: f.int("NumberOfBytes"),
                 key_spec: f.enumeration("KeySpec")?,
                 dry_run: f.bool("DryRun"),
+                without_plaintext: operation == "GenerateDataKeyWithoutPlaintext",
             };
             let key = kms.generate_data_key(caller, req).await?;
             let mut out = json!({
@@ -340,6 +341,7 @@ pub(crate) async fn dispatch(
                 f.required_str("KeyId")?,
                 f.str("PolicyName"),
                 policy,
+                f.bool("BypassPolicyLockoutSafetyCheck"),
             )
             .await?;
             json!({})

@@ -116,7 +116,11 @@ impl Edge {
                 parts.uri.path()
             )));
         }
-        let caller = self.auth.authenticate(parts, body, "kms")?;
+        let source_ip = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        let caller = self.auth.authenticate(parts, body, "kms", source_ip)?;
         if operation.is_empty() || !self.model.has_operation(operation) {
             let target = parts
                 .headers

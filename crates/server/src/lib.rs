@@ -138,6 +138,7 @@ impl Server {
             "Strongroom is serving the KMS API on http://{}",
             listener.local_addr()?
         );
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         axum::serve(listener, app)
             .with_graceful_shutdown(shutdown)
             .await

@@ -3,6 +3,7 @@
 use strongroom_storage::StoreError;
 use strongroom_types::{AliasName, AliasRecord, KeyManager};
 
+use crate::authz::RequestFacts;
 use crate::keyring::Forms;
 use crate::pagination::{self, Page};
 use crate::state::{self, OpClass};
@@ -32,7 +33,8 @@ impl Kms {
                 "Alias {alias} is not valid: names beginning with alias/aws/ are reserved for AWS managed keys."
             )));
         }
-        let target = self.resolve(caller, target_key_id, Forms::KeyOnly).await?;
+        let target = self.resolve(caller, target_key_id, Forms::IdOrArn).await?;
+        self.authorize(caller, "kms:CreateAlias", &target, RequestFacts::default())?;
         let _writes = self.writes.lock().await;
         let record = self.key_for_update(&target).await?;
         state::check(&record, OpClass::NotPendingDeletion)?;
@@ -87,7 +89,10 @@ impl Kms {
         target_key_id: &str,
     ) -> Result<(), Error> {
         let alias = parse_alias(alias_name)?;
-        let target = self.resolve(caller, target_key_id, Forms::KeyOnly).await?;
+        let target = self.resolve(caller, target_key_id, Forms::IdOrArn).await?;
+        self.authorize(caller, "kms:UpdateAlias", &target, RequestFacts::default())?;
+        self.authorize_alias_key(caller, "kms:UpdateAlias", &alias)
+            .await?;
         let _writes = self.writes.lock().await;
         let Some(mut existing) = self.store.alias(&caller.namespace, &alias).await? else {
             return Err(Error::NotFound(format!(
@@ -116,6 +121,8 @@ impl Kms {
     /// DeleteAlias; the key it pointed at is unaffected.
     pub async fn delete_alias(&self, caller: &Caller, alias_name: &str) -> Result<(), Error> {
         let alias = parse_alias(alias_name)?;
+        self.authorize_alias_key(caller, "kms:DeleteAlias", &alias)
+            .await?;
         let _writes = self.writes.lock().await;
         match self.store.delete_alias(&caller.namespace, &alias).await {
             Ok(()) => {}
@@ -142,7 +149,7 @@ impl Kms {
         let limit = pagination::limit(limit, 50, 100)?;
         let target = match key_id {
             Some(key_id) => Some(
-                self.resolve(caller, key_id, Forms::KeyOnly)
+                self.resolve(caller, key_id, Forms::IdOrArn)
                     .await?
                     .record
                     .key_id
@@ -172,5 +179,21 @@ impl Kms {
         Ok(pagination::page(aliases, limit, |alias: &AliasRecord| {
             alias.name.as_str().to_owned()
         }))
+    }
+
+    /// Checks `action` against the key an alias points at now; a missing alias is reported by the caller.
+    async fn authorize_alias_key(
+        &self,
+        caller: &Caller,
+        action: &str,
+        alias: &AliasName,
+    ) -> Result<(), Error> {
+        let Some(current) = self.store.alias(&caller.namespace, alias).await? else {
+            return Ok(());
+        };
+        match self.key(&caller.namespace, &current.target).await? {
+            Some(key) => self.authorize(caller, action, &key, RequestFacts::default()),
+            None => Ok(()),
+        }
     }
 }

@@ -10,6 +10,7 @@ use strongroom_types::{
 };
 use zeroize::Zeroizing;
 
+use crate::authz::RequestFacts;
 use crate::ciphertext;
 use crate::keyring::{Forms, LiveKey, not_found};
 use crate::state::{self, OpClass};
@@ -124,6 +125,8 @@ pub struct GenerateDataKeyRequest {
     pub key_spec: Option<DataKeySpec>,
     /// Check everything, generate nothing.
     pub dry_run: bool,
+    /// Whether this is GenerateDataKeyWithoutPlaintext, which policies authorize as its own action.
+    pub without_plaintext: bool,
 }
 
 /// A generated data key.
@@ -207,7 +210,18 @@ impl Kms {
         caller: &Caller,
         req: EncryptRequest,
     ) -> Result<EncryptResponse, Error> {
-        let key = self.resolve(caller, &req.key_id, Forms::KeyOrAlias).await?;
+        let key = self.resolve(caller, &req.key_id, Forms::AnyForm).await?;
+        let facts = RequestFacts {
+            encryption_context: Some(&req.context),
+            encryption_algorithm: Some(
+                req.algorithm
+                    .unwrap_or(EncryptionAlgorithm::SymmetricDefault)
+                    .as_str(),
+            ),
+            request_alias: request_alias(&req.key_id),
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, "kms:Encrypt", &key, facts)?;
         check_usable(&key)?;
         let algorithm = check_algorithm(&key, req.algorithm)?;
         if req.dry_run {
@@ -233,7 +247,13 @@ impl Kms {
                     "KeyId is required when DryRunModifiers includes IGNORE_CIPHERTEXT.".to_owned(),
                 ));
             };
-            let key = self.resolve(caller, key_id, Forms::KeyOrAlias).await?;
+            let key = self.resolve(caller, key_id, Forms::AnyForm).await?;
+            let facts = RequestFacts {
+                encryption_context: Some(&req.context),
+                request_alias: request_alias(key_id),
+                ..RequestFacts::default()
+            };
+            self.authorize(caller, "kms:Decrypt", &key, facts)?;
             check_usable(&key)?;
             check_algorithm(&key, req.algorithm)?;
             return Err(Error::DryRunOperation);
@@ -248,6 +268,7 @@ impl Kms {
         let (key, plaintext, material_id) = self
             .open(
                 caller,
+                "kms:Decrypt",
                 blob,
                 &req.context,
                 req.key_id.as_deref(),
@@ -274,6 +295,7 @@ impl Kms {
         let (source, plaintext, source_material_id) = self
             .open(
                 caller,
+                "kms:ReEncryptFrom",
                 &req.ciphertext,
                 &req.source_context,
                 req.source_key_id.as_deref(),
@@ -281,8 +303,19 @@ impl Kms {
             )
             .await?;
         let destination = self
-            .resolve(caller, &req.destination_key_id, Forms::KeyOrAlias)
+            .resolve(caller, &req.destination_key_id, Forms::AnyForm)
             .await?;
+        let facts = RequestFacts {
+            encryption_context: Some(&req.destination_context),
+            encryption_algorithm: Some(
+                req.destination_algorithm
+                    .unwrap_or(EncryptionAlgorithm::SymmetricDefault)
+                    .as_str(),
+            ),
+            request_alias: request_alias(&req.destination_key_id),
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, "kms:ReEncryptTo", &destination, facts)?;
         check_usable(&destination)?;
         let destination_algorithm = check_algorithm(&destination, req.destination_algorithm)?;
         if req.dry_run {
@@ -327,7 +360,19 @@ impl Kms {
             }
             (None, Some(spec)) => spec.byte_len(),
         };
-        let key = self.resolve(caller, &req.key_id, Forms::KeyOrAlias).await?;
+        let key = self.resolve(caller, &req.key_id, Forms::AnyForm).await?;
+        let action = if req.without_plaintext {
+            "kms:GenerateDataKeyWithoutPlaintext"
+        } else {
+            "kms:GenerateDataKey"
+        };
+        let facts = RequestFacts {
+            encryption_context: Some(&req.context),
+            encryption_algorithm: Some(EncryptionAlgorithm::SymmetricDefault.as_str()),
+            request_alias: request_alias(&req.key_id),
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, action, &key, facts)?;
         check_usable(&key)?;
         if req.dry_run {
             return Err(Error::DryRunOperation);
@@ -372,6 +417,7 @@ impl Kms {
     async fn open(
         &self,
         caller: &Caller,
+        action: &str,
         blob: &[u8],
         context: &EncryptionContext,
         key_id: Option<&str>,
@@ -380,7 +426,7 @@ impl Kms {
         let parsed = ciphertext::parse(blob).ok_or_else(invalid_ciphertext)?;
         let key = match key_id {
             Some(key_id) => {
-                let key = self.resolve(caller, key_id, Forms::KeyOrAlias).await?;
+                let key = self.resolve(caller, key_id, Forms::AnyForm).await?;
                 if key.record.key_id != parsed.key_id
                     || key.record.namespace.account != parsed.account
                 {
@@ -397,18 +443,23 @@ impl Kms {
                     account: parsed.account.clone(),
                     region: caller.namespace.region.clone(),
                 };
-                if namespace.account != caller.namespace.account {
-                    return Err(Error::AccessDenied(format!(
-                        "User: {} is not authorized to decrypt with a key of account {}: cross-account use of \
-                         keys is not supported yet",
-                        caller.arn, namespace.account
-                    )));
-                }
+                // A key of another account is found here too; its key policy decides below.
                 self.key(&namespace, &parsed.key_id)
                     .await?
                     .ok_or_else(|| not_found(&namespace, &parsed.key_id))?
             }
         };
+        let facts = RequestFacts {
+            encryption_context: Some(context),
+            encryption_algorithm: Some(
+                algorithm
+                    .unwrap_or(EncryptionAlgorithm::SymmetricDefault)
+                    .as_str(),
+            ),
+            request_alias: key_id.and_then(request_alias),
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, action, &key, facts)?;
         check_usable(&key)?;
         check_algorithm(&key, algorithm)?;
         let material = key
@@ -422,4 +473,14 @@ impl Kms {
             .map_err(|_| invalid_ciphertext())?;
         Ok((key, plaintext, parsed.material_id))
     }
+}
+
+/// The alias a request named its key by, for `kms:RequestAlias`.
+pub(crate) fn request_alias(key_id: &str) -> Option<&str> {
+    if key_id.starts_with("alias/") {
+        return Some(key_id);
+    }
+    key_id
+        .split_once(":alias/")
+        .map(|(_, name)| &key_id[key_id.len() - name.len() - "alias/".len()..])
 }

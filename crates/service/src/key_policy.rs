@@ -2,8 +2,9 @@
 //!
 //! Policies are stored and returned exactly as given; evaluating them arrives with authorization.
 
+use crate::authz::{self, RequestFacts};
 use crate::keyring::Forms;
-use crate::keys::{check_customer_managed, check_policy};
+use crate::keys::{check_customer_managed, parse_key_policy};
 use crate::pagination::{self, Page};
 use crate::{Caller, Error, Kms};
 
@@ -28,7 +29,8 @@ impl Kms {
         policy_name: Option<&str>,
     ) -> Result<(String, &'static str), Error> {
         check_policy_name(policy_name)?;
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(caller, "kms:GetKeyPolicy", &live, RequestFacts::default())?;
         Ok((live.record.policy.clone(), POLICY_NAME))
     }
 
@@ -39,10 +41,19 @@ impl Kms {
         key_id: &str,
         policy_name: Option<&str>,
         policy: String,
+        bypass_policy_lockout_safety_check: bool,
     ) -> Result<(), Error> {
         check_policy_name(policy_name)?;
-        check_policy(&policy)?;
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let parsed = parse_key_policy(&policy)?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        let facts = RequestFacts {
+            bypass_lockout_check: Some(bypass_policy_lockout_safety_check),
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, "kms:PutKeyPolicy", &live, facts)?;
+        if !bypass_policy_lockout_safety_check {
+            authz::check_lockout(caller, &live.record, &parsed, self.clock.now().millis())?;
+        }
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         check_customer_managed(&record)?;
@@ -66,7 +77,13 @@ impl Kms {
                 "Marker '{marker}' is not valid for this key's policies"
             )));
         }
-        self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:ListKeyPolicies",
+            &live,
+            RequestFacts::default(),
+        )?;
         Ok(pagination::page(vec![POLICY_NAME], limit, |name| {
             (*name).to_owned()
         }))

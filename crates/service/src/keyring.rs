@@ -21,6 +21,8 @@ pub(crate) struct LiveKey {
     pub(crate) record: KeyRecord,
     /// The key ARN, formatted once: responses to every cryptographic request carry it.
     arn: String,
+    /// The key policy, parsed once.
+    pub(crate) policy: strongroom_policy::Policy,
     materials: Vec<(KeyMaterialId, SymmetricKey)>,
 }
 
@@ -51,13 +53,26 @@ pub(crate) struct Keyring {
     aliases: RwLock<HashMap<(Namespace, AliasName), Option<KeyId>>>,
 }
 
-/// Which key reference forms an operation accepts.
+/// Which key reference forms an operation accepts, and whether it may reach keys of other accounts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Forms {
-    /// Key id, key ARN, alias name and alias ARN.
-    KeyOrAlias,
-    /// Key id and key ARN only (management operations).
-    KeyOnly,
+    /// Key id, key ARN, alias name and alias ARN; other accounts' keys by ARN (cryptographic operations,
+    /// DescribeKey).
+    AnyForm,
+    /// Key id and key ARN of the caller's own account only (management operations).
+    IdOrArn,
+    /// Key id and key ARN; other accounts' keys by ARN (GetKeyRotationStatus and the grant operations).
+    IdOrArnCrossAccount,
+}
+
+impl Forms {
+    fn accepts_alias(self) -> bool {
+        self == Forms::AnyForm
+    }
+
+    fn cross_account(self) -> bool {
+        matches!(self, Forms::AnyForm | Forms::IdOrArnCrossAccount)
+    }
 }
 
 pub(crate) fn parse_key_ref(text: &str) -> Result<KeyRef, Error> {
@@ -96,16 +111,16 @@ impl Kms {
         let (namespace, key_id) = match key_ref {
             KeyRef::Id(id) => (caller.namespace.clone(), id),
             KeyRef::KeyArn(namespace, id) => {
-                check_namespace(caller, &namespace, text)?;
+                check_namespace(caller, &namespace, text, forms)?;
                 (namespace, id)
             }
-            KeyRef::Alias(alias) if forms == Forms::KeyOrAlias => {
+            KeyRef::Alias(alias) if forms.accepts_alias() => {
                 let namespace = caller.namespace.clone();
                 let id = self.alias_target(&namespace, &alias).await?;
                 (namespace, id)
             }
-            KeyRef::AliasArn(namespace, alias) if forms == Forms::KeyOrAlias => {
-                check_namespace(caller, &namespace, text)?;
+            KeyRef::AliasArn(namespace, alias) if forms.accepts_alias() => {
+                check_namespace(caller, &namespace, text, forms)?;
                 let id = self.alias_target(&namespace, &alias).await?;
                 (namespace, id)
             }
@@ -225,10 +240,21 @@ impl Kms {
                 .unwrap(&wrap_context(&record, &material.id), &material.wrapped)?;
             materials.push((material.id, SymmetricKey::from_bytes(&bytes)?));
         }
+        let policy = strongroom_policy::Policy::parse(
+            &record.policy,
+            strongroom_policy::PolicyKind::KeyPolicy,
+        )
+        .map_err(|e| {
+            Error::internal(std::io::Error::other(format!(
+                "the stored key policy of {} does not parse: {e}",
+                record.arn()
+            )))
+        })?;
         Ok(LiveKey {
             arn: record.arn(),
             record,
             materials,
+            policy,
         })
     }
 
@@ -323,17 +349,21 @@ fn is_due(record: &KeyRecord, now: Timestamp) -> bool {
     deletion_due || rotation_due
 }
 
-fn check_namespace(caller: &Caller, namespace: &Namespace, text: &str) -> Result<(), Error> {
+fn check_namespace(
+    caller: &Caller,
+    namespace: &Namespace,
+    text: &str,
+    forms: Forms,
+) -> Result<(), Error> {
     if namespace.region != caller.namespace.region {
         return Err(Error::NotFound(format!(
             "Invalid arn {text}: it names Region {}, but this request was signed for Region {}",
             namespace.region, caller.namespace.region
         )));
     }
-    if namespace.account != caller.namespace.account {
-        // Cross-account use needs key policies, which are not evaluated yet: refuse rather than allow.
+    if namespace.account != caller.namespace.account && !forms.cross_account() {
         return Err(Error::AccessDenied(format!(
-            "User: {} is not authorized to use {text}: cross-account use of keys is not supported yet",
+            "User: {} is not authorized to use {text}: this operation works only on keys of the caller's own account",
             caller.arn
         )));
     }

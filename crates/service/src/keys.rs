@@ -7,6 +7,7 @@ use strongroom_types::{
     Timestamp,
 };
 
+use crate::authz::{self, RequestFacts};
 use crate::keyring::Forms;
 use crate::pagination::{self, Page};
 use crate::state::{self, OpClass};
@@ -142,6 +143,10 @@ impl Kms {
             tags: dedup_tags(req.tags),
             multi_region: req.multi_region,
         };
+        if !req.bypass_policy_lockout_safety_check {
+            let policy = parse_key_policy(&record.policy)?;
+            authz::check_lockout(caller, &record, &policy, now.millis())?;
+        }
         self.add_material(&mut record, None, now)?;
         let _writes = self.writes.lock().await;
         let live = self.insert_key(record).await?;
@@ -150,7 +155,12 @@ impl Kms {
 
     /// DescribeKey: the key's metadata, by any of the four reference forms.
     pub async fn describe_key(&self, caller: &Caller, key_id: &str) -> Result<KeyRecord, Error> {
-        let key = self.resolve(caller, key_id, Forms::KeyOrAlias).await?;
+        let key = self.resolve(caller, key_id, Forms::AnyForm).await?;
+        let facts = RequestFacts {
+            request_alias: crate::crypto::request_alias(key_id),
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, "kms:DescribeKey", &key, facts)?;
         Ok(key.record.clone())
     }
 
@@ -188,12 +198,14 @@ impl Kms {
 
     /// EnableKey.
     pub async fn enable_key(&self, caller: &Caller, key_id: &str) -> Result<(), Error> {
-        self.set_enabled(caller, key_id, KeyState::Enabled).await
+        self.set_enabled(caller, key_id, KeyState::Enabled, "kms:EnableKey")
+            .await
     }
 
     /// DisableKey.
     pub async fn disable_key(&self, caller: &Caller, key_id: &str) -> Result<(), Error> {
-        self.set_enabled(caller, key_id, KeyState::Disabled).await
+        self.set_enabled(caller, key_id, KeyState::Disabled, "kms:DisableKey")
+            .await
     }
 
     async fn set_enabled(
@@ -201,8 +213,10 @@ impl Kms {
         caller: &Caller,
         key_id: &str,
         target: KeyState,
+        action: &str,
     ) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(caller, action, &live, RequestFacts::default())?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         state::check(&record, OpClass::EnableDisable)?;
@@ -222,7 +236,13 @@ impl Kms {
         key_id: &str,
         description: String,
     ) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:UpdateKeyDescription",
+            &live,
+            RequestFacts::default(),
+        )?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         state::check(&record, OpClass::NotPendingDeletion)?;
@@ -249,7 +269,16 @@ impl Kms {
                 )));
             }
         };
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:ScheduleKeyDeletion",
+            &live,
+            RequestFacts {
+                pending_window_days,
+                ..RequestFacts::default()
+            },
+        )?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         state::check(&record, OpClass::NotPendingDeletion)?;
@@ -276,7 +305,13 @@ impl Kms {
         caller: &Caller,
         key_id: &str,
     ) -> Result<String, Error> {
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:CancelKeyDeletion",
+            &live,
+            RequestFacts::default(),
+        )?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         state::check(&record, OpClass::PendingDeletionOnly)?;
@@ -297,6 +332,16 @@ pub(crate) fn check_customer_managed(record: &KeyRecord) -> Result<(), Error> {
             record.arn()
         ))),
     }
+}
+
+/// Parses a key policy document, mapping refusals to the errors KMS returns for them.
+pub(crate) fn parse_key_policy(policy: &str) -> Result<strongroom_policy::Policy, Error> {
+    strongroom_policy::Policy::parse(policy, strongroom_policy::PolicyKind::KeyPolicy).map_err(
+        |e| match e {
+            PolicyError::TooLarge(_) => Error::LimitExceeded(e.to_string()),
+            PolicyError::Malformed(message) => Error::MalformedPolicyDocument(message),
+        },
+    )
 }
 
 pub(crate) fn check_policy(policy: &str) -> Result<(), Error> {

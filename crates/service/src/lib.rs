@@ -9,6 +9,7 @@
 //! key cache; reads never wait for writes.
 
 pub mod aliases;
+mod authz;
 mod ciphertext;
 mod clock;
 pub mod crypto;
@@ -43,6 +44,8 @@ pub struct Caller {
     pub arn: String,
     /// The access key that signed the request.
     pub access_key_id: String,
+    /// The network address the request came from (`aws:SourceIp`).
+    pub source_ip: Option<std::net::IpAddr>,
 }
 
 impl Caller {
@@ -87,6 +90,24 @@ impl Kms {
     /// The root key of the default key store.
     pub fn root_key(&self) -> &Arc<dyn RootKey> {
         &self.root_key
+    }
+
+    /// Checks `caller` may perform `action` on a loaded key, with the request's condition facts.
+    pub(crate) fn authorize(
+        &self,
+        caller: &Caller,
+        action: &str,
+        key: &keyring::LiveKey,
+        facts: authz::RequestFacts<'_>,
+    ) -> Result<(), Error> {
+        authz::authorize(
+            caller,
+            action,
+            &key.record,
+            &key.policy,
+            self.clock.now().millis(),
+            facts,
+        )
     }
 }
 

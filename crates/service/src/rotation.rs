@@ -8,6 +8,7 @@ use strongroom_types::{
     KeyMaterialId, KeyMaterialState, KeyRecord, KeySpec, Origin, RotationType, Timestamp,
 };
 
+use crate::authz::RequestFacts;
 use crate::keyring::Forms;
 use crate::keys::check_customer_managed;
 use crate::pagination::{self, Page};
@@ -90,7 +91,16 @@ impl Kms {
                 )));
             }
         };
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:EnableKeyRotation",
+            &live,
+            RequestFacts {
+                rotation_period_days: period_days,
+                ..RequestFacts::default()
+            },
+        )?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         check_rotatable(&record)?;
@@ -105,7 +115,13 @@ impl Kms {
 
     /// DisableKeyRotation.
     pub async fn disable_key_rotation(&self, caller: &Caller, key_id: &str) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:DisableKeyRotation",
+            &live,
+            RequestFacts::default(),
+        )?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         check_rotatable(&record)?;
@@ -123,7 +139,15 @@ impl Kms {
         caller: &Caller,
         key_id: &str,
     ) -> Result<RotationStatus, Error> {
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self
+            .resolve(caller, key_id, Forms::IdOrArnCrossAccount)
+            .await?;
+        self.authorize(
+            caller,
+            "kms:GetKeyRotationStatus",
+            &live,
+            RequestFacts::default(),
+        )?;
         let record = &live.record;
         check_rotatable(record)?;
         let rotation = record.rotation;
@@ -141,7 +165,13 @@ impl Kms {
         caller: &Caller,
         key_id: &str,
     ) -> Result<String, Error> {
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:RotateKeyOnDemand",
+            &live,
+            RequestFacts::default(),
+        )?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         check_rotatable(&record)?;
@@ -176,7 +206,13 @@ impl Kms {
         marker: Option<&str>,
     ) -> Result<Page<RotationEntry>, Error> {
         let limit = pagination::limit(limit, 100, 1000)?;
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:ListKeyRotations",
+            &live,
+            RequestFacts::default(),
+        )?;
         let record = &live.record;
         check_rotatable(record)?;
         let last = record.materials.len().saturating_sub(1);

@@ -2,6 +2,7 @@
 
 use strongroom_types::Tag;
 
+use crate::authz::RequestFacts;
 use crate::keyring::Forms;
 use crate::keys::{check_customer_managed, dedup_tags};
 use crate::pagination::{self, Page};
@@ -19,7 +20,8 @@ impl Kms {
         key_id: &str,
         tags: Vec<Tag>,
     ) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(caller, "kms:TagResource", &live, RequestFacts::default())?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         state::check(&record, OpClass::NotPendingDeletion)?;
@@ -39,7 +41,8 @@ impl Kms {
         key_id: &str,
         tag_keys: Vec<String>,
     ) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(caller, "kms:UntagResource", &live, RequestFacts::default())?;
         let _writes = self.writes.lock().await;
         let mut record = self.key_for_update(&live).await?;
         state::check(&record, OpClass::NotPendingDeletion)?;
@@ -61,7 +64,13 @@ impl Kms {
         marker: Option<&str>,
     ) -> Result<Page<Tag>, Error> {
         let limit = pagination::limit(limit, 50, 50)?;
-        let live = self.resolve(caller, key_id, Forms::KeyOnly).await?;
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:ListResourceTags",
+            &live,
+            RequestFacts::default(),
+        )?;
         let tags = &live.record.tags;
         let start = match marker {
             None => 0,

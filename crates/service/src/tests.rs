@@ -35,6 +35,7 @@ fn fixture(name: &str) -> Fixture {
         },
         arn: "arn:aws:iam::111122223333:root".to_owned(),
         access_key_id: "test".to_owned(),
+        source_ip: None,
     };
     Fixture { kms, clock, caller }
 }

@@ -1,0 +1,253 @@
+//! Authorization: every key operation is checked against the key's policy, as AWS KMS evaluates it.
+//!
+//! An explicit deny wins. The key policy is the primary control: a statement naming the caller allows;
+//! a statement naming the caller's account delegates to that account's IAM policies, and an account's
+//! root user is allowed everything its account may do. IAM users, roles and grants arrive with the
+//! identity work; until then every caller is an account root.
+//!
+//! Condition values are computed only when a policy statement asks for them, so the default key policy
+//! costs no allocation per request.
+
+use std::cell::OnceCell;
+
+use strongroom_policy::{ConditionContext, Outcome, Policy, Principal, Request};
+use strongroom_types::{EncryptionContext, KeyRecord};
+
+use crate::{Caller, Error};
+
+/// Facts about one request that policy conditions may test, beyond the caller and the key.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RequestFacts<'a> {
+    /// The encryption context of a cryptographic request.
+    pub(crate) encryption_context: Option<&'a EncryptionContext>,
+    /// The encryption algorithm (`kms:EncryptionAlgorithm`).
+    pub(crate) encryption_algorithm: Option<&'a str>,
+    /// The alias the request named the key by (`kms:RequestAlias`).
+    pub(crate) request_alias: Option<&'a str>,
+    /// `kms:RotationPeriodInDays`.
+    pub(crate) rotation_period_days: Option<i64>,
+    /// `kms:ScheduleKeyDeletionPendingWindowInDays`.
+    pub(crate) pending_window_days: Option<i64>,
+    /// `kms:BypassPolicyLockoutSafetyCheck`.
+    pub(crate) bypass_lockout_check: Option<bool>,
+}
+
+/// Whether a principal ARN is an account's root user.
+fn is_root(arn: &str) -> bool {
+    arn.ends_with(":root")
+}
+
+/// Decides whether `caller` may perform `action` (for example `kms:Encrypt`) on `key`.
+pub(crate) fn authorize(
+    caller: &Caller,
+    action: &str,
+    key: &KeyRecord,
+    policy: &Policy,
+    now_millis: i64,
+    facts: RequestFacts<'_>,
+) -> Result<(), Error> {
+    let key_arn = key.arn();
+    let outcome = evaluate(caller, action, &key_arn, key, policy, now_millis, facts);
+    if outcome.explicit_deny {
+        return Err(Error::AccessDenied(format!(
+            "User: {} is not authorized to perform: {action} on resource: {key_arn} with an explicit deny in a \
+             resource-based policy",
+            caller.arn
+        )));
+    }
+    if outcome.allow {
+        return Ok(());
+    }
+    // The key policy delegates to the caller's account; the root user holds every permission its account
+    // has, and there are no other identities yet whose IAM policies could be consulted.
+    if outcome.allow_account && is_root(&caller.arn) {
+        return Ok(());
+    }
+    Err(Error::AccessDenied(format!(
+        "User: {} is not authorized to perform: {action} on resource: {key_arn} because no resource-based policy \
+         allows the {action} action",
+        caller.arn
+    )))
+}
+
+/// The lockout safety check: a new key policy must let the caller change the policy again later.
+pub(crate) fn check_lockout(
+    caller: &Caller,
+    key: &KeyRecord,
+    policy: &Policy,
+    now_millis: i64,
+) -> Result<(), Error> {
+    let key_arn = key.arn();
+    let outcome = evaluate(
+        caller,
+        "kms:PutKeyPolicy",
+        &key_arn,
+        key,
+        policy,
+        now_millis,
+        RequestFacts::default(),
+    );
+    let allowed = !outcome.explicit_deny
+        && (outcome.allow || (outcome.allow_account && is_root(&caller.arn)));
+    if allowed {
+        return Ok(());
+    }
+    Err(Error::MalformedPolicyDocument(
+        "The new key policy will not allow you to update the key policy in the future. To create the key or \
+         change its policy anyway, set BypassPolicyLockoutSafetyCheck to true."
+            .to_owned(),
+    ))
+}
+
+fn evaluate(
+    caller: &Caller,
+    action: &str,
+    key_arn: &str,
+    key: &KeyRecord,
+    policy: &Policy,
+    now_millis: i64,
+    facts: RequestFacts<'_>,
+) -> Outcome {
+    let context = Conditions {
+        caller,
+        key,
+        facts,
+        now_millis,
+        values: OnceCell::new(),
+    };
+    let request = Request {
+        principal: Principal {
+            arn: &caller.arn,
+            account: caller.account().as_str(),
+            role_arn: None,
+            service: None,
+        },
+        action,
+        resource: key_arn,
+        context: &context,
+    };
+    policy.evaluate(&request)
+}
+
+/// Condition keys of one request, computed on first use.
+struct Conditions<'a> {
+    caller: &'a Caller,
+    key: &'a KeyRecord,
+    facts: RequestFacts<'a>,
+    now_millis: i64,
+    values: OnceCell<Vec<(String, Vec<String>)>>,
+}
+
+impl Conditions<'_> {
+    fn build(&self) -> Vec<(String, Vec<String>)> {
+        let one = |key: &str, value: String| (key.to_ascii_lowercase(), vec![value]);
+        let caller = self.caller;
+        let key = self.key;
+        let mut out = vec![
+            one("kms:CallerAccount", caller.account().as_str().to_owned()),
+            one("kms:KeyOrigin", key.origin.as_str().to_owned()),
+            one("kms:KeySpec", key.key_spec.as_str().to_owned()),
+            one("kms:KeyUsage", key.key_usage.as_str().to_owned()),
+            one(
+                "kms:CustomerMasterKeySpec",
+                key.key_spec.as_str().to_owned(),
+            ),
+            one(
+                "kms:CustomerMasterKeyUsage",
+                key.key_usage.as_str().to_owned(),
+            ),
+            one("kms:KeyManager", key.key_manager.as_str().to_owned()),
+            one("kms:MultiRegion", key.multi_region.to_string()),
+            one("aws:PrincipalArn", caller.arn.clone()),
+            one("aws:PrincipalAccount", caller.account().as_str().to_owned()),
+            one(
+                "aws:PrincipalType",
+                if is_root(&caller.arn) {
+                    "Account"
+                } else {
+                    "User"
+                }
+                .to_owned(),
+            ),
+            one("aws:userid", caller.account().as_str().to_owned()),
+            one("aws:SecureTransport", "false".to_owned()),
+            one(
+                "aws:RequestedRegion",
+                key.namespace.region.as_str().to_owned(),
+            ),
+            one("aws:EpochTime", (self.now_millis / 1000).to_string()),
+            one("aws:CurrentTime", iso8601(self.now_millis)),
+        ];
+        if let Some(ip) = caller.source_ip {
+            out.push(one("aws:SourceIp", ip.to_string()));
+        }
+        for tag in &key.tags {
+            out.push(one(
+                &format!("aws:ResourceTag/{}", tag.key),
+                tag.value.clone(),
+            ));
+        }
+        if let Some(context) = self.facts.encryption_context {
+            let keys: Vec<String> = context.pairs().keys().cloned().collect();
+            out.push(("kms:encryptioncontextkeys".to_owned(), keys));
+            for (name, value) in context.pairs() {
+                out.push(one(&format!("kms:EncryptionContext:{name}"), value.clone()));
+            }
+        }
+        if let Some(algorithm) = self.facts.encryption_algorithm {
+            out.push(one("kms:EncryptionAlgorithm", algorithm.to_owned()));
+        }
+        if let Some(alias) = self.facts.request_alias {
+            out.push(one("kms:RequestAlias", alias.to_owned()));
+        }
+        if let Some(days) = self.facts.rotation_period_days {
+            out.push(one("kms:RotationPeriodInDays", days.to_string()));
+        }
+        if let Some(days) = self.facts.pending_window_days {
+            out.push(one(
+                "kms:ScheduleKeyDeletionPendingWindowInDays",
+                days.to_string(),
+            ));
+        }
+        if let Some(bypass) = self.facts.bypass_lockout_check {
+            out.push(one(
+                "kms:BypassPolicyLockoutSafetyCheck",
+                bypass.to_string(),
+            ));
+        }
+        out
+    }
+}
+
+impl ConditionContext for Conditions<'_> {
+    fn values(&self, key: &str) -> Option<&[String]> {
+        let values = self.values.get_or_init(|| self.build());
+        values
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(key))
+            .map(|(_, values)| values.as_slice())
+    }
+}
+
+/// An instant as ISO 8601 in UTC, the form `aws:CurrentTime` takes.
+fn iso8601(millis: i64) -> String {
+    let secs = millis.div_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
