@@ -41,13 +41,13 @@ fn is_root(arn: &str) -> bool {
 pub(crate) fn authorize(
     caller: &Caller,
     action: &str,
+    key_arn: &str,
     key: &KeyRecord,
     policy: &Policy,
     now_millis: i64,
     facts: RequestFacts<'_>,
 ) -> Result<(), Error> {
-    let key_arn = key.arn();
-    let outcome = evaluate(caller, action, &key_arn, key, policy, now_millis, facts);
+    let outcome = evaluate(caller, action, key_arn, key, policy, now_millis, facts);
     if outcome.explicit_deny {
         return Err(Error::AccessDenied(format!(
             "User: {} is not authorized to perform: {action} on resource: {key_arn} with an explicit deny in a \

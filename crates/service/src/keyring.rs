@@ -43,6 +43,10 @@ impl LiveKey {
     pub(crate) fn arn(&self) -> String {
         self.arn.clone()
     }
+
+    pub(crate) fn arn_str(&self) -> &str {
+        &self.arn
+    }
 }
 
 type KeySlot = Option<Arc<LiveKey>>;

@@ -103,6 +103,7 @@ impl Kms {
         authz::authorize(
             caller,
             action,
+            key.arn_str(),
             &key.record,
             &key.policy,
             self.clock.now().millis(),
