@@ -40,6 +40,7 @@ fn ci() -> anyhow::Result<()> {
 
 /// Every test of the workspace, with nextest when it is installed.
 fn test() -> anyhow::Result<()> {
+    ensure_softhsm()?;
     python_clients()?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
@@ -81,6 +82,30 @@ fn python_clients() -> anyhow::Result<()> {
             "aws-encryption-sdk>=3,<4",
         ],
     )
+}
+
+/// Installs SoftHSM2, which the PKCS#11 key store's tests run against, if it is missing.
+fn ensure_softhsm() -> anyhow::Result<()> {
+    const MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+    if std::path::Path::new(MODULE).exists() {
+        return Ok(());
+    }
+    eprintln!("{MODULE} is missing; installing the softhsm2 package");
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0");
+    let has_sudo = Command::new("sudo").arg("-V").output().is_ok();
+    let apt = |args: &[&str]| match (is_root, has_sudo) {
+        (true, _) => run("apt-get", args),
+        (false, true) => run("sudo", &[&["apt-get"], args].concat()),
+        (false, false) => bail!("{MODULE} is missing; install the softhsm2 package as root"),
+    };
+    // A fresh machine may have no package lists yet.
+    apt(&["install", "-y", "softhsm2"]).or_else(|_| {
+        apt(&["update"])?;
+        apt(&["install", "-y", "softhsm2"])
+    })
 }
 
 fn run(program: &str, args: &[&str]) -> anyhow::Result<()> {

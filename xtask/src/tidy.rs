@@ -127,3 +127,23 @@ fn crate_dependencies_point_one_way() {
         }
     }
 }
+
+#[test]
+fn only_the_pkcs11_crate_touches_pkcs11() {
+    let root = workspace_root();
+    let Ok(entries) = std::fs::read_dir(root.join("crates")) else {
+        panic!("the crates directory exists");
+    };
+    for entry in entries.flatten() {
+        let manifest = entry.path().join("Cargo.toml");
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Ok(text) = std::fs::read_to_string(&manifest) else {
+            continue;
+        };
+        let uses_cryptoki = text.lines().any(|line| line.trim_start().starts_with("cryptoki"));
+        assert!(
+            !uses_cryptoki || name == "keystore-pkcs11",
+            "crates/{name} depends on cryptoki; only crates/keystore-pkcs11 may"
+        );
+    }
+}
