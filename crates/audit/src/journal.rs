@@ -1,0 +1,336 @@
+//! The journal: where an event is durable before it is acknowledged, and the group-commit writer.
+//!
+//! The journal is a directory of numbered segment files.
+//! Each write appends one frame holding every event that arrived while the previous flush was
+//! running, and one `fdatasync` makes the whole frame durable; callers are acknowledged only after
+//! it returns.
+//! That is group commit: under load, hundreds of concurrent callers share one flush.
+//!
+//! A frame is `magic (4) | payload length (u32 LE) | first 8 bytes of SHA-256(payload) | payload`,
+//! and the payload is one JSON event per line.
+//! A crash can leave a torn frame only at the end of the last segment, and only for events nobody
+//! was told were durable; recovery truncates it.
+//!
+//! **Invariant:** only the segment with the highest number is ever written; every lower one is
+//! sealed and may be delivered.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Error;
+use crate::event::Event;
+use crate::signing::sha256;
+
+const FRAME_MAGIC: [u8; 4] = *b"SRJ1";
+const FRAME_HEADER_LEN: usize = 16;
+/// A batch stops growing at this size, so one huge burst cannot delay every caller behind it.
+const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
+/// A segment is sealed once it grows past this size, even between deliveries.
+const MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
+
+/// A request to the writer thread.
+pub(crate) enum Command {
+    /// Append these serialised events and reply once they are durable.
+    Append {
+        /// One JSON event per line.
+        payload: Vec<u8>,
+        /// The same events, handed to the index after the flush.
+        events: Vec<Event>,
+        ack: oneshot::Sender<Result<(), Error>>,
+    },
+    /// Seal the active segment (if it holds anything) and reply with the new active number.
+    Rotate {
+        ack: oneshot::Sender<Result<u64, Error>>,
+    },
+}
+
+/// Counters the writer keeps, shared with the audit log.
+#[derive(Default)]
+pub(crate) struct WriterStats {
+    /// How many `fdatasync` calls the writer has made.
+    pub(crate) fsyncs: AtomicU64,
+    /// The number of the last batch whose callers were acknowledged.
+    pub(crate) acked_batches: AtomicU64,
+}
+
+/// A batch on its way to the query index.
+pub(crate) struct IndexBatch {
+    pub(crate) number: u64,
+    pub(crate) events: Vec<Event>,
+}
+
+pub(crate) fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}.journal"))
+}
+
+/// The numbers of the segments in `dir`, ascending.
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, Error> {
+    let entries = fs::read_dir(dir).map_err(|e| Error::io("list the journal", dir, e))?;
+    let mut numbers = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(|e| Error::io("list the journal", dir, e))?;
+        let name = entry.file_name();
+        let number = name
+            .to_str()
+            .and_then(|name| name.strip_suffix(".journal"))
+            .and_then(|stem| stem.parse::<u64>().ok());
+        if let Some(number) = number {
+            numbers.push(number);
+        }
+    }
+    numbers.sort_unstable();
+    Ok(numbers)
+}
+
+/// The event lines of a segment, and the length of its valid prefix.
+pub(crate) struct SegmentContents {
+    pub(crate) lines: Vec<String>,
+    pub(crate) valid_len: u64,
+    pub(crate) file_len: u64,
+}
+
+/// Reads every whole, intact frame of a segment; reading stops at the first torn or corrupt one.
+pub(crate) fn read_segment(path: &Path) -> Result<SegmentContents, Error> {
+    let mut bytes = Vec::new();
+    File::open(path)
+        .and_then(|mut file| file.read_to_end(&mut bytes))
+        .map_err(|e| Error::io("read a journal segment", path, e))?;
+    let mut lines = Vec::new();
+    let mut offset = 0;
+    while let Some(payload) = frame_at(&bytes, offset) {
+        for line in payload.split(|byte| *byte == b'\n') {
+            if line.is_empty() {
+                continue;
+            }
+            // A frame with a valid checksum holds the UTF-8 JSON the writer put there.
+            lines.push(String::from_utf8_lossy(line).into_owned());
+        }
+        offset += FRAME_HEADER_LEN + payload.len();
+    }
+    Ok(SegmentContents {
+        lines,
+        valid_len: offset as u64,
+        file_len: bytes.len() as u64,
+    })
+}
+
+fn frame_at(bytes: &[u8], offset: usize) -> Option<&[u8]> {
+    let header = bytes.get(offset..offset + FRAME_HEADER_LEN)?;
+    if header[..4] != FRAME_MAGIC {
+        return None;
+    }
+    let len = u32::from_le_bytes(header[4..8].try_into().ok()?) as usize;
+    let start = offset + FRAME_HEADER_LEN;
+    let payload = bytes.get(start..start.checked_add(len)?)?;
+    match sha256(payload)[..8] == header[8..16] {
+        true => Some(payload),
+        false => None,
+    }
+}
+
+fn encode_frame(payload: &[u8]) -> Vec<u8> {
+    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
+    frame.extend_from_slice(&FRAME_MAGIC);
+    // Batches are capped far below 4 GiB, so the length fits.
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&sha256(payload)[..8]);
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// Truncates torn tails left by a crash, and returns the segment numbers found.
+pub(crate) fn recover(dir: &Path) -> Result<Vec<u64>, Error> {
+    let numbers = list_segments(dir)?;
+    for number in &numbers {
+        let path = segment_path(dir, *number);
+        let contents = read_segment(&path)?;
+        if contents.valid_len < contents.file_len {
+            tracing::warn!(
+                segment = %path.display(),
+                dropped_bytes = contents.file_len - contents.valid_len,
+                "truncating a torn journal frame left by a crash; its events were never acknowledged"
+            );
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| Error::io("open a journal segment", &path, e))?;
+            file.set_len(contents.valid_len)
+                .and_then(|()| file.sync_all())
+                .map_err(|e| Error::io("truncate a journal segment", &path, e))?;
+        }
+    }
+    Ok(numbers)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), Error> {
+    File::open(dir)
+        .and_then(|file| file.sync_all())
+        .map_err(|e| Error::io("flush a directory", dir, e))
+}
+
+/// The writer thread's state: the active segment and what it has acknowledged.
+pub(crate) struct Writer {
+    dir: PathBuf,
+    active_number: u64,
+    active: File,
+    active_len: u64,
+    active_since: Instant,
+    max_age: std::time::Duration,
+    stats: Arc<WriterStats>,
+    index: std::sync::mpsc::Sender<IndexBatch>,
+    failed: bool,
+}
+
+impl Writer {
+    /// Creates the active segment `first_number`, which must not exist yet.
+    pub(crate) fn start(
+        dir: &Path,
+        first_number: u64,
+        max_age: std::time::Duration,
+        stats: Arc<WriterStats>,
+        index: std::sync::mpsc::Sender<IndexBatch>,
+    ) -> Result<Writer, Error> {
+        let active = create_segment(dir, first_number)?;
+        Ok(Writer {
+            dir: dir.to_path_buf(),
+            active_number: first_number,
+            active,
+            active_len: 0,
+            active_since: Instant::now(),
+            max_age,
+            stats,
+            index,
+            failed: false,
+        })
+    }
+
+    /// Serves commands until every sender is gone.
+    ///
+    /// Each turn takes every command already queued, so the callers that arrived during the last
+    /// flush share the next one.
+    pub(crate) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
+        let mut batch_number = 0;
+        while let Some(first) = commands.blocking_recv() {
+            let mut payload = Vec::new();
+            let mut events = Vec::new();
+            let mut acks = Vec::new();
+            let mut rotations = Vec::new();
+            let mut next = Some(first);
+            while let Some(command) = next.take() {
+                match command {
+                    Command::Append {
+                        payload: bytes,
+                        events: batch,
+                        ack,
+                    } => {
+                        payload.extend_from_slice(&bytes);
+                        events.extend(batch);
+                        acks.push(ack);
+                    }
+                    Command::Rotate { ack } => rotations.push(ack),
+                }
+                if payload.len() < MAX_BATCH_BYTES {
+                    next = commands.try_recv().ok();
+                }
+            }
+            if !acks.is_empty() {
+                batch_number += 1;
+                let outcome = self.append(&payload);
+                match outcome {
+                    Ok(()) => {
+                        self.stats
+                            .acked_batches
+                            .store(batch_number, Ordering::Release);
+                        // The index is a convenience; a lost batch is re-indexed at delivery.
+                        let _ = self.index.send(IndexBatch {
+                            number: batch_number,
+                            events,
+                        });
+                        for ack in acks {
+                            let _ = ack.send(Ok(()));
+                        }
+                    }
+                    Err(error) => {
+                        tracing::error!("failed to append to the audit journal: {error}");
+                        for ack in acks {
+                            let _ = ack.send(Err(Error::JournalFailed));
+                        }
+                    }
+                }
+            }
+            let due = self.active_len > 0
+                && (self.active_len >= MAX_SEGMENT_BYTES
+                    || self.active_since.elapsed() >= self.max_age);
+            if !rotations.is_empty() || due {
+                let outcome = self.rotate();
+                if let Err(error) = &outcome {
+                    tracing::error!("failed to seal an audit journal segment: {error}");
+                }
+                for ack in rotations {
+                    let reply = match &outcome {
+                        Ok(number) => Ok(*number),
+                        Err(_) => Err(Error::JournalFailed),
+                    };
+                    let _ = ack.send(reply);
+                }
+            }
+        }
+    }
+
+    fn append(&mut self, payload: &[u8]) -> Result<(), Error> {
+        if self.failed {
+            return Err(Error::JournalFailed);
+        }
+        let frame = encode_frame(payload);
+        let path = segment_path(&self.dir, self.active_number);
+        let outcome = self
+            .active
+            .write_all(&frame)
+            .and_then(|()| self.active.sync_data());
+        self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
+        match outcome {
+            Ok(()) => {
+                self.active_len += frame.len() as u64;
+                Ok(())
+            }
+            Err(e) => {
+                // After a failed write or flush the file's state is unknown: stop acknowledging.
+                self.failed = true;
+                Err(Error::io("append to the audit journal", path, e))
+            }
+        }
+    }
+
+    fn rotate(&mut self) -> Result<u64, Error> {
+        if self.failed {
+            return Err(Error::JournalFailed);
+        }
+        if self.active_len == 0 {
+            return Ok(self.active_number);
+        }
+        let next = self.active_number + 1;
+        self.active = create_segment(&self.dir, next)?;
+        self.active_number = next;
+        self.active_len = 0;
+        self.active_since = Instant::now();
+        Ok(next)
+    }
+}
+
+fn create_segment(dir: &Path, number: u64) -> Result<File, Error> {
+    let path = segment_path(dir, number);
+    let file = OpenOptions::new()
+        .append(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(|e| Error::io("create a journal segment", &path, e))?;
+    // The new name must survive a crash, or a later frame could land in a file that vanishes.
+    sync_dir(dir)?;
+    Ok(file)
+}

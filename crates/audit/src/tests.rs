@@ -1,0 +1,1035 @@
+//! Unit tests: record shapes, redaction, group commit and LookupEvents.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use serde_json::{Map, Value, json};
+use time::macros::datetime;
+
+use crate::{
+    ApiCall, AuditConfig, AuditLog, Error, Event, KMS_EVENT_SOURCE, LookupAttributeKey,
+    LookupQuery, Resource, ServiceEvent, TlsDetails, UserIdentity, kms_read_only,
+    kms_response_elements, redact_kms_request,
+};
+
+const ACCOUNT: &str = "111122223333";
+const OTHER_ACCOUNT: &str = "444455556666";
+const KEY_ID: &str = "1234abcd-12ab-34cd-56ef-1234567890ab";
+
+fn key_arn(account: &str) -> String {
+    format!("arn:aws:kms:us-east-1:{account}:key/{KEY_ID}")
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(members) => members,
+        _ => panic!("expected a JSON object"),
+    }
+}
+
+fn alice() -> UserIdentity {
+    UserIdentity::iam_user(
+        ACCOUNT,
+        "Alice",
+        "AIDAEXAMPLEALICE",
+        Some("AKIAEXAMPLEALICE"),
+    )
+}
+
+fn api_call(operation: &str, body: Value) -> ApiCall {
+    ApiCall {
+        user_identity: alice(),
+        event_time: datetime!(2026-11-22 10:15:30.250 UTC),
+        event_source: KMS_EVENT_SOURCE.to_owned(),
+        event_name: operation.to_owned(),
+        aws_region: "us-east-1".to_owned(),
+        source_ip: "192.0.2.10".to_owned(),
+        user_agent: "aws-sdk-rust/1.0".to_owned(),
+        request_id: Some("f3423043-63bc-11e4-bc2b-4198b6150d5c".to_owned()),
+        request_parameters: redact_kms_request(operation, &object(body)),
+        response_elements: Value::Null,
+        error_code: None,
+        error_message: None,
+        read_only: kms_read_only(operation),
+        resources: vec![Resource::kms_key(&key_arn(ACCOUNT), ACCOUNT)],
+        recipient_account_id: ACCOUNT.to_owned(),
+        additional_event_data: None,
+        tls_details: None,
+    }
+}
+
+/// Serialises an event with a fixed id, so it can be compared with a golden record.
+fn golden(mut event: Event) -> String {
+    event.event_id = "00000000-0000-4000-8000-000000000000".to_owned();
+    serde_json::to_string_pretty(&event).unwrap()
+}
+
+#[test]
+fn encrypt_event_matches_cloudtrail_shape() {
+    let mut call = api_call(
+        "Encrypt",
+        json!({
+            "KeyId": KEY_ID,
+            "Plaintext": "c2VjcmV0LXBsYWludGV4dA==",
+            "EncryptionContext": {"Department": "Engineering"},
+            "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"
+        }),
+    );
+    call.additional_event_data = Some(json!({"keyMaterialId": "ab12"}));
+    call.tls_details = Some(TlsDetails {
+        tls_version: "TLSv1.3".to_owned(),
+        cipher_suite: "TLS_AES_256_GCM_SHA384".to_owned(),
+        client_provided_host_header: "kms.us-east-1.amazonaws.com".to_owned(),
+    });
+    let expected = r#"{
+  "eventVersion": "1.11",
+  "userIdentity": {
+    "type": "IAMUser",
+    "principalId": "AIDAEXAMPLEALICE",
+    "arn": "arn:aws:iam::111122223333:user/Alice",
+    "accountId": "111122223333",
+    "accessKeyId": "AKIAEXAMPLEALICE",
+    "userName": "Alice"
+  },
+  "eventTime": "2026-11-22T10:15:30Z",
+  "eventSource": "kms.amazonaws.com",
+  "eventName": "Encrypt",
+  "awsRegion": "us-east-1",
+  "sourceIPAddress": "192.0.2.10",
+  "userAgent": "aws-sdk-rust/1.0",
+  "requestParameters": {
+    "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
+    "encryptionContext": {
+      "Department": "Engineering"
+    },
+    "keyId": "1234abcd-12ab-34cd-56ef-1234567890ab"
+  },
+  "responseElements": null,
+  "additionalEventData": {
+    "keyMaterialId": "ab12"
+  },
+  "requestID": "f3423043-63bc-11e4-bc2b-4198b6150d5c",
+  "eventID": "00000000-0000-4000-8000-000000000000",
+  "readOnly": true,
+  "resources": [
+    {
+      "ARN": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+      "accountId": "111122223333",
+      "type": "AWS::KMS::Key"
+    }
+  ],
+  "eventType": "AwsApiCall",
+  "managementEvent": true,
+  "recipientAccountId": "111122223333",
+  "eventCategory": "Management",
+  "tlsDetails": {
+    "tlsVersion": "TLSv1.3",
+    "cipherSuite": "TLS_AES_256_GCM_SHA384",
+    "clientProvidedHostHeader": "kms.us-east-1.amazonaws.com"
+  }
+}"#;
+    assert_eq!(golden(call.into_event()), expected);
+}
+
+#[test]
+fn denied_decrypt_event_records_the_error() {
+    let mut call = api_call(
+        "Decrypt",
+        json!({
+            "CiphertextBlob": "AQIDAHhSecretCiphertextBytes",
+            "EncryptionContext": {"Project": "Alpha"},
+            "EncryptionAlgorithm": "SYMMETRIC_DEFAULT"
+        }),
+    );
+    call.user_identity = UserIdentity::assumed_role(
+        ACCOUNT,
+        "Reader",
+        "AROAEXAMPLEREADER",
+        "build-42",
+        Some("ASIAEXAMPLETEMP"),
+        datetime!(2026-11-22 09:00:00 UTC),
+        false,
+    );
+    call.error_code = Some("AccessDenied".to_owned());
+    call.error_message = Some(
+        "User: arn:aws:sts::111122223333:assumed-role/Reader/build-42 is not authorized to perform: kms:Decrypt"
+            .to_owned(),
+    );
+    let expected = r#"{
+  "eventVersion": "1.11",
+  "userIdentity": {
+    "type": "AssumedRole",
+    "principalId": "AROAEXAMPLEREADER:build-42",
+    "arn": "arn:aws:sts::111122223333:assumed-role/Reader/build-42",
+    "accountId": "111122223333",
+    "accessKeyId": "ASIAEXAMPLETEMP",
+    "sessionContext": {
+      "sessionIssuer": {
+        "type": "Role",
+        "principalId": "AROAEXAMPLEREADER",
+        "arn": "arn:aws:iam::111122223333:role/Reader",
+        "accountId": "111122223333",
+        "userName": "Reader"
+      },
+      "attributes": {
+        "creationDate": "2026-11-22T09:00:00Z",
+        "mfaAuthenticated": "false"
+      }
+    }
+  },
+  "eventTime": "2026-11-22T10:15:30Z",
+  "eventSource": "kms.amazonaws.com",
+  "eventName": "Decrypt",
+  "awsRegion": "us-east-1",
+  "sourceIPAddress": "192.0.2.10",
+  "userAgent": "aws-sdk-rust/1.0",
+  "errorCode": "AccessDenied",
+  "errorMessage": "User: arn:aws:sts::111122223333:assumed-role/Reader/build-42 is not authorized to perform: kms:Decrypt",
+  "requestParameters": {
+    "encryptionAlgorithm": "SYMMETRIC_DEFAULT",
+    "encryptionContext": {
+      "Project": "Alpha"
+    }
+  },
+  "responseElements": null,
+  "requestID": "f3423043-63bc-11e4-bc2b-4198b6150d5c",
+  "eventID": "00000000-0000-4000-8000-000000000000",
+  "readOnly": true,
+  "resources": [
+    {
+      "ARN": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+      "accountId": "111122223333",
+      "type": "AWS::KMS::Key"
+    }
+  ],
+  "eventType": "AwsApiCall",
+  "managementEvent": true,
+  "recipientAccountId": "111122223333",
+  "eventCategory": "Management"
+}"#;
+    assert_eq!(golden(call.into_event()), expected);
+}
+
+#[test]
+fn malformed_request_event_has_null_parameters_and_no_resources() {
+    let mut call = api_call("Encrypt", json!({}));
+    call.request_parameters = Value::Null;
+    call.resources = Vec::new();
+    call.error_code = Some("SerializationException".to_owned());
+    call.error_message = Some("Start of structure or map found where not expected.".to_owned());
+    let expected = r#"{
+  "eventVersion": "1.11",
+  "userIdentity": {
+    "type": "IAMUser",
+    "principalId": "AIDAEXAMPLEALICE",
+    "arn": "arn:aws:iam::111122223333:user/Alice",
+    "accountId": "111122223333",
+    "accessKeyId": "AKIAEXAMPLEALICE",
+    "userName": "Alice"
+  },
+  "eventTime": "2026-11-22T10:15:30Z",
+  "eventSource": "kms.amazonaws.com",
+  "eventName": "Encrypt",
+  "awsRegion": "us-east-1",
+  "sourceIPAddress": "192.0.2.10",
+  "userAgent": "aws-sdk-rust/1.0",
+  "errorCode": "SerializationException",
+  "errorMessage": "Start of structure or map found where not expected.",
+  "requestParameters": null,
+  "responseElements": null,
+  "requestID": "f3423043-63bc-11e4-bc2b-4198b6150d5c",
+  "eventID": "00000000-0000-4000-8000-000000000000",
+  "readOnly": true,
+  "eventType": "AwsApiCall",
+  "managementEvent": true,
+  "recipientAccountId": "111122223333",
+  "eventCategory": "Management"
+}"#;
+    assert_eq!(golden(call.into_event()), expected);
+}
+
+#[test]
+fn create_key_event_keeps_policy_and_key_metadata() {
+    let mut call = api_call(
+        "CreateKey",
+        json!({
+            "Description": "orders",
+            "KeySpec": "SYMMETRIC_DEFAULT",
+            "KeyUsage": "ENCRYPT_DECRYPT",
+            "Policy": "{\"Version\":\"2012-10-17\"}",
+            "Tags": [{"TagKey": "team", "TagValue": "payments"}],
+            "BypassPolicyLockoutSafetyCheck": false
+        }),
+    );
+    call.response_elements = kms_response_elements(
+        "CreateKey",
+        &object(json!({
+            "KeyMetadata": {
+                "AWSAccountId": ACCOUNT,
+                "KeyId": KEY_ID,
+                "Arn": key_arn(ACCOUNT),
+                "CreationDate": 1_660_171_107.0,
+                "Enabled": true,
+                "KeyState": "Enabled",
+                "EncryptionAlgorithms": ["SYMMETRIC_DEFAULT"]
+            }
+        })),
+    );
+    let event = call.into_event();
+    assert!(!event.read_only);
+    assert_eq!(
+        event.request_parameters,
+        json!({
+            "bypassPolicyLockoutSafetyCheck": false,
+            "description": "orders",
+            "keySpec": "SYMMETRIC_DEFAULT",
+            "keyUsage": "ENCRYPT_DECRYPT",
+            "policy": "{\"Version\":\"2012-10-17\"}",
+            "tags": [{"tagKey": "team", "tagValue": "payments"}]
+        })
+    );
+    assert_eq!(
+        event.response_elements,
+        json!({
+            "keyMetadata": {
+                "AWSAccountId": ACCOUNT,
+                "arn": key_arn(ACCOUNT),
+                "creationDate": "Aug 10, 2022, 10:38:27 PM",
+                "enabled": true,
+                "encryptionAlgorithms": ["SYMMETRIC_DEFAULT"],
+                "keyId": KEY_ID,
+                "keyState": "Enabled"
+            }
+        })
+    );
+}
+
+#[test]
+fn rotate_key_service_event_matches_cloudtrail_shape() {
+    let event = ServiceEvent {
+        account_id: ACCOUNT.to_owned(),
+        event_time: datetime!(2026-11-22 00:00:07 UTC),
+        event_name: "RotateKey".to_owned(),
+        aws_region: "us-east-1".to_owned(),
+        resources: vec![Resource::kms_key(&key_arn(ACCOUNT), ACCOUNT)],
+        response_elements: Value::Null,
+        additional_event_data: None,
+        service_event_details: Some(json!({"rotationType": "AUTOMATIC", "keyOrigin": "AWS_KMS"})),
+    }
+    .into_event();
+    let expected = r#"{
+  "eventVersion": "1.11",
+  "userIdentity": {
+    "accountId": "111122223333",
+    "invokedBy": "AWS Internal"
+  },
+  "eventTime": "2026-11-22T00:00:07Z",
+  "eventSource": "kms.amazonaws.com",
+  "eventName": "RotateKey",
+  "awsRegion": "us-east-1",
+  "sourceIPAddress": "AWS Internal",
+  "userAgent": "AWS Internal",
+  "requestParameters": null,
+  "responseElements": null,
+  "eventID": "00000000-0000-4000-8000-000000000000",
+  "readOnly": false,
+  "resources": [
+    {
+      "ARN": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+      "accountId": "111122223333",
+      "type": "AWS::KMS::Key"
+    }
+  ],
+  "eventType": "AwsServiceEvent",
+  "managementEvent": true,
+  "recipientAccountId": "111122223333",
+  "serviceEventDetails": {
+    "keyOrigin": "AWS_KMS",
+    "rotationType": "AUTOMATIC"
+  },
+  "eventCategory": "Management"
+}"#;
+    assert_eq!(golden(event), expected);
+}
+
+#[test]
+fn records_round_trip_through_json() {
+    let event = api_call("Encrypt", json!({"KeyId": KEY_ID})).into_event();
+    let text = serde_json::to_string(&event).unwrap();
+    let back: Event = serde_json::from_str(&text).unwrap();
+    assert_eq!(back, event);
+}
+
+#[test]
+fn cross_account_event_is_copied_to_both_accounts() {
+    let mut call = api_call("Encrypt", json!({"KeyId": key_arn(OTHER_ACCOUNT)}));
+    call.resources = vec![Resource::kms_key(&key_arn(OTHER_ACCOUNT), OTHER_ACCOUNT)];
+    call.recipient_account_id = OTHER_ACCOUNT.to_owned();
+    let copies = call.into_event().into_recipient_copies();
+    assert_eq!(copies.len(), 2);
+    assert_eq!(copies[0].recipient_account_id, OTHER_ACCOUNT);
+    assert_eq!(copies[1].recipient_account_id, ACCOUNT);
+    assert_ne!(copies[0].event_id, copies[1].event_id);
+    assert!(copies[0].shared_event_id.is_some());
+    assert_eq!(copies[0].shared_event_id, copies[1].shared_event_id);
+
+    let same_account = api_call("Encrypt", json!({"KeyId": KEY_ID})).into_event();
+    let copies = same_account.into_recipient_copies();
+    assert_eq!(copies.len(), 1);
+    assert_eq!(copies[0].shared_event_id, None);
+}
+
+/// Requests and responses of every KMS operation that carries secrets, each secret a marker.
+fn secret_bearing_messages() -> Vec<(&'static str, Value, Value)> {
+    vec![
+        (
+            "Encrypt",
+            json!({"KeyId": KEY_ID, "Plaintext": "SECRET-PLAINTEXT-1", "GrantTokens": ["SECRET-GRANT-TOKEN-1"]}),
+            json!({"CiphertextBlob": "SECRET-CIPHERTEXT-1", "KeyId": key_arn(ACCOUNT)}),
+        ),
+        (
+            "Decrypt",
+            json!({
+                "CiphertextBlob": "SECRET-CIPHERTEXT-2",
+                "Recipient": {"AttestationDocument": "SECRET-ATTESTATION", "KeyEncryptionAlgorithm": "RSAES_OAEP_SHA_256"}
+            }),
+            json!({"Plaintext": "SECRET-PLAINTEXT-2", "CiphertextForRecipient": "SECRET-RECIPIENT"}),
+        ),
+        (
+            "ReEncrypt",
+            json!({"CiphertextBlob": "SECRET-CIPHERTEXT-3", "DestinationKeyId": KEY_ID}),
+            json!({"CiphertextBlob": "SECRET-CIPHERTEXT-4"}),
+        ),
+        (
+            "GenerateDataKey",
+            json!({"KeyId": KEY_ID, "KeySpec": "AES_256"}),
+            json!({"Plaintext": "SECRET-PLAINTEXT-3", "CiphertextBlob": "SECRET-CIPHERTEXT-5"}),
+        ),
+        (
+            "GenerateDataKeyPair",
+            json!({"KeyId": KEY_ID, "KeyPairSpec": "RSA_2048"}),
+            json!({"PrivateKeyPlaintext": "SECRET-PRIVATE-KEY", "PrivateKeyCiphertextBlob": "SECRET-CIPHERTEXT-6", "PublicKey": "SECRET-PUBLIC-KEY-1"}),
+        ),
+        (
+            "GenerateRandom",
+            json!({"NumberOfBytes": 32}),
+            json!({"Plaintext": "SECRET-RANDOM"}),
+        ),
+        (
+            "Sign",
+            json!({"KeyId": KEY_ID, "Message": "SECRET-MESSAGE-1", "MessageType": "RAW", "SigningAlgorithm": "RSASSA_PSS_SHA_256"}),
+            json!({"Signature": "SECRET-SIGNATURE-1"}),
+        ),
+        (
+            "Verify",
+            json!({"KeyId": KEY_ID, "Message": "SECRET-MESSAGE-2", "Signature": "SECRET-SIGNATURE-2", "SigningAlgorithm": "RSASSA_PSS_SHA_256"}),
+            json!({"SignatureValid": true}),
+        ),
+        (
+            "GenerateMac",
+            json!({"KeyId": KEY_ID, "Message": "SECRET-MESSAGE-3", "MacAlgorithm": "HMAC_SHA_256"}),
+            json!({"Mac": "SECRET-MAC-1"}),
+        ),
+        (
+            "VerifyMac",
+            json!({"KeyId": KEY_ID, "Message": "SECRET-MESSAGE-4", "Mac": "SECRET-MAC-2", "MacAlgorithm": "HMAC_SHA_256"}),
+            json!({"MacValid": true}),
+        ),
+        (
+            "DeriveSharedSecret",
+            json!({"KeyId": KEY_ID, "PublicKey": "SECRET-PUBLIC-KEY-2", "KeyAgreementAlgorithm": "ECDH"}),
+            json!({"SharedSecret": "SECRET-SHARED"}),
+        ),
+        (
+            "GetParametersForImport",
+            json!({"KeyId": KEY_ID, "WrappingAlgorithm": "RSAES_OAEP_SHA_256"}),
+            json!({"ImportToken": "SECRET-IMPORT-TOKEN-1", "PublicKey": "SECRET-PUBLIC-KEY-3"}),
+        ),
+        (
+            "ImportKeyMaterial",
+            json!({"KeyId": KEY_ID, "ImportToken": "SECRET-IMPORT-TOKEN-2", "EncryptedKeyMaterial": "SECRET-KEY-MATERIAL", "ExpirationModel": "KEY_MATERIAL_DOES_NOT_EXPIRE"}),
+            json!({"KeyId": key_arn(ACCOUNT), "KeyMaterialId": "ab12"}),
+        ),
+        (
+            "CreateCustomKeyStore",
+            json!({
+                "CustomKeyStoreName": "store",
+                "KeyStorePassword": "SECRET-PASSWORD-1",
+                "XksProxyAuthenticationCredential": {"AccessKeyId": "SECRET-XKS-ID", "RawSecretAccessKey": "SECRET-XKS-KEY"}
+            }),
+            json!({"CustomKeyStoreId": "cks-1234567890abcdef0"}),
+        ),
+        (
+            "UpdateCustomKeyStore",
+            json!({"CustomKeyStoreId": "cks-1234567890abcdef0", "KeyStorePassword": "SECRET-PASSWORD-2"}),
+            json!({}),
+        ),
+        (
+            "CreateGrant",
+            json!({"KeyId": KEY_ID, "GranteePrincipal": "arn:aws:iam::111122223333:role/Reader", "Operations": ["Decrypt"], "GrantTokens": ["SECRET-GRANT-TOKEN-2"]}),
+            json!({"GrantId": "0c237476", "GrantToken": "SECRET-GRANT-TOKEN-3"}),
+        ),
+        (
+            "RetireGrant",
+            json!({"GrantToken": "SECRET-GRANT-TOKEN-4"}),
+            json!({}),
+        ),
+    ]
+}
+
+#[test]
+fn no_secret_survives_redaction() {
+    for (operation, request, response) in secret_bearing_messages() {
+        let mut call = api_call(operation, request);
+        call.response_elements = kms_response_elements(operation, &object(response));
+        let record = serde_json::to_string(&call.into_event()).unwrap();
+        assert!(
+            !record.contains("SECRET-"),
+            "{operation} leaked a secret into its record: {record}"
+        );
+    }
+}
+
+#[test]
+fn redaction_keeps_what_cloudtrail_keeps() {
+    let parameters = redact_kms_request(
+        "ReEncrypt",
+        &object(json!({
+            "CiphertextBlob": "AAAA",
+            "SourceEncryptionContext": {"KeyId": "kept verbatim"},
+            "DestinationKeyId": KEY_ID,
+            "DestinationEncryptionAlgorithm": "RSAES_OAEP_SHA_256"
+        })),
+    );
+    assert_eq!(
+        parameters,
+        json!({
+            "destinationEncryptionAlgorithm": "RSAES_OAEP_SHA_256",
+            "destinationKeyId": KEY_ID,
+            "sourceEncryptionContext": {"KeyId": "kept verbatim"}
+        })
+    );
+    let parameters = redact_kms_request(
+        "GenerateDataKey",
+        &object(json!({"KeyId": KEY_ID, "NumberOfBytes": 64})),
+    );
+    assert_eq!(parameters, json!({"keyId": KEY_ID, "numberOfBytes": 64}));
+    let granted = kms_response_elements(
+        "CreateGrant",
+        &object(json!({"GrantId": "0c237476", "GrantToken": "token"})),
+    );
+    assert_eq!(granted, json!({"grantId": "0c237476"}));
+    assert_eq!(kms_response_elements("EnableKey", &Map::new()), Value::Null);
+}
+
+#[test]
+fn unknown_operations_log_no_parameters() {
+    let parameters = redact_kms_request("ExportEverything", &object(json!({"Anything": "x"})));
+    assert_eq!(parameters, Value::Null);
+}
+
+#[test]
+fn read_only_follows_cloudtrail_examples() {
+    for operation in [
+        "Encrypt",
+        "Decrypt",
+        "GenerateDataKey",
+        "Sign",
+        "Verify",
+        "DescribeKey",
+        "ListAliases",
+        "GetKeyPolicy",
+    ] {
+        assert!(kms_read_only(operation), "{operation} should be read-only");
+    }
+    for operation in [
+        "CreateKey",
+        "ScheduleKeyDeletion",
+        "PutKeyPolicy",
+        "TagResource",
+        "CreateAlias",
+        "RotateKeyOnDemand",
+    ] {
+        assert!(
+            !kms_read_only(operation),
+            "{operation} should not be read-only"
+        );
+    }
+}
+
+/// A fresh directory under the system's temporary directory, removed when dropped.
+pub(crate) struct TempDir(PathBuf);
+
+impl TempDir {
+    pub(crate) fn new(name: &str) -> TempDir {
+        let path =
+            std::env::temp_dir().join(format!("strongroom-audit-{name}-{}", uuid::Uuid::new_v4()));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn open_log(dir: &TempDir) -> AuditLog {
+    let mut config = AuditConfig::new(dir.0.join("audit"), dir.0.join("keys/digest.pk8"));
+    // Long windows keep the periodic task out of the way; tests deliver with flush_now.
+    config.file_window = Duration::from_secs(3600);
+    AuditLog::open(config).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_shares_flushes_between_concurrent_callers() {
+    let dir = TempDir::new("group-commit");
+    let log = open_log(&dir).await;
+
+    // Baseline: one caller at a time pays one flush per event.
+    let sequential = 200;
+    let before = log.fsync_count();
+    let started = Instant::now();
+    for _ in 0..sequential {
+        let event = api_call("Encrypt", json!({"KeyId": KEY_ID})).into_event();
+        log.record(vec![event]).await.unwrap();
+    }
+    let sequential_elapsed = started.elapsed();
+    let sequential_flushes = log.fsync_count() - before;
+    assert_eq!(sequential_flushes, sequential);
+
+    // Group commit: many concurrent callers, each waiting for its own acknowledgement before
+    // recording the next event, share flushes.
+    let workers: u32 = 64;
+    let per_worker: u32 = 80;
+    let concurrent = workers * per_worker;
+    let before = log.fsync_count();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_worker {
+                let event = api_call("Encrypt", json!({"KeyId": KEY_ID})).into_event();
+                log.record(vec![event]).await?;
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let concurrent_elapsed = started.elapsed();
+    let concurrent_flushes = log.fsync_count() - before;
+
+    let sequential_rate = sequential as f64 / sequential_elapsed.as_secs_f64();
+    let concurrent_rate = f64::from(concurrent) / concurrent_elapsed.as_secs_f64();
+    eprintln!(
+        "one flush per event: {sequential} events, {sequential_flushes} flushes, {sequential_rate:.0} events/s; \
+         group commit, {workers} callers: {concurrent} events, {concurrent_flushes} flushes, {concurrent_rate:.0} events/s"
+    );
+    assert!(
+        concurrent_flushes * 10 < u64::from(concurrent),
+        "{concurrent} records from {workers} callers took {concurrent_flushes} flushes"
+    );
+
+    let page = log.lookup(ACCOUNT, LookupQuery::default()).await.unwrap();
+    assert_eq!(page.events.len(), 50);
+    assert!(page.next_token.is_some());
+}
+
+/// Records `count` Encrypt events a second apart, newest last, and returns their ids.
+async fn record_series(log: &AuditLog, account: &str, count: usize) -> Vec<String> {
+    let mut ids = Vec::new();
+    for i in 0..count {
+        let mut call = api_call(
+            if i % 2 == 0 { "Encrypt" } else { "DescribeKey" },
+            json!({"KeyId": KEY_ID}),
+        );
+        call.event_time = datetime!(2026-11-22 10:00:00 UTC) + time::Duration::seconds(i as i64);
+        call.user_identity = UserIdentity::iam_user(
+            account,
+            "Alice",
+            "AIDAEXAMPLEALICE",
+            Some("AKIAEXAMPLEALICE"),
+        );
+        call.resources = vec![Resource::kms_key(&key_arn(account), account)];
+        call.recipient_account_id = account.to_owned();
+        let event = call.into_event();
+        ids.push(event.event_id.clone());
+        log.record(vec![event]).await.unwrap();
+    }
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_pages_newest_first_and_isolates_accounts() {
+    let dir = TempDir::new("lookup-pages");
+    let log = open_log(&dir).await;
+    let ids = record_series(&log, ACCOUNT, 5).await;
+    let other_ids = record_series(&log, OTHER_ACCOUNT, 3).await;
+
+    let mut seen = Vec::new();
+    let mut query = LookupQuery {
+        max_results: Some(2),
+        ..LookupQuery::default()
+    };
+    loop {
+        let page = log.lookup(ACCOUNT, query.clone()).await.unwrap();
+        assert!(page.events.len() <= 2);
+        seen.extend(page.events.iter().map(|event| event.event_id.clone()));
+        match page.next_token {
+            Some(token) => query.next_token = Some(token),
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = ids.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    assert!(seen.iter().all(|id| !other_ids.contains(id)));
+
+    // A token is bound to its account and parameters.
+    let first = log
+        .lookup(
+            ACCOUNT,
+            LookupQuery {
+                max_results: Some(1),
+                ..LookupQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let token = first.next_token.unwrap();
+    let stolen = log
+        .lookup(
+            OTHER_ACCOUNT,
+            LookupQuery {
+                max_results: Some(1),
+                next_token: Some(token.clone()),
+                ..LookupQuery::default()
+            },
+        )
+        .await;
+    assert!(matches!(stolen, Err(Error::InvalidNextToken)));
+    let changed = log
+        .lookup(
+            ACCOUNT,
+            LookupQuery {
+                max_results: Some(1),
+                next_token: Some(token),
+                attributes: vec![(LookupAttributeKey::EventName, "Encrypt".to_owned())],
+                ..LookupQuery::default()
+            },
+        )
+        .await;
+    assert!(matches!(changed, Err(Error::InvalidNextToken)));
+    let garbage = log
+        .lookup(
+            ACCOUNT,
+            LookupQuery {
+                next_token: Some("not-a-token".to_owned()),
+                ..LookupQuery::default()
+            },
+        )
+        .await;
+    assert!(matches!(garbage, Err(Error::InvalidNextToken)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_filters_by_each_attribute() {
+    let dir = TempDir::new("lookup-filters");
+    let log = open_log(&dir).await;
+    let ids = record_series(&log, ACCOUNT, 4).await;
+    let mut service = ServiceEvent {
+        account_id: ACCOUNT.to_owned(),
+        event_time: datetime!(2026-11-22 11:00:00 UTC),
+        event_name: "RotateKey".to_owned(),
+        aws_region: "us-east-1".to_owned(),
+        resources: vec![Resource::kms_key(&key_arn(ACCOUNT), ACCOUNT)],
+        response_elements: Value::Null,
+        additional_event_data: None,
+        service_event_details: None,
+    };
+    service.event_name = "RotateKey".to_owned();
+    log.record(vec![service.into_event()]).await.unwrap();
+
+    let count = |key: LookupAttributeKey, value: &str| {
+        let log = log.clone();
+        let value = value.to_owned();
+        async move {
+            log.lookup(
+                ACCOUNT,
+                LookupQuery {
+                    attributes: vec![(key, value)],
+                    ..LookupQuery::default()
+                },
+            )
+            .await
+            .unwrap()
+            .events
+            .len()
+        }
+    };
+    assert_eq!(count(LookupAttributeKey::EventId, &ids[1]).await, 1);
+    assert_eq!(count(LookupAttributeKey::EventName, "Encrypt").await, 2);
+    assert_eq!(count(LookupAttributeKey::EventName, "RotateKey").await, 1);
+    assert_eq!(count(LookupAttributeKey::ReadOnly, "true").await, 4);
+    assert_eq!(count(LookupAttributeKey::ReadOnly, "false").await, 1);
+    assert_eq!(count(LookupAttributeKey::Username, "Alice").await, 4);
+    assert_eq!(
+        count(LookupAttributeKey::AccessKeyId, "AKIAEXAMPLEALICE").await,
+        4
+    );
+    assert_eq!(
+        count(LookupAttributeKey::EventSource, KMS_EVENT_SOURCE).await,
+        5
+    );
+    assert_eq!(
+        count(LookupAttributeKey::ResourceType, "AWS::KMS::Key").await,
+        5
+    );
+    assert_eq!(
+        count(LookupAttributeKey::ResourceName, &key_arn(ACCOUNT)).await,
+        5
+    );
+    assert_eq!(
+        count(LookupAttributeKey::ResourceName, &key_arn(OTHER_ACCOUNT)).await,
+        0
+    );
+
+    let page = log
+        .lookup(
+            ACCOUNT,
+            LookupQuery {
+                attributes: vec![(LookupAttributeKey::EventId, ids[0].clone())],
+                ..LookupQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let entry = &page.events[0];
+    assert_eq!(entry.event_name, "Encrypt");
+    assert_eq!(entry.read_only, "true");
+    assert_eq!(entry.username.as_deref(), Some("Alice"));
+    assert_eq!(
+        entry.resources[0].resource_name.as_deref(),
+        Some(key_arn(ACCOUNT).as_str())
+    );
+    let record: Event = serde_json::from_str(&entry.cloud_trail_event).unwrap();
+    assert_eq!(record.event_id, ids[0]);
+
+    // Time range: the second and third events only.
+    let page = log
+        .lookup(
+            ACCOUNT,
+            LookupQuery {
+                start_time: Some(datetime!(2026-11-22 10:00:01 UTC)),
+                end_time: Some(datetime!(2026-11-22 10:00:02 UTC)),
+                ..LookupQuery::default()
+            },
+        )
+        .await
+        .unwrap();
+    let found: Vec<&str> = page
+        .events
+        .iter()
+        .map(|event| event.event_id.as_str())
+        .collect();
+    assert_eq!(found, [ids[2].as_str(), ids[1].as_str()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lookup_rejects_invalid_requests() {
+    let dir = TempDir::new("lookup-invalid");
+    let log = open_log(&dir).await;
+    let two = LookupQuery {
+        attributes: vec![
+            (LookupAttributeKey::EventName, "Encrypt".to_owned()),
+            (LookupAttributeKey::Username, "Alice".to_owned()),
+        ],
+        ..LookupQuery::default()
+    };
+    assert!(matches!(
+        log.lookup(ACCOUNT, two).await,
+        Err(Error::InvalidLookupAttributes(_))
+    ));
+    for size in [0, 51] {
+        let query = LookupQuery {
+            max_results: Some(size),
+            ..LookupQuery::default()
+        };
+        assert!(matches!(
+            log.lookup(ACCOUNT, query).await,
+            Err(Error::InvalidMaxResults(_))
+        ));
+    }
+    let backwards = LookupQuery {
+        start_time: Some(datetime!(2026-11-22 11:00:00 UTC)),
+        end_time: Some(datetime!(2026-11-22 10:00:00 UTC)),
+        ..LookupQuery::default()
+    };
+    assert!(matches!(
+        log.lookup(ACCOUNT, backwards).await,
+        Err(Error::InvalidTimeRange)
+    ));
+    assert!(matches!(
+        "Color".parse::<LookupAttributeKey>(),
+        Err(Error::InvalidLookupAttributes(_))
+    ));
+    assert_eq!(
+        "ResourceName".parse::<LookupAttributeKey>().unwrap(),
+        LookupAttributeKey::ResourceName
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_expires_index_rows_but_not_delivered_files() {
+    let dir = TempDir::new("retention");
+    let log = open_log(&dir).await;
+    record_series(&log, ACCOUNT, 3).await;
+    log.flush_now().await.unwrap();
+    let delivered = count_files(&log.dir().join("AWSLogs"));
+    assert!(
+        delivered >= 3,
+        "expected a log file, a digest and its signature"
+    );
+
+    // 89 days later everything is still visible; 91 days later nothing is.
+    let removed = log
+        .expire(datetime!(2026-11-22 10:00:00 UTC) + time::Duration::days(89))
+        .await
+        .unwrap();
+    assert_eq!(removed, 0);
+    assert_eq!(
+        log.lookup(ACCOUNT, LookupQuery::default())
+            .await
+            .unwrap()
+            .events
+            .len(),
+        3
+    );
+    let removed = log
+        .expire(datetime!(2026-11-22 10:00:00 UTC) + time::Duration::days(91))
+        .await
+        .unwrap();
+    assert_eq!(removed, 3);
+    assert!(
+        log.lookup(ACCOUNT, LookupQuery::default())
+            .await
+            .unwrap()
+            .events
+            .is_empty()
+    );
+    assert_eq!(count_files(&log.dir().join("AWSLogs")), delivered);
+}
+
+fn count_files(dir: &std::path::Path) -> usize {
+    let mut count = 0;
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            match entry.file_type().unwrap().is_dir() {
+                true => pending.push(entry.path()),
+                false => count += 1,
+            }
+        }
+    }
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signing_key_is_private_and_stable_across_opens() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("signing-key");
+    let first = open_log(&dir).await;
+    let fingerprint = first.public_key_fingerprint();
+    drop(first);
+    let mode = std::fs::metadata(dir.0.join("keys/digest.pk8"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let second = open_log(&dir).await;
+    assert_eq!(second.public_key_fingerprint(), fingerprint);
+    assert_eq!(crate::fingerprint(&second.public_key_der()), fingerprint);
+}
+
+#[test]
+fn invalid_event_locations_are_rejected() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let dir = TempDir::new("invalid-event");
+        let log = open_log(&dir).await;
+        let mut call = api_call("Encrypt", json!({}));
+        call.aws_region = "../../etc".to_owned();
+        let outcome = log.record(vec![call.into_event()]).await;
+        assert!(matches!(outcome, Err(Error::InvalidEvent(_))));
+    });
+}
+
+#[test]
+fn java_style_names_and_dates() {
+    assert_eq!(crate::kms::decapitalize("KeyId"), "keyId");
+    assert_eq!(crate::kms::decapitalize("AWSAccountId"), "AWSAccountId");
+    assert_eq!(
+        crate::kms::decapitalize("XksProxyUriPath"),
+        "xksProxyUriPath"
+    );
+    let response = kms_response_elements(
+        "ScheduleKeyDeletion",
+        &object(json!({"KeyId": KEY_ID, "DeletionDate": 1_767_225_600, "PendingWindowInDays": 7})),
+    );
+    assert_eq!(
+        response,
+        json!({"deletionDate": "Jan 1, 2026, 12:00:00 AM", "keyId": KEY_ID, "pendingWindowInDays": 7})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_audit_log_on_the_same_directory_is_refused() {
+    let dir = TempDir::new("locked");
+    let first = open_log(&dir).await;
+    let mut config = AuditConfig::new(dir.0.join("audit"), dir.0.join("keys/digest.pk8"));
+    config.file_window = Duration::from_secs(3600);
+    let second = AuditLog::open(config.clone()).await;
+    assert!(matches!(second, Err(Error::Locked)));
+    drop(first);
+    // Once the first has closed, the directory can be opened again.
+    AuditLog::open(config).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recovery_truncates_a_torn_frame_and_keeps_acknowledged_events() {
+    use std::io::Write;
+    let dir = TempDir::new("torn");
+    let log = open_log(&dir).await;
+    let ids = record_series(&log, ACCOUNT, 3).await;
+    drop(log);
+    // What a power cut in the middle of a write could leave: a header promising more than exists.
+    let journal = dir.0.join("audit/journal");
+    let segments = crate::journal::list_segments(&journal).unwrap();
+    let last = crate::journal::segment_path(&journal, *segments.last().unwrap());
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&last)
+        .unwrap();
+    file.write_all(b"SRJ1\xff\x00\x00\x00torn").unwrap();
+    drop(file);
+
+    let log = open_log(&dir).await;
+    let page = log.lookup(ACCOUNT, LookupQuery::default()).await.unwrap();
+    let mut found: Vec<String> = page
+        .events
+        .into_iter()
+        .map(|event| event.event_id)
+        .collect();
+    found.sort();
+    let mut expected = ids;
+    expected.sort();
+    assert_eq!(found, expected);
+    // The recovered events were delivered at open, so the journal holds only the new segment.
+    assert_eq!(crate::journal::list_segments(&journal).unwrap().len(), 1);
+    log.record(vec![api_call("Encrypt", json!({})).into_event()])
+        .await
+        .unwrap();
+}
