@@ -24,6 +24,8 @@ pub(crate) enum ProtocolError {
     InvalidSignature(String),
     /// An access key the server does not know (`UnrecognizedClientException`).
     UnrecognizedClient,
+    /// A CloudTrail API error: its `__type` and message.
+    CloudTrail(&'static str, String),
     /// An error from the service.
     Service(Error),
 }
@@ -70,6 +72,7 @@ impl ProtocolError {
                 bad,
                 "The security token included in the request is invalid.".to_owned(),
             ),
+            ProtocolError::CloudTrail(code, m) => (code, bad, m.clone()),
             ProtocolError::Service(e) => {
                 let status = match e {
                     Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

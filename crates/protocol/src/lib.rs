@@ -9,6 +9,7 @@
 mod auth;
 mod dispatch;
 mod error;
+mod trail;
 mod validate;
 mod wire;
 
@@ -21,13 +22,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value};
-use strongroom_service::{Error, Kms};
+use strongroom_service::{Caller, Error, Kms};
 use tracing::Instrument;
 
 pub use crate::auth::{Credentials, Principal, Regions};
 
 use crate::auth::Authenticator;
 use crate::error::{ProtocolError, error_response};
+use crate::trail::Served;
 use crate::validate::Model;
 
 /// The content type of AWS JSON 1.1 requests and responses.
@@ -42,15 +44,34 @@ struct Edge {
     kms: Arc<Kms>,
     auth: Authenticator,
     model: Model,
+    trail: Option<Trail>,
 }
 
-/// Builds the HTTP application serving the KMS API for `kms`.
-pub fn router(kms: Arc<Kms>, credentials: Arc<dyn Credentials>, regions: Regions) -> Router {
+/// Where the edge records every request: the audit log, and the account that receives the records of
+/// requests whose account is unknown (unauthenticated ones).
+pub struct Trail {
+    /// The durable audit log.
+    pub log: strongroom_audit::AuditLog,
+    /// The server's default account.
+    pub default_account: String,
+}
+
+/// The prefix of CloudTrail's JSON 1.1 targets.
+const CLOUDTRAIL_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
+
+/// Builds the HTTP application serving the KMS API for `kms`, recording every request in `trail`.
+pub fn router(
+    kms: Arc<Kms>,
+    credentials: Arc<dyn Credentials>,
+    regions: Regions,
+    trail: Option<Trail>,
+) -> Router {
     let edge = Arc::new(Edge {
         request_ids: RequestIds::new(),
         kms,
         auth: Authenticator::new(credentials, regions),
         model: Model::kms(),
+        trail,
     });
     Router::new()
         .route(NOOP_PATH, get(noop))
@@ -71,12 +92,38 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
     // A debug-level span: the default subscriber formats span fields eagerly, which would cost every request.
     let span = tracing::debug_span!("request", request_id = %request_id, operation = %operation);
     async move {
-        let result = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        let served = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
             Ok(bytes) => edge.serve(&parts, &bytes, &operation).await,
-            Err(_) => Err(ProtocolError::Serialization(format!(
-                "The request body could not be read or is larger than {MAX_BODY_BYTES} bytes."
-            ))),
+            Err(_) => Served {
+                caller: None,
+                fields: None,
+                result: Err(ProtocolError::Serialization(format!(
+                    "The request body could not be read or is larger than {MAX_BODY_BYTES} bytes."
+                ))),
+            },
         };
+        let mut result = served.result;
+        if let Some(trail) = &edge.trail
+            && !is_cloudtrail(&parts.headers)
+        {
+            let audited = Served {
+                caller: served.caller,
+                fields: served.fields,
+                result,
+            };
+            let event = trail::kms_event(
+                &audited,
+                &parts,
+                &operation,
+                &request_id,
+                &trail.default_account,
+            );
+            result = audited.result;
+            // The record is durable before the response leaves: a request the trail cannot record fails.
+            if let Err(e) = trail.log.record(vec![event]).await {
+                result = Err(ProtocolError::Service(Error::internal(e)));
+            }
+        }
         match result {
             Ok(body) => json_response(&body, &request_id),
             Err(error) => {
@@ -102,12 +149,40 @@ fn target_operation(headers: &http::HeaderMap) -> Option<&str> {
         .strip_prefix("TrentService.")
 }
 
+fn is_cloudtrail(headers: &http::HeaderMap) -> bool {
+    headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|target| target.starts_with(CLOUDTRAIL_TARGET))
+}
+
 impl Edge {
-    async fn serve(
+    /// Serves one request, keeping what the audit record needs: the caller and the parsed body.
+    async fn serve(&self, parts: &http::request::Parts, body: &Bytes, operation: &str) -> Served {
+        let mut served = Served {
+            caller: None,
+            fields: None,
+            result: Ok(Value::Null),
+        };
+        served.result = self
+            .serve_into(
+                parts,
+                body,
+                operation,
+                &mut served.caller,
+                &mut served.fields,
+            )
+            .await;
+        served
+    }
+
+    async fn serve_into(
         &self,
         parts: &http::request::Parts,
         body: &Bytes,
         operation: &str,
+        caller_out: &mut Option<Caller>,
+        fields_out: &mut Option<Map<String, Value>>,
     ) -> Result<Value, ProtocolError> {
         if parts.method != Method::POST {
             return Err(ProtocolError::UnknownOperation(format!(
@@ -120,7 +195,11 @@ impl Edge {
             .extensions
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
             .map(|info| info.0.ip());
+        if is_cloudtrail(&parts.headers) {
+            return self.serve_cloudtrail(parts, body, source_ip).await;
+        }
         let caller = self.auth.authenticate(parts, body, "kms", source_ip)?;
+        let caller = caller_out.insert(caller);
         if operation.is_empty() || !self.model.has_operation(operation) {
             let target = parts
                 .headers
@@ -131,9 +210,38 @@ impl Edge {
                 "X-Amz-Target '{target}' does not name a KMS operation: expected TrentService.<Operation>."
             )));
         }
-        let fields = parse_body(body)?;
-        self.model.validate(operation, &fields)?;
-        dispatch::dispatch(&self.kms, &caller, operation, &fields).await
+        let fields = fields_out.insert(parse_body(body)?);
+        self.model.validate(operation, fields)?;
+        dispatch::dispatch(&self.kms, caller, operation, fields).await
+    }
+
+    /// CloudTrail's LookupEvents, over the same trail the KMS requests go to.
+    async fn serve_cloudtrail(
+        &self,
+        parts: &http::request::Parts,
+        body: &Bytes,
+        source_ip: Option<std::net::IpAddr>,
+    ) -> Result<Value, ProtocolError> {
+        let caller = self
+            .auth
+            .authenticate(parts, body, "cloudtrail", source_ip)?;
+        let target = parts
+            .headers
+            .get("x-amz-target")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let operation = target.strip_prefix(CLOUDTRAIL_TARGET).unwrap_or_default();
+        let Some(trail) = &self.trail else {
+            return Err(ProtocolError::Unsupported(
+                "This server keeps no audit trail.".to_owned(),
+            ));
+        };
+        match operation {
+            "LookupEvents" => trail::lookup_events(&trail.log, &caller, &parse_body(body)?).await,
+            other => Err(ProtocolError::Unsupported(format!(
+                "CloudTrail {other} is not supported by this Strongroom server; LookupEvents is."
+            ))),
+        }
     }
 }
 

@@ -34,6 +34,8 @@ pub struct Config {
     pub seed_file: Option<PathBuf>,
     /// How often keys due for deletion or rotation are looked for (they are also handled when used).
     pub scheduler_interval: Duration,
+    /// How long LookupEvents can find an audit event; delivered log files are never removed.
+    pub audit_retention: Duration,
 }
 
 impl Config {
@@ -51,6 +53,7 @@ impl Config {
             regions: None,
             seed_file: None,
             scheduler_interval: Duration::from_secs(60),
+            audit_retention: Duration::from_secs(90 * 86_400),
         }
     }
 }
@@ -73,6 +76,8 @@ pub struct ConfigFile {
     pub seed_file: Option<PathBuf>,
     /// Seconds between scheduler runs.
     pub scheduler_interval_seconds: Option<u64>,
+    /// Days LookupEvents keeps events (90 by default).
+    pub audit_retention_days: Option<u64>,
 }
 
 impl ConfigFile {
@@ -145,6 +150,9 @@ impl Config {
             seed_file: overrides.seed_file.or(file.seed_file),
             scheduler_interval: Duration::from_secs(
                 file.scheduler_interval_seconds.unwrap_or(60).max(1),
+            ),
+            audit_retention: Duration::from_secs(
+                file.audit_retention_days.unwrap_or(90).max(1) * 86_400,
             ),
         })
     }

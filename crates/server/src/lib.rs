@@ -23,6 +23,12 @@ pub use crate::credentials::{ADMIN_CREDENTIALS_FILE, DEV_ACCESS_KEY};
 pub const ROOT_KEY_FILE: &str = "root.key";
 /// File name of the SQLite database in the data directory.
 pub const DATABASE_FILE: &str = "strongroom.db";
+/// Directory, in the data directory, of the audit trail: journal, index and delivered CloudTrail files.
+pub const AUDIT_DIR: &str = "audit";
+/// File name, in the data directory, of the RSA key that signs audit digests (mode 0600).
+pub const AUDIT_SIGNING_KEY_FILE: &str = "audit-signing.key";
+/// File name, in the audit directory, of the published DER public key that verifies digests.
+pub const AUDIT_PUBLIC_KEY_FILE: &str = "digest-public-key.der";
 
 /// Serves the KMS API on `listener` until `shutdown` completes, then finishes in-flight requests.
 ///
@@ -46,6 +52,7 @@ pub struct Server {
     config: Config,
     kms: Arc<Kms>,
     app: axum::Router,
+    audit: strongroom_audit::AuditLog,
 }
 
 impl Server {
@@ -92,12 +99,33 @@ impl Server {
             Some(regions) => Regions::Only(regions.clone()),
             None => Regions::Any,
         };
-        let app = strongroom_protocol::router(kms.clone(), Arc::new(credentials), regions);
+        let audit_dir = config.data_dir.join(AUDIT_DIR);
+        let mut audit_config = strongroom_audit::AuditConfig::new(
+            &audit_dir,
+            config.data_dir.join(AUDIT_SIGNING_KEY_FILE),
+        );
+        audit_config.retention = config.audit_retention;
+        let audit = strongroom_audit::AuditLog::open(audit_config)
+            .await
+            .with_context(|| format!("open the audit trail in {}", audit_dir.display()))?;
+        // Publish the digest-signing public key, so anyone can verify delivered digests.
+        std::fs::write(
+            audit_dir.join(AUDIT_PUBLIC_KEY_FILE),
+            audit.public_key_der(),
+        )
+        .with_context(|| format!("write the audit public key in {}", audit_dir.display()))?;
+        let trail = strongroom_protocol::Trail {
+            log: audit.clone(),
+            default_account: config.account_id.to_string(),
+        };
+        let app =
+            strongroom_protocol::router(kms.clone(), Arc::new(credentials), regions, Some(trail));
         Ok(Server {
             listener,
             config,
             kms,
             app,
+            audit,
         })
     }
 
@@ -116,6 +144,7 @@ impl Server {
             config,
             kms,
             app,
+            audit,
         } = self;
         let (stop_scheduler, mut scheduler_stopped) = tokio::sync::watch::channel(false);
         let scheduler = {
@@ -145,6 +174,10 @@ impl Server {
             .context("serve HTTP")?;
         let _ = stop_scheduler.send(true);
         let _ = scheduler.await;
+        // Deliver what the journal holds, so the log files and digests cover every request served.
+        if let Err(e) = audit.flush_now().await {
+            tracing::error!("failed to deliver the audit trail at shutdown: {e:#}");
+        }
         tracing::info!("Strongroom stopped");
         Ok(())
     }

@@ -24,6 +24,39 @@ enum Command {
     /// Measure a running server: requests per second and latency for a no-op endpoint, Encrypt (512 bytes),
     /// Decrypt and GenerateDataKey, over signed keep-alive connections. Prints a Markdown table.
     Bench(BenchArgs),
+    /// Work with the audit trail.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Validate delivered CloudTrail log and digest files for a time range, like
+    /// `aws cloudtrail validate-logs`: reports valid, modified, deleted and missing files, and exits with a
+    /// failure status if any is not valid.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    /// The server's data directory.
+    #[arg(long, value_name = "DIR", default_value = "strongroom-data")]
+    data_dir: PathBuf,
+    /// The account whose trail to check.
+    #[arg(long, default_value = "111122223333")]
+    account_id: String,
+    /// The Region whose trail to check.
+    #[arg(long, default_value = "us-east-1")]
+    region: String,
+    /// Start of the range, RFC 3339 (for example 2026-11-22T00:00:00Z).
+    #[arg(long)]
+    start_time: String,
+    /// End of the range, RFC 3339; now by default.
+    #[arg(long)]
+    end_time: Option<String>,
+    /// The DER public key that verifies digests; by default the one the server published in its data directory.
+    #[arg(long, value_name = "FILE")]
+    public_key: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -91,6 +124,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => runtime.block_on(bench(args)),
+        Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
     }
 }
 
@@ -134,6 +168,40 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let report = strongroom_bench::run(&options).await?;
     let mut out = std::io::stdout().lock();
     std::io::Write::write_all(&mut out, report.to_markdown().as_bytes())?;
+    Ok(())
+}
+
+fn verify_audit(args: VerifyArgs) -> anyhow::Result<()> {
+    use time::format_description::well_known::Rfc3339;
+    let parse = |text: &str| {
+        time::OffsetDateTime::parse(text, &Rfc3339).with_context(|| {
+            format!("'{text}' is not an RFC 3339 time such as 2026-11-22T00:00:00Z")
+        })
+    };
+    let start = parse(&args.start_time)?;
+    let end = match &args.end_time {
+        Some(text) => parse(text)?,
+        None => time::OffsetDateTime::now_utc(),
+    };
+    let audit_dir = args.data_dir.join(strongroom_server::AUDIT_DIR);
+    let key_path = args
+        .public_key
+        .unwrap_or_else(|| audit_dir.join(strongroom_server::AUDIT_PUBLIC_KEY_FILE));
+    let key = std::fs::read(&key_path)
+        .with_context(|| format!("read the public key {}", key_path.display()))?;
+    let report = strongroom_audit::verify(
+        &audit_dir,
+        &args.account_id,
+        &args.region,
+        start,
+        end,
+        &[key],
+    );
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, format!("{report}\n").as_bytes())?;
+    if !report.is_ok() {
+        anyhow::bail!("the audit trail did not validate");
+    }
     Ok(())
 }
 
