@@ -11,6 +11,7 @@ use std::fmt;
 use serde_json::{Map, Value};
 
 use crate::condition::{self, Condition};
+use crate::context::ConditionContext;
 use crate::pattern::{ArnPattern, Fold, Pattern, Syntax};
 use crate::principal::{self, PrincipalSet, Reach};
 use crate::request::{Outcome, Request};
@@ -183,17 +184,19 @@ impl Policy {
             None => return Err(malformed("The policy has no Statement.".to_owned())),
         };
         let mut compiled = Vec::with_capacity(statements.len());
+        // IAM refuses two statements with the same Sid; key policies may repeat one.
+        let sids_must_be_unique = kind != PolicyKind::KeyPolicy;
         let mut sids = HashSet::new();
         for (index, statement) in statements.into_iter().enumerate() {
             let statement = compile_statement(index, statement, kind, variables)?;
-            let unique_sids_required = kind != PolicyKind::KeyPolicy;
-            if let (true, Some(sid)) = (unique_sids_required, &statement.sid)
-                && !sid.is_empty()
-                && !sids.insert(sid.clone())
-            {
+            let repeated = match &statement.sid {
+                Some(sid) if sids_must_be_unique && !sid.is_empty() => !sids.insert(sid.clone()),
+                _ => false,
+            };
+            if repeated {
                 let place = Place {
                     index,
-                    sid: Some(sid),
+                    sid: statement.sid.as_deref(),
                 };
                 return Err(at(&place, "another statement already has this Sid"));
             }
@@ -309,7 +312,7 @@ const NO_CONTEXT: NoContext = NoContext;
 
 struct NoContext;
 
-impl crate::context::ConditionContext for NoContext {
+impl ConditionContext for NoContext {
     fn values(&self, _key: &str) -> Option<&[String]> {
         None
     }

@@ -39,10 +39,7 @@ pub enum PolicyError {
 /// Checks a key policy document the way `PutKeyPolicy` and `CreateKey` do: size, characters, JSON syntax,
 /// and the grammar of every statement, condition and principal.
 pub fn check_key_policy(text: &str) -> Result<(), PolicyError> {
-    match Policy::parse(text, PolicyKind::KeyPolicy) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e),
-    }
+    Policy::parse(text, PolicyKind::KeyPolicy).map(|_| ())
 }
 
 /// The key policy AWS KMS gives a key created without one: the account's root may do everything, which

@@ -85,6 +85,11 @@ impl PrincipalSet {
                 "names '{name}': a principal cannot contain wildcards; use \"*\" alone, or a condition on aws:PrincipalArn"
             ));
         }
+        if name.contains("${") {
+            return Err(format!(
+                "names '{name}': a principal cannot contain policy variables"
+            ));
+        }
         let parts: Vec<&str> = name.splitn(6, ':').collect();
         let (partition, service, region, account, resource) = match parts.as_slice() {
             ["arn", partition, service, region, account, resource] => {
@@ -187,11 +192,14 @@ fn is_account_id(text: &str) -> bool {
 }
 
 fn check_plain(kind: &str, name: &str) -> Result<(), String> {
-    match name.is_empty() || name.contains(['*', '?']) || name.chars().any(char::is_whitespace) {
-        true => Err(format!(
-            "has the {kind} principal '{name}', which must be a name without wildcards or spaces"
+    let plain = !name.is_empty()
+        && !name.contains(['*', '?', '$'])
+        && !name.chars().any(char::is_whitespace);
+    match plain {
+        true => Ok(()),
+        false => Err(format!(
+            "has the {kind} principal '{name}', which must be a name without wildcards, variables or spaces"
         )),
-        false => Ok(()),
     }
 }
 
