@@ -332,6 +332,9 @@ fn open_blocking(config: AuditConfig) -> Result<Shared, Error> {
     Ok(shared)
 }
 
+/// How long the indexer lets acknowledged batches gather before one transaction indexes them all.
+const INDEX_GATHER: Duration = Duration::from_millis(200);
+
 /// Feeds acknowledged batches to the index, several at a time when it falls behind.
 fn run_indexer(
     mut connection: Connection,
@@ -339,6 +342,9 @@ fn run_indexer(
     indexed: &watch::Sender<u64>,
 ) {
     while let Ok(first) = batches.recv() {
+        // Let batches gather so one transaction indexes many events: a lookup waits at most this long
+        // for the newest events, and the request path never waits for the index at all.
+        std::thread::sleep(INDEX_GATHER);
         let mut pending = vec![first];
         while let Ok(batch) = batches.try_recv() {
             pending.push(batch);
