@@ -65,8 +65,8 @@ fn test() -> anyhow::Result<()> {
     }
 }
 
-/// A virtual environment in `target/python` with boto3 and the AWS Encryption SDK, for the tests that drive
-/// the server with Python clients.
+/// A virtual environment in `target/python` with boto3 and the AWS Encryption SDK, and one in `target/awscli`
+/// with the AWS CLI v1, for the tests that drive the server with Python clients.
 fn python_clients() -> anyhow::Result<()> {
     let venv = std::path::Path::new("target/python");
     if !venv.join("bin/python").exists() {
@@ -80,6 +80,20 @@ fn python_clients() -> anyhow::Result<()> {
             "--disable-pip-version-check",
             "boto3",
             "aws-encryption-sdk>=3,<4",
+        ],
+    )?;
+    // The AWS CLI v1 pins its own botocore, so it gets an environment of its own rather than holding
+    // boto3 back; the CloudHSM tests use it because it speaks AWS JSON 1.1 to CloudHSM v2.
+    if !std::path::Path::new("target/awscli/bin/python").exists() {
+        run("python3", &["-m", "venv", "target/awscli"])?;
+    }
+    run(
+        "target/awscli/bin/pip",
+        &[
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "awscli",
         ],
     )
 }

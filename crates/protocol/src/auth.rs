@@ -5,6 +5,7 @@ use std::sync::{Arc, RwLock};
 use std::time::SystemTime;
 
 use http::request::Parts;
+use strongroom_iam::LookupError;
 use strongroom_service::Caller;
 use strongroom_sigv4::{ParsedAuthorization, SigningKey};
 use strongroom_types::{AccountId, Namespace, Region};
@@ -23,9 +24,17 @@ pub struct Principal {
 }
 
 /// Where the protocol edge looks up access keys; the server decides what credentials exist.
+///
+/// It is asked on every request, so revoking a key (or a session ending) takes effect at once; it must
+/// answer from memory.
 pub trait Credentials: Send + Sync + 'static {
-    /// The principal owning `access_key_id`, or `None` if the key is unknown.
-    fn lookup(&self, access_key_id: &str) -> Option<Principal>;
+    /// The principal owning `access_key_id`; temporary credentials also need their `session_token`
+    /// (the `X-Amz-Security-Token` header).
+    fn lookup(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<Principal, LookupError>;
 }
 
 /// Which Regions the server accepts in credential scopes.
@@ -41,10 +50,14 @@ pub enum Regions {
 const SIGNING_KEY_CACHE_LIMIT: usize = 10_000;
 
 /// Verifies requests; caches derived signing keys, which are valid for a day, a Region and a service.
+///
+/// The cache holds only keys: the principal is looked up on every request, so a deleted or deactivated
+/// key, or an expired session, stops working at once. A key id's secret never changes, so a cached
+/// signing key stays right for as long as its id authenticates.
 pub(crate) struct Authenticator {
     credentials: Arc<dyn Credentials>,
     regions: Regions,
-    signing_keys: RwLock<HashMap<SigningScope, Arc<Signer>>>,
+    signing_keys: RwLock<HashMap<SigningScope, SigningKey>>,
 }
 
 /// A derived signing key and the principal it belongs to.
@@ -85,7 +98,16 @@ impl Authenticator {
                 "Credential should be scoped to correct service: '{service}'."
             )));
         }
-        let region = self.region(&auth)?;
+        // IAM is global: its requests are signed for us-east-1 whichever Regions the server serves.
+        let region = match service {
+            "iam" => auth.region.parse().map_err(|_| {
+                ProtocolError::InvalidSignature(format!(
+                    "Credential should be scoped to a valid region, not '{}'.",
+                    auth.region
+                ))
+            })?,
+            _ => self.region(&auth)?,
+        };
         let signer = self.signer(&auth)?;
         strongroom_sigv4::verify(
             &parts.method,
@@ -98,10 +120,10 @@ impl Authenticator {
         )?;
         Ok(Caller {
             namespace: Namespace {
-                account: signer.account.clone(),
+                account: signer.account,
                 region,
             },
-            arn: signer.arn.clone(),
+            arn: signer.arn,
             access_key_id: auth.access_key_id,
             source_ip,
         })
@@ -128,41 +150,48 @@ impl Authenticator {
         }
     }
 
-    fn signer(&self, auth: &ParsedAuthorization) -> Result<Arc<Signer>, ProtocolError> {
+    fn signer(&self, auth: &ParsedAuthorization) -> Result<Signer, ProtocolError> {
+        let principal = match self
+            .credentials
+            .lookup(&auth.access_key_id, auth.security_token.as_deref())
+        {
+            Ok(principal) => principal,
+            Err(LookupError::Unknown) => return Err(ProtocolError::UnrecognizedClient),
+            Err(LookupError::Expired) => return Err(ProtocolError::ExpiredToken),
+        };
         let scope = SigningScope {
             access_key_id: auth.access_key_id.clone(),
             date: auth.date.clone(),
             region: auth.region.clone(),
             service: auth.service.clone(),
         };
-        if let Some(entry) = self
+        let cached = self
             .signing_keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&scope)
-        {
-            return Ok(entry.clone());
-        }
-        let principal = self
-            .credentials
-            .lookup(&auth.access_key_id)
-            .ok_or(ProtocolError::UnrecognizedClient)?;
-        let key = SigningKey::derive(
-            principal.secret.as_bytes(),
-            &auth.date,
-            &auth.region,
-            &auth.service,
-        );
-        let entry = Arc::new(Signer {
+            .cloned();
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                let key = SigningKey::derive(
+                    principal.secret.as_bytes(),
+                    &auth.date,
+                    &auth.region,
+                    &auth.service,
+                );
+                let mut cache = self.signing_keys.write().unwrap_or_else(|p| p.into_inner());
+                if cache.len() >= SIGNING_KEY_CACHE_LIMIT {
+                    cache.clear();
+                }
+                cache.insert(scope, key.clone());
+                key
+            }
+        };
+        Ok(Signer {
             key,
             account: principal.account,
             arn: principal.arn,
-        });
-        let mut cache = self.signing_keys.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= SIGNING_KEY_CACHE_LIMIT {
-            cache.clear();
-        }
-        cache.insert(scope, entry.clone());
-        Ok(entry)
+        })
     }
 }

@@ -24,8 +24,12 @@ pub(crate) enum ProtocolError {
     InvalidSignature(String),
     /// An access key the server does not know (`UnrecognizedClientException`).
     UnrecognizedClient,
+    /// Temporary credentials whose session has ended (`ExpiredTokenException`).
+    ExpiredToken,
     /// A CloudTrail API error: its `__type` and message.
     CloudTrail(&'static str, String),
+    /// An error from the CloudHSM control plane.
+    CloudHsm(strongroom_cloudhsm::Error),
     /// An error from the service.
     Service(Error),
 }
@@ -73,6 +77,34 @@ impl ProtocolError {
                 "The security token included in the request is invalid.".to_owned(),
             ),
             ProtocolError::CloudTrail(code, m) => (code, bad, m.clone()),
+            ProtocolError::ExpiredToken => (
+                "ExpiredTokenException",
+                bad,
+                "The security token included in the request is expired".to_owned(),
+            ),
+            ProtocolError::CloudHsm(e) => {
+                use strongroom_cloudhsm::Error as HsmError;
+                match e {
+                    HsmError::InvalidRequest(m) => ("CloudHsmInvalidRequestException", bad, m.clone()),
+                    HsmError::ResourceNotFound(m) => {
+                        ("CloudHsmResourceNotFoundException", bad, m.clone())
+                    }
+                    HsmError::Tag(m) => ("CloudHsmTagException", bad, m.clone()),
+                    HsmError::ResourceLimitExceeded(m) => {
+                        ("CloudHsmResourceLimitExceededException", bad, m.clone())
+                    }
+                    // The operator owns the HSMs, so what failed there is theirs to know.
+                    HsmError::Hsm(_) => ("CloudHsmServiceException", bad, e.to_string()),
+                    // Internal details stay in the server log.
+                    HsmError::Internal(_) => (
+                        "CloudHsmInternalFailureException",
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        "The request failed because of an internal error in Strongroom; it has been logged. \
+                         Try again."
+                            .to_owned(),
+                    ),
+                }
+            }
             ProtocolError::Service(e) => {
                 let status = match e {
                     Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,4 +1,5 @@
-//! The protocol edge: AWS JSON 1.1 over HTTP.
+//! The protocol edge: AWS JSON 1.1 over HTTP for KMS and CloudHSM v2, and the AWS Query protocol for IAM
+//! and STS.
 //!
 //! A request is authenticated with SigV4, its `X-Amz-Target` looked up, its body validated against the
 //! AWS API model, and then dispatched to the service (see `dispatch`). This is the only crate that knows
@@ -7,8 +8,10 @@
 //! **Boundary:** the service receives domain values, never JSON; responses are rendered here.
 
 mod auth;
+mod cloudhsm;
 mod dispatch;
 mod error;
+mod query;
 mod trail;
 mod validate;
 mod wire;
@@ -22,10 +25,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::{HeaderValue, Method, StatusCode};
 use serde_json::{Map, Value};
+use strongroom_iam::Identities;
 use strongroom_service::{Caller, Error, Kms};
 use tracing::Instrument;
 
 pub use crate::auth::{Credentials, Principal, Regions};
+pub use strongroom_iam::LookupError;
 
 use crate::auth::Authenticator;
 use crate::error::{ProtocolError, error_response};
@@ -45,6 +50,8 @@ struct Edge {
     auth: Authenticator,
     model: Model,
     trail: Option<Trail>,
+    identities: Option<Arc<Identities>>,
+    cloudhsm: Option<cloudhsm::CloudHsmApi>,
 }
 
 /// Where the edge records every request: the audit log, and the account that receives the records of
@@ -59,12 +66,16 @@ pub struct Trail {
 /// The prefix of CloudTrail's JSON 1.1 targets.
 const CLOUDTRAIL_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
-/// Builds the HTTP application serving the KMS API for `kms`, recording every request in `trail`.
+/// Builds the HTTP application serving the KMS API for `kms`, recording every request in `trail`, and
+/// the IAM and STS APIs (AWS Query protocol) for `identities` and the CloudHSM v2 API for `cloudhsm` when
+/// given.
 pub fn router(
     kms: Arc<Kms>,
     credentials: Arc<dyn Credentials>,
     regions: Regions,
     trail: Option<Trail>,
+    identities: Option<Arc<Identities>>,
+    cloudhsm: Option<Arc<strongroom_cloudhsm::ControlPlane>>,
 ) -> Router {
     let edge = Arc::new(Edge {
         request_ids: RequestIds::new(),
@@ -72,6 +83,8 @@ pub fn router(
         auth: Authenticator::new(credentials, regions),
         model: Model::kms(),
         trail,
+        identities,
+        cloudhsm: cloudhsm.map(cloudhsm::CloudHsmApi::new),
     });
     Router::new()
         .route(NOOP_PATH, get(noop))
@@ -93,6 +106,28 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
     let span = tracing::debug_span!("request", request_id = %request_id, operation = %operation);
     async move {
         let served = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+            // IAM and STS requests are forms (AWS Query protocol), answered in XML; KMS requests are JSON.
+            Ok(bytes) if query::is_query(&parts.headers) => {
+                return query::serve(
+                    edge.identities.as_ref(),
+                    &edge.auth,
+                    &parts,
+                    &bytes,
+                    &request_id,
+                )
+                .await;
+            }
+            // CloudHSM v2 requests (`BaldrApiService.*`) go to the control plane.
+            Ok(bytes) if cloudhsm::is_cloudhsm(&parts.headers) => {
+                return cloudhsm::serve(
+                    edge.cloudhsm.as_ref(),
+                    &edge.auth,
+                    &parts,
+                    &bytes,
+                    &request_id,
+                )
+                .await;
+            }
             Ok(bytes) => edge.serve(&parts, &bytes, &operation).await,
             Err(_) => Served {
                 caller: None,

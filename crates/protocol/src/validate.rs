@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
 
-/// The KMS model, reduced to what validation reads.
+/// An AWS API model (KMS or CloudHSM v2), reduced to what validation reads.
 pub(crate) struct Model {
     operations: HashMap<String, Option<String>>,
     shapes: HashMap<String, Shape>,
@@ -52,12 +52,22 @@ enum Shape {
 }
 
 const KMS_MODEL: &str = include_str!("../model/kms-2014-11-01.json");
+const CLOUDHSM_MODEL: &str = include_str!("../model/cloudhsmv2-2017-04-28.json");
 
 impl Model {
     /// Parses the embedded KMS model; it is part of the binary, so a failure is a build defect.
     pub(crate) fn kms() -> Model {
+        Model::parse(KMS_MODEL)
+    }
+
+    /// Parses the embedded CloudHSM v2 model, the same way.
+    pub(crate) fn cloudhsm() -> Model {
+        Model::parse(CLOUDHSM_MODEL)
+    }
+
+    fn parse(model: &str) -> Model {
         let document: Value =
-            serde_json::from_str(KMS_MODEL).expect("the embedded KMS model is valid JSON");
+            serde_json::from_str(model).expect("the embedded API model is valid JSON");
         let mut operations = HashMap::new();
         if let Some(Value::Object(ops)) = document.get("operations") {
             for (name, op) in ops {
@@ -79,7 +89,7 @@ impl Model {
         Model { operations, shapes }
     }
 
-    /// Whether the KMS API has an operation of this name.
+    /// Whether the API has an operation of this name.
     pub(crate) fn has_operation(&self, name: &str) -> bool {
         self.operations.contains_key(name)
     }
@@ -200,8 +210,11 @@ impl Model {
                     &describe(value),
                     violations,
                 );
+                // KMS maps hold strings; CloudHSM's Filters map to lists, checked by their own shape.
+                let strings =
+                    matches!(self.shapes.get(target.as_str()), Some(Shape::String { .. }));
                 for (key, entry) in entries {
-                    if !entry.is_string() {
+                    if strings && !entry.is_string() {
                         return Err(ProtocolError::Serialization(format!(
                             "Field '{field}' must map strings to strings, but '{key}' maps to {}.",
                             describe(entry)

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
+use strongroom_keystore_pkcs11::{HsmConfig, SecretSource};
 use strongroom_types::{AccountId, Region};
 
 /// The address the server listens on when none is configured: loopback only.
@@ -36,6 +37,10 @@ pub struct Config {
     pub scheduler_interval: Duration,
     /// How long LookupEvents can find an audit event; delivered log files are never removed.
     pub audit_retention: Duration,
+    /// Serve without an audit trail. Only for measuring what the trail costs; never in production.
+    pub dangerous_disable_audit: bool,
+    /// The HSMs the CloudHSM control plane may put in clusters (`[[hsm]]` tables); none by default.
+    pub hsms: Vec<HsmConfig>,
 }
 
 impl Config {
@@ -54,6 +59,8 @@ impl Config {
             seed_file: None,
             scheduler_interval: Duration::from_secs(60),
             audit_retention: Duration::from_secs(90 * 86_400),
+            dangerous_disable_audit: false,
+            hsms: Vec::new(),
         }
     }
 }
@@ -78,6 +85,26 @@ pub struct ConfigFile {
     pub scheduler_interval_seconds: Option<u64>,
     /// Days LookupEvents keeps events (90 by default).
     pub audit_retention_days: Option<u64>,
+    /// Declared HSMs, one `[[hsm]]` table each.
+    pub hsm: Option<Vec<HsmTable>>,
+}
+
+/// One `[[hsm]]` table: a PKCS#11 token the CloudHSM control plane may assign to a cluster.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HsmTable {
+    /// A stable name for the HSM; the token label when absent.
+    pub id: Option<String>,
+    /// The PKCS#11 library, relative to the configuration file.
+    pub module: PathBuf,
+    /// The token's label.
+    pub token_label: String,
+    /// The availability zone the HSM stands for, for example `us-east-1a`.
+    pub availability_zone: String,
+    /// A file holding the token's Security Officer PIN, relative to the configuration file.
+    pub so_pin_file: Option<PathBuf>,
+    /// An environment variable holding the token's Security Officer PIN.
+    pub so_pin_env: Option<String>,
 }
 
 impl ConfigFile {
@@ -90,6 +117,10 @@ impl ConfigFile {
         let base = path.parent().unwrap_or(Path::new("."));
         file.data_dir = file.data_dir.map(|dir| base.join(dir));
         file.seed_file = file.seed_file.map(|seed| base.join(seed));
+        for hsm in file.hsm.iter_mut().flatten() {
+            hsm.module = base.join(&hsm.module);
+            hsm.so_pin_file = hsm.so_pin_file.as_ref().map(|pin| base.join(pin));
+        }
         Ok(file)
     }
 }
@@ -107,6 +138,8 @@ pub struct Overrides {
     pub dev: bool,
     /// `--seed`.
     pub seed_file: Option<PathBuf>,
+    /// `--dangerous-disable-audit`.
+    pub dangerous_disable_audit: bool,
 }
 
 impl Config {
@@ -138,7 +171,14 @@ impl Config {
                     .collect::<anyhow::Result<Vec<Region>>>()?,
             ),
         };
+        let hsms = file
+            .hsm
+            .unwrap_or_default()
+            .into_iter()
+            .map(hsm_config)
+            .collect::<anyhow::Result<Vec<HsmConfig>>>()?;
         Ok(Config {
+            hsms,
             listen,
             data_dir: overrides
                 .data_dir
@@ -146,6 +186,7 @@ impl Config {
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             account_id,
             dev: overrides.dev || file.dev.unwrap_or(false),
+            dangerous_disable_audit: overrides.dangerous_disable_audit,
             regions,
             seed_file: overrides.seed_file.or(file.seed_file),
             scheduler_interval: Duration::from_secs(
@@ -156,4 +197,23 @@ impl Config {
             ),
         })
     }
+}
+
+/// Checks one `[[hsm]]` table: exactly one source for the SO PIN, which is never written inline.
+fn hsm_config(table: HsmTable) -> anyhow::Result<HsmConfig> {
+    let so_pin = match (table.so_pin_file, table.so_pin_env) {
+        (Some(file), None) => SecretSource::File(file),
+        (None, Some(variable)) => SecretSource::Env(variable),
+        _ => anyhow::bail!(
+            "[[hsm]] with token_label '{}' needs exactly one of so_pin_file and so_pin_env",
+            table.token_label
+        ),
+    };
+    Ok(HsmConfig {
+        id: table.id.unwrap_or_else(|| table.token_label.clone()),
+        module: table.module,
+        token_label: table.token_label,
+        availability_zone: table.availability_zone,
+        so_pin,
+    })
 }

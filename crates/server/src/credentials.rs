@@ -1,5 +1,5 @@
-//! The credentials the server accepts: the administrator access key, and in `--dev` mode the fixed
-//! development keys.
+//! The credentials the server accepts: the administrator access key, IAM access keys and STS sessions,
+//! and in `--dev` mode the fixed development keys.
 //!
 //! The administrator's secret is stored in the database wrapped by the root key, never in plaintext; the
 //! only plaintext copy is the 0600 file handed to the operator on first start.
@@ -10,8 +10,11 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use std::sync::Arc;
+
+use strongroom_iam::Identities;
 use strongroom_keystore::{RootKey, random_bytes};
-use strongroom_protocol::{Credentials, Principal};
+use strongroom_protocol::{Credentials, LookupError, Principal};
 use strongroom_storage::Store;
 use strongroom_types::AccountId;
 use zeroize::Zeroizing;
@@ -34,27 +37,43 @@ pub(crate) struct ServerCredentials {
     dev: bool,
     default_account: AccountId,
     keys: HashMap<String, StoredKey>,
+    identities: Arc<Identities>,
 }
 
 impl Credentials for ServerCredentials {
-    fn lookup(&self, access_key_id: &str) -> Option<Principal> {
+    fn lookup(
+        &self,
+        access_key_id: &str,
+        session_token: Option<&str>,
+    ) -> Result<Principal, LookupError> {
         if let Some(key) = self.keys.get(access_key_id) {
-            return Some(Principal {
+            return Ok(Principal {
                 secret: key.secret.clone(),
                 account: key.account.clone(),
                 arn: key.arn.clone(),
             });
         }
+        match self.identities.lookup(access_key_id, session_token) {
+            Ok(credential) => {
+                return Ok(Principal {
+                    secret: credential.secret,
+                    account: credential.principal.account.clone(),
+                    arn: credential.principal.arn.clone(),
+                });
+            }
+            Err(LookupError::Expired) => return Err(LookupError::Expired),
+            Err(LookupError::Unknown) => {}
+        }
         if !self.dev {
-            return None;
+            return Err(LookupError::Unknown);
         }
         let account = if access_key_id == DEV_ACCESS_KEY {
             self.default_account.clone()
         } else {
-            access_key_id.parse().ok()?
+            access_key_id.parse().map_err(|_| LookupError::Unknown)?
         };
         let arn = format!("arn:aws:iam::{account}:root");
-        Some(Principal {
+        Ok(Principal {
             secret: Zeroizing::new(DEV_SECRET.to_owned()),
             account,
             arn,
@@ -71,6 +90,7 @@ pub(crate) async fn load(
     data_dir: &Path,
     account: &AccountId,
     dev: bool,
+    identities: Arc<Identities>,
 ) -> anyhow::Result<(ServerCredentials, Option<PathBuf>)> {
     let mut created = None;
     let (access_key_id, secret) = match store.setting(ADMIN_SETTING).await? {
@@ -102,6 +122,7 @@ pub(crate) async fn load(
             dev,
             default_account: account.clone(),
             keys,
+            identities,
         },
         created,
     ))

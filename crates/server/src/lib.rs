@@ -11,10 +11,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use anyhow::Context;
+use strongroom_iam::Identities;
 use strongroom_keystore::FileRootKey;
 use strongroom_protocol::Regions;
 use strongroom_service::{Clock, Kms};
 use strongroom_storage::sqlite::SqliteStore;
+use strongroom_types::AccountId;
+use zeroize::Zeroizing;
 
 pub use crate::config::{Config, ConfigFile, DEFAULT_LISTEN, Overrides};
 pub use crate::credentials::{ADMIN_CREDENTIALS_FILE, DEV_ACCESS_KEY};
@@ -45,12 +48,65 @@ pub async fn run(
         .await
 }
 
+/// Creates an account's root access key in the data directory, for `strongroom account create`; returns
+/// the access key id and the secret, which are shown once.
+///
+/// A running server on the same data directory picks the account up at its next scheduler run.
+pub async fn create_account(
+    data_dir: &std::path::Path,
+    account: &AccountId,
+) -> anyhow::Result<(String, Zeroizing<String>)> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("create the data directory {}", data_dir.display()))?;
+    let root_key = Arc::new(FileRootKey::open_or_create(&data_dir.join(ROOT_KEY_FILE))?);
+    let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
+    let identities =
+        load_identities(&store, &root_key, Arc::new(strongroom_service::SystemClock)).await?;
+    let key = identities
+        .create_account(account)
+        .await
+        .with_context(|| format!("create account {account}"))?;
+    Ok((key.info.access_key_id, key.secret))
+}
+
+async fn load_identities(
+    store: &Arc<SqliteStore>,
+    root_key: &Arc<FileRootKey>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Identities> {
+    let now: strongroom_iam::Clock = Arc::new(move || clock.now());
+    Identities::load(store.clone(), root_key.clone(), now)
+        .await
+        .context("load IAM identities")
+}
+
+/// The CloudHSM control plane over the HSMs `config` declares, keeping its records in `store`.
+///
+/// The server serves it as the CloudHSM v2 API and as Strongroom's HSM administration operations,
+/// which `strongroom hsm` calls.
+pub fn cloudhsm_control_plane(
+    config: &Config,
+    store: Arc<SqliteStore>,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Arc<strongroom_cloudhsm::ControlPlane>> {
+    let now: strongroom_cloudhsm::Clock = Arc::new(move || clock.now());
+    let plane = strongroom_cloudhsm::ControlPlane::new(
+        store,
+        config.hsms.clone(),
+        strongroom_keystore_pkcs11::ModuleSet::new(),
+        now,
+    )
+    .context("check the [[hsm]] declarations")?;
+    Ok(Arc::new(plane))
+}
+
 /// A server that has finished starting (data directory, root key, database, credentials, seed file) and is
 /// ready to serve; the binary announces its address only then.
 pub struct Server {
     listener: tokio::net::TcpListener,
     config: Config,
     kms: Arc<Kms>,
+    identities: Arc<Identities>,
     app: axum::Router,
     audit: strongroom_audit::AuditLog,
 }
@@ -68,12 +124,14 @@ impl Server {
             &config.data_dir.join(ROOT_KEY_FILE),
         )?);
         let store = Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?);
+        let identities = Arc::new(load_identities(&store, &root_key, clock.clone()).await?);
         let (credentials, created) = credentials::load(
             store.as_ref(),
             root_key.as_ref(),
             &config.data_dir,
             &config.account_id,
             config.dev,
+            identities.clone(),
         )
         .await?;
         if let Some(path) = created {
@@ -90,7 +148,8 @@ impl Server {
                 config.account_id
             );
         }
-        let kms = Arc::new(Kms::new(store, root_key, clock));
+        let cloudhsm = cloudhsm_control_plane(&config, store.clone(), clock.clone())?;
+        let kms = Arc::new(Kms::new(store, root_key, clock).with_identities(identities.clone()));
         if let Some(seed_file) = &config.seed_file {
             let created = seed::load(&kms, seed_file, &config.account_id).await?;
             tracing::info!("seed file {}: {created} keys created", seed_file.display());
@@ -118,12 +177,24 @@ impl Server {
             log: audit.clone(),
             default_account: config.account_id.to_string(),
         };
-        let app =
-            strongroom_protocol::router(kms.clone(), Arc::new(credentials), regions, Some(trail));
+        let app = strongroom_protocol::router(
+            kms.clone(),
+            Arc::new(credentials),
+            regions,
+            (!config.dangerous_disable_audit).then_some(trail),
+            Some(identities.clone()),
+            Some(cloudhsm),
+        );
+        if config.dangerous_disable_audit {
+            tracing::warn!(
+                "the audit trail is DISABLED (--dangerous-disable-audit): requests are not recorded"
+            );
+        }
         Ok(Server {
             listener,
             config,
             kms,
+            identities,
             app,
             audit,
         })
@@ -143,6 +214,7 @@ impl Server {
             listener,
             config,
             kms,
+            identities,
             app,
             audit,
         } = self;
@@ -159,6 +231,10 @@ impl Server {
                         Ok(0) => {}
                         Ok(n) => tracing::info!("scheduled work done on {n} keys"),
                         Err(e) => tracing::error!("failed to run scheduled key work: {e:#}"),
+                    }
+                    // Picks up accounts made by `strongroom account create` while the server runs.
+                    if let Err(e) = identities.reload().await {
+                        tracing::error!("failed to reload IAM identities: {e:#}");
                     }
                 }
             })

@@ -1,5 +1,7 @@
 //! The `strongroom` command: parses the command line and hands over to the library.
 
+mod hsm_cli;
+
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -27,6 +29,30 @@ enum Command {
     /// Work with the audit trail.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage accounts.
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Administer the HSMs of CloudHSM clusters, like the CloudHSM CLI: activate a cluster, manage its
+    /// crypto user, bring in HSMs added after the crypto user. Talks to the running server.
+    #[command(subcommand)]
+    Hsm(hsm_cli::HsmCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum AccountCommand {
+    /// Create an account and print its root access key in the AWS shared credentials file format. The
+    /// secret is shown only this once. A server running on the same data directory accepts the key after
+    /// its next scheduler run (a minute by default).
+    Create(AccountCreateArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct AccountCreateArgs {
+    /// The server's data directory (default ./strongroom-data).
+    #[arg(long, value_name = "DIR", default_value = "strongroom-data")]
+    data_dir: PathBuf,
+    /// The new account's id: 12 digits.
+    account_id: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -110,6 +136,10 @@ struct ServeArgs {
     /// A seed file of keys, aliases and tags to create at start (existing ones are left unchanged).
     #[arg(long, value_name = "FILE")]
     seed: Option<PathBuf>,
+    /// Record nothing in the audit trail. Exists only to measure what auditing costs; never use it for real
+    /// keys.
+    #[arg(long)]
+    dangerous_disable_audit: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -125,6 +155,8 @@ fn main() -> anyhow::Result<()> {
         Command::Serve(args) => runtime.block_on(serve(args)),
         Command::Bench(args) => runtime.block_on(bench(args)),
         Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
+        Command::Account(AccountCommand::Create(args)) => runtime.block_on(create_account(args)),
+        Command::Hsm(command) => runtime.block_on(hsm_cli::run(command)),
     }
 }
 
@@ -139,6 +171,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         account_id: args.account_id,
         dev: args.dev,
         seed_file: args.seed,
+        dangerous_disable_audit: args.dangerous_disable_audit,
     };
     let config = Config::build(file, overrides)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -153,6 +186,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Printed once start-up is complete, so scripts using port 0 can find the address and use it at once.
     eprintln!("strongroom listening on http://{}", server.local_addr()?);
     server.serve(shutdown_signal()).await
+}
+
+async fn create_account(args: AccountCreateArgs) -> anyhow::Result<()> {
+    let account = args
+        .account_id
+        .parse()
+        .map_err(|e: strongroom_types::InvalidId| anyhow::anyhow!("{e}"))?;
+    let (access_key_id, secret) =
+        strongroom_server::create_account(&args.data_dir, &account).await?;
+    let profile = zeroize::Zeroizing::new(format!(
+        "[{account}]\naws_access_key_id = {access_key_id}\naws_secret_access_key = {}\n",
+        secret.as_str()
+    ));
+    let mut out = std::io::stdout().lock();
+    std::io::Write::write_all(&mut out, profile.as_bytes())?;
+    Ok(())
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {

@@ -10,6 +10,7 @@
 
 use std::cell::OnceCell;
 
+use strongroom_iam::{Identities, PrincipalConditions};
 use strongroom_policy::{ConditionContext, Outcome, Policy, Principal, Request};
 use strongroom_types::{EncryptionContext, KeyRecord};
 
@@ -37,37 +38,96 @@ fn is_root(arn: &str) -> bool {
     arn.ends_with(":root")
 }
 
-/// Decides whether `caller` may perform `action` (for example `kms:Encrypt`) on `key`.
+/// Decides whether `caller` may perform `action` (for example `kms:Encrypt`) on `key` under `policy`.
+///
+/// `identities` resolves IAM users and role sessions; callers it does not know (the administrator key and
+/// the `--dev` keys) are account roots.
+#[allow(clippy::too_many_arguments, reason = "one call site per purpose; a struct would only rename them")]
 pub(crate) fn authorize(
     caller: &Caller,
     action: &str,
     key_arn: &str,
     key: &KeyRecord,
     policy: &Policy,
+    identities: Option<&Identities>,
     now_millis: i64,
     facts: RequestFacts<'_>,
 ) -> Result<(), Error> {
-    let outcome = evaluate(caller, action, key_arn, key, policy, now_millis, facts);
-    if outcome.explicit_deny {
-        return Err(Error::AccessDenied(format!(
-            "User: {} is not authorized to perform: {action} on resource: {key_arn} with an explicit deny in a \
-             resource-based policy",
-            caller.arn
-        )));
-    }
-    if outcome.allow {
-        return Ok(());
-    }
-    // The key policy delegates to the caller's account; the root user holds every permission its account
-    // has, and there are no other identities yet whose IAM policies could be consulted.
-    if outcome.allow_account && is_root(&caller.arn) {
-        return Ok(());
-    }
+    let base = Conditions { caller, key, facts, now_millis, values: OnceCell::new() };
+    let principal = identities.and_then(|ids| ids.principal(&caller.access_key_id).map(|p| (ids, p)));
+    let same_account = caller.account() == &key.namespace.account;
+    let verdict = match &principal {
+        None => {
+            let request = Request {
+                principal: Principal { arn: &caller.arn, account: caller.account().as_str(), role_arn: None, service: None },
+                action,
+                resource: key_arn,
+                context: &base,
+            };
+            let outcome = policy.evaluate(&request);
+            // The root user holds every permission its account has.
+            let identity_allows = is_root(&caller.arn);
+            decide(&outcome, false, identity_allows, same_account)
+        }
+        Some((ids, principal)) => {
+            let context = PrincipalConditions::new(principal, &base);
+            let request = Request {
+                principal: Principal {
+                    arn: &principal.arn,
+                    account: principal.account.as_str(),
+                    role_arn: principal.role_arn.as_deref(),
+                    service: None,
+                },
+                action,
+                resource: key_arn,
+                context: &context,
+            };
+            let outcome = policy.evaluate(&request);
+            let identity = ids.evaluate_identity(principal, action, key_arn, &context);
+            decide(&outcome, identity.explicit_deny, identity.allow, same_account)
+        }
+    };
+    let reason = match verdict {
+        Verdict::Allow => return Ok(()),
+        Verdict::ResourceDeny => "with an explicit deny in a resource-based policy".to_owned(),
+        Verdict::IdentityDeny => "with an explicit deny in an identity-based policy".to_owned(),
+        Verdict::NoResourceAllow => format!("because no resource-based policy allows the {action} action"),
+        Verdict::NoIdentityAllow => format!("because no identity-based policy allows the {action} action"),
+    };
     Err(Error::AccessDenied(format!(
-        "User: {} is not authorized to perform: {action} on resource: {key_arn} because no resource-based policy \
-         allows the {action} action",
+        "User: {} is not authorized to perform: {action} on resource: {key_arn} {reason}",
         caller.arn
     )))
+}
+
+enum Verdict {
+    Allow,
+    ResourceDeny,
+    IdentityDeny,
+    NoResourceAllow,
+    NoIdentityAllow,
+}
+
+/// AWS KMS's combination: an explicit deny anywhere wins; in the key's own account the key policy allows
+/// by naming the principal, or delegates to IAM by naming the account; another account's callers need
+/// both the key policy and their own identity policies.
+fn decide(key_policy: &Outcome, identity_denies: bool, identity_allows: bool, same_account: bool) -> Verdict {
+    if key_policy.explicit_deny {
+        return Verdict::ResourceDeny;
+    }
+    if identity_denies {
+        return Verdict::IdentityDeny;
+    }
+    if !key_policy.allow && !key_policy.allow_account {
+        return Verdict::NoResourceAllow;
+    }
+    if same_account && key_policy.allow {
+        return Verdict::Allow;
+    }
+    if identity_allows {
+        return Verdict::Allow;
+    }
+    Verdict::NoIdentityAllow
 }
 
 /// The lockout safety check: a new key policy must let the caller change the policy again later.
@@ -75,58 +135,19 @@ pub(crate) fn check_lockout(
     caller: &Caller,
     key: &KeyRecord,
     policy: &Policy,
+    identities: Option<&Identities>,
     now_millis: i64,
 ) -> Result<(), Error> {
     let key_arn = key.arn();
-    let outcome = evaluate(
-        caller,
-        "kms:PutKeyPolicy",
-        &key_arn,
-        key,
-        policy,
-        now_millis,
-        RequestFacts::default(),
-    );
-    let allowed = !outcome.explicit_deny
-        && (outcome.allow || (outcome.allow_account && is_root(&caller.arn)));
-    if allowed {
-        return Ok(());
+    let facts = RequestFacts::default();
+    match authorize(caller, "kms:PutKeyPolicy", &key_arn, key, policy, identities, now_millis, facts) {
+        Ok(()) => Ok(()),
+        Err(_) => Err(Error::MalformedPolicyDocument(
+            "The new key policy will not allow you to update the key policy in the future. To create the key or \
+             change its policy anyway, set BypassPolicyLockoutSafetyCheck to true."
+                .to_owned(),
+        )),
     }
-    Err(Error::MalformedPolicyDocument(
-        "The new key policy will not allow you to update the key policy in the future. To create the key or \
-         change its policy anyway, set BypassPolicyLockoutSafetyCheck to true."
-            .to_owned(),
-    ))
-}
-
-fn evaluate(
-    caller: &Caller,
-    action: &str,
-    key_arn: &str,
-    key: &KeyRecord,
-    policy: &Policy,
-    now_millis: i64,
-    facts: RequestFacts<'_>,
-) -> Outcome {
-    let context = Conditions {
-        caller,
-        key,
-        facts,
-        now_millis,
-        values: OnceCell::new(),
-    };
-    let request = Request {
-        principal: Principal {
-            arn: &caller.arn,
-            account: caller.account().as_str(),
-            role_arn: None,
-            service: None,
-        },
-        action,
-        resource: key_arn,
-        context: &context,
-    };
-    policy.evaluate(&request)
 }
 
 /// Condition keys of one request, computed on first use.

@@ -4,7 +4,7 @@
 
 use crate::authz::{self, RequestFacts};
 use crate::keyring::Forms;
-use crate::keys::{check_customer_managed, parse_key_policy};
+use crate::keys::parse_key_policy;
 use crate::pagination::{self, Page};
 use crate::{Caller, Error, Kms};
 
@@ -45,21 +45,19 @@ impl Kms {
     ) -> Result<(), Error> {
         check_policy_name(policy_name)?;
         let parsed = parse_key_policy(&policy)?;
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
         let facts = RequestFacts {
             bypass_lockout_check: Some(bypass_policy_lockout_safety_check),
             ..RequestFacts::default()
         };
-        self.authorize(caller, "kms:PutKeyPolicy", &live, facts)?;
-        if !bypass_policy_lockout_safety_check {
-            authz::check_lockout(caller, &live.record, &parsed, self.clock.now().millis())?;
-        }
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        check_customer_managed(&record)?;
-        record.policy = policy;
-        self.put_key(record).await?;
-        Ok(())
+        let now = self.clock.now().millis();
+        self.update_key(caller, key_id, "kms:PutKeyPolicy", facts, |record| {
+            if !bypass_policy_lockout_safety_check {
+                authz::check_lockout(caller, record, &parsed, self.identities.as_deref(), now)?;
+            }
+            record.policy = policy;
+            Ok(())
+        })
+        .await
     }
 
     /// ListKeyPolicies: always `["default"]`.

@@ -226,6 +226,28 @@ impl Kms {
         Ok(live)
     }
 
+    /// The one shape of every key management write: resolves a key of the caller's own account (key id or
+    /// ARN), authorizes `action`, then under the write lock applies `edit` to a fresh copy and stores it.
+    ///
+    /// `edit` makes the key-state checks and may refuse; AWS managed keys are refused before it runs.
+    pub(crate) async fn update_key<T>(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        action: &str,
+        facts: crate::authz::RequestFacts<'_>,
+        edit: impl FnOnce(&mut KeyRecord) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(caller, action, &live, facts)?;
+        let _writes = self.writes.lock().await;
+        let mut record = self.key_for_update(&live).await?;
+        crate::keys::check_customer_managed(&record)?;
+        let out = edit(&mut record)?;
+        self.put_key(record).await?;
+        Ok(out)
+    }
+
     /// Reads a key fresh from storage for a read-modify-write; call with `writes` held.
     pub(crate) async fn key_for_update(&self, live: &LiveKey) -> Result<KeyRecord, Error> {
         let namespace = &live.record.namespace;

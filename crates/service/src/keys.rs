@@ -145,7 +145,7 @@ impl Kms {
         };
         if !req.bypass_policy_lockout_safety_check {
             let policy = parse_key_policy(&record.policy)?;
-            authz::check_lockout(caller, &record, &policy, now.millis())?;
+            authz::check_lockout(caller, &record, &policy, self.identities.as_deref(), now.millis())?;
         }
         self.add_material(&mut record, None, now)?;
         let _writes = self.writes.lock().await;
@@ -215,18 +215,12 @@ impl Kms {
         target: KeyState,
         action: &str,
     ) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(caller, action, &live, RequestFacts::default())?;
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        state::check(&record, OpClass::EnableDisable)?;
-        check_customer_managed(&record)?;
-        if record.state == target {
-            return Ok(());
-        }
-        record.state = target;
-        self.put_key(record).await?;
-        Ok(())
+        self.update_key(caller, key_id, action, RequestFacts::default(), |record| {
+            state::check(record, OpClass::EnableDisable)?;
+            record.state = target;
+            Ok(())
+        })
+        .await
     }
 
     /// UpdateKeyDescription.
@@ -236,20 +230,13 @@ impl Kms {
         key_id: &str,
         description: String,
     ) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(
-            caller,
-            "kms:UpdateKeyDescription",
-            &live,
-            RequestFacts::default(),
-        )?;
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        state::check(&record, OpClass::NotPendingDeletion)?;
-        check_customer_managed(&record)?;
-        record.description = description;
-        self.put_key(record).await?;
-        Ok(())
+        let action = "kms:UpdateKeyDescription";
+        self.update_key(caller, key_id, action, RequestFacts::default(), |record| {
+            state::check(record, OpClass::NotPendingDeletion)?;
+            record.description = description;
+            Ok(())
+        })
+        .await
     }
 
     /// ScheduleKeyDeletion: 7 to 30 days, 30 by default.
@@ -269,34 +256,26 @@ impl Kms {
                 )));
             }
         };
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(
-            caller,
-            "kms:ScheduleKeyDeletion",
-            &live,
-            RequestFacts {
-                pending_window_days,
-                ..RequestFacts::default()
-            },
-        )?;
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        state::check(&record, OpClass::NotPendingDeletion)?;
-        check_customer_managed(&record)?;
-        let deletion = Deletion {
-            date: self.clock.now().plus_days(days),
-            window_days: days,
+        let facts = RequestFacts {
+            pending_window_days,
+            ..RequestFacts::default()
         };
-        record.state = KeyState::PendingDeletion;
-        record.deletion = Some(deletion);
-        let key_arn = record.arn();
-        self.put_key(record).await?;
-        Ok(ScheduledDeletion {
-            key_arn,
-            deletion_date: deletion.date,
-            key_state: KeyState::PendingDeletion,
-            pending_window_days: days,
+        let date = self.clock.now().plus_days(days);
+        self.update_key(caller, key_id, "kms:ScheduleKeyDeletion", facts, |record| {
+            state::check(record, OpClass::NotPendingDeletion)?;
+            record.state = KeyState::PendingDeletion;
+            record.deletion = Some(Deletion {
+                date,
+                window_days: days,
+            });
+            Ok(ScheduledDeletion {
+                key_arn: record.arn(),
+                deletion_date: date,
+                key_state: KeyState::PendingDeletion,
+                pending_window_days: days,
+            })
         })
+        .await
     }
 
     /// CancelKeyDeletion: the key returns Disabled, as in AWS. Returns the key ARN.
@@ -305,21 +284,14 @@ impl Kms {
         caller: &Caller,
         key_id: &str,
     ) -> Result<String, Error> {
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(
-            caller,
-            "kms:CancelKeyDeletion",
-            &live,
-            RequestFacts::default(),
-        )?;
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        state::check(&record, OpClass::PendingDeletionOnly)?;
-        record.state = KeyState::Disabled;
-        record.deletion = None;
-        let key_arn = record.arn();
-        self.put_key(record).await?;
-        Ok(key_arn)
+        let action = "kms:CancelKeyDeletion";
+        self.update_key(caller, key_id, action, RequestFacts::default(), |record| {
+            state::check(record, OpClass::PendingDeletionOnly)?;
+            record.state = KeyState::Disabled;
+            record.deletion = None;
+            Ok(record.arn())
+        })
+        .await
     }
 }
 

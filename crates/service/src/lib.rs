@@ -63,6 +63,8 @@ pub struct Kms {
     keyring: Keyring,
     /// Serializes writes to keys and aliases so read-modify-write sequences never interleave.
     writes: tokio::sync::Mutex<()>,
+    /// IAM users and roles, whose identity policies count where a key policy delegates to the account.
+    identities: Option<Arc<strongroom_iam::Identities>>,
 }
 
 impl Kms {
@@ -74,7 +76,14 @@ impl Kms {
             clock,
             keyring: Keyring::default(),
             writes: tokio::sync::Mutex::new(()),
+            identities: None,
         }
+    }
+
+    /// Lets authorization consult IAM identity policies; without it every caller is an account root.
+    pub fn with_identities(mut self, identities: Arc<strongroom_iam::Identities>) -> Kms {
+        self.identities = Some(identities);
+        self
     }
 
     /// The service's clock.
@@ -106,6 +115,7 @@ impl Kms {
             key.arn_str(),
             &key.record,
             &key.policy,
+            self.identities.as_deref(),
             self.clock.now().millis(),
             facts,
         )

@@ -10,7 +10,6 @@ use strongroom_types::{
 
 use crate::authz::RequestFacts;
 use crate::keyring::Forms;
-use crate::keys::check_customer_managed;
 use crate::pagination::{self, Page};
 use crate::state::{self, OpClass};
 use crate::{Caller, Error, Kms};
@@ -91,46 +90,38 @@ impl Kms {
                 )));
             }
         };
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(
-            caller,
-            "kms:EnableKeyRotation",
-            &live,
-            RequestFacts {
-                rotation_period_days: period_days,
-                ..RequestFacts::default()
-            },
-        )?;
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        check_rotatable(&record)?;
-        state::check(&record, OpClass::Rotation)?;
-        check_customer_managed(&record)?;
-        record.rotation.enabled = true;
-        record.rotation.period_days = Some(period);
-        record.rotation.next = Some(self.clock.now().plus_days(period));
-        self.put_key(record).await?;
-        Ok(())
+        let facts = RequestFacts {
+            rotation_period_days: period_days,
+            ..RequestFacts::default()
+        };
+        let next = self.clock.now().plus_days(period);
+        self.update_key(caller, key_id, "kms:EnableKeyRotation", facts, |record| {
+            check_rotatable(record)?;
+            state::check(record, OpClass::Rotation)?;
+            record.rotation.enabled = true;
+            record.rotation.period_days = Some(period);
+            record.rotation.next = Some(next);
+            Ok(())
+        })
+        .await
     }
 
     /// DisableKeyRotation.
     pub async fn disable_key_rotation(&self, caller: &Caller, key_id: &str) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(
+        self.update_key(
             caller,
+            key_id,
             "kms:DisableKeyRotation",
-            &live,
             RequestFacts::default(),
-        )?;
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        check_rotatable(&record)?;
-        state::check(&record, OpClass::Rotation)?;
-        check_customer_managed(&record)?;
-        record.rotation.enabled = false;
-        record.rotation.next = None;
-        self.put_key(record).await?;
-        Ok(())
+            |record| {
+                check_rotatable(record)?;
+                state::check(record, OpClass::Rotation)?;
+                record.rotation.enabled = false;
+                record.rotation.next = None;
+                Ok(())
+            },
+        )
+        .await
     }
 
     /// GetKeyRotationStatus.
@@ -165,35 +156,26 @@ impl Kms {
         caller: &Caller,
         key_id: &str,
     ) -> Result<String, Error> {
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(
-            caller,
-            "kms:RotateKeyOnDemand",
-            &live,
-            RequestFacts::default(),
-        )?;
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        check_rotatable(&record)?;
-        state::check(&record, OpClass::Rotation)?;
-        check_customer_managed(&record)?;
-        let on_demand = record
-            .materials
-            .iter()
-            .filter(|material| material.rotation_type == Some(RotationType::OnDemand))
-            .count();
-        if on_demand >= MAX_ON_DEMAND_ROTATIONS {
-            return Err(Error::LimitExceeded(format!(
-                "{} has been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the most a key may be.",
-                record.arn()
-            )));
-        }
         let now = self.clock.now();
-        self.add_material(&mut record, Some(RotationType::OnDemand), now)?;
-        record.rotation.on_demand_started = Some(now);
-        let key_id = record.key_id.as_str().to_owned();
-        self.put_key(record).await?;
-        Ok(key_id)
+        self.update_key(caller, key_id, "kms:RotateKeyOnDemand", RequestFacts::default(), |record| {
+            check_rotatable(record)?;
+            state::check(record, OpClass::Rotation)?;
+            let on_demand = record
+                .materials
+                .iter()
+                .filter(|material| material.rotation_type == Some(RotationType::OnDemand))
+                .count();
+            if on_demand >= MAX_ON_DEMAND_ROTATIONS {
+                return Err(Error::LimitExceeded(format!(
+                    "{} has been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the most a key may be.",
+                    record.arn()
+                )));
+            }
+            self.add_material(record, Some(RotationType::OnDemand), now)?;
+            record.rotation.on_demand_started = Some(now);
+            Ok(record.key_id.as_str().to_owned())
+        })
+        .await
     }
 
     /// ListKeyRotations: the key's material versions, oldest first.

@@ -4,7 +4,7 @@ use strongroom_types::Tag;
 
 use crate::authz::RequestFacts;
 use crate::keyring::Forms;
-use crate::keys::{check_customer_managed, dedup_tags};
+use crate::keys::dedup_tags;
 use crate::pagination::{self, Page};
 use crate::state::{self, OpClass};
 use crate::{Caller, Error, Kms};
@@ -20,18 +20,21 @@ impl Kms {
         key_id: &str,
         tags: Vec<Tag>,
     ) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(caller, "kms:TagResource", &live, RequestFacts::default())?;
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        state::check(&record, OpClass::NotPendingDeletion)?;
-        check_customer_managed(&record)?;
-        check_new_tags(&record.tags, &tags)?;
-        let mut merged = std::mem::take(&mut record.tags);
-        merged.extend(tags);
-        record.tags = dedup_tags(merged);
-        self.put_key(record).await?;
-        Ok(())
+        self.update_key(
+            caller,
+            key_id,
+            "kms:TagResource",
+            RequestFacts::default(),
+            |record| {
+                state::check(record, OpClass::NotPendingDeletion)?;
+                check_new_tags(&record.tags, &tags)?;
+                let mut merged = std::mem::take(&mut record.tags);
+                merged.extend(tags);
+                record.tags = dedup_tags(merged);
+                Ok(())
+            },
+        )
+        .await
     }
 
     /// UntagResource: removes tags by key; keys that are not present are ignored, as in AWS.
@@ -41,18 +44,21 @@ impl Kms {
         key_id: &str,
         tag_keys: Vec<String>,
     ) -> Result<(), Error> {
-        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(caller, "kms:UntagResource", &live, RequestFacts::default())?;
-        let _writes = self.writes.lock().await;
-        let mut record = self.key_for_update(&live).await?;
-        state::check(&record, OpClass::NotPendingDeletion)?;
-        check_customer_managed(&record)?;
-        for key in &tag_keys {
-            check_tag_key(key)?;
-        }
-        record.tags.retain(|tag| !tag_keys.contains(&tag.key));
-        self.put_key(record).await?;
-        Ok(())
+        self.update_key(
+            caller,
+            key_id,
+            "kms:UntagResource",
+            RequestFacts::default(),
+            |record| {
+                state::check(record, OpClass::NotPendingDeletion)?;
+                for key in &tag_keys {
+                    check_tag_key(key)?;
+                }
+                record.tags.retain(|tag| !tag_keys.contains(&tag.key));
+                Ok(())
+            },
+        )
+        .await
     }
 
     /// ListResourceTags, a page at a time (1 to 50 per page).

@@ -7,10 +7,14 @@
 //! **Invariant:** a method returns only after its write is durable: an acknowledged write survives `kill -9`.
 //! **Invariant:** key material reaches storage only wrapped by the key store's root key.
 
+pub mod clusters;
+mod identities;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use strongroom_types::{AliasName, AliasRecord, KeyId, KeyRecord, Namespace, Timestamp};
+
+pub use crate::identities::{IdentitySnapshot, IdentityStore};
 
 /// What can go wrong in storage; the service maps these to AWS errors.
 #[derive(Debug, thiserror::Error)]

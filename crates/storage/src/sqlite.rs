@@ -11,6 +11,8 @@
 //! returns, and an acknowledged write survives `kill -9` and power loss.
 
 mod aliases;
+mod clusters;
+mod identities;
 mod keys;
 mod schema;
 

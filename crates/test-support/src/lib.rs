@@ -4,9 +4,13 @@
 //! [`check_store`], so the SQLite and PostgreSQL backends cannot drift apart in behaviour.
 //! Fixtures in [`fixtures`] build deterministic records, so a test can rebuild what it wrote and compare.
 
+mod clusters;
 pub mod fixtures;
+mod identities;
 mod store;
 mod temp_dir;
 
+pub use crate::clusters::check_cluster_store;
+pub use crate::identities::check_identity_store;
 pub use crate::store::check_store;
 pub use crate::temp_dir::TempDir;

@@ -5,6 +5,7 @@
 //! This crate does no I/O and knows nothing of JSON, HTTP or SQL.
 
 mod enums;
+mod identity;
 mod ids;
 mod records;
 mod time;
@@ -12,6 +13,10 @@ mod time;
 pub use crate::enums::{
     DataKeySpec, EncryptionAlgorithm, KeyManager, KeyMaterialState, KeySpec, KeyState, KeyUsage,
     Origin, RotationType, UnknownVariant,
+};
+pub use crate::identity::{
+    AccessKey, AccessKeyStatus, Attachment, InlinePolicy, KeyOwner, ManagedPolicy, PolicyOwner,
+    Role, Session, SessionSubject, User,
 };
 pub use crate::ids::{
     AccountId, AliasName, InvalidId, KeyId, KeyMaterialId, KeyRef, KeyRefError, Namespace, Region,

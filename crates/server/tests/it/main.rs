@@ -6,9 +6,11 @@
 mod aliases;
 mod audit;
 mod authorization;
+mod cloudhsm;
 mod crypto;
 mod durability;
 mod harness;
+mod iam;
 mod key_forms;
 mod key_policy;
 mod key_state;

@@ -9,7 +9,11 @@ use crate::StoreError;
 use crate::sqlite::{SqliteError, backend};
 
 /// Every migration in order; the schema version of a current file is the length of this list.
-pub(super) const MIGRATIONS: &[&str] = &[include_str!("migrations/0001_initial.sql")];
+pub(super) const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/0001_initial.sql"),
+    include_str!("migrations/0002_identities.sql"),
+    include_str!("migrations/0003_clusters.sql"),
+];
 
 /// Brings the file's schema up to date in one transaction, so a crash leaves it at the old version.
 ///

@@ -13,7 +13,7 @@ use strongroom_storage::{Store, StoreError};
 use strongroom_test_support::fixtures::{
     alias_name, base_time, key_id, namespace, sample_alias, sample_key, sample_material,
 };
-use strongroom_test_support::{TempDir, check_store};
+use strongroom_test_support::{TempDir, check_cluster_store, check_identity_store, check_store};
 use strongroom_types::{Deletion, Tag};
 
 #[tokio::test]
@@ -29,6 +29,22 @@ async fn passes_the_conformance_suite_again_after_reopening() {
     let path = database(&dir);
     check_store(&open(&path)).await;
     check_store(&open(&path)).await;
+}
+
+#[tokio::test]
+async fn passes_the_identity_conformance_suite() {
+    let dir = TempDir::new("sqlite-identities");
+    let path = database(&dir);
+    check_identity_store(&open(&path)).await;
+    check_identity_store(&open(&path)).await;
+}
+
+#[tokio::test]
+async fn passes_the_cluster_conformance_suite() {
+    let dir = TempDir::new("sqlite-clusters");
+    let path = database(&dir);
+    check_cluster_store(&open(&path)).await;
+    check_cluster_store(&open(&path)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -116,7 +132,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
         let store = open(path);
         assert_eq!(
             user_version(path),
-            1,
+            3,
             "{} is at the current schema version",
             path.display()
         );
@@ -128,7 +144,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
     }
     // Opening a current file again applies nothing and keeps the version.
     drop(open(&fresh));
-    assert_eq!(user_version(&fresh), 1);
+    assert_eq!(user_version(&fresh), 3);
 }
 
 #[test]

@@ -1,0 +1,164 @@
+//! What the control plane does to the tokens themselves, through the PKCS#11 layer.
+//!
+//! Every function here blocks on PKCS#11 calls; callers run them with `spawn_blocking`. Each opens a
+//! `Cluster` over just the HSMs it needs and drops it at the end, so no session outlives an operation.
+
+use strongroom_keystore_pkcs11::{
+    Cluster, ClusterOptions, HsmConfig, KeyPairSpec, ModuleSet, Pin, SignMechanism,
+};
+use strongroom_storage::clusters::ClusterIdentity;
+
+use crate::certificates::Checked;
+use crate::error::Error;
+use crate::{csr, ids};
+
+/// The PKCS#11 label of a cluster's identity key pair.
+pub(crate) fn identity_label(cluster_id: &str) -> String {
+    format!("{cluster_id} identity")
+}
+
+/// The PKCS#11 label of a cluster's certificate on its HSMs.
+pub(crate) fn certificate_label(cluster_id: &str) -> String {
+    format!("{cluster_id} cluster certificate")
+}
+
+/// The PKCS#11 label of a cluster's trust anchor on its HSMs.
+pub(crate) fn trust_anchor_label(cluster_id: &str) -> String {
+    format!("{cluster_id} trust anchor")
+}
+
+fn open(configs: &[HsmConfig], modules: &ModuleSet) -> Result<Cluster, Error> {
+    Ok(Cluster::open(configs, modules, ClusterOptions::default())?)
+}
+
+/// Runs `work` with the crypto user logged in on `configs` under a one-time password, for clusters that
+/// have no crypto user yet (see the crate documentation); the password is forgotten afterwards.
+fn with_bootstrap_user<T>(
+    configs: &[HsmConfig],
+    modules: &ModuleSet,
+    work: impl FnOnce(&Cluster) -> Result<T, Error>,
+) -> Result<T, Error> {
+    let cluster = open(configs, modules)?;
+    let password = Pin::new(ids::new_bootstrap_password()?);
+    cluster.create_crypto_user(&password)?;
+    cluster.login_crypto_user(&password)?;
+    let res = work(&cluster);
+    cluster.logout_crypto_user();
+    res
+}
+
+/// Generates the cluster key pair inside the first of `configs` and signs the cluster CSR with it.
+pub(crate) fn make_identity(
+    configs: &[HsmConfig],
+    modules: &ModuleSet,
+    cluster_id: &str,
+) -> Result<ClusterIdentity, Error> {
+    let label = identity_label(cluster_id);
+    with_bootstrap_user(configs, modules, |cluster| {
+        let public_key = cluster.generate_cluster_key_pair(&label, KeyPairSpec::Rsa2048)?;
+        let info = csr::request_info(cluster_id, &public_key);
+        let signature = cluster.sign(&label, SignMechanism::RsaPkcs1Sha256, &info)?;
+        let request = csr::request(&info, &signature);
+        Ok(ClusterIdentity {
+            key_label: label.clone(),
+            public_key,
+            csr_pem: csr::pem("CERTIFICATE REQUEST", &request),
+        })
+    })
+}
+
+/// Writes the cluster certificate and the trust anchor onto every HSM of `configs`, which belong to a
+/// cluster without crypto users.
+pub(crate) fn write_certificates(
+    configs: &[HsmConfig],
+    modules: &ModuleSet,
+    cluster_id: &str,
+    certificates: &Checked,
+) -> Result<(), Error> {
+    with_bootstrap_user(configs, modules, |cluster| {
+        cluster.write_certificate(
+            &certificate_label(cluster_id),
+            &certificates.cluster_certificate,
+        )?;
+        cluster.write_certificate(&trust_anchor_label(cluster_id), &certificates.trust_anchor)?;
+        Ok(())
+    })
+}
+
+/// Gives every HSM of `configs` the same cluster wrapping key, logging in as each one's Security
+/// Officer; this is also the proof that every SO PIN opens its token.
+pub(crate) fn establish_wrapping_key(
+    configs: &[HsmConfig],
+    modules: &ModuleSet,
+) -> Result<(), Error> {
+    let cluster = open(configs, modules)?;
+    cluster.establish_wrapping_key()?;
+    Ok(())
+}
+
+/// Creates (or resets) the crypto user on every HSM of `configs` and checks the password by logging
+/// in once.
+pub(crate) fn create_crypto_user(
+    configs: &[HsmConfig],
+    modules: &ModuleSet,
+    password: &Pin,
+) -> Result<(), Error> {
+    let cluster = open(configs, modules)?;
+    cluster.create_crypto_user(password)?;
+    cluster.login_crypto_user(password)?;
+    cluster.logout_crypto_user();
+    Ok(())
+}
+
+/// Changes the crypto user's password on every HSM, knowing the old one (`C_SetPIN` as the user,
+/// rolled back everywhere if one HSM refuses).
+pub(crate) fn change_crypto_user_password(
+    configs: &[HsmConfig],
+    modules: &ModuleSet,
+    old: &Pin,
+    new: &Pin,
+) -> Result<(), Error> {
+    let cluster = open(configs, modules)?;
+    cluster.change_crypto_user_password(old, new)?;
+    Ok(())
+}
+
+/// Brings `newcomers` into the cluster formed by `members`: logs in with the crypto user's password,
+/// then copies the user, the wrapping key, every key and every certificate to each newcomer.
+///
+/// Returns the ids of the newcomers brought in; a copy that failed for one key is logged and makes
+/// the whole call fail, so the HSM is not reported ready without it.
+pub(crate) fn synchronize(
+    members: &[HsmConfig],
+    newcomers: &[HsmConfig],
+    modules: &ModuleSet,
+    password: &Pin,
+) -> Result<Vec<String>, Error> {
+    let cluster = open(members, modules)?;
+    cluster.login_crypto_user(password)?;
+    let mut joined = Vec::new();
+    let mut outcome = Ok(());
+    for newcomer in newcomers {
+        match cluster.add_hsm(newcomer) {
+            Ok(report) if report.failures.is_empty() => joined.push(newcomer.id.clone()),
+            Ok(report) => {
+                for failure in &report.failures {
+                    tracing::error!(hsm = %failure.hsm, label = ?failure.label, error = %failure.error,
+                        "copying to a new HSM failed");
+                }
+                outcome = Err(Error::InvalidRequest(format!(
+                    "HSM {} joined, but {} object(s) could not be copied to it; see the log and run the sync again.",
+                    newcomer.id,
+                    report.failures.len()
+                )));
+                break;
+            }
+            Err(error) => {
+                outcome = Err(error.into());
+                break;
+            }
+        }
+    }
+    cluster.logout_crypto_user();
+    outcome.map(|()| joined)
+}

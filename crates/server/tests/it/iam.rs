@@ -1,0 +1,972 @@
+//! IAM and STS end to end: users, access keys, roles and sessions made with the AWS SDKs for IAM and STS
+//! (as `aws iam … --endpoint-url` would), used to call KMS, and the Query protocol's wire format checked
+//! with hand-signed requests.
+//!
+//! Tests that need KMS authorization to read IAM policies (an identity policy allowing `kms:Encrypt`
+//! where the key policy delegates to the account) say so in their names: `…_through_identity_policies`.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime};
+
+use aws_credential_types::Credentials;
+use aws_sdk_kms::primitives::Blob;
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
+use aws_smithy_runtime_api::client::identity::Identity;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::harness::{ACCOUNT, ProcessServer, TempDir, TestServer, create_key, encrypt, failure};
+
+const REGION: &str = "us-east-1";
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Keys that sign as someone: an access key, its secret, and a session token for temporary ones.
+#[derive(Debug, Clone)]
+struct Keys {
+    access_key_id: String,
+    secret: String,
+    token: Option<String>,
+}
+
+impl Keys {
+    fn dev() -> Keys {
+        Keys {
+            access_key_id: "test".to_owned(),
+            secret: "test".to_owned(),
+            token: None,
+        }
+    }
+
+    fn credentials(&self) -> Credentials {
+        Credentials::new(
+            &self.access_key_id,
+            &self.secret,
+            self.token.clone(),
+            None,
+            "strongroom-it-iam",
+        )
+    }
+}
+
+fn iam(endpoint: &str, keys: &Keys) -> aws_sdk_iam::Client {
+    let config = aws_sdk_iam::Config::builder()
+        .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
+        .region(aws_sdk_iam::config::Region::new(REGION))
+        .credentials_provider(keys.credentials())
+        .endpoint_url(endpoint)
+        .retry_config(aws_sdk_iam::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_iam::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(PATIENCE)
+                .build(),
+        )
+        .build();
+    aws_sdk_iam::Client::from_conf(config)
+}
+
+fn sts(endpoint: &str, keys: &Keys) -> aws_sdk_sts::Client {
+    let config = aws_sdk_sts::Config::builder()
+        .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
+        .region(aws_sdk_sts::config::Region::new(REGION))
+        .credentials_provider(keys.credentials())
+        .endpoint_url(endpoint)
+        .retry_config(aws_sdk_sts::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_sts::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(PATIENCE)
+                .build(),
+        )
+        .build();
+    aws_sdk_sts::Client::from_conf(config)
+}
+
+fn kms(endpoint: &str, keys: &Keys) -> aws_sdk_kms::Client {
+    let config = aws_sdk_kms::Config::builder()
+        .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
+        .region(aws_sdk_kms::config::Region::new(REGION))
+        .credentials_provider(keys.credentials())
+        .endpoint_url(endpoint)
+        .retry_config(aws_sdk_kms::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_kms::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(PATIENCE)
+                .build(),
+        )
+        .build();
+    aws_sdk_kms::Client::from_conf(config)
+}
+
+/// Creates user `name` as the default root and returns a new access key of it.
+async fn user_with_key(endpoint: &str, name: &str) -> Keys {
+    let admin = iam(endpoint, &Keys::dev());
+    admin
+        .create_user()
+        .user_name(name)
+        .send()
+        .await
+        .expect("CreateUser");
+    let created = admin
+        .create_access_key()
+        .user_name(name)
+        .send()
+        .await
+        .expect("CreateAccessKey");
+    let key = created.access_key().expect("an access key");
+    Keys {
+        access_key_id: key.access_key_id().to_owned(),
+        secret: key.secret_access_key().to_owned(),
+        token: None,
+    }
+}
+
+/// Assumes `role_arn` as `keys` and returns the session's keys.
+async fn assume(endpoint: &str, keys: &Keys, role_arn: &str, session: &str) -> Keys {
+    let assumed = sts(endpoint, keys)
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name(session)
+        .send()
+        .await
+        .expect("AssumeRole");
+    let credentials = assumed.credentials().expect("credentials");
+    Keys {
+        access_key_id: credentials.access_key_id().to_owned(),
+        secret: credentials.secret_access_key().to_owned(),
+        token: Some(credentials.session_token().to_owned()),
+    }
+}
+
+fn allow(action: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"*"}}]}}"#
+    )
+}
+
+fn trust_account() -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"sts:AssumeRole"}}]}}"#
+    )
+}
+
+/// A key policy that lets the owner's root administer the key and `principal` encrypt with it.
+fn key_policy_for(principal: &str) -> String {
+    format!(
+        r#"{{"Version":"2012-10-17","Statement":[
+        {{"Sid":"Owner","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}},
+        {{"Sid":"Named","Effect":"Allow","Principal":{{"AWS":"{principal}"}},"Action":"kms:Encrypt","Resource":"*"}}]}}"#
+    )
+}
+
+async fn try_encrypt(client: &aws_sdk_kms::Client, key: &str) -> Result<(), String> {
+    match client
+        .encrypt()
+        .key_id(key)
+        .plaintext(Blob::new(b"iam"))
+        .send()
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(error) => Err(failure::<(), _, _>(Err(error)).code),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_caller_identity_names_root_user_and_assumed_role() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let root = sts(&endpoint, &Keys::dev())
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity as root");
+    assert_eq!(root.account(), Some(ACCOUNT));
+    assert_eq!(
+        root.arn(),
+        Some(format!("arn:aws:iam::{ACCOUNT}:root").as_str())
+    );
+    assert_eq!(root.user_id(), Some(ACCOUNT));
+
+    let alice = user_with_key(&endpoint, "alice").await;
+    let as_alice = sts(&endpoint, &alice)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity as a user");
+    assert_eq!(
+        as_alice.arn(),
+        Some(format!("arn:aws:iam::{ACCOUNT}:user/alice").as_str())
+    );
+    assert!(as_alice.user_id().is_some_and(|id| id.starts_with("AIDA")));
+
+    let role = iam(&endpoint, &Keys::dev())
+        .create_role()
+        .role_name("reader")
+        .assume_role_policy_document(trust_account())
+        .send()
+        .await
+        .expect("CreateRole");
+    let role = role.role().expect("a role");
+    let session = assume(&endpoint, &Keys::dev(), role.arn(), "who-am-i").await;
+    assert!(session.access_key_id.starts_with("ASIA"));
+    let as_session = sts(&endpoint, &session)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity as a role session");
+    assert_eq!(
+        as_session.arn(),
+        Some(format!("arn:aws:sts::{ACCOUNT}:assumed-role/reader/who-am-i").as_str())
+    );
+    assert_eq!(
+        as_session.user_id(),
+        Some(format!("{}:who-am-i", role.role_id()).as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iam_operations_round_trip_through_the_sdk() {
+    let server = TestServer::start().await;
+    let admin = iam(&server.endpoint(), &Keys::dev());
+    let created = admin
+        .create_user()
+        .user_name("bob")
+        .path("/team/")
+        .tags(
+            aws_sdk_iam::types::Tag::builder()
+                .key("dept")
+                .value("crypto")
+                .build()
+                .expect("a tag"),
+        )
+        .send()
+        .await
+        .expect("CreateUser");
+    let bob = created.user().expect("a user");
+    assert_eq!(bob.arn(), format!("arn:aws:iam::{ACCOUNT}:user/team/bob"));
+    let fetched = admin
+        .get_user()
+        .user_name("bob")
+        .send()
+        .await
+        .expect("GetUser");
+    assert_eq!(
+        fetched.user().map(|user| user.user_id()),
+        Some(bob.user_id())
+    );
+    assert_eq!(fetched.user().map(|user| user.tags().len()), Some(1));
+    let listed = admin.list_users().send().await.expect("ListUsers");
+    assert_eq!(listed.users().len(), 1);
+    assert!(!listed.is_truncated());
+
+    let duplicate = failure(admin.create_user().user_name("BOB").send().await);
+    assert_eq!(duplicate.code, "EntityAlreadyExists");
+    let missing = failure(admin.get_user().user_name("nobody").send().await);
+    assert_eq!(missing.code, "NoSuchEntity");
+
+    let document = allow("kms:Encrypt");
+    admin
+        .put_user_policy()
+        .user_name("bob")
+        .policy_name("encrypt")
+        .policy_document(&document)
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let got = admin
+        .get_user_policy()
+        .user_name("bob")
+        .policy_name("encrypt")
+        .send()
+        .await
+        .expect("GetUserPolicy");
+    // IAM returns documents URL-encoded, as the AWS CLI expects.
+    assert_eq!(percent_decode(got.policy_document()), document);
+    let names = admin
+        .list_user_policies()
+        .user_name("bob")
+        .send()
+        .await
+        .expect("ListUserPolicies");
+    assert_eq!(names.policy_names(), ["encrypt"]);
+    let malformed = failure(
+        admin
+            .put_user_policy()
+            .user_name("bob")
+            .policy_name("bad")
+            .policy_document("{\"Statement\":")
+            .send()
+            .await,
+    );
+    assert_eq!(malformed.code, "MalformedPolicyDocument");
+
+    let policy = admin
+        .create_policy()
+        .policy_name("decrypt")
+        .policy_document(allow("kms:Decrypt"))
+        .send()
+        .await
+        .expect("CreatePolicy");
+    let policy_arn = policy
+        .policy()
+        .and_then(|policy| policy.arn())
+        .expect("a policy ARN")
+        .to_owned();
+    admin
+        .attach_user_policy()
+        .user_name("bob")
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .expect("AttachUserPolicy");
+    let attached = admin
+        .list_attached_user_policies()
+        .user_name("bob")
+        .send()
+        .await
+        .expect("ListAttachedUserPolicies");
+    assert_eq!(
+        attached
+            .attached_policies()
+            .iter()
+            .filter_map(|policy| policy.policy_arn())
+            .collect::<Vec<_>>(),
+        [policy_arn.as_str()]
+    );
+    let conflict = failure(admin.delete_user().user_name("bob").send().await);
+    assert_eq!(conflict.code, "DeleteConflict");
+
+    let key = admin
+        .create_access_key()
+        .user_name("bob")
+        .send()
+        .await
+        .expect("CreateAccessKey");
+    let key_id = key
+        .access_key()
+        .map(|key| key.access_key_id().to_owned())
+        .expect("a key");
+    admin
+        .update_access_key()
+        .user_name("bob")
+        .access_key_id(&key_id)
+        .status(aws_sdk_iam::types::StatusType::Inactive)
+        .send()
+        .await
+        .expect("UpdateAccessKey");
+    let keys = admin
+        .list_access_keys()
+        .user_name("bob")
+        .send()
+        .await
+        .expect("ListAccessKeys");
+    assert_eq!(
+        keys.access_key_metadata()
+            .first()
+            .and_then(|key| key.status().cloned()),
+        Some(aws_sdk_iam::types::StatusType::Inactive)
+    );
+
+    admin
+        .delete_access_key()
+        .user_name("bob")
+        .access_key_id(&key_id)
+        .send()
+        .await
+        .expect("DeleteAccessKey");
+    admin
+        .detach_user_policy()
+        .user_name("bob")
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .expect("DetachUserPolicy");
+    admin
+        .delete_policy()
+        .policy_arn(&policy_arn)
+        .send()
+        .await
+        .expect("DeletePolicy");
+    admin
+        .delete_user_policy()
+        .user_name("bob")
+        .policy_name("encrypt")
+        .send()
+        .await
+        .expect("DeleteUserPolicy");
+    admin
+        .delete_user()
+        .user_name("bob")
+        .send()
+        .await
+        .expect("DeleteUser");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn users_need_iam_permissions_for_iam_calls() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let carol = user_with_key(&endpoint, "carol").await;
+    let denied = failure(
+        iam(&endpoint, &carol)
+            .create_user()
+            .user_name("mallory")
+            .send()
+            .await,
+    );
+    assert_eq!(denied.code, "AccessDenied");
+    assert!(
+        denied.message.contains("iam:CreateUser"),
+        "{}",
+        denied.message
+    );
+    iam(&endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name("carol")
+        .policy_name("users")
+        .policy_document(allow("iam:*User"))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    iam(&endpoint, &carol)
+        .create_user()
+        .user_name("dave")
+        .send()
+        .await
+        .expect("carol may create users now");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_key_policy_naming_a_user_lets_its_key_call_kms() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let root_kms = server.client();
+    let (key_id, _) = create_key(&root_kms, "for a named user").await;
+    let erin = user_with_key(&endpoint, "erin").await;
+    let as_erin = kms(&endpoint, &erin);
+    assert_eq!(
+        try_encrypt(&as_erin, &key_id).await,
+        Err("AccessDeniedException".to_owned()),
+        "the default key policy delegates to IAM policies, and erin has none"
+    );
+    root_kms
+        .put_key_policy()
+        .key_id(&key_id)
+        .policy(key_policy_for(&format!("arn:aws:iam::{ACCOUNT}:user/erin")))
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    assert_eq!(try_encrypt(&as_erin, &key_id).await, Ok(()));
+
+    // Deleting the key stops it at once, though its signing key was cached.
+    iam(&endpoint, &Keys::dev())
+        .delete_access_key()
+        .user_name("erin")
+        .access_key_id(&erin.access_key_id)
+        .send()
+        .await
+        .expect("DeleteAccessKey");
+    assert_eq!(
+        try_encrypt(&as_erin, &key_id).await,
+        Err("UnrecognizedClientException".to_owned())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_user_calls_kms_through_identity_policies() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let (key_id, _) = create_key(&server.client(), "default key policy").await;
+    let frank = user_with_key(&endpoint, "frank").await;
+    let as_frank = kms(&endpoint, &frank);
+    assert_eq!(
+        try_encrypt(&as_frank, &key_id).await,
+        Err("AccessDeniedException".to_owned()),
+        "denied until an IAM policy allows it"
+    );
+    iam(&endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name("frank")
+        .policy_name("encrypt")
+        .policy_document(allow("kms:Encrypt"))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    assert_eq!(
+        try_encrypt(&as_frank, &key_id).await,
+        Ok(()),
+        "the default key policy delegates to the account, and frank's policy allows kms:Encrypt"
+    );
+    let ciphertext = encrypt(&server.client(), &key_id, b"secret", &[]).await;
+    let decrypt = as_frank
+        .decrypt()
+        .ciphertext_blob(Blob::new(ciphertext))
+        .send()
+        .await;
+    assert_eq!(
+        failure(decrypt).code,
+        "AccessDeniedException",
+        "frank's policy does not allow kms:Decrypt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_role_session_calls_kms_through_identity_policies() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let (key_id, _) = create_key(&server.client(), "for a role").await;
+    let admin = iam(&endpoint, &Keys::dev());
+    let role = admin
+        .create_role()
+        .role_name("encryptor")
+        .assume_role_policy_document(trust_account())
+        .send()
+        .await
+        .expect("CreateRole");
+    let role_arn = role
+        .role()
+        .map(|role| role.arn().to_owned())
+        .expect("a role");
+    admin
+        .put_role_policy()
+        .role_name("encryptor")
+        .policy_name("encrypt")
+        .policy_document(allow("kms:Encrypt"))
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    let session = assume(&endpoint, &Keys::dev(), &role_arn, "batch-job").await;
+    assert_eq!(
+        try_encrypt(&kms(&endpoint, &session), &key_id).await,
+        Ok(())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn temporary_credentials_need_their_token_and_expire() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let root_kms = server.client();
+    let (key_id, _) = create_key(&root_kms, "for a session").await;
+    let admin = iam(&endpoint, &Keys::dev());
+    admin
+        .create_role()
+        .role_name("temp")
+        .assume_role_policy_document(trust_account())
+        .max_session_duration(7200)
+        .send()
+        .await
+        .expect("CreateRole");
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/temp");
+    let session = assume(&endpoint, &Keys::dev(), &role_arn, "short").await;
+    let session_arn = format!("arn:aws:sts::{ACCOUNT}:assumed-role/temp/short");
+    root_kms
+        .put_key_policy()
+        .key_id(&key_id)
+        .policy(key_policy_for(&session_arn))
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    assert_eq!(
+        try_encrypt(&kms(&endpoint, &session), &key_id).await,
+        Ok(())
+    );
+
+    let tokenless = Keys {
+        token: None,
+        ..session.clone()
+    };
+    assert_eq!(
+        try_encrypt(&kms(&endpoint, &tokenless), &key_id).await,
+        Err("UnrecognizedClientException".to_owned())
+    );
+    let wrong_token = Keys {
+        token: Some("forged".to_owned()),
+        ..session.clone()
+    };
+    let refused = failure(
+        sts(&endpoint, &wrong_token)
+            .get_caller_identity()
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "InvalidClientTokenId");
+
+    // DurationSeconds is bounded by the role's maximum.
+    let too_long = failure(
+        sts(&endpoint, &Keys::dev())
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name("long")
+            .duration_seconds(7201)
+            .send()
+            .await,
+    );
+    assert_eq!(too_long.code, "ValidationError");
+
+    server.clock().advance(Duration::from_secs(3601));
+    assert_eq!(
+        try_encrypt(&kms(&endpoint, &session), &key_id).await,
+        Err("ExpiredTokenException".to_owned())
+    );
+    let expired = failure(sts(&endpoint, &session).get_caller_identity().send().await);
+    assert_eq!(expired.code, "ExpiredToken");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn trust_policies_decide_who_may_assume_a_role() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let admin = iam(&endpoint, &Keys::dev());
+    let grace = user_with_key(&endpoint, "grace").await;
+    let henry = user_with_key(&endpoint, "henry").await;
+    let trust_grace = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:user/grace"}},"Action":"sts:AssumeRole"}}]}}"#
+    );
+    admin
+        .create_role()
+        .role_name("graces")
+        .assume_role_policy_document(trust_grace)
+        .send()
+        .await
+        .expect("CreateRole");
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/graces");
+    assume(&endpoint, &grace, &role_arn, "grace-session").await;
+    let refused = failure(
+        sts(&endpoint, &henry)
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name("henry-session")
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDenied");
+
+    // A trust policy that names the account delegates to identity policies.
+    admin
+        .update_assume_role_policy()
+        .role_name("graces")
+        .policy_document(trust_account())
+        .send()
+        .await
+        .expect("UpdateAssumeRolePolicy");
+    let still_refused = failure(
+        sts(&endpoint, &henry)
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name("henry-session")
+            .send()
+            .await,
+    );
+    assert_eq!(still_refused.code, "AccessDenied");
+    admin
+        .put_user_policy()
+        .user_name("henry")
+        .policy_name("assume")
+        .policy_document(allow("sts:AssumeRole"))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    assume(&endpoint, &henry, &role_arn, "henry-session").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_session_token_gives_a_user_temporary_credentials() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let ivan = user_with_key(&endpoint, "ivan").await;
+    let issued = sts(&endpoint, &ivan)
+        .get_session_token()
+        .duration_seconds(900)
+        .send()
+        .await
+        .expect("GetSessionToken");
+    let credentials = issued.credentials().expect("credentials");
+    let session = Keys {
+        access_key_id: credentials.access_key_id().to_owned(),
+        secret: credentials.secret_access_key().to_owned(),
+        token: Some(credentials.session_token().to_owned()),
+    };
+    let identity = sts(&endpoint, &session)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity with the session");
+    assert_eq!(
+        identity.arn(),
+        Some(format!("arn:aws:iam::{ACCOUNT}:user/ivan").as_str())
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn query_protocol_speaks_xml() {
+    let server = TestServer::start().await;
+    let address: SocketAddr = server
+        .endpoint()
+        .trim_start_matches("http://")
+        .parse()
+        .expect("an address");
+    let dev = Keys::dev();
+
+    let (status, body) = query(
+        address,
+        "iam",
+        "Action=CreateUser&Version=2010-05-08&UserName=judy&Path=%2Fops%2F",
+        Some(&dev),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.starts_with(
+            "<CreateUserResponse xmlns=\"https://iam.amazonaws.com/doc/2010-05-08/\"><CreateUserResult><User>"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains(&format!("<Arn>arn:aws:iam::{ACCOUNT}:user/ops/judy</Arn>")),
+        "{body}"
+    );
+    assert!(body.contains("<ResponseMetadata><RequestId>"), "{body}");
+
+    let (status, body) = query(
+        address,
+        "iam",
+        "Action=GetUser&Version=2010-05-08&UserName=nobody",
+        Some(&dev),
+    )
+    .await;
+    assert_eq!(status, 404);
+    assert!(
+        body.contains("<Error><Type>Sender</Type><Code>NoSuchEntity</Code><Message>"),
+        "{body}"
+    );
+
+    let (status, body) = query(
+        address,
+        "iam",
+        "Action=CreateUser&Version=2010-05-08&UserName=judy",
+        Some(&dev),
+    )
+    .await;
+    assert_eq!(status, 409);
+    assert!(body.contains("<Code>EntityAlreadyExists</Code>"), "{body}");
+
+    let (status, body) = query(
+        address,
+        "iam",
+        "Action=DeleteUser&Version=2010-05-08&UserName=judy",
+        Some(&dev),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.starts_with("<DeleteUserResponse") && !body.contains("<DeleteUserResult>"),
+        "{body}"
+    );
+
+    let (status, body) = query(
+        address,
+        "iam",
+        "Action=Frobnicate&Version=2010-05-08",
+        Some(&dev),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("<Code>InvalidAction</Code>"), "{body}");
+
+    let (status, body) = query(
+        address,
+        "iam",
+        "Action=CreateUser&Version=2010-05-08",
+        Some(&dev),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert!(body.contains("<Code>MissingParameter</Code>"), "{body}");
+
+    let (status, body) = query(
+        address,
+        "sts",
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        Some(&dev),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert!(
+        body.contains("xmlns=\"https://sts.amazonaws.com/doc/2011-06-15/\"")
+            && body.contains(&format!("<Account>{ACCOUNT}</Account>")),
+        "{body}"
+    );
+
+    let (status, body) = query(
+        address,
+        "sts",
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        None,
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(
+        body.contains("<Code>MissingAuthenticationToken</Code>"),
+        "{body}"
+    );
+
+    let stranger = Keys {
+        access_key_id: "AKIANOTAREALKEY00000".to_owned(),
+        secret: "x".to_owned(),
+        token: None,
+    };
+    let (status, body) = query(
+        address,
+        "sts",
+        "Action=GetCallerIdentity&Version=2011-06-15",
+        Some(&stranger),
+    )
+    .await;
+    assert_eq!(status, 403);
+    assert!(body.contains("<Code>InvalidClientTokenId</Code>"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn account_create_prints_a_root_key_the_server_accepts() {
+    let dir = TempDir::new("account-create");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["account", "create", "--data-dir"])
+        .arg(dir.path())
+        .arg("444455556666")
+        .output()
+        .expect("run strongroom account create");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let printed = String::from_utf8(output.stdout).expect("UTF-8 output");
+    let value = |name: &str| {
+        printed
+            .lines()
+            .find_map(|line| line.strip_prefix(&format!("{name} = ")))
+            .unwrap_or_else(|| panic!("no {name} in {printed}"))
+            .to_owned()
+    };
+    assert!(printed.starts_with("[444455556666]\n"), "{printed}");
+    let keys = Keys {
+        access_key_id: value("aws_access_key_id"),
+        secret: value("aws_secret_access_key"),
+        token: None,
+    };
+    let again = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["account", "create", "--data-dir"])
+        .arg(dir.path())
+        .arg("444455556666")
+        .output()
+        .expect("run strongroom account create again");
+    assert!(!again.status.success(), "an account is created once");
+
+    let server = ProcessServer::start(dir.path(), &[]);
+    let endpoint = format!("http://{}", server.address());
+    let identity = sts(&endpoint, &keys)
+        .get_caller_identity()
+        .send()
+        .await
+        .expect("GetCallerIdentity with the new root key");
+    assert_eq!(identity.arn(), Some("arn:aws:iam::444455556666:root"));
+    iam(&endpoint, &keys)
+        .create_user()
+        .user_name("first")
+        .send()
+        .await
+        .expect("the new root creates a user in its account");
+    let (key_id, _) = create_key(&kms(&endpoint, &keys), "the new account's first key").await;
+    assert!(!key_id.is_empty());
+}
+
+/// Sends a form-encoded Query request for `service`, signed by `keys` when given; returns the status and
+/// the body.
+async fn query(
+    address: SocketAddr,
+    service: &str,
+    body: &str,
+    keys: Option<&Keys>,
+) -> (u16, String) {
+    let mut request = http::Request::post("/")
+        .header(http::header::HOST, address.to_string())
+        .header(
+            http::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded; charset=utf-8",
+        )
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("a valid request");
+    if let Some(keys) = keys {
+        let identity: Identity = keys.credentials().into();
+        let params = aws_sigv4::sign::v4::SigningParams::builder()
+            .identity(&identity)
+            .region(REGION)
+            .name(service)
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()
+            .expect("valid signing parameters")
+            .into();
+        let headers: Vec<(String, String)> = request
+            .headers()
+            .iter()
+            .map(|(name, value)| {
+                (
+                    name.as_str().to_owned(),
+                    value.to_str().expect("ASCII header").to_owned(),
+                )
+            })
+            .collect();
+        let signable = SignableRequest::new(
+            "POST",
+            format!("http://{address}/"),
+            headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_str())),
+            SignableBody::Bytes(body.as_bytes()),
+        )
+        .expect("a signable request");
+        let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
+            .expect("signing succeeds")
+            .into_parts();
+        instructions.apply_to_request_http1x(&mut request);
+    }
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("handshake");
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.expect("send");
+    let status = response.status().as_u16();
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("read the body")
+        .to_bytes();
+    (status, String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// Decodes `%XX` escapes, as the AWS CLI does for the policy documents IAM returns.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(byte) = text
+                .get(i + 1..i + 3)
+                .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+        {
+            out.push(byte);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).expect("UTF-8")
+}
