@@ -140,7 +140,9 @@ fn only_the_pkcs11_crate_touches_pkcs11() {
         let Ok(text) = std::fs::read_to_string(&manifest) else {
             continue;
         };
-        let uses_cryptoki = text.lines().any(|line| line.trim_start().starts_with("cryptoki"));
+        let uses_cryptoki = text
+            .lines()
+            .any(|line| line.trim_start().starts_with("cryptoki"));
         assert!(
             !uses_cryptoki || name == "keystore-pkcs11",
             "crates/{name} depends on cryptoki; only crates/keystore-pkcs11 may"

@@ -42,7 +42,10 @@ fn is_root(arn: &str) -> bool {
 ///
 /// `identities` resolves IAM users and role sessions; callers it does not know (the administrator key and
 /// the `--dev` keys) are account roots.
-#[allow(clippy::too_many_arguments, reason = "one call site per purpose; a struct would only rename them")]
+#[allow(
+    clippy::too_many_arguments,
+    reason = "one call site per purpose; a struct would only rename them"
+)]
 pub(crate) fn authorize(
     caller: &Caller,
     action: &str,
@@ -53,13 +56,25 @@ pub(crate) fn authorize(
     now_millis: i64,
     facts: RequestFacts<'_>,
 ) -> Result<(), Error> {
-    let base = Conditions { caller, key, facts, now_millis, values: OnceCell::new() };
-    let principal = identities.and_then(|ids| ids.principal(&caller.access_key_id).map(|p| (ids, p)));
+    let base = Conditions {
+        caller,
+        key,
+        facts,
+        now_millis,
+        values: OnceCell::new(),
+    };
+    let principal =
+        identities.and_then(|ids| ids.principal(&caller.access_key_id).map(|p| (ids, p)));
     let same_account = caller.account() == &key.namespace.account;
     let verdict = match &principal {
         None => {
             let request = Request {
-                principal: Principal { arn: &caller.arn, account: caller.account().as_str(), role_arn: None, service: None },
+                principal: Principal {
+                    arn: &caller.arn,
+                    account: caller.account().as_str(),
+                    role_arn: None,
+                    service: None,
+                },
                 action,
                 resource: key_arn,
                 context: &base,
@@ -84,15 +99,24 @@ pub(crate) fn authorize(
             };
             let outcome = policy.evaluate(&request);
             let identity = ids.evaluate_identity(principal, action, key_arn, &context);
-            decide(&outcome, identity.explicit_deny, identity.allow, same_account)
+            decide(
+                &outcome,
+                identity.explicit_deny,
+                identity.allow,
+                same_account,
+            )
         }
     };
     let reason = match verdict {
         Verdict::Allow => return Ok(()),
         Verdict::ResourceDeny => "with an explicit deny in a resource-based policy".to_owned(),
         Verdict::IdentityDeny => "with an explicit deny in an identity-based policy".to_owned(),
-        Verdict::NoResourceAllow => format!("because no resource-based policy allows the {action} action"),
-        Verdict::NoIdentityAllow => format!("because no identity-based policy allows the {action} action"),
+        Verdict::NoResourceAllow => {
+            format!("because no resource-based policy allows the {action} action")
+        }
+        Verdict::NoIdentityAllow => {
+            format!("because no identity-based policy allows the {action} action")
+        }
     };
     Err(Error::AccessDenied(format!(
         "User: {} is not authorized to perform: {action} on resource: {key_arn} {reason}",
@@ -111,7 +135,12 @@ enum Verdict {
 /// AWS KMS's combination: an explicit deny anywhere wins; in the key's own account the key policy allows
 /// by naming the principal, or delegates to IAM by naming the account; another account's callers need
 /// both the key policy and their own identity policies.
-fn decide(key_policy: &Outcome, identity_denies: bool, identity_allows: bool, same_account: bool) -> Verdict {
+fn decide(
+    key_policy: &Outcome,
+    identity_denies: bool,
+    identity_allows: bool,
+    same_account: bool,
+) -> Verdict {
     if key_policy.explicit_deny {
         return Verdict::ResourceDeny;
     }

@@ -145,7 +145,13 @@ impl Kms {
         };
         if !req.bypass_policy_lockout_safety_check {
             let policy = parse_key_policy(&record.policy)?;
-            authz::check_lockout(caller, &record, &policy, self.identities.as_deref(), now.millis())?;
+            authz::check_lockout(
+                caller,
+                &record,
+                &policy,
+                self.identities.as_deref(),
+                now.millis(),
+            )?;
         }
         self.add_material(&mut record, None, now)?;
         let _writes = self.writes.lock().await;
