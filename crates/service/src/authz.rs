@@ -56,13 +56,7 @@ pub(crate) fn authorize(
     now_millis: i64,
     facts: RequestFacts<'_>,
 ) -> Result<(), Error> {
-    let base = Conditions {
-        caller,
-        key,
-        facts,
-        now_millis,
-        values: OnceCell::new(),
-    };
+    let base = Conditions::new(caller, key, facts, now_millis);
     let principal =
         identities.and_then(|ids| ids.principal(&caller.access_key_id).map(|p| (ids, p)));
     let same_account = caller.account() == &key.namespace.account;
@@ -179,104 +173,136 @@ pub(crate) fn check_lockout(
     }
 }
 
-/// Condition keys of one request, computed on first use.
+/// Condition keys of one request. Each value is computed the first time a policy asks for it, so a
+/// policy that tests one key pays for one key.
 struct Conditions<'a> {
     caller: &'a Caller,
     key: &'a KeyRecord,
     facts: RequestFacts<'a>,
     now_millis: i64,
-    values: OnceCell<Vec<(String, Vec<String>)>>,
+    values: [OnceCell<Option<Vec<String>>>; SIMPLE_KEYS.len()],
+    context_keys: OnceCell<Option<Vec<String>>>,
 }
 
-impl Conditions<'_> {
-    fn build(&self) -> Vec<(String, Vec<String>)> {
-        let one = |key: &str, value: String| (key.to_ascii_lowercase(), vec![value]);
+/// The single-valued keys computed from the request, in lower case (policies ask in lower case).
+const SIMPLE_KEYS: [&str; 22] = [
+    "kms:calleraccount",
+    "kms:keyorigin",
+    "kms:keyspec",
+    "kms:keyusage",
+    "kms:customermasterkeyspec",
+    "kms:customermasterkeyusage",
+    "kms:keymanager",
+    "kms:multiregion",
+    "aws:principalarn",
+    "aws:principalaccount",
+    "aws:principaltype",
+    "aws:userid",
+    "aws:securetransport",
+    "aws:requestedregion",
+    "aws:epochtime",
+    "aws:currenttime",
+    "aws:sourceip",
+    "kms:encryptionalgorithm",
+    "kms:requestalias",
+    "kms:rotationperiodindays",
+    "kms:schedulekeydeletionpendingwindowindays",
+    "kms:bypasspolicylockoutsafetycheck",
+];
+
+impl<'a> Conditions<'a> {
+    fn new(
+        caller: &'a Caller,
+        key: &'a KeyRecord,
+        facts: RequestFacts<'a>,
+        now_millis: i64,
+    ) -> Conditions<'a> {
+        Conditions {
+            caller,
+            key,
+            facts,
+            now_millis,
+            values: std::array::from_fn(|_| OnceCell::new()),
+            context_keys: OnceCell::new(),
+        }
+    }
+
+    fn compute(&self, name: &str) -> Option<Vec<String>> {
         let caller = self.caller;
         let key = self.key;
-        let mut out = vec![
-            one("kms:CallerAccount", caller.account().as_str().to_owned()),
-            one("kms:KeyOrigin", key.origin.as_str().to_owned()),
-            one("kms:KeySpec", key.key_spec.as_str().to_owned()),
-            one("kms:KeyUsage", key.key_usage.as_str().to_owned()),
-            one(
-                "kms:CustomerMasterKeySpec",
-                key.key_spec.as_str().to_owned(),
-            ),
-            one(
-                "kms:CustomerMasterKeyUsage",
-                key.key_usage.as_str().to_owned(),
-            ),
-            one("kms:KeyManager", key.key_manager.as_str().to_owned()),
-            one("kms:MultiRegion", key.multi_region.to_string()),
-            one("aws:PrincipalArn", caller.arn.clone()),
-            one("aws:PrincipalAccount", caller.account().as_str().to_owned()),
-            one(
-                "aws:PrincipalType",
-                if is_root(&caller.arn) {
-                    "Account"
-                } else {
-                    "User"
-                }
-                .to_owned(),
-            ),
-            one("aws:userid", caller.account().as_str().to_owned()),
-            one("aws:SecureTransport", "false".to_owned()),
-            one(
-                "aws:RequestedRegion",
-                key.namespace.region.as_str().to_owned(),
-            ),
-            one("aws:EpochTime", (self.now_millis / 1000).to_string()),
-            one("aws:CurrentTime", iso8601(self.now_millis)),
-        ];
-        if let Some(ip) = caller.source_ip {
-            out.push(one("aws:SourceIp", ip.to_string()));
-        }
-        for tag in &key.tags {
-            out.push(one(
-                &format!("aws:ResourceTag/{}", tag.key),
-                tag.value.clone(),
-            ));
-        }
-        if let Some(context) = self.facts.encryption_context {
-            let keys: Vec<String> = context.pairs().keys().cloned().collect();
-            out.push(("kms:encryptioncontextkeys".to_owned(), keys));
-            for (name, value) in context.pairs() {
-                out.push(one(&format!("kms:EncryptionContext:{name}"), value.clone()));
+        let facts = &self.facts;
+        let value: String = match name {
+            "kms:calleraccount" | "aws:principalaccount" | "aws:userid" => {
+                caller.account().as_str().to_owned()
             }
-        }
-        if let Some(algorithm) = self.facts.encryption_algorithm {
-            out.push(one("kms:EncryptionAlgorithm", algorithm.to_owned()));
-        }
-        if let Some(alias) = self.facts.request_alias {
-            out.push(one("kms:RequestAlias", alias.to_owned()));
-        }
-        if let Some(days) = self.facts.rotation_period_days {
-            out.push(one("kms:RotationPeriodInDays", days.to_string()));
-        }
-        if let Some(days) = self.facts.pending_window_days {
-            out.push(one(
-                "kms:ScheduleKeyDeletionPendingWindowInDays",
-                days.to_string(),
-            ));
-        }
-        if let Some(bypass) = self.facts.bypass_lockout_check {
-            out.push(one(
-                "kms:BypassPolicyLockoutSafetyCheck",
-                bypass.to_string(),
-            ));
-        }
-        out
+            "kms:keyorigin" => key.origin.as_str().to_owned(),
+            "kms:keyspec" | "kms:customermasterkeyspec" => key.key_spec.as_str().to_owned(),
+            "kms:keyusage" | "kms:customermasterkeyusage" => key.key_usage.as_str().to_owned(),
+            "kms:keymanager" => key.key_manager.as_str().to_owned(),
+            "kms:multiregion" => key.multi_region.to_string(),
+            "aws:principalarn" => caller.arn.clone(),
+            "aws:principaltype" => if is_root(&caller.arn) {
+                "Account"
+            } else {
+                "User"
+            }
+            .to_owned(),
+            "aws:securetransport" => "false".to_owned(),
+            "aws:requestedregion" => key.namespace.region.as_str().to_owned(),
+            "aws:epochtime" => (self.now_millis / 1000).to_string(),
+            "aws:currenttime" => iso8601(self.now_millis),
+            "aws:sourceip" => caller.source_ip?.to_string(),
+            "kms:encryptionalgorithm" => facts.encryption_algorithm?.to_owned(),
+            "kms:requestalias" => facts.request_alias?.to_owned(),
+            "kms:rotationperiodindays" => facts.rotation_period_days?.to_string(),
+            "kms:schedulekeydeletionpendingwindowindays" => facts.pending_window_days?.to_string(),
+            "kms:bypasspolicylockoutsafetycheck" => facts.bypass_lockout_check?.to_string(),
+            _ => return None,
+        };
+        Some(vec![value])
     }
 }
 
 impl ConditionContext for Conditions<'_> {
     fn values(&self, key: &str) -> Option<&[String]> {
-        let values = self.values.get_or_init(|| self.build());
-        values
+        // Values that already exist in the request are lent, not copied.
+        if let Some(name) = strip_prefix_ignore_case(key, "kms:encryptioncontext:") {
+            let context = self.facts.encryption_context?;
+            let (_, value) = context
+                .pairs()
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case(name))?;
+            return Some(std::slice::from_ref(value));
+        }
+        if let Some(name) = strip_prefix_ignore_case(key, "aws:resourcetag/") {
+            let tag = self
+                .key
+                .tags
+                .iter()
+                .find(|tag| tag.key.eq_ignore_ascii_case(name))?;
+            return Some(std::slice::from_ref(&tag.value));
+        }
+        if key.eq_ignore_ascii_case("kms:encryptioncontextkeys") {
+            let keys = self.context_keys.get_or_init(|| {
+                self.facts
+                    .encryption_context
+                    .map(|context| context.pairs().keys().cloned().collect())
+            });
+            return keys.as_deref();
+        }
+        let index = SIMPLE_KEYS
             .iter()
-            .find(|(name, _)| name.eq_ignore_ascii_case(key))
-            .map(|(_, values)| values.as_slice())
+            .position(|simple| simple.eq_ignore_ascii_case(key))?;
+        self.values[index]
+            .get_or_init(|| self.compute(SIMPLE_KEYS[index]))
+            .as_deref()
     }
+}
+
+fn strip_prefix_ignore_case<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
+    let head = key.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &key[prefix.len()..])
 }
 
 /// An instant as ISO 8601 in UTC, the form `aws:CurrentTime` takes.
