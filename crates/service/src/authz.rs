@@ -42,7 +42,7 @@ fn is_root(arn: &str) -> bool {
 ///
 /// `identities` resolves IAM users and role sessions; callers it does not know (the administrator key and
 /// the `--dev` keys) are account roots.
-#[allow(
+#[expect(
     clippy::too_many_arguments,
     reason = "one call site per purpose; a struct would only rename them"
 )]
