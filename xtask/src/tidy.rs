@@ -111,6 +111,41 @@ fn crate_dependencies_point_one_way() {
             "crates/policy/Cargo.toml",
             &["axum", "hyper", "rusqlite", "strongroom-service"],
         ),
+        (
+            "crates/audit/Cargo.toml",
+            &[
+                "axum",
+                "hyper",
+                "strongroom-service",
+                "strongroom-protocol",
+                "strongroom-storage",
+                "strongroom-iam",
+            ],
+        ),
+        (
+            "crates/iam/Cargo.toml",
+            &[
+                "axum",
+                "hyper",
+                "rusqlite",
+                "strongroom-service",
+                "strongroom-protocol",
+            ],
+        ),
+        (
+            "crates/cloudhsm/Cargo.toml",
+            &[
+                "axum",
+                "hyper",
+                "rusqlite",
+                "strongroom-service",
+                "strongroom-protocol",
+            ],
+        ),
+        (
+            "crates/keystore-pkcs11/Cargo.toml",
+            &["axum", "hyper", "rusqlite", "strongroom-service"],
+        ),
     ];
     let root = workspace_root();
     for (manifest, forbidden) in rules {
