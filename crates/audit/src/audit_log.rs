@@ -17,8 +17,8 @@ use tokio::task::JoinHandle;
 use crate::delivery::{Delivery, is_safe_component};
 use crate::error::Error;
 use crate::event::Event;
-use crate::index;
-use crate::journal::{self, Command, IndexBatch, Writer, WriterStats};
+use crate::index::{self, IndexEntry};
+use crate::journal::{self, Command, IndexBatch, IndexMessage, Records, Writer, WriterStats};
 use crate::lookup::{self, LookupPage, LookupQuery};
 use crate::signing::SigningKey;
 
@@ -65,6 +65,8 @@ struct Shared {
     commands: mpsc::Sender<Command>,
     stats: Arc<WriterStats>,
     indexed: watch::Receiver<u64>,
+    /// Asks the indexer to catch up now rather than on its own schedule.
+    index: std::sync::mpsc::Sender<IndexMessage>,
     signer: SigningKey,
     /// Delivery and expiry; holding it serialises deliveries.
     control: Mutex<Connection>,
@@ -138,10 +140,15 @@ impl AuditLog {
                 ));
             }
         }
-        let mut payload = Vec::with_capacity(copies.len() * 1024);
-        for event in &copies {
-            serde_json::to_writer(&mut payload, event)?;
+        // Each event is serialised exactly once; the index and delivery reuse these bytes.
+        let mut payload = Vec::with_capacity(copies.len() * 1536);
+        let mut entries = Vec::with_capacity(copies.len());
+        for event in copies {
+            let start = payload.len();
+            serde_json::to_writer(&mut payload, &event)?;
+            let end = payload.len();
             payload.push(b'\n');
+            entries.push((IndexEntry::new(event), start..end));
         }
         if payload.len() > MAX_RECORD_BYTES {
             return Err(Error::InvalidEvent("the events are larger than 16 MiB"));
@@ -151,8 +158,7 @@ impl AuditLog {
             .shared
             .commands
             .send(Command::Append {
-                payload,
-                events: copies,
+                records: Records { payload, entries },
                 ack,
             })
             .await
@@ -174,6 +180,11 @@ impl AuditLog {
         let shared = Arc::clone(&self.inner.shared);
         let target = shared.stats.acked_batches.load(Ordering::Acquire);
         let mut indexed = shared.indexed.clone();
+        if *indexed.borrow() < target {
+            // The indexer works lazily; make it index everything acknowledged so far now.
+            // Every batch counted in `target` was queued before this message, so it is included.
+            let _ = shared.index.send(IndexMessage::CatchUp);
+        }
         // An indexer that has stopped cannot catch up; the index is then as complete as it gets.
         let _ = indexed.wait_for(|number| *number >= target).await;
         let account = account.to_owned();
@@ -273,6 +284,9 @@ fn open_blocking(config: AuditConfig) -> Result<Shared, Error> {
     let mut control = index::open(&config.dir, true)?;
     let reader = index::open(&config.dir, false)?;
     let indexer = index::open(&config.dir, false)?;
+    // The indexer writes thousands of rows per transaction; a page cache that holds them all
+    // keeps SQLite from spilling half-built pages into the WAL mid-transaction (32 MiB).
+    indexer.pragma_update(None, "cache_size", -32 * 1024)?;
 
     let found = journal::recover(&journal_dir)?;
     let delivered: Option<i64> =
@@ -308,6 +322,7 @@ fn open_blocking(config: AuditConfig) -> Result<Shared, Error> {
         commands,
         stats: Arc::clone(&stats),
         indexed,
+        index: index_sender.clone(),
         signer,
         control: Mutex::new(control),
         reader: Mutex::new(reader),
@@ -332,39 +347,92 @@ fn open_blocking(config: AuditConfig) -> Result<Shared, Error> {
     Ok(shared)
 }
 
-/// How long the indexer lets acknowledged batches gather before one transaction indexes them all.
-const INDEX_GATHER: Duration = Duration::from_millis(200);
+/// How long acknowledged events may wait to be indexed when no lookup asks for them.
+const INDEX_INTERVAL: Duration = Duration::from_secs(2);
+/// How many acknowledged events may wait to be indexed, which bounds the memory they hold.
+const INDEX_PENDING_EVENTS: usize = 16 * 1024;
 
-/// Feeds acknowledged batches to the index, several at a time when it falls behind.
+/// Feeds acknowledged batches to the index lazily, in large transactions.
+///
+/// The request path never waits for the index. Batches wait here until a lookup asks for them
+/// ([`IndexMessage::CatchUp`]), until the oldest has waited [`INDEX_INTERVAL`], or until
+/// [`INDEX_PENDING_EVENTS`] events are waiting, whichever comes first. Few large transactions cost
+/// far less per event than many small ones, and a lookup still sees every acknowledged event.
 fn run_indexer(
     mut connection: Connection,
-    batches: &std::sync::mpsc::Receiver<IndexBatch>,
+    messages: &std::sync::mpsc::Receiver<IndexMessage>,
     indexed: &watch::Sender<u64>,
 ) {
-    while let Ok(first) = batches.recv() {
-        // Let batches gather so one transaction indexes many events: a lookup waits at most this long
-        // for the newest events, and the request path never waits for the index at all.
-        std::thread::sleep(INDEX_GATHER);
-        let mut pending = vec![first];
-        while let Ok(batch) = batches.try_recv() {
-            pending.push(batch);
+    use std::sync::mpsc::RecvTimeoutError;
+
+    let mut pending: Vec<IndexBatch> = Vec::new();
+    let mut pending_events = 0;
+    let mut deadline: Option<std::time::Instant> = None;
+    loop {
+        let message = match deadline {
+            None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
+            Some(deadline) => {
+                messages.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            }
+        };
+        let (now, stop) = match message {
+            Ok(IndexMessage::Batch(batch)) => {
+                pending_events += batch
+                    .records
+                    .iter()
+                    .map(|records| records.entries.len())
+                    .sum::<usize>();
+                pending.push(batch);
+                deadline.get_or_insert_with(|| std::time::Instant::now() + INDEX_INTERVAL);
+                (pending_events >= INDEX_PENDING_EVENTS, false)
+            }
+            Ok(IndexMessage::CatchUp) => {
+                // Take whatever else is already queued, so one transaction covers it all.
+                while let Ok(message) = messages.try_recv() {
+                    if let IndexMessage::Batch(batch) = message {
+                        pending.push(batch);
+                    }
+                }
+                (true, false)
+            }
+            Err(RecvTimeoutError::Timeout) => (true, false),
+            Err(RecvTimeoutError::Disconnected) => (true, true),
+        };
+        if now && !pending.is_empty() {
+            index_pending(&mut connection, &pending);
+            if let Some(last) = pending.last() {
+                indexed.send_replace(last.number);
+            }
+            pending.clear();
+            pending_events = 0;
+            deadline = None;
+        } else if now {
+            // A catch-up with nothing pending: everything acknowledged is indexed already.
+            indexed.send_modify(|_| {});
         }
-        let last = pending.last().map_or(0, |batch| batch.number);
-        let outcome = connection
-            .transaction()
-            .map_err(Error::from)
-            .and_then(|transaction| {
-                index::insert_events(
-                    &transaction,
-                    pending.iter().flat_map(|batch| batch.events.iter()),
-                )?;
-                transaction.commit().map_err(Error::from)
-            });
-        if let Err(error) = outcome {
-            // Delivery indexes every event again, so this only delays their visibility.
-            tracing::warn!("failed to index audit events: {error}");
+        if stop {
+            return;
         }
-        indexed.send_replace(last);
+    }
+}
+
+fn index_pending(connection: &mut Connection, pending: &[IndexBatch]) {
+    let outcome = connection
+        .transaction()
+        .map_err(Error::from)
+        .and_then(|transaction| {
+            index::insert_events(
+                &transaction,
+                pending
+                    .iter()
+                    .flat_map(|batch| batch.records.iter())
+                    .flat_map(Records::rows),
+            )?;
+            transaction.commit().map_err(Error::from)
+        });
+    if let Err(error) = outcome {
+        // Delivery indexes every event again, so this only delays their visibility.
+        tracing::warn!("failed to index audit events: {error}");
     }
 }
 

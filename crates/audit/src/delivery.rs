@@ -34,7 +34,7 @@ use time::macros::format_description;
 
 use crate::error::Error;
 use crate::event::{Event, timestamp};
-use crate::index;
+use crate::index::{self, IndexEntry};
 use crate::journal::{self, list_segments, read_segment, segment_path};
 use crate::signing::{HASH_ALGORITHM, SIGNATURE_ALGORITHM, SigningKey, sha256, sha256_hex};
 
@@ -263,8 +263,8 @@ impl Delivery<'_> {
             write_once(self.root, &key, &gzip(content.as_bytes())?)?;
             delivered.push((
                 key,
-                account.to_owned(),
-                region.to_owned(),
+                (*account).to_owned(),
+                (*region).to_owned(),
                 sha256_hex(content.as_bytes()),
                 oldest,
                 newest,
@@ -285,7 +285,14 @@ impl Delivery<'_> {
                 params![account, region, delivered_at],
             )?;
         }
-        index::insert_events(&transaction, &events)?;
+        drop(groups);
+        let entries: Vec<IndexEntry> = events.into_iter().map(IndexEntry::new).collect();
+        index::insert_events(
+            &transaction,
+            entries
+                .iter()
+                .zip(contents.lines.iter().map(String::as_str)),
+        )?;
         transaction.execute(
             "UPDATE delivered_segments SET done = 1 WHERE number = ?1",
             params![number as i64],

@@ -69,6 +69,12 @@ CREATE TABLE IF NOT EXISTS undigested_log_files (
 ///
 /// `durable` selects `synchronous=FULL`, for the connection whose commits gate the deletion of
 /// journal segments; the others may lose their last commits in a power cut, which delivery repairs.
+///
+/// The others stay at `NORMAL` rather than `OFF`, although the index rows they write can always be
+/// rebuilt from the journal: in WAL mode `NORMAL` already skips the flush on commit and only
+/// flushes at checkpoints, while `OFF` would also skip those, and an unflushed checkpoint can
+/// corrupt the database file after a power cut. That file also holds the delivery bookkeeping,
+/// which is not derived data, so `OFF` would save little and risk much.
 pub(crate) fn open(dir: &Path, durable: bool) -> Result<Connection, Error> {
     let path = dir.join(INDEX_FILE);
     let connection = Connection::open_with_flags(
@@ -92,10 +98,51 @@ pub(crate) fn open(dir: &Path, durable: bool) -> Result<Connection, Error> {
     Ok(connection)
 }
 
-/// Adds events to the index, skipping any already there.
+/// What the index stores of one event besides its JSON record.
+///
+/// Built by moving fields out of the [`Event`], so the request path neither clones the event nor
+/// serialises it a second time for the index.
+pub(crate) struct IndexEntry {
+    event_id: String,
+    account: String,
+    region: String,
+    event_time: i64,
+    event_name: String,
+    read_only: bool,
+    username: Option<String>,
+    access_key_id: Option<String>,
+    event_source: String,
+    /// `(type, ARN)` of each resource.
+    resources: Vec<(String, String)>,
+}
+
+impl IndexEntry {
+    pub(crate) fn new(event: Event) -> IndexEntry {
+        let username = event.user_identity.lookup_username();
+        IndexEntry {
+            event_id: event.event_id,
+            account: event.recipient_account_id,
+            region: event.aws_region,
+            event_time: event.event_time.unix_timestamp(),
+            event_name: event.event_name,
+            read_only: event.read_only,
+            username,
+            access_key_id: event.user_identity.access_key_id,
+            event_source: event.event_source,
+            resources: event
+                .resources
+                .into_iter()
+                .map(|resource| (resource.resource_type, resource.arn))
+                .collect(),
+        }
+    }
+}
+
+/// Adds events to the index, each with its JSON record as written to the journal, skipping any
+/// already there.
 pub(crate) fn insert_events<'a>(
     transaction: &Transaction<'_>,
-    events: impl IntoIterator<Item = &'a Event>,
+    events: impl IntoIterator<Item = (&'a IndexEntry, &'a str)>,
 ) -> Result<(), Error> {
     let mut insert_event = transaction.prepare_cached(
         "INSERT OR IGNORE INTO events
@@ -106,17 +153,16 @@ pub(crate) fn insert_events<'a>(
     let mut insert_resource = transaction.prepare_cached(
         "INSERT INTO event_resources (event_seq, resource_type, resource_name) VALUES (?1, ?2, ?3)",
     )?;
-    for event in events {
-        let record = serde_json::to_string(event)?;
+    for (event, record) in events {
         let inserted = insert_event.execute(params![
             event.event_id,
-            event.recipient_account_id,
-            event.aws_region,
-            event.event_time.unix_timestamp(),
+            event.account,
+            event.region,
+            event.event_time,
             event.event_name,
-            event.read_only.to_string(),
-            event.user_identity.lookup_username(),
-            event.user_identity.access_key_id,
+            if event.read_only { "true" } else { "false" },
+            event.username,
+            event.access_key_id,
             event.event_source,
             record,
         ])?;
@@ -124,8 +170,8 @@ pub(crate) fn insert_events<'a>(
             continue;
         }
         let seq = transaction.last_insert_rowid();
-        for resource in &event.resources {
-            insert_resource.execute(params![seq, resource.resource_type, resource.arn])?;
+        for (resource_type, arn) in &event.resources {
+            insert_resource.execute(params![seq, resource_type, arn])?;
         }
     }
     Ok(())

@@ -24,7 +24,7 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::error::Error;
-use crate::event::Event;
+use crate::index::IndexEntry;
 use crate::signing::sha256;
 
 const FRAME_MAGIC: [u8; 4] = *b"SRJ1";
@@ -38,10 +38,7 @@ const MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 pub(crate) enum Command {
     /// Append these serialised events and reply once they are durable.
     Append {
-        /// One JSON event per line.
-        payload: Vec<u8>,
-        /// The same events, handed to the index after the flush.
-        events: Vec<Event>,
+        records: Records,
         ack: oneshot::Sender<Result<(), Error>>,
     },
     /// Seal the active segment (if it holds anything) and reply with the new active number.
@@ -59,10 +56,30 @@ pub(crate) struct WriterStats {
     pub(crate) acked_batches: AtomicU64,
 }
 
-/// A batch on its way to the query index.
+/// Events of one `record` call, serialised once: the journal, the index and delivery all use
+/// these bytes.
+pub(crate) struct Records {
+    /// One JSON event per line.
+    pub(crate) payload: Vec<u8>,
+    /// Each event's index columns, and where its JSON line (without the newline) is in `payload`.
+    pub(crate) entries: Vec<(IndexEntry, std::ops::Range<usize>)>,
+}
+
+impl Records {
+    /// Each event's index entry with its JSON record.
+    pub(crate) fn rows(&self) -> impl Iterator<Item = (&IndexEntry, &str)> {
+        self.entries.iter().filter_map(|(entry, range)| {
+            // The payload is serde_json's output, so this is always UTF-8.
+            let record = std::str::from_utf8(self.payload.get(range.clone())?).ok()?;
+            Some((entry, record))
+        })
+    }
+}
+
+/// An acknowledged batch, on its way to the query index.
 pub(crate) struct IndexBatch {
     pub(crate) number: u64,
-    pub(crate) events: Vec<Event>,
+    pub(crate) records: Vec<Records>,
 }
 
 pub(crate) fn segment_path(dir: &Path, number: u64) -> PathBuf {
@@ -134,14 +151,13 @@ fn frame_at(bytes: &[u8], offset: usize) -> Option<&[u8]> {
     }
 }
 
-fn encode_frame(payload: &[u8]) -> Vec<u8> {
-    let mut frame = Vec::with_capacity(FRAME_HEADER_LEN + payload.len());
-    frame.extend_from_slice(&FRAME_MAGIC);
+/// Fills in the header of `frame`, whose payload follows `FRAME_HEADER_LEN` reserved bytes.
+fn seal_frame(frame: &mut [u8]) {
+    let (header, payload) = frame.split_at_mut(FRAME_HEADER_LEN);
+    header[..4].copy_from_slice(&FRAME_MAGIC);
     // Batches are capped far below 4 GiB, so the length fits.
-    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
-    frame.extend_from_slice(&sha256(payload)[..8]);
-    frame.extend_from_slice(payload);
-    frame
+    header[4..8].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    header[8..16].copy_from_slice(&sha256(payload)[..8]);
 }
 
 /// Truncates torn tails left by a crash, and returns the segment numbers found.
@@ -183,8 +199,18 @@ pub(crate) struct Writer {
     active_since: Instant,
     max_age: std::time::Duration,
     stats: Arc<WriterStats>,
-    index: std::sync::mpsc::Sender<IndexBatch>,
+    index: std::sync::mpsc::Sender<IndexMessage>,
+    /// The frame being built, reused from batch to batch.
+    frame: Vec<u8>,
     failed: bool,
+}
+
+/// What the indexer thread is told.
+pub(crate) enum IndexMessage {
+    /// An acknowledged batch to index, soon but not necessarily now.
+    Batch(IndexBatch),
+    /// Index everything received so far now: a lookup is waiting.
+    CatchUp,
 }
 
 impl Writer {
@@ -194,7 +220,7 @@ impl Writer {
         first_number: u64,
         max_age: std::time::Duration,
         stats: Arc<WriterStats>,
-        index: std::sync::mpsc::Sender<IndexBatch>,
+        index: std::sync::mpsc::Sender<IndexMessage>,
     ) -> Result<Writer, Error> {
         let active = create_segment(dir, first_number)?;
         Ok(Writer {
@@ -206,6 +232,7 @@ impl Writer {
             max_age,
             stats,
             index,
+            frame: Vec::with_capacity(64 * 1024),
             failed: false,
         })
     }
@@ -217,41 +244,45 @@ impl Writer {
     pub(crate) fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let mut batch_number = 0;
         while let Some(first) = commands.blocking_recv() {
-            let mut payload = Vec::new();
-            let mut events = Vec::new();
+            // One buffer per batch: the frame header, then every caller's lines.
+            let mut frame = std::mem::take(&mut self.frame);
+            frame.clear();
+            frame.resize(FRAME_HEADER_LEN, 0);
+            let mut records = Vec::new();
             let mut acks = Vec::new();
             let mut rotations = Vec::new();
             let mut next = Some(first);
             while let Some(command) = next.take() {
                 match command {
                     Command::Append {
-                        payload: bytes,
-                        events: batch,
+                        records: batch,
                         ack,
                     } => {
-                        payload.extend_from_slice(&bytes);
-                        events.extend(batch);
+                        frame.extend_from_slice(&batch.payload);
+                        records.push(batch);
                         acks.push(ack);
                     }
                     Command::Rotate { ack } => rotations.push(ack),
                 }
-                if payload.len() < MAX_BATCH_BYTES {
+                if frame.len() < FRAME_HEADER_LEN + MAX_BATCH_BYTES {
                     next = commands.try_recv().ok();
                 }
             }
             if !acks.is_empty() {
                 batch_number += 1;
-                let outcome = self.append(&payload);
+                let outcome = self.append(&mut frame);
                 match outcome {
                     Ok(()) => {
+                        // The index is a convenience; a lost batch is re-indexed at delivery.
+                        // Sent before the batch counts as acknowledged, so a lookup that sees the
+                        // new count and then asks the indexer to catch up finds the batch queued.
+                        let _ = self.index.send(IndexMessage::Batch(IndexBatch {
+                            number: batch_number,
+                            records,
+                        }));
                         self.stats
                             .acked_batches
                             .store(batch_number, Ordering::Release);
-                        // The index is a convenience; a lost batch is re-indexed at delivery.
-                        let _ = self.index.send(IndexBatch {
-                            number: batch_number,
-                            events,
-                        });
                         for ack in acks {
                             let _ = ack.send(Ok(()));
                         }
@@ -264,6 +295,7 @@ impl Writer {
                     }
                 }
             }
+            self.frame = frame;
             let due = self.active_len > 0
                 && (self.active_len >= MAX_SEGMENT_BYTES
                     || self.active_since.elapsed() >= self.max_age);
@@ -283,15 +315,16 @@ impl Writer {
         }
     }
 
-    fn append(&mut self, payload: &[u8]) -> Result<(), Error> {
+    /// Writes `frame` (header space plus payload) and flushes it.
+    fn append(&mut self, frame: &mut [u8]) -> Result<(), Error> {
         if self.failed {
             return Err(Error::JournalFailed);
         }
-        let frame = encode_frame(payload);
+        seal_frame(frame);
         let path = segment_path(&self.dir, self.active_number);
         let outcome = self
             .active
-            .write_all(&frame)
+            .write_all(frame)
             .and_then(|()| self.active.sync_data());
         self.stats.fsyncs.fetch_add(1, Ordering::Relaxed);
         match outcome {

@@ -1033,3 +1033,82 @@ async fn recovery_truncates_a_torn_frame_and_keeps_acknowledged_events() {
         .await
         .unwrap();
 }
+
+/// CPU time (user + system, in clock ticks) per thread name, from `/proc/self/task`.
+fn cpu_ticks_by_thread() -> std::collections::BTreeMap<String, u64> {
+    let mut ticks = std::collections::BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return ticks;
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = stat[open + 1..close].to_owned();
+        let fields: Vec<&str> = stat[close + 2..].split(' ').collect();
+        // After the name: state is field 3, utime field 14 and stime field 15 (1-based).
+        let used = fields
+            .get(11)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            + fields
+                .get(12)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0);
+        *ticks.entry(name).or_default() += used;
+    }
+    ticks
+}
+
+/// A micro-benchmark, not a timing assertion: 64 concurrent callers each record single events.
+///
+/// Run it with `cargo test --release -p strongroom-audit record_throughput -- --nocapture`; it
+/// prints events/s and the CPU each thread spent, including the index catching up for a lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_throughput_of_64_concurrent_callers() {
+    let dir = TempDir::new("throughput");
+    let log = open_log(&dir).await;
+    let workers: u32 = 64;
+    let per_worker: u32 = if cfg!(debug_assertions) { 20 } else { 800 };
+    let total = workers * per_worker;
+    let before = cpu_ticks_by_thread();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..workers {
+        let log = log.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per_worker {
+                let event = api_call("Encrypt", json!({"KeyId": KEY_ID})).into_event();
+                log.record(vec![event]).await?;
+            }
+            Ok::<(), Error>(())
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap().unwrap();
+    }
+    let recorded = started.elapsed();
+    let page = log.lookup(ACCOUNT, LookupQuery::default()).await.unwrap();
+    let looked_up = started.elapsed();
+    assert_eq!(page.events.len(), 50);
+    let after = cpu_ticks_by_thread();
+    let mut spent = Vec::new();
+    let mut all = 0;
+    for (name, ticks) in &after {
+        let used = ticks - before.get(name).copied().unwrap_or(0).min(*ticks);
+        all += used;
+        spent.push(format!("{name}={}ms", used * 10));
+    }
+    eprintln!(
+        "{total} events from {workers} callers: {:.0} events/s recorded, {} fsyncs, lookup caught up \
+         after {:.0} ms; CPU {:.1} us/event ({})",
+        f64::from(total) / recorded.as_secs_f64(),
+        log.fsync_count(),
+        (looked_up - recorded).as_secs_f64() * 1000.0,
+        (all * 10_000) as f64 / f64::from(total),
+        spent.join(", ")
+    );
+}

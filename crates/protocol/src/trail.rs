@@ -34,7 +34,11 @@ pub(crate) fn kms_event(
     default_account: &str,
 ) -> Event {
     let caller = served.caller.as_ref();
-    let header_auth = strongroom_sigv4::parse_authorization(&parts.headers).ok();
+    // Only an unauthenticated request needs its Authorization header parsed again.
+    let header_auth = match caller {
+        Some(_) => None,
+        None => strongroom_sigv4::parse_authorization(&parts.headers).ok(),
+    };
     let access_key_id = caller
         .map(|c| c.access_key_id.clone())
         .or_else(|| header_auth.as_ref().map(|auth| auth.access_key_id.clone()));
