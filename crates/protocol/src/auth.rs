@@ -12,6 +12,7 @@ use strongroom_types::{AccountId, Namespace, Region};
 use zeroize::Zeroizing;
 
 use crate::error::ProtocolError;
+use crate::network::NetworkContext;
 
 /// The identity behind an access key.
 pub struct Principal {
@@ -21,7 +22,13 @@ pub struct Principal {
     pub account: AccountId,
     /// The principal's ARN.
     pub arn: String,
+    /// For a configured service principal, its service name (`s3`, `ebs`...): it may call on behalf of
+    /// other principals, naming them in the `X-Strongroom-On-Behalf-Of` header.
+    pub service: Option<String>,
 }
+
+/// The header in which a service principal names the caller it acts for, by access key id.
+pub const ON_BEHALF_OF_HEADER: &str = "x-strongroom-on-behalf-of";
 
 /// Where the protocol edge looks up access keys; the server decides what credentials exist.
 ///
@@ -57,6 +64,7 @@ const SIGNING_KEY_CACHE_LIMIT: usize = 10_000;
 pub(crate) struct Authenticator {
     credentials: Arc<dyn Credentials>,
     regions: Regions,
+    network: NetworkContext,
     signing_keys: RwLock<HashMap<SigningScope, SigningKey>>,
 }
 
@@ -65,6 +73,7 @@ struct Signer {
     key: SigningKey,
     account: AccountId,
     arn: String,
+    service: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -76,10 +85,15 @@ struct SigningScope {
 }
 
 impl Authenticator {
-    pub(crate) fn new(credentials: Arc<dyn Credentials>, regions: Regions) -> Authenticator {
+    pub(crate) fn new(
+        credentials: Arc<dyn Credentials>,
+        regions: Regions,
+        network: NetworkContext,
+    ) -> Authenticator {
         Authenticator {
             credentials,
             regions,
+            network,
             signing_keys: RwLock::new(HashMap::new()),
         }
     }
@@ -90,7 +104,6 @@ impl Authenticator {
         parts: &Parts,
         body: &[u8],
         service: &str,
-        source_ip: Option<std::net::IpAddr>,
     ) -> Result<Caller, ProtocolError> {
         let auth = strongroom_sigv4::parse_authorization(&parts.headers)?;
         if auth.service != service {
@@ -118,14 +131,51 @@ impl Authenticator {
             &signer.key,
             SystemTime::now(),
         )?;
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip());
+        let origin = self.network.origin(peer, &parts.headers);
+        let on_behalf_of = parts
+            .headers
+            .get(ON_BEHALF_OF_HEADER)
+            .and_then(|v| v.to_str().ok());
+        let (account, arn, access_key_id, via_service) = match (&signer.service, on_behalf_of) {
+            (None, None) => (signer.account, signer.arn, auth.access_key_id, None),
+            (None, Some(_)) => {
+                return Err(ProtocolError::Service(
+                    strongroom_service::Error::AccessDenied(format!(
+                        "User: {} is not a service principal, so it cannot act on behalf of another principal.",
+                        signer.arn
+                    )),
+                ));
+            }
+            (Some(name), None) => {
+                return Err(ProtocolError::Service(
+                    strongroom_service::Error::AccessDenied(format!(
+                        "The service principal for {name} must name the caller it acts for in the {ON_BEHALF_OF_HEADER} \
+                     header."
+                    )),
+                ));
+            }
+            (Some(name), Some(caller_key)) => {
+                // The service vouches for its caller, as AWS services do with forward access sessions.
+                let caller = self
+                    .credentials
+                    .lookup(caller_key, None)
+                    .map_err(|_| ProtocolError::UnrecognizedClient)?;
+                let via = format!("{name}.{region}.amazonaws.com");
+                (caller.account, caller.arn, caller_key.to_owned(), Some(via))
+            }
+        };
         Ok(Caller {
-            namespace: Namespace {
-                account: signer.account,
-                region,
-            },
-            arn: signer.arn,
-            access_key_id: auth.access_key_id,
-            source_ip,
+            namespace: Namespace { account, region },
+            arn,
+            access_key_id,
+            source_ip: origin.source_ip,
+            source_vpc: origin.source_vpc,
+            source_vpce: origin.source_vpce,
+            via_service,
         })
     }
 
@@ -192,6 +242,7 @@ impl Authenticator {
             key,
             account: principal.account,
             arn: principal.arn,
+            service: principal.service,
         })
     }
 }

@@ -106,11 +106,7 @@ async fn serve_result(
             parts.uri.path()
         )));
     }
-    let source_ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
-    let caller = auth.authenticate(parts, body, "cloudhsm", source_ip)?;
+    let caller = auth.authenticate(parts, body, "cloudhsm")?;
     let Some(api) = api else {
         return Err(ProtocolError::Unsupported(
             "This server does not serve the CloudHSM API.".to_owned(),

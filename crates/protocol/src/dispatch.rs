@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 use strongroom_service::crypto::{
     DecryptRequest, EncryptRequest, GenerateDataKeyRequest, ReEncryptRequest,
 };
+use strongroom_service::grants::{CreateGrantRequest, RetireTarget};
 use strongroom_service::keys::CreateKeyRequest;
 use strongroom_service::rotation::IncludeKeyMaterial;
 use strongroom_service::{Caller, Kms};
@@ -20,6 +21,9 @@ pub(crate) async fn dispatch(
     body: &Map<String, Value>,
 ) -> Result<Value, ProtocolError> {
     let f = Fields(body);
+    if body.contains_key("GrantTokens") {
+        strongroom_service::grants::check_grant_tokens(&f.strings("GrantTokens"))?;
+    }
     let response = match operation {
         // Keys.
         "CreateKey" => {
@@ -37,11 +41,13 @@ pub(crate) async fn dispatch(
                 xks_key_id: f.str("XksKeyId").map(str::to_owned),
             };
             let key = kms.create_key(caller, req).await?;
-            json!({ "KeyMetadata": key_metadata(&key) })
+            let location = kms.key_store_location(&key).await?;
+            json!({ "KeyMetadata": with_key_store(key_metadata(&key), location) })
         }
         "DescribeKey" => {
             let key = kms.describe_key(caller, f.required_str("KeyId")?).await?;
-            json!({ "KeyMetadata": key_metadata(&key) })
+            let location = kms.key_store_location(&key).await?;
+            json!({ "KeyMetadata": with_key_store(key_metadata(&key), location) })
         }
         "ListKeys" => {
             let page = kms
@@ -346,6 +352,85 @@ pub(crate) async fn dispatch(
             .await?;
             json!({})
         }
+        // Grants.
+        "CreateGrant" => {
+            let constraints = f.0.get("Constraints");
+            let pairs = |name: &str| -> Option<std::collections::BTreeMap<String, String>> {
+                let Value::Object(map) = constraints?.get(name)? else {
+                    return None;
+                };
+                Some(
+                    map.iter()
+                        .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                        .collect(),
+                )
+            };
+            let req = CreateGrantRequest {
+                key_id: f.required_str("KeyId")?.to_owned(),
+                grantee_principal: f.required_str("GranteePrincipal")?.to_owned(),
+                retiring_principal: f.str("RetiringPrincipal").map(str::to_owned),
+                operations: f.strings("Operations"),
+                context_equals: pairs("EncryptionContextEquals"),
+                context_subset: pairs("EncryptionContextSubset"),
+                name: f.str("Name").map(str::to_owned),
+                dry_run: f.bool("DryRun"),
+            };
+            let created = kms.create_grant(caller, req).await?;
+            json!({ "GrantToken": created.grant_token, "GrantId": created.grant_id })
+        }
+        "ListGrants" | "ListRetirableGrants" => {
+            let page = match operation {
+                "ListGrants" => {
+                    kms.list_grants(
+                        caller,
+                        f.required_str("KeyId")?,
+                        f.str("GrantId"),
+                        f.str("GranteePrincipal"),
+                        f.int("Limit"),
+                        f.str("Marker"),
+                    )
+                    .await?
+                }
+                _ => {
+                    kms.list_retirable_grants(
+                        caller,
+                        f.required_str("RetiringPrincipal")?,
+                        f.int("Limit"),
+                        f.str("Marker"),
+                    )
+                    .await?
+                }
+            };
+            let grants: Vec<Value> = page.items.iter().map(grant_entry).collect();
+            paginate(json!({ "Grants": grants }), page.next_marker)
+        }
+        "RevokeGrant" => {
+            kms.revoke_grant(
+                caller,
+                f.required_str("KeyId")?,
+                f.required_str("GrantId")?,
+                f.bool("DryRun"),
+            )
+            .await?;
+            json!({})
+        }
+        "RetireGrant" => {
+            let target = match (f.str("GrantToken"), f.str("KeyId"), f.str("GrantId")) {
+                (Some(token), _, _) => RetireTarget::Token(token.to_owned()),
+                (None, Some(key_id), Some(grant_id)) => RetireTarget::Id {
+                    key_id: key_id.to_owned(),
+                    grant_id: grant_id.to_owned(),
+                },
+                _ => {
+                    return Err(ProtocolError::Validation(
+                        "RetireGrant needs a GrantToken, or both KeyId (the key ARN) and GrantId."
+                            .to_owned(),
+                    ));
+                }
+            };
+            kms.retire_grant(caller, target, f.bool("DryRun")).await?;
+            json!({})
+        }
         "ListKeyPolicies" => {
             let page = kms
                 .list_key_policies(
@@ -358,6 +443,79 @@ pub(crate) async fn dispatch(
             paginate(json!({ "PolicyNames": page.items }), page.next_marker)
         }
 
+        // Custom key stores.
+        "CreateCustomKeyStore" => {
+            let req = strongroom_service::custom_key_stores::CreateCustomKeyStoreRequest {
+                name: f.required_str("CustomKeyStoreName")?.to_owned(),
+                cluster_id: f.str("CloudHsmClusterId").map(str::to_owned),
+                trust_anchor_pem: f.str("TrustAnchorCertificate").map(str::to_owned),
+                key_store_password: f
+                    .str("KeyStorePassword")
+                    .map(|p| zeroize::Zeroizing::new(p.to_owned())),
+                store_type: f.str("CustomKeyStoreType").map(str::to_owned),
+            };
+            let id = kms.create_custom_key_store(caller, req).await?;
+            json!({ "CustomKeyStoreId": id })
+        }
+        "DescribeCustomKeyStores" => {
+            let page = kms
+                .describe_custom_key_stores(
+                    caller,
+                    f.str("CustomKeyStoreId"),
+                    f.str("CustomKeyStoreName"),
+                    f.int("Limit"),
+                    f.str("Marker"),
+                )
+                .await?;
+            let stores: Vec<Value> = page
+                .items
+                .iter()
+                .map(|s| {
+                    let mut item = json!({
+                        "CustomKeyStoreId": s.id,
+                        "CustomKeyStoreName": s.name,
+                        "CustomKeyStoreType": "AWS_CLOUDHSM",
+                        "CloudHsmClusterId": s.cluster_id,
+                        "TrustAnchorCertificate": s.trust_anchor_pem,
+                        "ConnectionState": s.connection_state,
+                        "CreationDate": timestamp(s.created),
+                    });
+                    if let (Some(code), Value::Object(fields)) = (&s.connection_error, &mut item) {
+                        fields.insert("ConnectionErrorCode".to_owned(), json!(code));
+                    }
+                    item
+                })
+                .collect();
+            paginate(json!({ "CustomKeyStores": stores }), page.next_marker)
+        }
+        "ConnectCustomKeyStore" => {
+            kms.connect_custom_key_store(caller, f.required_str("CustomKeyStoreId")?)
+                .await?;
+            json!({})
+        }
+        "DisconnectCustomKeyStore" => {
+            kms.disconnect_custom_key_store(caller, f.required_str("CustomKeyStoreId")?)
+                .await?;
+            json!({})
+        }
+        "UpdateCustomKeyStore" => {
+            let req = strongroom_service::custom_key_stores::UpdateCustomKeyStoreRequest {
+                id: f.required_str("CustomKeyStoreId")?.to_owned(),
+                new_name: f.str("NewCustomKeyStoreName").map(str::to_owned),
+                key_store_password: f
+                    .str("KeyStorePassword")
+                    .map(|p| zeroize::Zeroizing::new(p.to_owned())),
+                cluster_id: f.str("CloudHsmClusterId").map(str::to_owned),
+            };
+            kms.update_custom_key_store(caller, req).await?;
+            json!({})
+        }
+        "DeleteCustomKeyStore" => {
+            kms.delete_custom_key_store(caller, f.required_str("CustomKeyStoreId")?)
+                .await?;
+            json!({})
+        }
+
         other => {
             return Err(ProtocolError::Unsupported(format!(
                 "{other} is a KMS operation that this Strongroom server does not support yet."
@@ -365,6 +523,52 @@ pub(crate) async fn dispatch(
         }
     };
     Ok(response)
+}
+
+/// A grant as ListGrants and ListRetirableGrants show it.
+fn grant_entry(grant: &strongroom_types::GrantRecord) -> Value {
+    let mut entry = json!({
+        "KeyId": grant.namespace.key_arn(&grant.key_id),
+        "GrantId": grant.grant_id,
+        "CreationDate": timestamp(grant.created),
+        "GranteePrincipal": grant.grantee_principal,
+        "IssuingAccount": format!("arn:aws:iam::{}:root", grant.issuing_account),
+        "Operations": grant.operations,
+    });
+    if let Value::Object(fields) = &mut entry {
+        if let Some(name) = &grant.name {
+            fields.insert("Name".to_owned(), json!(name));
+        }
+        if let Some(retiring) = &grant.retiring_principal {
+            fields.insert("RetiringPrincipal".to_owned(), json!(retiring));
+        }
+        let mut constraints = serde_json::Map::new();
+        if let Some(pairs) = &grant.context_equals {
+            constraints.insert("EncryptionContextEquals".to_owned(), json!(pairs));
+        }
+        if let Some(pairs) = &grant.context_subset {
+            constraints.insert("EncryptionContextSubset".to_owned(), json!(pairs));
+        }
+        if !constraints.is_empty() {
+            fields.insert("Constraints".to_owned(), Value::Object(constraints));
+        }
+    }
+    entry
+}
+
+/// Adds `CustomKeyStoreId` and `CloudHsmClusterId` to the metadata of a key in a custom key store.
+fn with_key_store(
+    mut metadata: Value,
+    location: Option<strongroom_service::custom_key_stores::KeyStoreLocation>,
+) -> Value {
+    if let (Some(location), Value::Object(fields)) = (location, &mut metadata) {
+        fields.insert(
+            "CustomKeyStoreId".to_owned(),
+            json!(location.custom_key_store_id),
+        );
+        fields.insert("CloudHsmClusterId".to_owned(), json!(location.cluster_id));
+    }
+    metadata
 }
 
 fn unsupported_recipient() -> ProtocolError {

@@ -11,6 +11,7 @@ mod auth;
 mod cloudhsm;
 mod dispatch;
 mod error;
+mod network;
 mod query;
 mod trail;
 mod validate;
@@ -29,7 +30,8 @@ use strongroom_iam::Identities;
 use strongroom_service::{Caller, Error, Kms};
 use tracing::Instrument;
 
-pub use crate::auth::{Credentials, Principal, Regions};
+pub use crate::auth::{Credentials, ON_BEHALF_OF_HEADER, Principal, Regions};
+pub use crate::network::{Cidr, NetworkContext, VpcMapping};
 pub use strongroom_iam::LookupError;
 
 use crate::auth::Authenticator;
@@ -73,6 +75,7 @@ pub fn router(
     kms: Arc<Kms>,
     credentials: Arc<dyn Credentials>,
     regions: Regions,
+    network: NetworkContext,
     trail: Option<Trail>,
     identities: Option<Arc<Identities>>,
     cloudhsm: Option<Arc<strongroom_cloudhsm::ControlPlane>>,
@@ -80,7 +83,7 @@ pub fn router(
     let edge = Arc::new(Edge {
         request_ids: RequestIds::new(),
         kms,
-        auth: Authenticator::new(credentials, regions),
+        auth: Authenticator::new(credentials, regions, network),
         model: Model::kms(),
         trail,
         identities,
@@ -226,14 +229,10 @@ impl Edge {
                 parts.uri.path()
             )));
         }
-        let source_ip = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip());
         if is_cloudtrail(&parts.headers) {
-            return self.serve_cloudtrail(parts, body, source_ip).await;
+            return self.serve_cloudtrail(parts, body).await;
         }
-        let caller = self.auth.authenticate(parts, body, "kms", source_ip)?;
+        let caller = self.auth.authenticate(parts, body, "kms")?;
         let caller = caller_out.insert(caller);
         if operation.is_empty() || !self.model.has_operation(operation) {
             let target = parts
@@ -255,11 +254,8 @@ impl Edge {
         &self,
         parts: &http::request::Parts,
         body: &Bytes,
-        source_ip: Option<std::net::IpAddr>,
     ) -> Result<Value, ProtocolError> {
-        let caller = self
-            .auth
-            .authenticate(parts, body, "cloudtrail", source_ip)?;
+        let caller = self.auth.authenticate(parts, body, "cloudtrail")?;
         let target = parts
             .headers
             .get("x-amz-target")

@@ -195,11 +195,7 @@ async fn answer(
         }
     };
     let signing_name = parsed.service.clone();
-    let source_ip = parts
-        .extensions
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| info.0.ip());
-    let caller = auth.authenticate(parts, body, &signing_name, source_ip)?;
+    let caller = auth.authenticate(parts, body, &signing_name)?;
     let Some(identities) = identities else {
         return Err(QueryError::InvalidAction(
             "IAM and STS are not enabled on this server.".to_owned(),

@@ -41,6 +41,21 @@ pub struct Config {
     pub dangerous_disable_audit: bool,
     /// The HSMs the CloudHSM control plane may put in clusters (`[[hsm]]` tables); none by default.
     pub hsms: Vec<HsmConfig>,
+    /// Address ranges treated as VPCs, and proxies whose `X-Forwarded-For` is believed.
+    pub network: strongroom_protocol::NetworkContext,
+    /// Services that call on behalf of callers (`kms:ViaService`), with their own credentials.
+    pub service_principals: Vec<ServicePrincipal>,
+}
+
+/// A service allowed to call on behalf of other principals, such as an operator's own `s3`-like service.
+#[derive(Debug, Clone)]
+pub struct ServicePrincipal {
+    /// The service name; requests it makes carry `kms:ViaService` = `<service>.<region>.amazonaws.com`.
+    pub service: String,
+    /// The access key id it signs with.
+    pub access_key_id: String,
+    /// Its secret access key.
+    pub secret: zeroize::Zeroizing<String>,
 }
 
 impl Config {
@@ -61,6 +76,8 @@ impl Config {
             audit_retention: Duration::from_secs(90 * 86_400),
             dangerous_disable_audit: false,
             hsms: Vec::new(),
+            network: strongroom_protocol::NetworkContext::default(),
+            service_principals: Vec::new(),
         }
     }
 }
@@ -87,6 +104,12 @@ pub struct ConfigFile {
     pub audit_retention_days: Option<u64>,
     /// Declared HSMs, one `[[hsm]]` table each.
     pub hsm: Option<Vec<HsmTable>>,
+    /// `[[network]]` tables: address ranges treated as VPCs (`aws:SourceVpc`, `aws:SourceVpce`).
+    pub network: Option<Vec<NetworkTable>>,
+    /// `[[service_principal]]` tables: services that call on behalf of callers.
+    pub service_principal: Option<Vec<ServicePrincipalTable>>,
+    /// Proxies (address ranges) whose `X-Forwarded-For` header names the client for `aws:SourceIp`.
+    pub trusted_proxies: Option<Vec<String>>,
 }
 
 /// One `[[hsm]]` table: a PKCS#11 token the CloudHSM control plane may assign to a cluster.
@@ -117,12 +140,39 @@ impl ConfigFile {
         let base = path.parent().unwrap_or(Path::new("."));
         file.data_dir = file.data_dir.map(|dir| base.join(dir));
         file.seed_file = file.seed_file.map(|seed| base.join(seed));
+        for service in file.service_principal.iter_mut().flatten() {
+            service.secret_file = base.join(&service.secret_file);
+        }
         for hsm in file.hsm.iter_mut().flatten() {
             hsm.module = base.join(&hsm.module);
             hsm.so_pin_file = hsm.so_pin_file.as_ref().map(|pin| base.join(pin));
         }
         Ok(file)
     }
+}
+
+/// One `[[service_principal]]` table; the secret comes from a file, never from this file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServicePrincipalTable {
+    /// The service name, for example `s3`.
+    pub service: String,
+    /// The access key id it signs with.
+    pub access_key_id: String,
+    /// A file holding its secret access key (mode 0600).
+    pub secret_file: PathBuf,
+}
+
+/// One `[[network]]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkTable {
+    /// Source addresses, for example `10.0.0.0/16`.
+    pub cidr: String,
+    /// The VPC id requests from there carry, for example `vpc-0123456789abcdef0`.
+    pub vpc_id: String,
+    /// The VPC endpoint id they carry, if any.
+    pub vpc_endpoint_id: Option<String>,
 }
 
 /// Values given on the command line; each one overrides the file.
@@ -171,6 +221,40 @@ impl Config {
                     .collect::<anyhow::Result<Vec<Region>>>()?,
             ),
         };
+        let mut network = strongroom_protocol::NetworkContext::default();
+        for table in file.network.iter().flatten() {
+            let range = table
+                .cidr
+                .parse()
+                .map_err(|e: String| anyhow::anyhow!("[[network]] cidr: {e}"))?;
+            network.vpcs.push(strongroom_protocol::VpcMapping {
+                range,
+                vpc_id: table.vpc_id.clone(),
+                vpc_endpoint_id: table.vpc_endpoint_id.clone(),
+            });
+        }
+        for proxy in file.trusted_proxies.iter().flatten() {
+            network.trusted_proxies.push(
+                proxy
+                    .parse()
+                    .map_err(|e: String| anyhow::anyhow!("trusted_proxies: {e}"))?,
+            );
+        }
+        let mut service_principals = Vec::new();
+        for table in file.service_principal.iter().flatten() {
+            let secret = std::fs::read_to_string(&table.secret_file).with_context(|| {
+                format!(
+                    "read the secret of service principal {} from {}",
+                    table.service,
+                    table.secret_file.display()
+                )
+            })?;
+            service_principals.push(ServicePrincipal {
+                service: table.service.clone(),
+                access_key_id: table.access_key_id.clone(),
+                secret: zeroize::Zeroizing::new(secret.trim().to_owned()),
+            });
+        }
         let hsms = file
             .hsm
             .unwrap_or_default()
@@ -179,6 +263,8 @@ impl Config {
             .collect::<anyhow::Result<Vec<HsmConfig>>>()?;
         Ok(Config {
             hsms,
+            network,
+            service_principals,
             listen,
             data_dir: overrides
                 .data_dir

@@ -30,6 +30,7 @@ struct StoredKey {
     secret: Zeroizing<String>,
     account: AccountId,
     arn: String,
+    service: Option<String>,
 }
 
 /// The server's credentials, held in memory.
@@ -51,6 +52,7 @@ impl Credentials for ServerCredentials {
                 secret: key.secret.clone(),
                 account: key.account.clone(),
                 arn: key.arn.clone(),
+                service: key.service.clone(),
             });
         }
         match self.identities.lookup(access_key_id, session_token) {
@@ -59,6 +61,7 @@ impl Credentials for ServerCredentials {
                     secret: credential.secret,
                     account: credential.principal.account.clone(),
                     arn: credential.principal.arn.clone(),
+                    service: None,
                 });
             }
             Err(LookupError::Expired) => return Err(LookupError::Expired),
@@ -77,6 +80,7 @@ impl Credentials for ServerCredentials {
             secret: Zeroizing::new(DEV_SECRET.to_owned()),
             account,
             arn,
+            service: None,
         })
     }
 }
@@ -91,6 +95,7 @@ pub(crate) async fn load(
     account: &AccountId,
     dev: bool,
     identities: Arc<Identities>,
+    services: &[crate::config::ServicePrincipal],
 ) -> anyhow::Result<(ServerCredentials, Option<PathBuf>)> {
     let mut created = None;
     let (access_key_id, secret) = match store.setting(ADMIN_SETTING).await? {
@@ -115,8 +120,20 @@ pub(crate) async fn load(
             secret,
             account: account.clone(),
             arn: format!("arn:aws:iam::{account}:root"),
+            service: None,
         },
     );
+    for service in services {
+        keys.insert(
+            service.access_key_id.clone(),
+            StoredKey {
+                secret: service.secret.clone(),
+                account: account.clone(),
+                arn: format!("{}.amazonaws.com", service.service),
+                service: Some(service.service.clone()),
+            },
+        );
+    }
     Ok((
         ServerCredentials {
             dev,

@@ -5,6 +5,7 @@
 
 mod config;
 mod credentials;
+mod hsm_clusters;
 mod seed;
 
 use std::future::Future;
@@ -19,7 +20,7 @@ use strongroom_storage::sqlite::SqliteStore;
 use strongroom_types::AccountId;
 use zeroize::Zeroizing;
 
-pub use crate::config::{Config, ConfigFile, DEFAULT_LISTEN, Overrides};
+pub use crate::config::{Config, ConfigFile, DEFAULT_LISTEN, Overrides, ServicePrincipal};
 pub use crate::credentials::{ADMIN_CREDENTIALS_FILE, DEV_ACCESS_KEY};
 
 /// File name of the root key in the data directory.
@@ -132,6 +133,7 @@ impl Server {
             &config.account_id,
             config.dev,
             identities.clone(),
+            &config.service_principals,
         )
         .await?;
         if let Some(path) = created {
@@ -149,7 +151,14 @@ impl Server {
             );
         }
         let cloudhsm = cloudhsm_control_plane(&config, store.clone(), clock.clone())?;
-        let kms = Arc::new(Kms::new(store, root_key, clock).with_identities(identities.clone()));
+        let kms = Arc::new(
+            Kms::new(store.clone(), root_key, clock)
+                .with_identities(identities.clone())
+                .with_custom_key_stores(
+                    store,
+                    Arc::new(hsm_clusters::ControlPlaneClusters(cloudhsm.clone())),
+                ),
+        );
         if let Some(seed_file) = &config.seed_file {
             let created = seed::load(&kms, seed_file, &config.account_id).await?;
             tracing::info!("seed file {}: {created} keys created", seed_file.display());
@@ -181,6 +190,7 @@ impl Server {
             kms.clone(),
             Arc::new(credentials),
             regions,
+            config.network.clone(),
             (!config.dangerous_disable_audit).then_some(trail),
             Some(identities.clone()),
             Some(cloudhsm),

@@ -12,7 +12,7 @@ use std::cell::OnceCell;
 
 use strongroom_iam::{Identities, PrincipalConditions};
 use strongroom_policy::{ConditionContext, Outcome, Policy, Principal, Request};
-use strongroom_types::{EncryptionContext, KeyRecord};
+use strongroom_types::{EncryptionContext, GrantRecord, KeyRecord};
 
 use crate::{Caller, Error};
 
@@ -52,6 +52,7 @@ pub(crate) fn authorize(
     key_arn: &str,
     key: &KeyRecord,
     policy: &Policy,
+    grants: &[GrantRecord],
     identities: Option<&Identities>,
     now_millis: i64,
     facts: RequestFacts<'_>,
@@ -101,6 +102,17 @@ pub(crate) fn authorize(
             )
         }
     };
+    // Grants only allow; they never override an explicit deny.
+    let denied_explicitly = matches!(verdict, Verdict::ResourceDeny | Verdict::IdentityDeny);
+    if !denied_explicitly {
+        let role_arn = principal.as_ref().and_then(|(_, p)| p.role_arn.as_deref());
+        if grants
+            .iter()
+            .any(|grant| grant_allows(grant, caller, role_arn, action, facts))
+        {
+            return Ok(());
+        }
+    }
     let reason = match verdict {
         Verdict::Allow => return Ok(()),
         Verdict::ResourceDeny => "with an explicit deny in a resource-based policy".to_owned(),
@@ -116,6 +128,42 @@ pub(crate) fn authorize(
         "User: {} is not authorized to perform: {action} on resource: {key_arn} {reason}",
         caller.arn
     )))
+}
+
+/// Whether a grant lets the caller perform `action`: it names the caller (or the role a session assumed),
+/// lists the operation, and its encryption-context constraint holds.
+fn grant_allows(
+    grant: &GrantRecord,
+    caller: &Caller,
+    role_arn: Option<&str>,
+    action: &str,
+    facts: RequestFacts<'_>,
+) -> bool {
+    let grantee = grant.grantee_principal.as_str();
+    let names_caller = grantee == caller.arn || Some(grantee) == role_arn;
+    let Some(operation) = action.strip_prefix("kms:") else {
+        return false;
+    };
+    if !names_caller || !grant.operations.iter().any(|allowed| allowed == operation) {
+        return false;
+    }
+    // Constraints do not apply to operations without an encryption context.
+    if matches!(operation, "DescribeKey" | "RetireGrant" | "CreateGrant") {
+        return true;
+    }
+    let empty = std::collections::BTreeMap::new();
+    let context = facts.encryption_context.map_or(&empty, |c| c.pairs());
+    if let Some(equals) = &grant.context_equals
+        && equals != context
+    {
+        return false;
+    }
+    if let Some(subset) = &grant.context_subset
+        && !subset.iter().all(|(k, v)| context.get(k) == Some(v))
+    {
+        return false;
+    }
+    true
 }
 
 enum Verdict {
@@ -163,7 +211,7 @@ pub(crate) fn check_lockout(
 ) -> Result<(), Error> {
     let key_arn = key.arn();
     let facts = RequestFacts::default();
-    match authorize(caller, "kms:PutKeyPolicy", &key_arn, key, policy, identities, now_millis, facts) {
+    match authorize(caller, "kms:PutKeyPolicy", &key_arn, key, policy, &[], identities, now_millis, facts) {
         Ok(()) => Ok(()),
         Err(_) => Err(Error::MalformedPolicyDocument(
             "The new key policy will not allow you to update the key policy in the future. To create the key or \
@@ -185,7 +233,7 @@ struct Conditions<'a> {
 }
 
 /// The single-valued keys computed from the request, in lower case (policies ask in lower case).
-const SIMPLE_KEYS: [&str; 22] = [
+const SIMPLE_KEYS: [&str; 26] = [
     "kms:calleraccount",
     "kms:keyorigin",
     "kms:keyspec",
@@ -203,6 +251,10 @@ const SIMPLE_KEYS: [&str; 22] = [
     "aws:epochtime",
     "aws:currenttime",
     "aws:sourceip",
+    "aws:sourcevpc",
+    "kms:viaservice",
+    "aws:sourcevpce",
+    "aws:vpcsourceip",
     "kms:encryptionalgorithm",
     "kms:requestalias",
     "kms:rotationperiodindays",
@@ -252,6 +304,13 @@ impl<'a> Conditions<'a> {
             "aws:epochtime" => (self.now_millis / 1000).to_string(),
             "aws:currenttime" => iso8601(self.now_millis),
             "aws:sourceip" => caller.source_ip?.to_string(),
+            "aws:sourcevpc" => caller.source_vpc.clone()?,
+            "kms:viaservice" => caller.via_service.clone()?,
+            "aws:sourcevpce" => caller.source_vpce.clone()?,
+            "aws:vpcsourceip" => {
+                caller.source_vpc.as_ref()?;
+                caller.source_ip?.to_string()
+            }
             "kms:encryptionalgorithm" => facts.encryption_algorithm?.to_owned(),
             "kms:requestalias" => facts.request_alias?.to_owned(),
             "kms:rotationperiodindays" => facts.rotation_period_days?.to_string(),

@@ -204,6 +204,27 @@ fn seal(
 }
 
 impl Kms {
+    /// Seals under the key's current material, or in its custom key store's HSMs (format version 2).
+    async fn seal_any(
+        &self,
+        key: &LiveKey,
+        context: &EncryptionContext,
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, KeyMaterialId), Error> {
+        if key.record.origin != strongroom_types::Origin::AwsCloudhsm {
+            return seal(key, context, plaintext);
+        }
+        let mut blob = ciphertext::header_v2(&key.record.namespace.account, &key.record.key_id);
+        let mut aad = blob.clone();
+        aad.extend_from_slice(&context.canonical_bytes());
+        let (iv, sealed) = self
+            .hsm_encrypt(&key.record, aad, Zeroizing::new(plaintext.to_vec()))
+            .await?;
+        blob.extend_from_slice(&iv);
+        blob.extend_from_slice(&sealed);
+        Ok((blob, crate::custom_key_stores::BACKING_MATERIAL_ID))
+    }
+
     /// Encrypt: up to 4096 bytes under a symmetric key.
     pub async fn encrypt(
         &self,
@@ -227,7 +248,7 @@ impl Kms {
         if req.dry_run {
             return Err(Error::DryRunOperation);
         }
-        let (ciphertext, _) = seal(&key, &req.context, &req.plaintext)?;
+        let (ciphertext, _) = self.seal_any(&key, &req.context, &req.plaintext).await?;
         Ok(EncryptResponse {
             ciphertext,
             key_arn: key.arn(),
@@ -321,8 +342,9 @@ impl Kms {
         if req.dry_run {
             return Err(Error::DryRunOperation);
         }
-        let (ciphertext, destination_material_id) =
-            seal(&destination, &req.destination_context, &plaintext)?;
+        let (ciphertext, destination_material_id) = self
+            .seal_any(&destination, &req.destination_context, &plaintext)
+            .await?;
         Ok(ReEncryptResponse {
             ciphertext,
             source_key_arn: source.arn(),
@@ -378,7 +400,7 @@ impl Kms {
             return Err(Error::DryRunOperation);
         }
         let plaintext = Zeroizing::new(strongroom_keystore::random_bytes(len));
-        let (ciphertext, material_id) = seal(&key, &req.context, &plaintext)?;
+        let (ciphertext, material_id) = self.seal_any(&key, &req.context, &plaintext).await?;
         Ok(DataKey {
             ciphertext,
             plaintext,
@@ -390,14 +412,12 @@ impl Kms {
     /// GenerateRandom: 1 to 1024 random bytes.
     pub async fn generate_random(
         &self,
-        _caller: &Caller,
+        caller: &Caller,
         number_of_bytes: Option<i64>,
         custom_key_store_id: Option<&str>,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
-        if let Some(id) = custom_key_store_id {
-            return Err(Error::CustomKeyStoreNotFound(format!(
-                "Custom key store '{id}' does not exist."
-            )));
+        if let (Some(id), Some(n @ 1..=1024)) = (custom_key_store_id, number_of_bytes) {
+            return self.cluster_random(caller, id, n as usize).await;
         }
         match number_of_bytes {
             Some(n @ 1..=1024) => Ok(Zeroizing::new(strongroom_keystore::random_bytes(
@@ -423,12 +443,20 @@ impl Kms {
         key_id: Option<&str>,
         algorithm: Option<EncryptionAlgorithm>,
     ) -> Result<(Arc<LiveKey>, Zeroizing<Vec<u8>>, KeyMaterialId), Error> {
-        let parsed = ciphertext::parse(blob).ok_or_else(invalid_ciphertext)?;
+        let hsm_parsed = ciphertext::parse_v2(blob);
+        let parsed = match &hsm_parsed {
+            Some(_) => None,
+            None => Some(ciphertext::parse(blob).ok_or_else(invalid_ciphertext)?),
+        };
+        let (blob_account, blob_key_id) = match (&parsed, &hsm_parsed) {
+            (Some(p), _) => (p.account.clone(), p.key_id.clone()),
+            (None, Some(p)) => (p.account.clone(), p.key_id.clone()),
+            (None, None) => return Err(invalid_ciphertext()),
+        };
         let key = match key_id {
             Some(key_id) => {
                 let key = self.resolve(caller, key_id, Forms::AnyForm).await?;
-                if key.record.key_id != parsed.key_id
-                    || key.record.namespace.account != parsed.account
+                if key.record.key_id != blob_key_id || key.record.namespace.account != blob_account
                 {
                     return Err(Error::IncorrectKey(format!(
                         "The ciphertext was not encrypted under {}: the KeyId in the request does not identify \
@@ -440,13 +468,13 @@ impl Kms {
             }
             None => {
                 let namespace = strongroom_types::Namespace {
-                    account: parsed.account.clone(),
+                    account: blob_account.clone(),
                     region: caller.namespace.region.clone(),
                 };
                 // A key of another account is found here too; its key policy decides below.
-                self.key(&namespace, &parsed.key_id)
+                self.key(&namespace, &blob_key_id)
                     .await?
-                    .ok_or_else(|| not_found(&namespace, &parsed.key_id))?
+                    .ok_or_else(|| not_found(&namespace, &blob_key_id))?
             }
         };
         let facts = RequestFacts {
@@ -462,6 +490,26 @@ impl Kms {
         self.authorize(caller, action, &key, facts)?;
         check_usable(&key)?;
         check_algorithm(&key, algorithm)?;
+        if let Some(hsm) = hsm_parsed {
+            if key.record.origin != strongroom_types::Origin::AwsCloudhsm {
+                return Err(invalid_ciphertext());
+            }
+            let mut aad = Vec::with_capacity(hsm.header.len() + 64);
+            aad.extend_from_slice(hsm.header);
+            aad.extend_from_slice(&context.canonical_bytes());
+            let plaintext = self
+                .hsm_decrypt(&key.record, aad, hsm.iv.to_vec(), hsm.sealed.to_vec())
+                .await?
+                .ok_or_else(invalid_ciphertext)?;
+            return Ok((
+                key,
+                plaintext,
+                crate::custom_key_stores::BACKING_MATERIAL_ID,
+            ));
+        }
+        let Some(parsed) = parsed else {
+            return Err(invalid_ciphertext());
+        };
         let material = key
             .material(&parsed.material_id)
             .ok_or_else(invalid_ciphertext)?;

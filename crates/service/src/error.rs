@@ -57,9 +57,42 @@ pub enum Error {
     /// `AccessDeniedException`.
     #[error("{0}")]
     AccessDenied(String),
+    /// `InvalidGrantTokenException`: a grant token this server did not issue.
+    #[error("{0}")]
+    InvalidGrantToken(String),
+    /// `InvalidGrantIdException`.
+    #[error("{0}")]
+    InvalidGrantId(String),
     /// `CustomKeyStoreNotFoundException`.
     #[error("{0}")]
     CustomKeyStoreNotFound(String),
+    /// `CloudHsmClusterNotFoundException`: the CloudHSM cluster does not exist in the account and Region.
+    #[error("{0}")]
+    CloudHsmClusterNotFound(String),
+    /// `CloudHsmClusterNotActiveException`: the cluster is not ACTIVE.
+    #[error("{0}")]
+    CloudHsmClusterNotActive(String),
+    /// `CloudHsmClusterInUseException`: the cluster backs another custom key store.
+    #[error("{0}")]
+    CloudHsmClusterInUse(String),
+    /// `CloudHsmClusterInvalidConfigurationException`: the cluster lacks active HSMs in two zones.
+    #[error("{0}")]
+    CloudHsmClusterInvalidConfiguration(String),
+    /// `CloudHsmClusterNotRelatedException`: the new cluster does not share the old one's certificate.
+    #[error("{0}")]
+    CloudHsmClusterNotRelated(String),
+    /// `IncorrectTrustAnchorException`: the trust anchor is not the cluster's.
+    #[error("{0}")]
+    IncorrectTrustAnchor(String),
+    /// `CustomKeyStoreNameInUseException`: another custom key store has the name.
+    #[error("{0}")]
+    CustomKeyStoreNameInUse(String),
+    /// `CustomKeyStoreInvalidStateException`: the custom key store's connection state does not allow the operation.
+    #[error("{0}")]
+    CustomKeyStoreInvalidState(String),
+    /// `CustomKeyStoreHasCMKsException`: the custom key store still holds KMS keys.
+    #[error("{0}")]
+    CustomKeyStoreHasCmks(String),
     /// `KMSInternalException`: a fault inside the server; the detail is logged, never sent.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -86,7 +119,20 @@ impl Error {
             Error::Tag(_) => "TagException",
             Error::MalformedPolicyDocument(_) => "MalformedPolicyDocumentException",
             Error::AccessDenied(_) => "AccessDeniedException",
+            Error::InvalidGrantToken(_) => "InvalidGrantTokenException",
+            Error::InvalidGrantId(_) => "InvalidGrantIdException",
             Error::CustomKeyStoreNotFound(_) => "CustomKeyStoreNotFoundException",
+            Error::CloudHsmClusterNotFound(_) => "CloudHsmClusterNotFoundException",
+            Error::CloudHsmClusterNotActive(_) => "CloudHsmClusterNotActiveException",
+            Error::CloudHsmClusterInUse(_) => "CloudHsmClusterInUseException",
+            Error::CloudHsmClusterInvalidConfiguration(_) => {
+                "CloudHsmClusterInvalidConfigurationException"
+            }
+            Error::CloudHsmClusterNotRelated(_) => "CloudHsmClusterNotRelatedException",
+            Error::IncorrectTrustAnchor(_) => "IncorrectTrustAnchorException",
+            Error::CustomKeyStoreNameInUse(_) => "CustomKeyStoreNameInUseException",
+            Error::CustomKeyStoreInvalidState(_) => "CustomKeyStoreInvalidStateException",
+            Error::CustomKeyStoreHasCmks(_) => "CustomKeyStoreHasCMKsException",
             Error::Internal(_) => "KMSInternalException",
         }
     }

@@ -23,6 +23,8 @@ pub(crate) struct LiveKey {
     arn: String,
     /// The key policy, parsed once.
     pub(crate) policy: strongroom_policy::Policy,
+    /// The grants on the key, oldest first.
+    pub(crate) grants: Vec<strongroom_types::GrantRecord>,
     materials: Vec<(KeyMaterialId, SymmetricKey)>,
 }
 
@@ -120,7 +122,15 @@ impl Kms {
             }
             KeyRef::Alias(alias) if forms.accepts_alias() => {
                 let namespace = caller.namespace.clone();
-                let id = self.alias_target(&namespace, &alias).await?;
+                let id = match self.alias_target(&namespace, &alias).await {
+                    // A service's first use of its `alias/aws/<service>` creates the AWS managed key.
+                    Err(Error::NotFound(_))
+                        if crate::keys::managed_key_service(caller, &alias).is_some() =>
+                    {
+                        self.create_managed_key(caller, &alias).await?
+                    }
+                    other => other?,
+                };
                 (namespace, id)
             }
             KeyRef::AliasArn(namespace, alias) if forms.accepts_alias() => {
@@ -152,7 +162,10 @@ impl Kms {
             Some(slot) => slot,
             None => {
                 let loaded = match self.store.key(namespace, key_id).await? {
-                    Some(record) => Some(Arc::new(self.unwrap_materials(record)?)),
+                    Some(record) => {
+                        let grants = self.store.grants_for_key(namespace, key_id).await?;
+                        Some(Arc::new(self.unwrap_materials(record, grants)?))
+                    }
                     None => None,
                 };
                 let mut keys = write(&self.keyring.keys);
@@ -210,18 +223,42 @@ impl Kms {
     /// Writes a new key to storage and the cache; call with `writes` held.
     pub(crate) async fn insert_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         self.store.insert_key(&record).await?;
-        self.cache_key(record)
+        self.cache_key(record).await
     }
 
     /// Replaces a key in storage and the cache; call with `writes` held.
     pub(crate) async fn put_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         self.store.put_key(&record).await?;
-        self.cache_key(record)
+        self.cache_key(record).await
     }
 
-    fn cache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
+    /// Caches a key as written, keeping the grants already cached for it (grant changes go through
+    /// [`Kms::refresh_grants`]).
+    async fn cache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         let key = (record.namespace.clone(), record.key_id.clone());
-        let live = Arc::new(self.unwrap_materials(record)?);
+        let cached = read(&self.keyring.keys)
+            .get(&key)
+            .cloned()
+            .flatten()
+            .map(|live| live.grants.clone());
+        let grants = match cached {
+            Some(grants) => grants,
+            None => {
+                self.store
+                    .grants_for_key(&record.namespace, &record.key_id)
+                    .await?
+            }
+        };
+        self.cache_with_grants(record, grants)
+    }
+
+    fn cache_with_grants(
+        &self,
+        record: KeyRecord,
+        grants: Vec<strongroom_types::GrantRecord>,
+    ) -> Result<Arc<LiveKey>, Error> {
+        let key = (record.namespace.clone(), record.key_id.clone());
+        let live = Arc::new(self.unwrap_materials(record, grants)?);
         write(&self.keyring.keys).insert(key, Some(live.clone()));
         Ok(live)
     }
@@ -258,7 +295,25 @@ impl Kms {
             .ok_or_else(|| not_found(namespace, key_id))
     }
 
-    fn unwrap_materials(&self, record: KeyRecord) -> Result<LiveKey, Error> {
+    /// Reloads a key's grants into the cache after a grant was created or removed; call with `writes` held.
+    pub(crate) async fn refresh_grants(
+        &self,
+        namespace: &Namespace,
+        key_id: &KeyId,
+    ) -> Result<(), Error> {
+        let Some(record) = self.store.key(namespace, key_id).await? else {
+            return Ok(());
+        };
+        let grants = self.store.grants_for_key(namespace, key_id).await?;
+        self.cache_with_grants(record, grants)?;
+        Ok(())
+    }
+
+    fn unwrap_materials(
+        &self,
+        record: KeyRecord,
+        grants: Vec<strongroom_types::GrantRecord>,
+    ) -> Result<LiveKey, Error> {
         let mut materials = Vec::with_capacity(record.materials.len());
         for material in &record.materials {
             let bytes = self
@@ -281,6 +336,7 @@ impl Kms {
             record,
             materials,
             policy,
+            grants,
         })
     }
 
@@ -310,6 +366,7 @@ impl Kms {
             && deletion.date <= now
         {
             self.store.delete_key(namespace, key_id).await?;
+            self.forget_backing_key(&record).await?;
             write(&self.keyring.keys).insert((namespace.clone(), key_id.clone()), None);
             write(&self.keyring.aliases)
                 .retain(|(ns, _), target| !(ns == namespace && target.as_ref() == Some(key_id)));
@@ -336,7 +393,7 @@ impl Kms {
             rotated = true;
         }
         if !rotated {
-            return Ok(Some(self.cache_key(record)?));
+            return Ok(Some(self.cache_key(record).await?));
         }
         tracing::info!(key_arn = %record.arn(), "rotated key material on schedule");
         Ok(Some(self.put_key(record).await?))

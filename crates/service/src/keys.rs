@@ -70,7 +70,7 @@ impl Kms {
     pub async fn create_key(
         &self,
         caller: &Caller,
-        req: CreateKeyRequest,
+        mut req: CreateKeyRequest,
     ) -> Result<KeyRecord, Error> {
         let key_spec = match (req.key_spec, req.customer_master_key_spec) {
             (Some(spec), Some(deprecated)) if spec != deprecated => {
@@ -96,16 +96,34 @@ impl Kms {
             )));
         }
         let origin = req.origin.unwrap_or(Origin::AwsKms);
-        if origin != Origin::AwsKms {
-            return Err(Error::UnsupportedOperation(format!(
-                "Origin {origin} is not supported by this server yet; use AWS_KMS."
-            )));
-        }
-        if let Some(id) = &req.custom_key_store_id {
-            return Err(Error::CustomKeyStoreNotFound(format!(
-                "Custom key store '{id}' does not exist."
-            )));
-        }
+        let custom_key_store = match (origin, req.custom_key_store_id.take()) {
+            (Origin::AwsKms, None) => None,
+            (Origin::AwsCloudhsm, Some(id)) => {
+                if req.multi_region {
+                    return Err(Error::UnsupportedOperation(
+                        "Multi-Region keys cannot be created in a custom key store.".to_owned(),
+                    ));
+                }
+                Some(id)
+            }
+            (Origin::AwsCloudhsm, None) => {
+                return Err(Error::Validation(
+                    "A CustomKeyStoreId is required when Origin is AWS_CLOUDHSM.".to_owned(),
+                ));
+            }
+            (Origin::AwsKms, Some(id)) => {
+                // Fails with CustomKeyStoreNotFound for an unknown store.
+                self.cks_record(&caller.namespace, &id).await?;
+                return Err(Error::UnsupportedOperation(
+                    "A key in a custom key store needs Origin AWS_CLOUDHSM.".to_owned(),
+                ));
+            }
+            (origin, _) => {
+                return Err(Error::UnsupportedOperation(format!(
+                    "Origin {origin} is not supported by this server yet; use AWS_KMS or AWS_CLOUDHSM."
+                )));
+            }
+        };
         if req.xks_key_id.is_some() {
             return Err(Error::Validation(
                 "XksKeyId is only valid with Origin EXTERNAL_KEY_STORE and a CustomKeyStoreId."
@@ -153,8 +171,19 @@ impl Kms {
                 now.millis(),
             )?;
         }
-        self.add_material(&mut record, None, now)?;
-        let _writes = self.writes.lock().await;
+        let _writes = match custom_key_store {
+            Some(id) => {
+                // The backing key lives in the cluster; the record holds no material.
+                self.live_cluster(&caller.namespace, &id).await?;
+                let writes = self.writes.lock().await;
+                self.create_backing_key(&record, &id).await?;
+                writes
+            }
+            None => {
+                self.add_material(&mut record, None, now)?;
+                self.writes.lock().await
+            }
+        };
         let live = self.insert_key(record).await?;
         Ok(live.record.clone())
     }
@@ -167,7 +196,9 @@ impl Kms {
             ..RequestFacts::default()
         };
         self.authorize(caller, "kms:DescribeKey", &key, facts)?;
-        Ok(key.record.clone())
+        let mut record = key.record.clone();
+        self.show_availability(&mut record).await?;
+        Ok(record)
     }
 
     /// ListKeys: the keys of the caller's account and Region, a page at a time.
@@ -339,4 +370,107 @@ pub(crate) fn dedup_tags(tags: Vec<Tag>) -> Vec<Tag> {
         }
     }
     out
+}
+
+/// The service whose AWS managed key `alias` names, when `caller` is that service acting for its caller.
+pub(crate) fn managed_key_service<'a>(
+    caller: &Caller,
+    alias: &'a strongroom_types::AliasName,
+) -> Option<&'a str> {
+    let service = alias.as_str().strip_prefix("alias/aws/")?;
+    let via = caller.via_service.as_deref()?;
+    let expected = format!("{service}.{}.amazonaws.com", caller.namespace.region);
+    (via == expected).then_some(service)
+}
+
+/// The key policy AWS gives an AWS managed key: the service may use it for the account's principals, and
+/// the account may read its metadata.
+fn managed_key_policy(account: &str, service: &str, region: &str) -> String {
+    format!(
+        r#"{{
+  "Version" : "2012-10-17",
+  "Id" : "auto-{service}-1",
+  "Statement" : [ {{
+    "Sid" : "Allow access through {service} for all principals in the account that are authorized to use {service}",
+    "Effect" : "Allow",
+    "Principal" : {{ "AWS" : "*" }},
+    "Action" : [ "kms:Encrypt", "kms:Decrypt", "kms:ReEncrypt*", "kms:GenerateDataKey*", "kms:CreateGrant", "kms:DescribeKey" ],
+    "Resource" : "*",
+    "Condition" : {{
+      "StringEquals" : {{ "kms:CallerAccount" : "{account}", "kms:ViaService" : "{service}.{region}.amazonaws.com" }}
+    }}
+  }}, {{
+    "Sid" : "Allow direct access to key metadata to the account",
+    "Effect" : "Allow",
+    "Principal" : {{ "AWS" : "arn:aws:iam::{account}:root" }},
+    "Action" : [ "kms:Describe*", "kms:Get*", "kms:List*" ],
+    "Resource" : "*"
+  }} ]
+}}"#
+    )
+}
+
+impl Kms {
+    /// Creates the AWS managed key of a service and its `alias/aws/<service>` alias, unless another request
+    /// just did; returns the key id.
+    pub(crate) async fn create_managed_key(
+        &self,
+        caller: &Caller,
+        alias: &strongroom_types::AliasName,
+    ) -> Result<KeyId, Error> {
+        let Some(service) = managed_key_service(caller, alias) else {
+            return Err(Error::NotFound(format!(
+                "Alias {} is not found.",
+                caller.namespace.alias_arn(alias)
+            )));
+        };
+        let namespace = &caller.namespace;
+        let _writes = self.writes.lock().await;
+        if let Some(existing) = self.store.alias(namespace, alias).await? {
+            return Ok(existing.target);
+        }
+        let now = self.clock.now();
+        let mut record = KeyRecord {
+            namespace: namespace.clone(),
+            key_id: KeyId::random(),
+            created: now,
+            description: format!(
+                "Default key that protects my {service} data when no other key is defined"
+            ),
+            key_spec: KeySpec::SymmetricDefault,
+            key_usage: KeyUsage::EncryptDecrypt,
+            origin: Origin::AwsKms,
+            key_manager: KeyManager::Aws,
+            state: KeyState::Enabled,
+            deletion: None,
+            policy: managed_key_policy(
+                namespace.account.as_str(),
+                service,
+                namespace.region.as_str(),
+            ),
+            rotation: strongroom_types::Rotation {
+                enabled: true,
+                period_days: Some(365),
+                next: Some(now.plus_days(365)),
+                on_demand_started: None,
+            },
+            materials: Vec::new(),
+            tags: Vec::new(),
+            multi_region: false,
+        };
+        self.add_material(&mut record, None, now)?;
+        let key_id = record.key_id.clone();
+        self.insert_key(record).await?;
+        let alias_record = strongroom_types::AliasRecord {
+            namespace: namespace.clone(),
+            name: alias.clone(),
+            target: key_id.clone(),
+            created: now,
+            updated: now,
+        };
+        self.store.insert_alias(&alias_record).await?;
+        self.cache_alias(namespace, alias, Some(key_id.clone()));
+        tracing::info!(key_id = %key_id, "created the AWS managed key {alias}");
+        Ok(key_id)
+    }
 }

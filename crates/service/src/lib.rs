@@ -13,7 +13,9 @@ mod authz;
 mod ciphertext;
 mod clock;
 pub mod crypto;
+pub mod custom_key_stores;
 mod error;
+pub mod grants;
 pub mod key_policy;
 mod keyring;
 pub mod keys;
@@ -46,6 +48,13 @@ pub struct Caller {
     pub access_key_id: String,
     /// The network address the request came from (`aws:SourceIp`).
     pub source_ip: Option<std::net::IpAddr>,
+    /// The VPC the request is treated as coming from (`aws:SourceVpc`), per the server's network settings.
+    pub source_vpc: Option<String>,
+    /// The VPC endpoint it is treated as coming through (`aws:SourceVpce`).
+    pub source_vpce: Option<String>,
+    /// The service that made the request on the caller's behalf (`kms:ViaService`), such as
+    /// `s3.us-east-1.amazonaws.com`.
+    pub via_service: Option<String>,
 }
 
 impl Caller {
@@ -65,6 +74,8 @@ pub struct Kms {
     writes: tokio::sync::Mutex<()>,
     /// IAM users and roles, whose identity policies count where a key policy delegates to the account.
     identities: Option<Arc<strongroom_iam::Identities>>,
+    /// Custom key stores: their records, the HSM clusters, and the connected stores.
+    custom_key_stores: custom_key_stores::CustomKeyStores,
 }
 
 impl Kms {
@@ -77,6 +88,7 @@ impl Kms {
             keyring: Keyring::default(),
             writes: tokio::sync::Mutex::new(()),
             identities: None,
+            custom_key_stores: Default::default(),
         }
     }
 
@@ -115,6 +127,7 @@ impl Kms {
             key.arn_str(),
             &key.record,
             &key.policy,
+            &key.grants,
             self.identities.as_deref(),
             self.clock.now().millis(),
             facts,

@@ -36,6 +36,9 @@ fn fixture(name: &str) -> Fixture {
         arn: "arn:aws:iam::111122223333:root".to_owned(),
         access_key_id: "test".to_owned(),
         source_ip: None,
+        source_vpc: None,
+        source_vpce: None,
+        via_service: None,
     };
     Fixture { kms, clock, caller }
 }

@@ -8,12 +8,15 @@
 //! **Invariant:** key material reaches storage only wrapped by the key store's root key.
 
 pub mod clusters;
+mod grants;
 mod identities;
+pub mod key_stores;
 pub mod sqlite;
 
 use async_trait::async_trait;
 use strongroom_types::{AliasName, AliasRecord, KeyId, KeyRecord, Namespace, Timestamp};
 
+pub use crate::grants::GrantStore;
 pub use crate::identities::{IdentitySnapshot, IdentityStore};
 
 /// What can go wrong in storage; the service maps these to AWS errors.
@@ -35,7 +38,7 @@ pub enum StoreError {
 /// Key records are written whole: `put_key` replaces the metadata, materials and tags of a key at once,
 /// so a reader never sees half of an update.
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: GrantStore + Send + Sync + 'static {
     /// Adds a new key; `AlreadyExists` if its id is taken in its namespace.
     async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
 

@@ -12,7 +12,9 @@
 
 mod aliases;
 mod clusters;
+mod grants;
 mod identities;
+mod key_stores;
 mod keys;
 mod schema;
 

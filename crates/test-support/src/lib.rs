@@ -7,10 +7,12 @@
 mod clusters;
 pub mod fixtures;
 mod identities;
+mod key_stores;
 mod store;
 mod temp_dir;
 
 pub use crate::clusters::check_cluster_store;
 pub use crate::identities::check_identity_store;
+pub use crate::key_stores::check_key_store_store;
 pub use crate::store::check_store;
 pub use crate::temp_dir::TempDir;

@@ -5,6 +5,7 @@
 //! This crate does no I/O and knows nothing of JSON, HTTP or SQL.
 
 mod enums;
+mod grants;
 mod identity;
 mod ids;
 mod records;
@@ -14,6 +15,7 @@ pub use crate::enums::{
     DataKeySpec, EncryptionAlgorithm, KeyManager, KeyMaterialState, KeySpec, KeyState, KeyUsage,
     Origin, RotationType, UnknownVariant,
 };
+pub use crate::grants::GrantRecord;
 pub use crate::identity::{
     AccessKey, AccessKeyStatus, Attachment, InlinePolicy, KeyOwner, ManagedPolicy, PolicyOwner,
     Role, Session, SessionSubject, User,

@@ -260,3 +260,197 @@ async fn malformed_key_policies_say_what_is_wrong() {
     );
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn source_vpc_and_vpc_endpoint_conditions_follow_the_network_settings() {
+    let dir = crate::harness::TempDir::new("vpc");
+    let server = TestServer::start_in(dir.path(), |config| {
+        config.network.vpcs.push(strongroom_protocol::VpcMapping {
+            range: "127.0.0.0/8".parse().expect("a range"),
+            vpc_id: "vpc-0a1b2c3d".to_owned(),
+            vpc_endpoint_id: Some("vpce-0a1b2c3d".to_owned()),
+        });
+    })
+    .await;
+    let client = server.client();
+    let only_through = |vpce: &str| {
+        policy(&format!(
+            r#"{{"Sid":"Admin","Effect":"Allow","Principal":{{"AWS":"{OWNER}"}},"NotAction":"kms:Encrypt","Resource":"*"}},
+            {{"Sid":"ThroughEndpoint","Effect":"Allow","Principal":{{"AWS":"{OWNER}"}},"Action":"kms:Encrypt","Resource":"*",
+              "Condition":{{"StringEquals":{{"aws:SourceVpce":"{vpce}","aws:SourceVpc":"vpc-0a1b2c3d"}}}}}}"#
+        ))
+    };
+    let (ours, _) = create_key(&client, "our endpoint").await;
+    client
+        .put_key_policy()
+        .key_id(&ours)
+        .policy(only_through("vpce-0a1b2c3d"))
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    encrypt(&client, &ours, b"through the endpoint", &[]).await;
+    let (theirs, _) = create_key(&client, "another endpoint").await;
+    client
+        .put_key_policy()
+        .key_id(&theirs)
+        .policy(only_through("vpce-ffff"))
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    let code = failure(
+        client
+            .encrypt()
+            .key_id(&theirs)
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "AccessDeniedException");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_principal_calls_on_behalf_of_a_caller_with_kms_via_service() {
+    let dir = crate::harness::TempDir::new("via-service");
+    let server = TestServer::start_in(dir.path(), |config| {
+        config
+            .service_principals
+            .push(strongroom_server::ServicePrincipal {
+                service: "s3".to_owned(),
+                access_key_id: "SVCS3EXAMPLE".to_owned(),
+                secret: zeroize::Zeroizing::new("test".to_owned()),
+            });
+    })
+    .await;
+    let caller = server.client();
+    let s3 = server.client_for("SVCS3EXAMPLE", REGION);
+    let (key_id, key_arn) = create_key(&caller, "only through s3").await;
+    let through_s3 = policy(&format!(
+        r#"{{"Sid":"Admin","Effect":"Allow","Principal":{{"AWS":"{OWNER}"}},"NotAction":"kms:Encrypt","Resource":"*"}},
+        {{"Sid":"ViaS3","Effect":"Allow","Principal":{{"AWS":"{OWNER}"}},"Action":"kms:Encrypt","Resource":"*",
+          "Condition":{{"StringEquals":{{"kms:ViaService":"s3.us-east-1.amazonaws.com","kms:CallerAccount":"{OWNER}"}}}}}}"#
+    ));
+    caller
+        .put_key_policy()
+        .key_id(&key_id)
+        .policy(through_s3)
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+
+    let direct = failure(
+        caller
+            .encrypt()
+            .key_id(&key_id)
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!(direct.code, "AccessDeniedException");
+    let on_behalf = |client: &aws_sdk_kms::Client| {
+        client
+            .encrypt()
+            .key_id(&key_arn)
+            .plaintext(Blob::new(b"object key"))
+            .customize()
+            .mutate_request(|request| {
+                request
+                    .headers_mut()
+                    .insert(strongroom_protocol::ON_BEHALF_OF_HEADER, "test");
+            })
+    };
+    let encrypted = on_behalf(&s3)
+        .send()
+        .await
+        .expect("Encrypt through the s3 service principal succeeds");
+    assert_eq!(encrypted.key_id(), Some(key_arn.as_str()));
+    // Only service principals may act for others, and they must name whom they act for.
+    let code = failure(on_behalf(&caller).send().await).code;
+    assert_eq!(code, "AccessDeniedException");
+    let code = failure(
+        s3.encrypt()
+            .key_id(&key_arn)
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "AccessDeniedException");
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_services_first_use_of_its_alias_creates_the_aws_managed_key() {
+    let dir = crate::harness::TempDir::new("managed-key");
+    let server = TestServer::start_in(dir.path(), |config| {
+        config
+            .service_principals
+            .push(strongroom_server::ServicePrincipal {
+                service: "s3".to_owned(),
+                access_key_id: "SVCS3EXAMPLE".to_owned(),
+                secret: zeroize::Zeroizing::new("test".to_owned()),
+            });
+    })
+    .await;
+    let caller = server.client();
+    let s3 = server.client_for("SVCS3EXAMPLE", REGION);
+    // Without the service, the alias does not exist.
+    let code = failure(caller.describe_key().key_id("alias/aws/s3").send().await).code;
+    assert_eq!(code, "NotFoundException");
+
+    let encrypt_via_s3 = || {
+        s3.encrypt()
+            .key_id("alias/aws/s3")
+            .plaintext(Blob::new(b"object key"))
+            .customize()
+            .mutate_request(|request| {
+                request
+                    .headers_mut()
+                    .insert(strongroom_protocol::ON_BEHALF_OF_HEADER, "test");
+            })
+    };
+    let first = encrypt_via_s3()
+        .send()
+        .await
+        .expect("the first use creates the managed key");
+    let second = encrypt_via_s3()
+        .send()
+        .await
+        .expect("the second use finds it");
+    assert_eq!(first.key_id(), second.key_id());
+
+    let described = caller
+        .describe_key()
+        .key_id("alias/aws/s3")
+        .send()
+        .await
+        .expect("the account reads metadata");
+    let metadata = described.key_metadata().expect("metadata");
+    assert_eq!(metadata.key_manager().map(|m| m.as_str()), Some("AWS"));
+    let key_id = metadata.key_id().to_owned();
+    // The account cannot use it directly, nor manage it.
+    let code = failure(
+        caller
+            .encrypt()
+            .key_id(&key_id)
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "AccessDeniedException");
+    let code = failure(caller.schedule_key_deletion().key_id(&key_id).send().await).code;
+    assert!(
+        code == "AccessDeniedException" || code == "UnsupportedOperationException",
+        "{code}"
+    );
+    let status = caller
+        .get_key_rotation_status()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("rotation status");
+    assert!(status.key_rotation_enabled());
+    server.stop().await;
+}

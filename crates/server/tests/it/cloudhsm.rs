@@ -34,11 +34,11 @@ use strongroom_keystore_pkcs11::{
 use crate::harness::{TestServer, failure};
 
 /// Where Debian's `softhsm2` package puts the module; `cargo xtask ci` installs it.
-const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+pub(crate) const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 /// Set in the child process to the test's private directory.
 const CHILD_DIR: &str = "STRONGROOM_CLOUDHSM_TEST_DIR";
 const SO_PIN: &str = "officer-Passw0rd";
-const KMSUSER_PASSWORD: &str = "kmsuser-Passw0rd";
+pub(crate) const KMSUSER_PASSWORD: &str = "kmsuser-Passw0rd";
 /// The declared HSMs: token label and availability zone. Two zones, one of them with two tokens, and
 /// a fourth token for the HSM added after the crypto user.
 const TOKENS: [(&str, &str); 4] = [
@@ -47,10 +47,10 @@ const TOKENS: [(&str, &str); 4] = [
     ("hsm-c", "us-east-1a"),
     ("hsm-d", "us-east-1b"),
 ];
-const SUBNETS: [&str; 2] = ["subnet-us-east-1a", "subnet-us-east-1b"];
+pub(crate) const SUBNETS: [&str; 2] = ["subnet-us-east-1a", "subnet-us-east-1b"];
 
 /// Runs `body` in a child process with a private SoftHSM, or starts that child.
-fn with_softhsm<F, Fut>(test_path: &str, body: F)
+pub(crate) fn with_softhsm<F, Fut>(test_path: &str, body: F)
 where
     F: FnOnce(SoftHsm) -> Fut,
     Fut: Future<Output = ()>,
@@ -106,12 +106,12 @@ where
 
 /// The child's private SoftHSM with four fresh tokens (no crypto user), their declarations, and the
 /// server's data directory.
-struct SoftHsm {
+pub(crate) struct SoftHsm {
     dir: PathBuf,
     data_dir: PathBuf,
-    hsms: Vec<HsmConfig>,
+    pub(crate) hsms: Vec<HsmConfig>,
     // Kept so that the module stays loaded for the whole test.
-    modules: ModuleSet,
+    pub(crate) modules: ModuleSet,
 }
 
 impl SoftHsm {
@@ -146,14 +146,14 @@ impl SoftHsm {
         }
     }
 
-    async fn server(&self) -> TestServer {
+    pub(crate) async fn server(&self) -> TestServer {
         let hsms = self.hsms.clone();
         TestServer::start_in(&self.data_dir, move |config| config.hsms = hsms).await
     }
 
     /// Runs `strongroom hsm <args>` against `server` as the default dev-mode root, and returns whether
     /// it succeeded and its output.
-    async fn hsm_command(&self, server: &TestServer, args: &[&str]) -> (bool, String) {
+    pub(crate) async fn hsm_command(&self, server: &TestServer, args: &[&str]) -> (bool, String) {
         let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
             .arg("hsm")
             .args(args)
@@ -173,13 +173,13 @@ impl SoftHsm {
         (output.status.success(), text)
     }
 
-    fn file(&self, name: &str) -> String {
+    pub(crate) fn file(&self, name: &str) -> String {
         self.dir.join(name).display().to_string()
     }
 }
 
 /// A CloudHSM v2 client for the server, as the default dev-mode root, without retries.
-fn client(server: &TestServer) -> Client {
+pub(crate) fn client(server: &TestServer) -> Client {
     let credentials = Credentials::new("test", "test", None, None, "strongroom-it");
     let config = aws_sdk_cloudhsmv2::Config::builder()
         .behavior_version(BehaviorVersion::latest())
@@ -197,14 +197,14 @@ fn client(server: &TestServer) -> Client {
 }
 
 /// The operator's CA: a self-signed root, as `customerCA.crt` in the CloudHSM guide.
-struct CustomerCa {
+pub(crate) struct CustomerCa {
     params: CertificateParams,
     key: KeyPair,
-    pem: String,
+    pub(crate) pem: String,
 }
 
 impl CustomerCa {
-    fn new(name: &str) -> CustomerCa {
+    pub(crate) fn new(name: &str) -> CustomerCa {
         let key = KeyPair::generate_for(&PKCS_RSA_SHA256).expect("an RSA key");
         let mut params = CertificateParams::default();
         let mut subject = DistinguishedName::new();
@@ -220,7 +220,7 @@ impl CustomerCa {
     }
 
     /// Signs the cluster CSR (PEM), checking its signature on the way, as `openssl x509 -req` does.
-    fn sign(&self, csr_pem: &str) -> String {
+    pub(crate) fn sign(&self, csr_pem: &str) -> String {
         let der = pem_body(csr_pem, "CERTIFICATE REQUEST");
         let request = CertificateSigningRequestParams::from_der(&der.into())
             .expect("the cluster CSR parses and its signature verifies");
@@ -256,7 +256,7 @@ fn pem_body(text: &str, label: &str) -> Vec<u8> {
         .expect("valid base64")
 }
 
-async fn create_cluster(client: &Client) -> String {
+pub(crate) async fn create_cluster(client: &Client) -> String {
     let created = client
         .create_cluster()
         .hsm_type("hsm2m.medium")
@@ -278,7 +278,11 @@ async fn create_cluster(client: &Client) -> String {
     cluster.cluster_id().expect("a cluster id").to_owned()
 }
 
-async fn create_hsm(client: &Client, cluster: &str, zone: &str) -> aws_sdk_cloudhsmv2::types::Hsm {
+pub(crate) async fn create_hsm(
+    client: &Client,
+    cluster: &str,
+    zone: &str,
+) -> aws_sdk_cloudhsmv2::types::Hsm {
     client
         .create_hsm()
         .cluster_id(cluster)
@@ -291,7 +295,7 @@ async fn create_hsm(client: &Client, cluster: &str, zone: &str) -> aws_sdk_cloud
         .clone()
 }
 
-async fn describe(client: &Client, cluster: &str) -> aws_sdk_cloudhsmv2::types::Cluster {
+pub(crate) async fn describe(client: &Client, cluster: &str) -> aws_sdk_cloudhsmv2::types::Cluster {
     let described = client
         .describe_clusters()
         .filters("clusterIds", vec![cluster.to_owned()])

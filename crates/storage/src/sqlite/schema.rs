@@ -13,6 +13,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0001_initial.sql"),
     include_str!("migrations/0002_identities.sql"),
     include_str!("migrations/0003_clusters.sql"),
+    include_str!("migrations/0004_key_stores.sql"),
+    include_str!("migrations/0005_grants.sql"),
 ];
 
 /// Brings the file's schema up to date in one transaction, so a crash leaves it at the old version.

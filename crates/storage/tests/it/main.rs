@@ -13,7 +13,9 @@ use strongroom_storage::{Store, StoreError};
 use strongroom_test_support::fixtures::{
     alias_name, base_time, key_id, namespace, sample_alias, sample_key, sample_material,
 };
-use strongroom_test_support::{TempDir, check_cluster_store, check_identity_store, check_store};
+use strongroom_test_support::{
+    TempDir, check_cluster_store, check_identity_store, check_key_store_store, check_store,
+};
 use strongroom_types::{Deletion, Tag};
 
 #[tokio::test]
@@ -45,6 +47,14 @@ async fn passes_the_cluster_conformance_suite() {
     let path = database(&dir);
     check_cluster_store(&open(&path)).await;
     check_cluster_store(&open(&path)).await;
+}
+
+#[tokio::test]
+async fn passes_the_custom_key_store_conformance_suite() {
+    let dir = TempDir::new("sqlite-key-stores");
+    let path = database(&dir);
+    check_key_store_store(&open(&path)).await;
+    check_key_store_store(&open(&path)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -132,7 +142,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
         let store = open(path);
         assert_eq!(
             user_version(path),
-            3,
+            5,
             "{} is at the current schema version",
             path.display()
         );
@@ -144,7 +154,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
     }
     // Opening a current file again applies nothing and keeps the version.
     drop(open(&fresh));
-    assert_eq!(user_version(&fresh), 3);
+    assert_eq!(user_version(&fresh), 5);
 }
 
 #[test]

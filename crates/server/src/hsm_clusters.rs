@@ -1,0 +1,157 @@
+//! The CloudHSM control plane as the KMS service's [`HsmClusters`]: custom key stores describe
+//! clusters through it and connect to them as `kmsuser` over PKCS#11.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use strongroom_cloudhsm::{ClusterState, ControlPlane, HsmState};
+use strongroom_keystore_pkcs11::{Cluster, ClusterOptions, Error as HsmErr, Pin, Sealed};
+use strongroom_service::Error;
+use strongroom_service::custom_key_stores::{
+    ClusterHsm, ClusterInfo, ConnectedCluster, ConnectionError, HsmClusters, HsmError,
+};
+use strongroom_types::Namespace;
+use zeroize::Zeroizing;
+
+/// The control plane, seen by the service.
+pub(crate) struct ControlPlaneClusters(pub(crate) Arc<ControlPlane>);
+
+#[async_trait]
+impl HsmClusters for ControlPlaneClusters {
+    async fn cluster(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Option<ClusterInfo>, Error> {
+        let view = self
+            .0
+            .cluster(namespace, cluster_id)
+            .await
+            .map_err(Error::internal)?;
+        Ok(view.map(|view| ClusterInfo {
+            active: view.state == ClusterState::Active,
+            hsms: view
+                .hsms
+                .into_iter()
+                .map(|hsm| ClusterHsm {
+                    availability_zone: hsm.availability_zone,
+                    active: hsm.state == HsmState::Active,
+                })
+                .collect(),
+            trust_anchor_pem: view.trust_anchor_pem,
+            cluster_certificate_pem: view.cluster_certificate_pem,
+            crypto_users: view.crypto_users,
+        }))
+    }
+
+    async fn connect(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+        password: Zeroizing<String>,
+    ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError> {
+        let cluster = match self
+            .0
+            .open_pkcs11_cluster(namespace, cluster_id, ClusterOptions::default())
+            .await
+        {
+            Ok(cluster) => cluster,
+            Err(strongroom_cloudhsm::Error::ResourceNotFound(_)) => {
+                return Err(ConnectionError::ClusterNotFound);
+            }
+            Err(e) => {
+                tracing::error!(cluster_id, "failed to open the cluster: {e:#}");
+                return Err(ConnectionError::InternalError);
+            }
+        };
+        let pin = Pin::new(password.to_string());
+        let login = {
+            let cluster = cluster.clone();
+            tokio::task::spawn_blocking(move || cluster.login_crypto_user(&pin)).await
+        };
+        match login {
+            Ok(Ok(())) => Ok(Arc::new(Pkcs11Connected(cluster))),
+            Ok(Err(e)) => Err(match e {
+                HsmErr::InvalidCredentials { .. } => ConnectionError::InvalidCredentials,
+                HsmErr::UserLockedOut { .. } => ConnectionError::UserLockedOut,
+                HsmErr::UserNotFound { .. } => ConnectionError::UserNotFound,
+                HsmErr::UserLoggedIn { .. } => ConnectionError::UserLoggedIn,
+                HsmErr::NoActiveHsm => ConnectionError::InsufficientCloudHsmHsms,
+                other => {
+                    tracing::error!(cluster_id, "failed to log kmsuser in: {other:#}");
+                    ConnectionError::InternalError
+                }
+            }),
+            Err(e) => {
+                tracing::error!(cluster_id, "failed to log kmsuser in: {e:#}");
+                Err(ConnectionError::InternalError)
+            }
+        }
+    }
+}
+
+/// A PKCS#11 cluster with kmsuser logged in.
+struct Pkcs11Connected(Arc<Cluster>);
+
+fn hsm_error(e: HsmErr) -> HsmError {
+    HsmError(format!("{e:#}"))
+}
+
+impl ConnectedCluster for Pkcs11Connected {
+    fn change_password(&self, old: &str, new: &str) -> Result<(), HsmError> {
+        self.0
+            .change_crypto_user_password(&Pin::new(old.to_owned()), &Pin::new(new.to_owned()))
+            .map_err(hsm_error)
+    }
+
+    fn logout(&self) {
+        self.0.logout_crypto_user();
+    }
+
+    fn generate_key(&self, label: &str) -> Result<(), HsmError> {
+        self.0.generate_key(label).map(|_| ()).map_err(hsm_error)
+    }
+
+    fn random(&self, len: usize) -> Result<Vec<u8>, HsmError> {
+        self.0.random(len).map_err(hsm_error)
+    }
+
+    fn delete_key(&self, label: &str) {
+        for hsm in self.0.delete_key(label) {
+            if let Err(e) = hsm.result {
+                tracing::warn!(hsm = %hsm.hsm, "failed to delete backing key {label}: {e:#}");
+            }
+        }
+    }
+
+    fn encrypt(
+        &self,
+        label: &str,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), HsmError> {
+        let sealed = self.0.encrypt(label, aad, plaintext).map_err(hsm_error)?;
+        Ok((sealed.iv.to_vec(), sealed.ciphertext))
+    }
+
+    fn decrypt(
+        &self,
+        label: &str,
+        aad: &[u8],
+        iv: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, HsmError> {
+        let Ok(iv) = <[u8; 12]>::try_from(iv) else {
+            return Ok(None);
+        };
+        let sealed = Sealed {
+            iv,
+            ciphertext: ciphertext.to_vec(),
+        };
+        match self.0.decrypt(label, aad, &sealed) {
+            Ok(plaintext) => Ok(Some(plaintext)),
+            Err(HsmErr::InvalidCiphertext) => Ok(None),
+            Err(e) => Err(hsm_error(e)),
+        }
+    }
+}

@@ -1,0 +1,524 @@
+//! Custom key stores of the AWS_CLOUDHSM type over SoftHSM tokens: the prerequisites checked by
+//! CreateCustomKeyStore, the connection life cycle with kmsuser's password rotation, and deletion.
+//!
+//! Uses the SoftHSM child-process scheme and bring-up helpers of the `cloudhsm` tests.
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{
+    ConnectionErrorCodeType, ConnectionStateType, DataKeySpec, KeyState, OriginType,
+};
+use strongroom_keystore_pkcs11::{Cluster as Pkcs11Cluster, ClusterOptions, Pin};
+
+use crate::cloudhsm::{
+    CustomerCa, KMSUSER_PASSWORD, SoftHsm, client as cloudhsm_client, create_cluster, create_hsm,
+    describe, with_softhsm,
+};
+use crate::harness::{TestServer, create_key, decrypt, encrypt, failure};
+
+/// Creates a cluster with HSMs in `zones`, initializes it under a new CA, activates it and creates
+/// kmsuser; returns the cluster id and the CA.
+async fn active_cluster(
+    softhsm: &SoftHsm,
+    server: &TestServer,
+    zones: &[&str],
+) -> (String, CustomerCa) {
+    let client = cloudhsm_client(server);
+    let cluster = create_cluster(&client).await;
+    for zone in zones {
+        create_hsm(&client, &cluster, zone).await;
+    }
+    let csr = describe(&client, &cluster)
+        .await
+        .certificates()
+        .and_then(|c| c.cluster_csr())
+        .expect("a CSR")
+        .to_owned();
+    let ca = CustomerCa::new("customerCA");
+    client
+        .initialize_cluster()
+        .cluster_id(&cluster)
+        .signed_cert(ca.sign(&csr))
+        .trust_anchor(&ca.pem)
+        .send()
+        .await
+        .expect("InitializeCluster succeeds");
+    let so_pin = softhsm.file("so.pin");
+    let (ok, output) = softhsm
+        .hsm_command(
+            server,
+            &[
+                "activate",
+                "--cluster",
+                &cluster,
+                "--admin-password-file",
+                &so_pin,
+            ],
+        )
+        .await;
+    assert!(ok, "activate: {output}");
+    let (ok, output) = softhsm
+        .hsm_command(
+            server,
+            &[
+                "create-user",
+                "--cluster",
+                &cluster,
+                "--username",
+                "kmsuser",
+                "--password-file",
+                &softhsm.file("kmsuser.pw"),
+                "--admin-password-file",
+                &so_pin,
+            ],
+        )
+        .await;
+    assert!(ok, "create-user: {output}");
+    (cluster, ca)
+}
+
+async fn connection(
+    kms: &aws_sdk_kms::Client,
+    id: &str,
+) -> (ConnectionStateType, Option<ConnectionErrorCodeType>) {
+    let described = kms
+        .describe_custom_key_stores()
+        .custom_key_store_id(id)
+        .send()
+        .await
+        .expect("DescribeCustomKeyStores succeeds");
+    let [store] = described.custom_key_stores() else {
+        panic!("one store: {described:?}");
+    };
+    (
+        store.connection_state().expect("a state").clone(),
+        store.connection_error_code().cloned(),
+    )
+}
+
+#[test]
+fn a_custom_key_store_is_created_connected_and_deleted_on_softhsm() {
+    with_softhsm(
+        "custom_key_stores::a_custom_key_store_is_created_connected_and_deleted_on_softhsm",
+        life_cycle,
+    );
+}
+
+async fn life_cycle(softhsm: SoftHsm) {
+    let server = softhsm.server().await;
+    let kms = server.client();
+    let (cluster, ca) = active_cluster(
+        &softhsm,
+        &server,
+        &["us-east-1a", "us-east-1b", "us-east-1a"],
+    )
+    .await;
+
+    // Prerequisites.
+    let other_ca = CustomerCa::new("someone else");
+    let refused = failure(
+        kms.create_custom_key_store()
+            .custom_key_store_name("store")
+            .cloud_hsm_cluster_id(&cluster)
+            .trust_anchor_certificate(&other_ca.pem)
+            .key_store_password(KMSUSER_PASSWORD)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "IncorrectTrustAnchorException",
+        "{}",
+        refused.message
+    );
+    let refused = failure(
+        kms.create_custom_key_store()
+            .custom_key_store_name("store")
+            .cloud_hsm_cluster_id("cluster-aaaaaaaaaaa")
+            .trust_anchor_certificate(&ca.pem)
+            .key_store_password(KMSUSER_PASSWORD)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "CloudHsmClusterNotFoundException");
+
+    // A store with the wrong password is created, then fails to connect.
+    let create = |password: &'static str| {
+        kms.create_custom_key_store()
+            .custom_key_store_name("store")
+            .cloud_hsm_cluster_id(&cluster)
+            .trust_anchor_certificate(&ca.pem)
+            .key_store_password(password)
+            .send()
+    };
+    let id = create("wrong-password")
+        .await
+        .expect("CreateCustomKeyStore succeeds")
+        .custom_key_store_id()
+        .expect("an id")
+        .to_owned();
+    assert!(id.starts_with("cks-") && id.len() == 21, "{id}");
+    let again = create("wrong-password")
+        .await
+        .expect("an identical retry succeeds");
+    assert_eq!(again.custom_key_store_id(), Some(id.as_str()));
+    let refused = failure(create("other-password").await);
+    assert_eq!(refused.code, "CustomKeyStoreNameInUseException");
+    let refused = failure(
+        kms.create_custom_key_store()
+            .custom_key_store_name("second")
+            .cloud_hsm_cluster_id(&cluster)
+            .trust_anchor_certificate(&ca.pem)
+            .key_store_password(KMSUSER_PASSWORD)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "CloudHsmClusterInUseException");
+    assert_eq!(
+        connection(&kms, &id).await,
+        (ConnectionStateType::Disconnected, None)
+    );
+
+    kms.connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("ConnectCustomKeyStore is accepted");
+    assert_eq!(
+        connection(&kms, &id).await,
+        (
+            ConnectionStateType::Failed,
+            Some(ConnectionErrorCodeType::InvalidCredentials)
+        )
+    );
+    let refused = failure(
+        kms.connect_custom_key_store()
+            .custom_key_store_id(&id)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "CustomKeyStoreInvalidStateException");
+    kms.disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("DisconnectCustomKeyStore succeeds");
+    assert_eq!(
+        connection(&kms, &id).await,
+        (ConnectionStateType::Disconnected, None)
+    );
+    kms.delete_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("DeleteCustomKeyStore succeeds");
+    let refused = failure(
+        kms.describe_custom_key_stores()
+            .custom_key_store_id(&id)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "CustomKeyStoreNotFoundException");
+
+    // The right password connects.
+    let id = create(KMSUSER_PASSWORD)
+        .await
+        .expect("CreateCustomKeyStore succeeds")
+        .custom_key_store_id()
+        .expect("an id")
+        .to_owned();
+    let refused = failure(
+        kms.update_custom_key_store()
+            .custom_key_store_id(&id)
+            .key_store_password("short")
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "ValidationException");
+    kms.update_custom_key_store()
+        .custom_key_store_id(&id)
+        .new_custom_key_store_name("renamed")
+        .send()
+        .await
+        .expect("UpdateCustomKeyStore succeeds");
+    let refused = failure(
+        kms.create_key()
+            .origin(OriginType::AwsCloudhsm)
+            .custom_key_store_id(&id)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "CustomKeyStoreInvalidStateException");
+    kms.connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("ConnectCustomKeyStore succeeds");
+    assert_eq!(
+        connection(&kms, &id).await,
+        (ConnectionStateType::Connected, None)
+    );
+    let listed = kms
+        .describe_custom_key_stores()
+        .custom_key_store_name("renamed")
+        .send()
+        .await
+        .expect("DescribeCustomKeyStores by name");
+    assert_eq!(
+        listed.custom_key_stores()[0].cloud_hsm_cluster_id(),
+        Some(cluster.as_str())
+    );
+
+    let random = kms
+        .generate_random()
+        .number_of_bytes(32)
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("GenerateRandom from the cluster succeeds");
+    assert_eq!(random.plaintext().map(|b| b.as_ref().len()), Some(32));
+
+    // A key in the store: its backing key is made in the cluster, and it encrypts there.
+    let created = kms
+        .create_key()
+        .origin(OriginType::AwsCloudhsm)
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("CreateKey in the custom key store succeeds");
+    let metadata = created.key_metadata().expect("metadata");
+    let key_id = metadata.key_id().to_owned();
+    let arn = metadata.arn().expect("an ARN").to_owned();
+    assert_eq!(metadata.custom_key_store_id(), Some(id.as_str()));
+    assert_eq!(metadata.cloud_hsm_cluster_id(), Some(cluster.as_str()));
+    assert_eq!(metadata.origin(), Some(&OriginType::AwsCloudhsm));
+    let described = kms
+        .describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("DescribeKey");
+    let metadata = described.key_metadata().expect("metadata");
+    assert_eq!(metadata.custom_key_store_id(), Some(id.as_str()));
+    assert_eq!(metadata.key_state(), Some(&KeyState::Enabled));
+
+    let context = [("purpose", "it")];
+    let ciphertext = encrypt(&kms, &key_id, b"in the HSM", &context).await;
+    assert_eq!(ciphertext[0], 2, "format version 2");
+    assert_eq!(decrypt(&kms, &ciphertext, &context).await, b"in the HSM");
+    let refused = failure(
+        kms.decrypt()
+            .ciphertext_blob(Blob::new(ciphertext.clone()))
+            .encryption_context("purpose", "other")
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "InvalidCiphertextException");
+    let data_key = kms
+        .generate_data_key()
+        .key_id(&key_id)
+        .key_spec(DataKeySpec::Aes256)
+        .send()
+        .await
+        .expect("GenerateDataKey succeeds");
+    let plaintext = data_key.plaintext().expect("a plaintext").as_ref().to_vec();
+    let blob = data_key
+        .ciphertext_blob()
+        .expect("a blob")
+        .as_ref()
+        .to_vec();
+    assert_eq!(decrypt(&kms, &blob, &[]).await, plaintext);
+    let (software_key, _) = create_key(&kms, "software").await;
+    let moved = kms
+        .re_encrypt()
+        .ciphertext_blob(Blob::new(ciphertext.clone()))
+        .source_encryption_context("purpose", "it")
+        .destination_key_id(&software_key)
+        .send()
+        .await
+        .expect("ReEncrypt out of the store succeeds");
+    let moved = moved.ciphertext_blob().expect("a blob").as_ref().to_vec();
+    assert_eq!(decrypt(&kms, &moved, &[]).await, b"in the HSM");
+    let back = kms
+        .re_encrypt()
+        .ciphertext_blob(Blob::new(moved))
+        .destination_key_id(&key_id)
+        .send()
+        .await
+        .expect("ReEncrypt into the store succeeds");
+    let back = back.ciphertext_blob().expect("a blob").as_ref().to_vec();
+    assert_eq!(decrypt(&kms, &back, &[]).await, b"in the HSM");
+    let refused = failure(kms.enable_key_rotation().key_id(&key_id).send().await);
+    assert_eq!(refused.code, "UnsupportedOperationException");
+
+    let refused = failure(
+        kms.update_custom_key_store()
+            .custom_key_store_id(&id)
+            .key_store_password(KMSUSER_PASSWORD)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "CustomKeyStoreInvalidStateException");
+    let refused = failure(
+        kms.delete_custom_key_store()
+            .custom_key_store_id(&id)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "CustomKeyStoreInvalidStateException");
+
+    // Disconnected: the key is unavailable, and the store cannot be deleted while it has keys.
+    kms.disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("DisconnectCustomKeyStore succeeds");
+    let described = kms
+        .describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("DescribeKey");
+    assert_eq!(
+        described.key_metadata().and_then(|m| m.key_state()),
+        Some(&KeyState::Unavailable)
+    );
+    let refused = failure(
+        kms.encrypt()
+            .key_id(&key_id)
+            .plaintext(Blob::new(b"x".to_vec()))
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "KMSInvalidStateException");
+    assert!(
+        refused.message.ends_with("is unavailable."),
+        "{}",
+        refused.message
+    );
+    let refused = failure(
+        kms.decrypt()
+            .ciphertext_blob(Blob::new(ciphertext.clone()))
+            .encryption_context("purpose", "it")
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "KMSInvalidStateException");
+    let refused = failure(
+        kms.delete_custom_key_store()
+            .custom_key_store_id(&id)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "CustomKeyStoreHasCMKsException");
+
+    // Connecting rotated kmsuser's password: the operator's password no longer works. The operator
+    // resets it as the admin, finds the backing key on every HSM by its label, the key ARN, and tells
+    // the store the new password.
+    let tokens = Pkcs11Cluster::open(
+        &softhsm.hsms[..3],
+        &softhsm.modules,
+        ClusterOptions::default(),
+    )
+    .expect("open the tokens");
+    assert!(
+        tokens
+            .login_crypto_user(&Pin::new(KMSUSER_PASSWORD.to_owned()))
+            .is_err(),
+        "the password was rotated"
+    );
+    let (ok, output) = softhsm
+        .hsm_command(
+            &server,
+            &[
+                "change-password",
+                "--cluster",
+                &cluster,
+                "--password-file",
+                &softhsm.file("kmsuser.pw"),
+                "--admin-password-file",
+                &softhsm.file("so.pin"),
+            ],
+        )
+        .await;
+    assert!(ok, "change-password: {output}");
+    tokens
+        .login_crypto_user(&Pin::new(KMSUSER_PASSWORD.to_owned()))
+        .expect("kmsuser logs in with the reset password");
+    let found = tokens.key_exists(&arn);
+    assert_eq!(found.len(), 3);
+    assert!(
+        found.iter().all(|hsm| matches!(hsm.result, Ok(true))),
+        "every HSM holds the backing key labelled {arn}: {found:?}"
+    );
+    tokens.logout_crypto_user();
+    drop(tokens);
+    kms.update_custom_key_store()
+        .custom_key_store_id(&id)
+        .key_store_password(KMSUSER_PASSWORD)
+        .send()
+        .await
+        .expect("UpdateCustomKeyStore succeeds");
+    kms.connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("ConnectCustomKeyStore succeeds");
+    assert_eq!(
+        connection(&kms, &id).await,
+        (ConnectionStateType::Connected, None)
+    );
+    assert_eq!(decrypt(&kms, &ciphertext, &context).await, b"in the HSM");
+
+    // Two active HSMs in one zone are not enough to create keys.
+    let client = cloudhsm_client(&server);
+    let in_b = describe(&client, &cluster)
+        .await
+        .hsms()
+        .iter()
+        .find(|h| h.availability_zone() == Some("us-east-1b"))
+        .expect("an HSM in us-east-1b")
+        .hsm_id()
+        .to_owned();
+    client
+        .delete_hsm()
+        .cluster_id(&cluster)
+        .hsm_id(&in_b)
+        .send()
+        .await
+        .expect("DeleteHsm succeeds");
+    let refused = failure(
+        kms.create_key()
+            .origin(OriginType::AwsCloudhsm)
+            .custom_key_store_id(&id)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "CloudHsmClusterInvalidConfigurationException",
+        "{}",
+        refused.message
+    );
+
+    // Once its key is deleted (and its backing key removed from the cluster), the store can go.
+    kms.schedule_key_deletion()
+        .key_id(&key_id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .expect("ScheduleKeyDeletion succeeds");
+    server
+        .clock()
+        .advance(std::time::Duration::from_secs(8 * 86_400));
+    let refused = failure(kms.describe_key().key_id(&key_id).send().await);
+    assert_eq!(refused.code, "NotFoundException");
+    kms.disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("DisconnectCustomKeyStore succeeds");
+    kms.delete_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("DeleteCustomKeyStore succeeds once the store has no keys");
+    server.stop().await;
+}

@@ -1,0 +1,239 @@
+//! Grants end to end: a grant lends operations on a key to another principal, with encryption-context
+//! constraints, until it is retired or revoked.
+
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{GrantConstraints, GrantOperation};
+
+use crate::harness::{TestServer, create_key, decrypt, encrypt, failure};
+
+const OTHER: &str = "444455556666";
+const OTHER_ROOT: &str = "arn:aws:iam::444455556666:root";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_grant_lends_operations_to_another_account_under_its_constraints() {
+    let server = TestServer::start().await;
+    let owner = server.client();
+    let other = server.client_for(OTHER, "us-east-1");
+    let (key_id, key_arn) = create_key(&owner, "granted").await;
+    let denied = failure(
+        other
+            .encrypt()
+            .key_id(&key_arn)
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!(denied.code, "AccessDeniedException");
+
+    let created = owner
+        .create_grant()
+        .key_id(&key_id)
+        .grantee_principal(OTHER_ROOT)
+        .operations(GrantOperation::Encrypt)
+        .operations(GrantOperation::Decrypt)
+        .constraints(
+            GrantConstraints::builder()
+                .encryption_context_subset("tenant", "b")
+                .build(),
+        )
+        .send()
+        .await
+        .expect("CreateGrant succeeds");
+    let grant_id = created.grant_id().expect("a grant id").to_owned();
+    assert_eq!(grant_id.len(), 64);
+    let token = created.grant_token().expect("a grant token").to_owned();
+
+    // Allowed with the constrained context, refused without it, and only for the granted operations.
+    let ciphertext = encrypt(
+        &other,
+        &key_arn,
+        b"lent",
+        &[("tenant", "b"), ("extra", "1")],
+    )
+    .await;
+    assert_eq!(
+        decrypt(&other, &ciphertext, &[("tenant", "b"), ("extra", "1")]).await,
+        b"lent"
+    );
+    let code = failure(
+        other
+            .encrypt()
+            .key_id(&key_arn)
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "AccessDeniedException");
+    let code = failure(
+        other
+            .encrypt()
+            .key_id(&key_arn)
+            .plaintext(Blob::new(b"x"))
+            .encryption_context("tenant", "c")
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "AccessDeniedException");
+    let code = failure(other.describe_key().key_id(&key_arn).send().await).code;
+    assert_eq!(code, "AccessDeniedException");
+    // The grant token is accepted where requests carry grant tokens.
+    other
+        .encrypt()
+        .key_id(&key_arn)
+        .plaintext(Blob::new(b"x"))
+        .encryption_context("tenant", "b")
+        .grant_tokens(&token)
+        .send()
+        .await
+        .expect("Encrypt with the grant token succeeds");
+
+    let listed = owner
+        .list_grants()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("ListGrants succeeds");
+    let grants = listed.grants();
+    assert_eq!(grants.len(), 1);
+    assert_eq!(grants[0].grantee_principal(), Some(OTHER_ROOT));
+    assert_eq!(grants[0].key_id(), Some(key_arn.as_str()));
+    let subset = grants[0]
+        .constraints()
+        .and_then(|c| c.encryption_context_subset())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(subset.get("tenant").map(String::as_str), Some("b"));
+
+    // The grantee may not retire a grant that does not allow RetireGrant; the issuing account may.
+    let code = failure(other.retire_grant().grant_token(&token).send().await).code;
+    assert_eq!(code, "AccessDeniedException");
+    owner
+        .retire_grant()
+        .key_id(&key_arn)
+        .grant_id(&grant_id)
+        .send()
+        .await
+        .expect("RetireGrant succeeds");
+    let code = failure(
+        other
+            .encrypt()
+            .key_id(&key_arn)
+            .plaintext(Blob::new(b"x"))
+            .encryption_context("tenant", "b")
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "AccessDeniedException");
+    assert!(
+        owner
+            .list_grants()
+            .key_id(&key_id)
+            .send()
+            .await
+            .expect("ListGrants")
+            .grants()
+            .is_empty()
+    );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn grant_names_are_idempotent_and_bad_grants_are_refused() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let (key_id, key_arn) = create_key(&client, "names").await;
+    let create = || {
+        client
+            .create_grant()
+            .key_id(&key_id)
+            .grantee_principal(OTHER_ROOT)
+            .retiring_principal(OTHER_ROOT)
+            .operations(GrantOperation::Decrypt)
+            .name("nightly-job")
+    };
+    let first = create().send().await.expect("CreateGrant succeeds");
+    let second = create().send().await.expect("CreateGrant again succeeds");
+    assert_eq!(first.grant_id(), second.grant_id());
+    assert_ne!(first.grant_token(), second.grant_token());
+
+    let code = failure(
+        client
+            .create_grant()
+            .key_id(&key_id)
+            .grantee_principal(OTHER_ROOT)
+            .operations(GrantOperation::Sign)
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "ValidationException");
+    let code = failure(
+        client
+            .revoke_grant()
+            .key_id(&key_id)
+            .grant_id("0".repeat(64))
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "NotFoundException");
+    let grant_id = first.grant_id().expect("a grant id");
+    let code = failure(
+        client
+            .revoke_grant()
+            .key_id(&key_id)
+            .grant_id(grant_id)
+            .dry_run(true)
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "DryRunOperationException");
+    let code = failure(
+        client
+            .describe_key()
+            .key_id(&key_id)
+            .grant_tokens("not-a-token")
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "InvalidGrantTokenException");
+
+    // The retiring principal sees the grant in ListRetirableGrants; revoking removes it.
+    let other = server.client_for(OTHER, "us-east-1");
+    let retirable = other
+        .list_retirable_grants()
+        .retiring_principal(OTHER_ROOT)
+        .send()
+        .await
+        .expect("listed");
+    assert!(
+        retirable
+            .grants()
+            .iter()
+            .any(|g| g.grant_id() == Some(grant_id)),
+        "{retirable:?}"
+    );
+    client
+        .revoke_grant()
+        .key_id(&key_arn)
+        .grant_id(grant_id)
+        .send()
+        .await
+        .expect("RevokeGrant succeeds");
+    let code = failure(
+        client
+            .revoke_grant()
+            .key_id(&key_id)
+            .grant_id(grant_id)
+            .send()
+            .await,
+    )
+    .code;
+    assert_eq!(code, "NotFoundException");
+    server.stop().await;
+}

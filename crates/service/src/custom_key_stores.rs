@@ -1,0 +1,990 @@
+//! Custom key stores of the AWS_CLOUDHSM type: CreateCustomKeyStore, DescribeCustomKeyStores,
+//! ConnectCustomKeyStore, DisconnectCustomKeyStore, UpdateCustomKeyStore, DeleteCustomKeyStore.
+//!
+//! The service does not know the CloudHSM control plane or PKCS#11: the server hands it an
+//! [`HsmClusters`], which describes clusters and opens them logged in as `kmsuser` as a
+//! [`ConnectedCluster`]. The kmsuser password is stored only wrapped by the root key, bound to the
+//! store id; every successful connect rotates it to a new random 32-character value.
+//!
+//! Connecting is synchronous here (AWS's is asynchronous): `ConnectCustomKeyStore` returns once the
+//! store is CONNECTED or FAILED, so the next `DescribeCustomKeyStores` shows the outcome.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use strongroom_storage::StoreError;
+use strongroom_storage::key_stores::{CustomKeyStoreRecord, KeyStoreStore};
+use strongroom_types::Namespace;
+use zeroize::Zeroizing;
+
+use crate::pagination::{self, Page};
+use crate::{Caller, Error, Kms};
+
+/// At most this many custom key stores per account and Region.
+pub const MAX_CUSTOM_KEY_STORES: usize = 10;
+/// The crypto user KMS logs in as.
+pub const KMSUSER: &str = "kmsuser";
+
+/// A cluster as a custom key store sees it.
+#[derive(Debug, Clone)]
+pub struct ClusterInfo {
+    /// Whether the cluster is ACTIVE.
+    pub active: bool,
+    /// Its HSMs.
+    pub hsms: Vec<ClusterHsm>,
+    /// The trust anchor installed at initialization.
+    pub trust_anchor_pem: Option<String>,
+    /// The cluster certificate, which identifies related clusters.
+    pub cluster_certificate_pem: Option<String>,
+    /// The crypto users of the cluster.
+    pub crypto_users: Vec<String>,
+}
+
+/// One HSM of a [`ClusterInfo`].
+#[derive(Debug, Clone)]
+pub struct ClusterHsm {
+    /// Its availability zone.
+    pub availability_zone: String,
+    /// Whether it is ACTIVE.
+    pub active: bool,
+}
+
+impl ClusterInfo {
+    fn active_hsms(&self) -> usize {
+        self.hsms.iter().filter(|h| h.active).count()
+    }
+
+    fn active_zones(&self) -> usize {
+        let mut zones: Vec<&str> = self
+            .hsms
+            .iter()
+            .filter(|h| h.active)
+            .map(|h| h.availability_zone.as_str())
+            .collect();
+        zones.sort_unstable();
+        zones.dedup();
+        zones.len()
+    }
+}
+
+/// A failure of an HSM operation, with its detail for the log.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct HsmError(pub String);
+
+/// A cluster opened with kmsuser logged in on its active HSMs. Methods block on the HSMs.
+pub trait ConnectedCluster: Send + Sync + 'static {
+    /// Changes the kmsuser password on every HSM.
+    fn change_password(&self, old: &str, new: &str) -> Result<(), HsmError>;
+    /// Logs kmsuser out everywhere.
+    fn logout(&self);
+    /// Generates a persistent, non-extractable AES-256 key labelled `label`.
+    fn generate_key(&self, label: &str) -> Result<(), HsmError>;
+    /// Deletes the key labelled `label` from every HSM, best effort.
+    fn delete_key(&self, label: &str);
+    /// Random bytes from an HSM's generator.
+    fn random(&self, len: usize) -> Result<Vec<u8>, HsmError>;
+    /// AES-GCM encrypts under the key `label`; returns the IV and the ciphertext with its tag.
+    fn encrypt(
+        &self,
+        label: &str,
+        aad: &[u8],
+        plaintext: &[u8],
+    ) -> Result<(Vec<u8>, Vec<u8>), HsmError>;
+    /// Reverses [`ConnectedCluster::encrypt`]; `None` when the ciphertext does not authenticate.
+    fn decrypt(
+        &self,
+        label: &str,
+        aad: &[u8],
+        iv: &[u8],
+        ciphertext: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, HsmError>;
+}
+
+/// Why a connection attempt failed, as a `ConnectionErrorCode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionError {
+    /// The password is not kmsuser's.
+    InvalidCredentials,
+    /// The cluster is gone.
+    ClusterNotFound,
+    /// No active HSM.
+    InsufficientCloudHsmHsms,
+    /// kmsuser is locked out.
+    UserLockedOut,
+    /// There is no kmsuser.
+    UserNotFound,
+    /// kmsuser is logged in elsewhere.
+    UserLoggedIn,
+    /// Anything else.
+    InternalError,
+}
+
+impl ConnectionError {
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnectionError::InvalidCredentials => "INVALID_CREDENTIALS",
+            ConnectionError::ClusterNotFound => "CLUSTER_NOT_FOUND",
+            ConnectionError::InsufficientCloudHsmHsms => "INSUFFICIENT_CLOUDHSM_HSMS",
+            ConnectionError::UserLockedOut => "USER_LOCKED_OUT",
+            ConnectionError::UserNotFound => "USER_NOT_FOUND",
+            ConnectionError::UserLoggedIn => "USER_LOGGED_IN",
+            ConnectionError::InternalError => "INTERNAL_ERROR",
+        }
+    }
+}
+
+/// The CloudHSM clusters of the server, as the service needs them.
+#[async_trait]
+pub trait HsmClusters: Send + Sync + 'static {
+    /// Describes a cluster of `namespace`, `None` if it has none with that id.
+    async fn cluster(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Option<ClusterInfo>, Error>;
+
+    /// Opens the cluster's active HSMs and logs kmsuser in with `password`.
+    async fn connect(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+        password: Zeroizing<String>,
+    ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError>;
+}
+
+/// The service's custom key store state: records, clusters, and the connected stores.
+#[derive(Default)]
+pub(crate) struct CustomKeyStores {
+    pub(crate) records: Option<Arc<dyn KeyStoreStore>>,
+    pub(crate) clusters: Option<Arc<dyn HsmClusters>>,
+    connected: Mutex<HashMap<String, Arc<dyn ConnectedCluster>>>,
+}
+
+impl CustomKeyStores {
+    pub(crate) fn connected(&self, id: &str) -> Option<Arc<dyn ConnectedCluster>> {
+        self.connected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(id)
+            .cloned()
+    }
+}
+
+/// The wire spellings of `ConnectionState`.
+pub mod state {
+    /// Connected.
+    pub const CONNECTED: &str = "CONNECTED";
+    /// Never connected, or disconnected.
+    pub const DISCONNECTED: &str = "DISCONNECTED";
+    /// A connection attempt failed.
+    pub const FAILED: &str = "FAILED";
+    /// Disconnecting.
+    pub const DISCONNECTING: &str = "DISCONNECTING";
+}
+
+/// `CreateCustomKeyStore`'s parameters.
+#[derive(Debug, Default)]
+pub struct CreateCustomKeyStoreRequest {
+    /// `CustomKeyStoreName`.
+    pub name: String,
+    /// `CloudHsmClusterId`.
+    pub cluster_id: Option<String>,
+    /// `TrustAnchorCertificate`.
+    pub trust_anchor_pem: Option<String>,
+    /// `KeyStorePassword`.
+    pub key_store_password: Option<Zeroizing<String>>,
+    /// `CustomKeyStoreType`.
+    pub store_type: Option<String>,
+}
+
+/// `UpdateCustomKeyStore`'s parameters.
+#[derive(Debug, Default)]
+pub struct UpdateCustomKeyStoreRequest {
+    /// `CustomKeyStoreId`.
+    pub id: String,
+    /// `NewCustomKeyStoreName`.
+    pub new_name: Option<String>,
+    /// `KeyStorePassword`.
+    pub key_store_password: Option<Zeroizing<String>>,
+    /// `CloudHsmClusterId`.
+    pub cluster_id: Option<String>,
+}
+
+/// One entry of `DescribeCustomKeyStores`.
+#[derive(Debug, Clone)]
+pub struct CustomKeyStoreInfo {
+    /// `CustomKeyStoreId`.
+    pub id: String,
+    /// `CustomKeyStoreName`.
+    pub name: String,
+    /// `CloudHsmClusterId`.
+    pub cluster_id: String,
+    /// `TrustAnchorCertificate`.
+    pub trust_anchor_pem: String,
+    /// `ConnectionState`.
+    pub connection_state: String,
+    /// `ConnectionErrorCode`, when FAILED.
+    pub connection_error: Option<String>,
+    /// `CreationDate`.
+    pub created: strongroom_types::Timestamp,
+}
+
+fn info(r: &CustomKeyStoreRecord) -> CustomKeyStoreInfo {
+    CustomKeyStoreInfo {
+        id: r.custom_key_store_id.clone(),
+        name: r.name.clone(),
+        cluster_id: r.cluster_id.clone(),
+        trust_anchor_pem: r.trust_anchor_pem.clone(),
+        connection_state: r.connection_state.clone(),
+        connection_error: r.connection_error.clone(),
+        created: r.created,
+    }
+}
+
+fn not_found(id: &str) -> Error {
+    Error::CustomKeyStoreNotFound(format!("Custom key store '{id}' does not exist."))
+}
+
+fn check_password(password: &str) -> Result<(), Error> {
+    let n = password.chars().count();
+    if !(7..=32).contains(&n) {
+        return Err(Error::Validation(
+            "1 validation error detected: Value at 'keyStorePassword' failed to satisfy constraint: \
+             Member must have length between 7 and 32"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+fn same_pem(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.split_whitespace().collect::<String>();
+    norm(a) == norm(b)
+}
+
+fn wrap_context(id: &str) -> Vec<u8> {
+    format!("strongroom:custom-key-store:{id}:kmsuser").into_bytes()
+}
+
+/// A new random password of 32 letters and digits.
+fn random_password() -> Zeroizing<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut out = Zeroizing::new(String::with_capacity(32));
+    while out.len() < 32 {
+        for byte in strongroom_keystore::random_bytes(64) {
+            // 248 = 4 * 62: rejection sampling keeps the choice uniform.
+            if byte < 248 && out.len() < 32 {
+                out.push(char::from(ALPHABET[usize::from(byte) % ALPHABET.len()]));
+            }
+        }
+    }
+    out
+}
+
+impl Kms {
+    /// Lets the service run custom key stores over `records` and `clusters`.
+    pub fn with_custom_key_stores(
+        mut self,
+        records: Arc<dyn KeyStoreStore>,
+        clusters: Arc<dyn HsmClusters>,
+    ) -> Kms {
+        self.custom_key_stores.records = Some(records);
+        self.custom_key_stores.clusters = Some(clusters);
+        self
+    }
+
+    fn cks_records(&self) -> Result<&Arc<dyn KeyStoreStore>, Error> {
+        self.custom_key_stores.records.as_ref().ok_or_else(|| {
+            Error::UnsupportedOperation(
+                "Custom key stores are not configured on this server.".to_owned(),
+            )
+        })
+    }
+
+    async fn cks_cluster(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Option<ClusterInfo>, Error> {
+        match &self.custom_key_stores.clusters {
+            Some(clusters) => clusters.cluster(namespace, cluster_id).await,
+            None => Ok(None),
+        }
+    }
+
+    pub(crate) async fn cks_record(
+        &self,
+        namespace: &Namespace,
+        id: &str,
+    ) -> Result<CustomKeyStoreRecord, Error> {
+        self.cks_records()?
+            .key_store(namespace, id)
+            .await?
+            .ok_or_else(|| not_found(id))
+    }
+
+    fn unwrap_password(&self, record: &CustomKeyStoreRecord) -> Result<Zeroizing<String>, Error> {
+        let bytes = self.root_key.unwrap(
+            &wrap_context(&record.custom_key_store_id),
+            &record.wrapped_password,
+        )?;
+        let text = std::str::from_utf8(&bytes)
+            .map_err(|_| Error::internal(HsmError("stored password is not UTF-8".to_owned())))?;
+        Ok(Zeroizing::new(text.to_owned()))
+    }
+
+    /// Checks a cluster meets the prerequisites of Create and Update, and that no other store of
+    /// the namespace uses it (or a related cluster).
+    async fn check_cluster(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+        others: &[CustomKeyStoreRecord],
+    ) -> Result<ClusterInfo, Error> {
+        let cluster = self
+            .cks_cluster(namespace, cluster_id)
+            .await?
+            .ok_or_else(|| {
+                Error::CloudHsmClusterNotFound(format!(
+                    "AWS CloudHSM cluster '{cluster_id}' does not exist in this account and Region."
+                ))
+            })?;
+        for other in others {
+            let related = match (
+                &cluster.cluster_certificate_pem,
+                other.cluster_id == cluster_id,
+            ) {
+                (_, true) => true,
+                (Some(mine), false) => self
+                    .cks_cluster(namespace, &other.cluster_id)
+                    .await?
+                    .and_then(|c| c.cluster_certificate_pem)
+                    .is_some_and(|theirs| same_pem(mine, &theirs)),
+                (None, false) => false,
+            };
+            if related {
+                return Err(Error::CloudHsmClusterInUse(format!(
+                    "AWS CloudHSM cluster '{cluster_id}' (or a related cluster) is already associated with \
+                     custom key store '{}'.",
+                    other.custom_key_store_id
+                )));
+            }
+        }
+        if !cluster.active {
+            return Err(Error::CloudHsmClusterNotActive(format!(
+                "AWS CloudHSM cluster '{cluster_id}' is not active."
+            )));
+        }
+        if cluster.active_hsms() < 2 || cluster.active_zones() < 2 {
+            return Err(Error::CloudHsmClusterInvalidConfiguration(format!(
+                "AWS CloudHSM cluster '{cluster_id}' must contain at least two active HSMs in different \
+                 Availability Zones."
+            )));
+        }
+        Ok(cluster)
+    }
+
+    /// `CreateCustomKeyStore`: records a new DISCONNECTED store; returns its id.
+    pub async fn create_custom_key_store(
+        &self,
+        caller: &Caller,
+        req: CreateCustomKeyStoreRequest,
+    ) -> Result<String, Error> {
+        let records = self.cks_records()?.clone();
+        match req.store_type.as_deref() {
+            None | Some("AWS_CLOUDHSM") => {}
+            Some(other) => {
+                return Err(Error::UnsupportedOperation(format!(
+                    "CustomKeyStoreType {other} is not supported by this server; use AWS_CLOUDHSM."
+                )));
+            }
+        }
+        let missing = |name: &str| {
+            Error::Validation(format!(
+                "{name} is required for a custom key store of type AWS_CLOUDHSM."
+            ))
+        };
+        let cluster_id = req.cluster_id.ok_or_else(|| missing("CloudHsmClusterId"))?;
+        let trust_anchor = req
+            .trust_anchor_pem
+            .ok_or_else(|| missing("TrustAnchorCertificate"))?;
+        let password = req
+            .key_store_password
+            .ok_or_else(|| missing("KeyStorePassword"))?;
+        check_password(&password)?;
+        let namespace = &caller.namespace;
+        let _writes = self.writes.lock().await;
+        let existing = records.list_key_stores(namespace).await?;
+        if let Some(same) = existing.iter().find(|r| r.name == req.name) {
+            // An identical retry of a DISCONNECTED store returns the existing id.
+            if same.cluster_id == cluster_id
+                && same.connection_state == state::DISCONNECTED
+                && same_pem(&same.trust_anchor_pem, &trust_anchor)
+                && self.unwrap_password(same)?.as_str() == password.as_str()
+            {
+                return Ok(same.custom_key_store_id.clone());
+            }
+            return Err(Error::CustomKeyStoreNameInUse(format!(
+                "Custom key store name '{}' is already in use in this account and Region.",
+                req.name
+            )));
+        }
+        let cluster = self
+            .check_cluster(namespace, &cluster_id, &existing)
+            .await?;
+        let matches = cluster
+            .trust_anchor_pem
+            .as_deref()
+            .is_some_and(|anchor| same_pem(anchor, &trust_anchor));
+        if !matches {
+            return Err(Error::IncorrectTrustAnchor(format!(
+                "The trust anchor certificate does not match the trust anchor of AWS CloudHSM cluster \
+                 '{cluster_id}'."
+            )));
+        }
+        if existing.len() >= MAX_CUSTOM_KEY_STORES {
+            return Err(Error::LimitExceeded(format!(
+                "An account can have at most {MAX_CUSTOM_KEY_STORES} custom key stores in a Region."
+            )));
+        }
+        let hex: String = strongroom_keystore::random_bytes(9)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let id = format!("cks-{}", &hex[..17]);
+        let record = CustomKeyStoreRecord {
+            wrapped_password: self
+                .root_key
+                .wrap(&wrap_context(&id), password.as_bytes())?,
+            custom_key_store_id: id.clone(),
+            namespace: namespace.clone(),
+            name: req.name,
+            cluster_id,
+            trust_anchor_pem: trust_anchor,
+            connection_state: state::DISCONNECTED.to_owned(),
+            connection_error: None,
+            created: self.clock.now(),
+        };
+        match records.insert_key_store(&record).await {
+            Ok(()) => Ok(id),
+            Err(StoreError::AlreadyExists(_)) => Err(Error::CustomKeyStoreNameInUse(format!(
+                "Custom key store name '{}' is already in use in this account and Region.",
+                record.name
+            ))),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// `DescribeCustomKeyStores`: by id, by name, or all, paginated.
+    pub async fn describe_custom_key_stores(
+        &self,
+        caller: &Caller,
+        id: Option<&str>,
+        name: Option<&str>,
+        limit: Option<i64>,
+        marker: Option<&str>,
+    ) -> Result<Page<CustomKeyStoreInfo>, Error> {
+        if id.is_some() && name.is_some() {
+            return Err(Error::Validation(
+                "Specify either CustomKeyStoreId or CustomKeyStoreName, not both.".to_owned(),
+            ));
+        }
+        let limit = pagination::limit(limit, 1000, 1000)?;
+        let after = marker.map(pagination::decode).transpose()?;
+        let all = match &self.custom_key_stores.records {
+            Some(records) => records.list_key_stores(&caller.namespace).await?,
+            None => Vec::new(),
+        };
+        let selected: Vec<CustomKeyStoreInfo> = all
+            .iter()
+            .filter(|r| id.is_none_or(|id| r.custom_key_store_id == id))
+            .filter(|r| name.is_none_or(|name| r.name == name))
+            .map(info)
+            .collect();
+        if selected.is_empty()
+            && let Some(wanted) = id.or(name)
+        {
+            return Err(not_found(wanted));
+        }
+        let rest: Vec<CustomKeyStoreInfo> = selected
+            .into_iter()
+            .filter(|s| after.as_deref().is_none_or(|after| s.id.as_str() > after))
+            .take(limit + 1)
+            .collect();
+        Ok(pagination::page(rest, limit, |s| s.id.clone()))
+    }
+
+    async fn set_connection(
+        &self,
+        mut record: CustomKeyStoreRecord,
+        state: &str,
+        error: Option<ConnectionError>,
+    ) -> Result<(), Error> {
+        record.connection_state = state.to_owned();
+        record.connection_error = error.map(|e| e.as_str().to_owned());
+        self.cks_records()?.put_key_store(&record).await?;
+        Ok(())
+    }
+
+    /// `ConnectCustomKeyStore`: logs kmsuser in on the cluster and rotates its password; the store
+    /// becomes CONNECTED, or FAILED with a `ConnectionErrorCode`.
+    pub async fn connect_custom_key_store(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+        self.connect_store(&caller.namespace, id, false).await
+    }
+
+    /// The live connection of store `id`; a store recorded CONNECTED whose connection this process
+    /// does not hold (the server restarted since) is connected again first. Must not be called
+    /// with `Kms::writes` held.
+    pub(crate) async fn live_cluster(
+        &self,
+        namespace: &Namespace,
+        id: &str,
+    ) -> Result<Option<Arc<dyn ConnectedCluster>>, Error> {
+        if let Some(cluster) = self.custom_key_stores.connected(id) {
+            return Ok(Some(cluster));
+        }
+        if self.custom_key_stores.records.is_none() {
+            return Ok(None);
+        }
+        self.connect_store(namespace, id, true).await?;
+        Ok(self.custom_key_stores.connected(id))
+    }
+
+    /// Connects store `id`; with `restoring`, only a store recorded CONNECTED without a live
+    /// connection, and silently.
+    async fn connect_store(
+        &self,
+        namespace: &Namespace,
+        id: &str,
+        restoring: bool,
+    ) -> Result<(), Error> {
+        let _writes = self.writes.lock().await;
+        let mut record = self.cks_record(namespace, id).await?;
+        match record.connection_state.as_str() {
+            state::CONNECTED if self.custom_key_stores.connected(id).is_some() => return Ok(()),
+            // CONNECTED without a live connection: the server restarted since; connect again.
+            state::CONNECTED => {}
+            state::DISCONNECTED if !restoring => {}
+            _ if restoring => return Ok(()),
+            other => {
+                return Err(Error::CustomKeyStoreInvalidState(format!(
+                    "Custom key store '{id}' is {other}; disconnect it before connecting it again."
+                )));
+            }
+        }
+        let cluster_id = record.cluster_id.clone();
+        let failed = |code| (state::FAILED, Some(code));
+        let outcome = match self.cks_cluster(namespace, &cluster_id).await? {
+            None => failed(ConnectionError::ClusterNotFound),
+            Some(cluster) if !cluster.active => {
+                return Err(Error::CloudHsmClusterNotActive(format!(
+                    "AWS CloudHSM cluster '{cluster_id}' is not active."
+                )));
+            }
+            Some(cluster) if cluster.active_hsms() == 0 => {
+                failed(ConnectionError::InsufficientCloudHsmHsms)
+            }
+            Some(cluster) if !cluster.crypto_users.iter().any(|u| u == KMSUSER) => {
+                failed(ConnectionError::UserNotFound)
+            }
+            Some(_) => {
+                let clusters = self
+                    .custom_key_stores
+                    .clusters
+                    .clone()
+                    .ok_or_else(|| not_found(id))?;
+                let old = self.unwrap_password(&record)?;
+                match clusters.connect(namespace, &cluster_id, old.clone()).await {
+                    Err(code) => failed(code),
+                    Ok(connected) => {
+                        let new = random_password();
+                        let rotate = {
+                            let (connected, old, new) =
+                                (connected.clone(), old.clone(), new.clone());
+                            tokio::task::spawn_blocking(move || {
+                                connected.change_password(&old, &new)
+                            })
+                            .await
+                        };
+                        match rotate {
+                            Ok(Ok(())) => {
+                                record.wrapped_password =
+                                    self.root_key.wrap(&wrap_context(id), new.as_bytes())?;
+                                if let Err(e) = self
+                                    .set_connection(record.clone(), state::CONNECTED, None)
+                                    .await
+                                {
+                                    // The new password was not saved: put the old one back.
+                                    let _ = connected.change_password(&new, &old);
+                                    connected.logout();
+                                    return Err(e);
+                                }
+                                self.custom_key_stores
+                                    .connected
+                                    .lock()
+                                    .unwrap_or_else(PoisonError::into_inner)
+                                    .insert(id.to_owned(), connected);
+                                return Ok(());
+                            }
+                            other => {
+                                tracing::error!(
+                                    custom_key_store_id = id,
+                                    "failed to rotate the kmsuser password: {other:?}"
+                                );
+                                connected.logout();
+                                failed(ConnectionError::InternalError)
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        self.set_connection(record, outcome.0, outcome.1).await
+    }
+
+    /// `DisconnectCustomKeyStore`: logs kmsuser out; the store's keys become unavailable.
+    pub async fn disconnect_custom_key_store(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<(), Error> {
+        let _writes = self.writes.lock().await;
+        let record = self.cks_record(&caller.namespace, id).await?;
+        if matches!(
+            record.connection_state.as_str(),
+            state::DISCONNECTED | state::DISCONNECTING
+        ) {
+            return Err(Error::CustomKeyStoreInvalidState(format!(
+                "Custom key store '{id}' is {}.",
+                record.connection_state
+            )));
+        }
+        let connected = self
+            .custom_key_stores
+            .connected
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+        if let Some(connected) = connected {
+            let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
+        }
+        self.set_connection(record, state::DISCONNECTED, None).await
+    }
+
+    /// `UpdateCustomKeyStore`: the name at any time; the password and cluster only when DISCONNECTED.
+    pub async fn update_custom_key_store(
+        &self,
+        caller: &Caller,
+        req: UpdateCustomKeyStoreRequest,
+    ) -> Result<(), Error> {
+        let namespace = &caller.namespace;
+        let records = self.cks_records()?.clone();
+        let _writes = self.writes.lock().await;
+        let mut record = self.cks_record(namespace, &req.id).await?;
+        if (req.key_store_password.is_some() || req.cluster_id.is_some())
+            && record.connection_state != state::DISCONNECTED
+        {
+            return Err(Error::CustomKeyStoreInvalidState(format!(
+                "Custom key store '{}' must be DISCONNECTED to change its password or cluster; it is {}.",
+                req.id, record.connection_state
+            )));
+        }
+        let all = records.list_key_stores(namespace).await?;
+        if let Some(name) = req.new_name {
+            if all
+                .iter()
+                .any(|r| r.name == name && r.custom_key_store_id != req.id)
+            {
+                return Err(Error::CustomKeyStoreNameInUse(format!(
+                    "Custom key store name '{name}' is already in use in this account and Region."
+                )));
+            }
+            record.name = name;
+        }
+        if let Some(password) = req.key_store_password {
+            check_password(&password)?;
+            record.wrapped_password = self
+                .root_key
+                .wrap(&wrap_context(&req.id), password.as_bytes())?;
+        }
+        if let Some(cluster_id) = req.cluster_id
+            && cluster_id != record.cluster_id
+        {
+            let others: Vec<CustomKeyStoreRecord> = all
+                .into_iter()
+                .filter(|r| r.custom_key_store_id != req.id)
+                .collect();
+            let new = self.check_cluster(namespace, &cluster_id, &others).await?;
+            let old = self.cks_cluster(namespace, &record.cluster_id).await?;
+            let related = match (
+                new.cluster_certificate_pem.as_deref(),
+                old.and_then(|c| c.cluster_certificate_pem),
+            ) {
+                (Some(new), Some(old)) => same_pem(new, &old),
+                _ => false,
+            };
+            if !related {
+                return Err(Error::CloudHsmClusterNotRelated(format!(
+                    "AWS CloudHSM cluster '{cluster_id}' is not related to cluster '{}'.",
+                    record.cluster_id
+                )));
+            }
+            record.cluster_id = cluster_id;
+        }
+        match records.put_key_store(&record).await {
+            Err(StoreError::AlreadyExists(_)) => Err(Error::CustomKeyStoreNameInUse(format!(
+                "Custom key store name '{}' is already in use in this account and Region.",
+                record.name
+            ))),
+            other => Ok(other?),
+        }
+    }
+
+    /// `DeleteCustomKeyStore`: only a DISCONNECTED store without keys.
+    pub async fn delete_custom_key_store(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+        let namespace = &caller.namespace;
+        let records = self.cks_records()?.clone();
+        let _writes = self.writes.lock().await;
+        let record = self.cks_record(namespace, id).await?;
+        if record.connection_state != state::DISCONNECTED {
+            return Err(Error::CustomKeyStoreInvalidState(format!(
+                "Custom key store '{id}' must be DISCONNECTED to be deleted; it is {}.",
+                record.connection_state
+            )));
+        }
+        if records.count_key_store_keys(namespace, id).await? > 0 {
+            return Err(Error::CustomKeyStoreHasCmks(format!(
+                "Custom key store '{id}' contains KMS keys; schedule their deletion and wait for it \
+                 before deleting the store."
+            )));
+        }
+        records.delete_key_store(namespace, id).await?;
+        Ok(())
+    }
+}
+
+/// Where a key of a custom key store lives, for DescribeKey.
+#[derive(Debug, Clone)]
+pub struct KeyStoreLocation {
+    /// `CustomKeyStoreId`.
+    pub custom_key_store_id: String,
+    /// `CloudHsmClusterId`.
+    pub cluster_id: String,
+}
+
+/// The key id of a backing key's all-zero material id: a custom key store key has one backing key.
+pub(crate) const BACKING_MATERIAL_ID: strongroom_types::KeyMaterialId =
+    strongroom_types::KeyMaterialId([0; 32]);
+
+fn unavailable(record: &strongroom_types::KeyRecord) -> Error {
+    Error::InvalidState(format!("{} is unavailable.", record.arn()))
+}
+
+impl Kms {
+    /// Generates the backing key of a new key in store `id` and records where the key lives;
+    /// the store must be CONNECTED and its cluster have active HSMs in two zones.
+    pub(crate) async fn create_backing_key(
+        &self,
+        record: &strongroom_types::KeyRecord,
+        id: &str,
+    ) -> Result<(), Error> {
+        let namespace = &record.namespace;
+        let store = self.cks_record(namespace, id).await?;
+        let connected = match self.custom_key_stores.connected(id) {
+            Some(connected) if store.connection_state == state::CONNECTED => connected,
+            _ => {
+                return Err(Error::CustomKeyStoreInvalidState(format!(
+                    "Custom key store '{id}' is not connected; it is {}.",
+                    store.connection_state
+                )));
+            }
+        };
+        let cluster = self.cks_cluster(namespace, &store.cluster_id).await?;
+        if cluster.is_none_or(|c| c.active_hsms() < 2 || c.active_zones() < 2) {
+            return Err(Error::CloudHsmClusterInvalidConfiguration(format!(
+                "AWS CloudHSM cluster '{}' must contain at least two active HSMs in different \
+                 Availability Zones.",
+                store.cluster_id
+            )));
+        }
+        let label = record.arn();
+        let generated = tokio::task::spawn_blocking(move || connected.generate_key(&label))
+            .await
+            .map_err(Error::internal)?;
+        generated.map_err(Error::internal)?;
+        self.cks_records()?
+            .insert_key_store_key(namespace, &record.key_id, id)
+            .await?;
+        Ok(())
+    }
+
+    /// Where a key lives, if it is in a custom key store.
+    pub async fn key_store_location(
+        &self,
+        record: &strongroom_types::KeyRecord,
+    ) -> Result<Option<KeyStoreLocation>, Error> {
+        if record.origin != strongroom_types::Origin::AwsCloudhsm {
+            return Ok(None);
+        }
+        let Some(records) = &self.custom_key_stores.records else {
+            return Ok(None);
+        };
+        let Some(id) = records
+            .key_store_of(&record.namespace, &record.key_id)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let cluster_id = records
+            .key_store(&record.namespace, &id)
+            .await?
+            .map(|s| s.cluster_id)
+            .unwrap_or_default();
+        Ok(Some(KeyStoreLocation {
+            custom_key_store_id: id,
+            cluster_id,
+        }))
+    }
+
+    /// Shows a custom key store key of a store that is not connected as Unavailable (unless it is
+    /// pending deletion), as DescribeKey does.
+    pub(crate) async fn show_availability(
+        &self,
+        record: &mut strongroom_types::KeyRecord,
+    ) -> Result<(), Error> {
+        use strongroom_types::KeyState;
+        if record.origin != strongroom_types::Origin::AwsCloudhsm
+            || matches!(
+                record.state,
+                KeyState::PendingDeletion | KeyState::PendingReplicaDeletion
+            )
+        {
+            return Ok(());
+        }
+        if self.backing_cluster(record).await.is_err() {
+            record.state = KeyState::Unavailable;
+        }
+        Ok(())
+    }
+
+    /// The connected cluster holding a key's backing key; `KMSInvalidStateException` ("… is
+    /// unavailable.") when its store is not connected.
+    pub(crate) async fn backing_cluster(
+        &self,
+        record: &strongroom_types::KeyRecord,
+    ) -> Result<Arc<dyn ConnectedCluster>, Error> {
+        let location = self
+            .key_store_location(record)
+            .await?
+            .ok_or_else(|| unavailable(record))?;
+        self.live_cluster(&record.namespace, &location.custom_key_store_id)
+            .await?
+            .ok_or_else(|| unavailable(record))
+    }
+
+    /// Encrypts in the key's cluster under its backing key (labelled with the key ARN).
+    pub(crate) async fn hsm_encrypt(
+        &self,
+        record: &strongroom_types::KeyRecord,
+        aad: Vec<u8>,
+        plaintext: Zeroizing<Vec<u8>>,
+    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        let cluster = self.backing_cluster(record).await?;
+        let label = record.arn();
+        let result = tokio::task::spawn_blocking(move || cluster.encrypt(&label, &aad, &plaintext))
+            .await
+            .map_err(Error::internal)?;
+        result.map_err(|e| self.hsm_failure(record, e))
+    }
+
+    /// Decrypts in the key's cluster; `None` when the ciphertext does not authenticate.
+    pub(crate) async fn hsm_decrypt(
+        &self,
+        record: &strongroom_types::KeyRecord,
+        aad: Vec<u8>,
+        iv: Vec<u8>,
+        ciphertext: Vec<u8>,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
+        let cluster = self.backing_cluster(record).await?;
+        let label = record.arn();
+        let result =
+            tokio::task::spawn_blocking(move || cluster.decrypt(&label, &aad, &iv, &ciphertext))
+                .await
+                .map_err(Error::internal)?;
+        result.map_err(|e| self.hsm_failure(record, e))
+    }
+
+    fn hsm_failure(&self, record: &strongroom_types::KeyRecord, e: HsmError) -> Error {
+        tracing::warn!(key_id = %record.key_id.as_str(), "custom key store operation failed: {e}");
+        Error::InvalidState(format!(
+            "{} is unavailable: KMS cannot communicate with your CloudHSM cluster, or the cluster \
+             no longer holds the key material.",
+            record.arn()
+        ))
+    }
+}
+
+impl Kms {
+    /// After a custom key store key is deleted: forgets its store and, when the store is connected,
+    /// deletes the backing key from the cluster (best effort, as KMS does).
+    pub(crate) async fn forget_backing_key(
+        &self,
+        record: &strongroom_types::KeyRecord,
+    ) -> Result<(), Error> {
+        let Some(location) = self.key_store_location(record).await? else {
+            return Ok(());
+        };
+        if let Some(cluster) = self
+            .custom_key_stores
+            .connected(&location.custom_key_store_id)
+        {
+            let label = record.arn();
+            let _ = tokio::task::spawn_blocking(move || cluster.delete_key(&label)).await;
+        } else {
+            tracing::warn!(key_arn = %record.arn(), "the custom key store is not connected: the backing key stays in the cluster");
+        }
+        if let Some(records) = &self.custom_key_stores.records {
+            records
+                .delete_key_store_key(&record.namespace, &record.key_id)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Kms {
+    /// Random bytes from the cluster of a CONNECTED store, for GenerateRandom with a CustomKeyStoreId.
+    pub(crate) async fn cluster_random(
+        &self,
+        caller: &Caller,
+        id: &str,
+        len: usize,
+    ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        let store = match &self.custom_key_stores.records {
+            Some(records) => records.key_store(&caller.namespace, id).await?,
+            None => None,
+        }
+        .ok_or_else(|| not_found(id))?;
+        let live = match store.connection_state.as_str() {
+            state::CONNECTED => self.live_cluster(&caller.namespace, id).await?,
+            _ => None,
+        };
+        let Some(cluster) = live else {
+            return Err(Error::CustomKeyStoreInvalidState(format!(
+                "Custom key store '{id}' is not connected; it is {}.",
+                store.connection_state
+            )));
+        };
+        let bytes = tokio::task::spawn_blocking(move || cluster.random(len))
+            .await
+            .map_err(Error::internal)?
+            .map_err(Error::internal)?;
+        Ok(Zeroizing::new(bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,352 @@
+//! Custom key store rules against a fake cluster: the prerequisites of CreateCustomKeyStore, the
+//! quota, and the ConnectionErrorCode of each failed connection.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use strongroom_keystore::FileRootKey;
+use strongroom_storage::sqlite::SqliteStore;
+use strongroom_types::Namespace;
+use zeroize::Zeroizing;
+
+use super::*;
+use crate::{Caller, ManualClock};
+
+const ANCHOR: &str = "-----BEGIN CERTIFICATE-----\nANCHOR\n-----END CERTIFICATE-----\n";
+
+/// Changes a cluster before a connection attempt.
+type ChangeCluster = Box<dyn Fn(&mut ClusterInfo)>;
+
+#[derive(Default)]
+struct FakeClusters {
+    clusters: Mutex<HashMap<String, ClusterInfo>>,
+    login: Mutex<Option<ConnectionError>>,
+}
+
+struct FakeConnected;
+
+impl ConnectedCluster for FakeConnected {
+    fn change_password(&self, _old: &str, _new: &str) -> Result<(), HsmError> {
+        Ok(())
+    }
+    fn logout(&self) {}
+    fn generate_key(&self, _label: &str) -> Result<(), HsmError> {
+        Ok(())
+    }
+    fn delete_key(&self, _label: &str) {}
+    fn random(&self, len: usize) -> Result<Vec<u8>, HsmError> {
+        Ok(vec![7; len])
+    }
+    fn encrypt(&self, _: &str, _: &[u8], _: &[u8]) -> Result<(Vec<u8>, Vec<u8>), HsmError> {
+        Err(HsmError("not in this fake".to_owned()))
+    }
+    fn decrypt(
+        &self,
+        _: &str,
+        _: &[u8],
+        _: &[u8],
+        _: &[u8],
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, HsmError> {
+        Err(HsmError("not in this fake".to_owned()))
+    }
+}
+
+#[async_trait]
+impl HsmClusters for FakeClusters {
+    async fn cluster(&self, _: &Namespace, id: &str) -> Result<Option<ClusterInfo>, Error> {
+        Ok(self.clusters.lock().unwrap().get(id).cloned())
+    }
+    async fn connect(
+        &self,
+        _: &Namespace,
+        _: &str,
+        _: Zeroizing<String>,
+    ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError> {
+        match *self.login.lock().unwrap() {
+            Some(code) => Err(code),
+            None => Ok(Arc::new(FakeConnected)),
+        }
+    }
+}
+
+fn cluster(zones: &[&str]) -> ClusterInfo {
+    ClusterInfo {
+        active: true,
+        hsms: zones
+            .iter()
+            .map(|zone| ClusterHsm {
+                availability_zone: (*zone).to_owned(),
+                active: true,
+            })
+            .collect(),
+        trust_anchor_pem: Some(ANCHOR.to_owned()),
+        cluster_certificate_pem: Some(format!("cert of {}", zones.len())),
+        crypto_users: vec![KMSUSER.to_owned()],
+    }
+}
+
+fn setup(name: &str) -> (Kms, Arc<FakeClusters>, Caller) {
+    let dir = std::env::temp_dir().join(format!("strongroom-cks-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let store = Arc::new(SqliteStore::open(&dir.join("db")).unwrap());
+    let root = Arc::new(FileRootKey::open_or_create(&dir.join("root.key")).unwrap());
+    let clusters = Arc::new(FakeClusters::default());
+    let kms = Kms::new(store.clone(), root, Arc::new(ManualClock::starting_now()))
+        .with_custom_key_stores(store, clusters.clone());
+    let caller = Caller {
+        namespace: Namespace {
+            account: "111122223333".parse().unwrap(),
+            region: "us-east-1".parse().unwrap(),
+        },
+        arn: "arn:aws:iam::111122223333:root".to_owned(),
+        access_key_id: "test".to_owned(),
+        source_ip: None,
+        source_vpc: None,
+        source_vpce: None,
+        via_service: None,
+    };
+    (kms, clusters, caller)
+}
+
+fn request(
+    name: &str,
+    cluster_id: &str,
+    anchor: &str,
+    password: &str,
+) -> CreateCustomKeyStoreRequest {
+    CreateCustomKeyStoreRequest {
+        name: name.to_owned(),
+        cluster_id: Some(cluster_id.to_owned()),
+        trust_anchor_pem: Some(anchor.to_owned()),
+        key_store_password: Some(Zeroizing::new(password.to_owned())),
+        store_type: None,
+    }
+}
+
+fn code<T: std::fmt::Debug>(result: Result<T, Error>) -> &'static str {
+    result.expect_err("the call fails").code()
+}
+
+#[test]
+fn create_checks_the_cluster_and_the_request() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller) = setup("create");
+        {
+            let mut map = clusters.clusters.lock().unwrap();
+            map.insert("cluster-good".to_owned(), cluster(&["a", "b"]));
+            map.insert("cluster-onezone".to_owned(), cluster(&["a", "a"]));
+            let mut inactive = cluster(&["a", "b"]);
+            inactive.active = false;
+            map.insert("cluster-inactive".to_owned(), inactive);
+            for n in 0..11 {
+                let mut info = cluster(&["a", "b"]);
+                info.cluster_certificate_pem = Some(format!("cert of cluster-{n}"));
+                map.insert(format!("cluster-{n}"), info);
+            }
+        }
+        let create = |name: &str, cluster: &str, anchor: &str, password: &str| {
+            kms.create_custom_key_store(&caller, request(name, cluster, anchor, password))
+        };
+        let pw = "kmsuser-password";
+        assert_eq!(
+            code(create("s", "cluster-none", ANCHOR, pw).await),
+            "CloudHsmClusterNotFoundException"
+        );
+        assert_eq!(
+            code(create("s", "cluster-inactive", ANCHOR, pw).await),
+            "CloudHsmClusterNotActiveException"
+        );
+        assert_eq!(
+            code(create("s", "cluster-onezone", ANCHOR, pw).await),
+            "CloudHsmClusterInvalidConfigurationException"
+        );
+        assert_eq!(
+            code(create("s", "cluster-good", "other", pw).await),
+            "IncorrectTrustAnchorException"
+        );
+        assert_eq!(
+            code(create("s", "cluster-good", ANCHOR, "short").await),
+            "ValidationException"
+        );
+        assert_eq!(
+            code(create("s", "cluster-good", ANCHOR, &"x".repeat(33)).await),
+            "ValidationException"
+        );
+
+        let id = create("s", "cluster-good", ANCHOR, pw).await.unwrap();
+        assert_eq!(
+            create("s", "cluster-good", ANCHOR, pw).await.unwrap(),
+            id,
+            "an identical retry"
+        );
+        assert_eq!(
+            code(create("s", "cluster-0", ANCHOR, pw).await),
+            "CustomKeyStoreNameInUseException"
+        );
+        assert_eq!(
+            code(create("t", "cluster-good", ANCHOR, pw).await),
+            "CloudHsmClusterInUseException"
+        );
+        for n in 0..9 {
+            create(&format!("store-{n}"), &format!("cluster-{n}"), ANCHOR, pw)
+                .await
+                .unwrap();
+        }
+        assert_eq!(
+            code(create("store-10", "cluster-10", ANCHOR, pw).await),
+            "LimitExceededException"
+        );
+        let page = kms
+            .describe_custom_key_stores(&caller, None, None, Some(4), None)
+            .await
+            .unwrap();
+        assert_eq!(page.items.len(), 4);
+        let marker = page.next_marker.expect("more pages");
+        let rest = kms
+            .describe_custom_key_stores(&caller, None, None, None, Some(&marker))
+            .await
+            .unwrap();
+        assert_eq!(rest.items.len(), 6);
+        assert_eq!(
+            code(
+                kms.describe_custom_key_stores(&caller, Some("cks-none"), None, None, None)
+                    .await
+            ),
+            "CustomKeyStoreNotFoundException"
+        );
+    });
+}
+
+#[test]
+fn failed_connections_carry_their_error_code() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller) = setup("connect");
+        clusters
+            .clusters
+            .lock()
+            .unwrap()
+            .insert("cluster-good".to_owned(), cluster(&["a", "b"]));
+        let id = kms
+            .create_custom_key_store(
+                &caller,
+                request("s", "cluster-good", ANCHOR, "kmsuser-password"),
+            )
+            .await
+            .unwrap();
+        let state = || async {
+            let page = kms
+                .describe_custom_key_stores(&caller, Some(&id), None, None, None)
+                .await
+                .unwrap();
+            (
+                page.items[0].connection_state.clone(),
+                page.items[0].connection_error.clone(),
+            )
+        };
+        let attempt = |setup: &dyn Fn(&mut ClusterInfo), login: Option<ConnectionError>| {
+            let mut info = cluster(&["a", "b"]);
+            setup(&mut info);
+            clusters
+                .clusters
+                .lock()
+                .unwrap()
+                .insert("cluster-good".to_owned(), info);
+            *clusters.login.lock().unwrap() = login;
+        };
+        let cases: Vec<(ChangeCluster, Option<ConnectionError>, &str)> = vec![
+            (Box::new(|c| c.crypto_users.clear()), None, "USER_NOT_FOUND"),
+            (
+                Box::new(|c| c.hsms.iter_mut().for_each(|h| h.active = false)),
+                None,
+                "INSUFFICIENT_CLOUDHSM_HSMS",
+            ),
+            (
+                Box::new(|_| {}),
+                Some(ConnectionError::InvalidCredentials),
+                "INVALID_CREDENTIALS",
+            ),
+            (
+                Box::new(|_| {}),
+                Some(ConnectionError::UserLockedOut),
+                "USER_LOCKED_OUT",
+            ),
+            (
+                Box::new(|_| {}),
+                Some(ConnectionError::UserLoggedIn),
+                "USER_LOGGED_IN",
+            ),
+        ];
+        for (change, login, expected) in cases {
+            attempt(change.as_ref(), login);
+            kms.connect_custom_key_store(&caller, &id).await.unwrap();
+            assert_eq!(
+                state().await,
+                (state::FAILED.to_owned(), Some(expected.to_owned()))
+            );
+            assert_eq!(
+                code(kms.connect_custom_key_store(&caller, &id).await),
+                "CustomKeyStoreInvalidStateException"
+            );
+            kms.disconnect_custom_key_store(&caller, &id).await.unwrap();
+        }
+        clusters.clusters.lock().unwrap().clear();
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            state().await,
+            (
+                state::FAILED.to_owned(),
+                Some("CLUSTER_NOT_FOUND".to_owned())
+            )
+        );
+        kms.disconnect_custom_key_store(&caller, &id).await.unwrap();
+
+        attempt(&|_| {}, None);
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(state().await, (state::CONNECTED.to_owned(), None));
+        let random = kms
+            .generate_random(&caller, Some(5), Some(&id))
+            .await
+            .unwrap();
+        assert_eq!(random.as_slice(), &[7; 5]);
+        assert_eq!(
+            code(kms.delete_custom_key_store(&caller, &id).await),
+            "CustomKeyStoreInvalidStateException"
+        );
+        // Another service over the same database (a restarted server) connects the store again
+        // on first use.
+        let restarted = Kms::new(
+            kms.store.clone(),
+            kms.root_key.clone(),
+            Arc::new(ManualClock::starting_now()),
+        )
+        .with_custom_key_stores(
+            kms.custom_key_stores.records.clone().unwrap(),
+            clusters.clone(),
+        );
+        assert!(restarted.custom_key_stores.connected(&id).is_none());
+        let random = restarted
+            .generate_random(&caller, Some(3), Some(&id))
+            .await
+            .unwrap();
+        assert_eq!(random.as_slice(), &[7; 3]);
+        assert!(restarted.custom_key_stores.connected(&id).is_some());
+        kms.update_custom_key_store(
+            &caller,
+            UpdateCustomKeyStoreRequest {
+                id: id.clone(),
+                new_name: Some("renamed".to_owned()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        kms.disconnect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            code(kms.disconnect_custom_key_store(&caller, &id).await),
+            "CustomKeyStoreInvalidStateException"
+        );
+        kms.delete_custom_key_store(&caller, &id).await.unwrap();
+    });
+}
