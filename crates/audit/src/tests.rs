@@ -629,8 +629,10 @@ async fn group_commit_shares_flushes_between_concurrent_callers() {
         "one flush per event: {sequential} events, {sequential_flushes} flushes, {sequential_rate:.0} events/s; \
          group commit, {workers} callers: {concurrent} events, {concurrent_flushes} flushes, {concurrent_rate:.0} events/s"
     );
+    // At least two events per flush on average: a bound loose enough for a machine busy with other work
+    // (which shortens batches), yet one that fails whenever callers stop sharing flushes.
     assert!(
-        concurrent_flushes * 10 < u64::from(concurrent),
+        concurrent_flushes * 2 < u64::from(concurrent),
         "{concurrent} records from {workers} callers took {concurrent_flushes} flushes"
     );
 

@@ -98,6 +98,21 @@ impl Authenticator {
         }
     }
 
+    /// Who signed a request, as (account, principal ARN, access key id), for the audit record of requests
+    /// other APIs served; `None` when the access key is unknown.
+    pub(crate) fn identify(&self, headers: &http::HeaderMap) -> Option<(String, String, String)> {
+        let auth = strongroom_sigv4::parse_authorization(headers).ok()?;
+        let principal = self
+            .credentials
+            .lookup(&auth.access_key_id, auth.security_token.as_deref())
+            .ok()?;
+        Some((
+            principal.account.to_string(),
+            principal.arn,
+            auth.access_key_id,
+        ))
+    }
+
     /// Authenticates a request for `service` (the SigV4 signing name) and returns the caller.
     pub(crate) fn authenticate(
         &self,

@@ -111,7 +111,7 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
         let served = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
             // IAM and STS requests are forms (AWS Query protocol), answered in XML; KMS requests are JSON.
             Ok(bytes) if query::is_query(&parts.headers) => {
-                return query::serve(
+                let response = query::serve(
                     edge.identities.as_ref(),
                     &edge.auth,
                     &parts,
@@ -119,10 +119,14 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
                     &request_id,
                 )
                 .await;
+                let (source, action) = query_event_name(&parts.headers, &bytes);
+                return edge
+                    .audit_other(&parts, source, &action, response, &request_id)
+                    .await;
             }
             // CloudHSM v2 requests (`BaldrApiService.*`) go to the control plane.
             Ok(bytes) if cloudhsm::is_cloudhsm(&parts.headers) => {
-                return cloudhsm::serve(
+                let response = cloudhsm::serve(
                     edge.cloudhsm.as_ref(),
                     &edge.auth,
                     &parts,
@@ -130,6 +134,21 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
                     &request_id,
                 )
                 .await;
+                let target = parts
+                    .headers
+                    .get("x-amz-target")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let action = target.rsplit('.').next().unwrap_or_default().to_owned();
+                return edge
+                    .audit_other(
+                        &parts,
+                        "cloudhsm.amazonaws.com",
+                        &action,
+                        response,
+                        &request_id,
+                    )
+                    .await;
             }
             Ok(bytes) => edge.serve(&parts, &bytes, &operation).await,
             Err(_) => Served {
@@ -194,7 +213,71 @@ fn is_cloudtrail(headers: &http::HeaderMap) -> bool {
         .is_some_and(|target| target.starts_with(CLOUDTRAIL_TARGET))
 }
 
+/// The event source and action of an IAM or STS (Query protocol) request.
+fn query_event_name(headers: &http::HeaderMap, body: &[u8]) -> (&'static str, String) {
+    let service = strongroom_sigv4::parse_authorization(headers)
+        .map(|auth| auth.service)
+        .unwrap_or_default();
+    let source = if service == "sts" {
+        "sts.amazonaws.com"
+    } else {
+        "iam.amazonaws.com"
+    };
+    let action = std::str::from_utf8(body)
+        .ok()
+        .and_then(|form| {
+            form.split('&')
+                .find_map(|pair| pair.strip_prefix("Action="))
+        })
+        .unwrap_or_default()
+        .to_owned();
+    (source, action)
+}
+
 impl Edge {
+    /// Records a request another API served, then returns its response; a request the trail cannot
+    /// record fails, as KMS requests do.
+    async fn audit_other(
+        &self,
+        parts: &http::request::Parts,
+        event_source: &str,
+        action: &str,
+        response: Response,
+        request_id: &str,
+    ) -> Response {
+        let Some(trail) = &self.trail else {
+            return response;
+        };
+        let (head, body) = response.into_parts();
+        let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+            return error_response(
+                &ProtocolError::Service(Error::internal(std::io::Error::other("response body"))),
+                request_id,
+            );
+        };
+        let outcome =
+            match head.status.is_success() {
+                true => Ok(()),
+                false => Err(trail::error_code_of(&bytes)
+                    .unwrap_or_else(|| head.status.as_u16().to_string())),
+            };
+        let caller = self.auth.identify(&parts.headers);
+        let event = trail::other_api_event(
+            parts,
+            caller,
+            event_source,
+            action,
+            outcome,
+            request_id,
+            &trail.default_account,
+        );
+        if let Err(e) = trail.log.record(vec![event]).await {
+            tracing::error!(%request_id, "failed to record an audit event: {e:#}");
+            return error_response(&ProtocolError::Service(Error::internal(e)), request_id);
+        }
+        Response::from_parts(head, axum::body::Body::from(bytes))
+    }
+
     /// Serves one request, keeping what the audit record needs: the caller and the parsed body.
     async fn serve(&self, parts: &http::request::Parts, body: &Bytes, operation: &str) -> Served {
         let mut served = Served {

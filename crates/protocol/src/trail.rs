@@ -265,3 +265,92 @@ fn lookup_error(error: strongroom_audit::Error) -> ProtocolError {
     };
     ProtocolError::CloudTrail(code, error.to_string())
 }
+
+/// Builds the record of a request another API served (IAM, STS, CloudHSM), from the request and its
+/// outcome (the error code when it failed). Parameters are not recorded for these APIs: some carry passwords and secrets, and
+/// the record must never hold one.
+pub(crate) fn other_api_event(
+    parts: &Parts,
+    caller: Option<(String, String, String)>,
+    event_source: &str,
+    event_name: &str,
+    outcome: Result<(), String>,
+    request_id: &str,
+    default_account: &str,
+) -> Event {
+    let header_auth = strongroom_sigv4::parse_authorization(&parts.headers).ok();
+    let region = header_auth
+        .as_ref()
+        .map(|auth| auth.region.clone())
+        .unwrap_or_else(|| "us-east-1".to_owned());
+    let (account, user_identity) = match caller {
+        Some((account, arn, access_key_id)) if arn.ends_with(":root") => {
+            let identity = UserIdentity::root(&account, Some(&access_key_id));
+            (account, identity)
+        }
+        Some((account, arn, access_key_id)) => {
+            let identity = UserIdentity {
+                arn: Some(arn),
+                account_id: Some(account.clone()),
+                access_key_id: Some(access_key_id),
+                ..UserIdentity::default()
+            };
+            (account, identity)
+        }
+        None => {
+            let access_key_id = header_auth.map(|auth| auth.access_key_id);
+            (
+                default_account.to_owned(),
+                UserIdentity {
+                    access_key_id,
+                    ..UserIdentity::default()
+                },
+            )
+        }
+    };
+    ApiCall {
+        user_identity,
+        event_time: OffsetDateTime::now_utc(),
+        event_source: event_source.to_owned(),
+        event_name: if event_name.is_empty() {
+            "UnknownOperation".to_owned()
+        } else {
+            event_name.to_owned()
+        },
+        aws_region: region,
+        source_ip: parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip().to_string())
+            .unwrap_or_default(),
+        user_agent: parts
+            .headers
+            .get(http::header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned(),
+        request_id: Some(request_id.to_owned()),
+        request_parameters: Value::Null,
+        response_elements: Value::Null,
+        error_code: outcome.err(),
+        error_message: None,
+        read_only: kms_read_only(event_name),
+        resources: Vec::new(),
+        recipient_account_id: account,
+        additional_event_data: None,
+        tls_details: None,
+    }
+    .into_event()
+}
+
+/// The error code in a JSON (`__type`) or XML (`<Code>`) error body.
+pub(crate) fn error_code_of(body: &[u8]) -> Option<String> {
+    if let Ok(Value::Object(fields)) = serde_json::from_slice::<Value>(body) {
+        let code = fields.get("__type")?.as_str()?;
+        return Some(code.rsplit('#').next().unwrap_or(code).to_owned());
+    }
+    let text = std::str::from_utf8(body).ok()?;
+    let start = text.find("<Code>")? + "<Code>".len();
+    let end = text[start..].find("</Code>")? + start;
+    Some(text[start..end].to_owned())
+}

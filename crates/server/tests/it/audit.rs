@@ -186,3 +186,46 @@ fn delivered_files_verify_and_tampering_is_caught() {
     let (ok, report) = verify(dir.path());
     assert!(!ok, "a changed log file must fail verification:\n{report}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iam_calls_are_recorded_without_their_parameters() {
+    let server = TestServer::start().await;
+    let admin = crate::iam::iam(&server.endpoint(), &crate::iam::Keys::dev());
+    admin
+        .create_user()
+        .user_name("audited-user")
+        .send()
+        .await
+        .expect("CreateUser");
+    let duplicate = admin.create_user().user_name("audited-user").send().await;
+    assert!(
+        duplicate.is_err(),
+        "a second CreateUser of the same name fails"
+    );
+
+    let events = lookup(
+        &server,
+        "test",
+        json!({"LookupAttributes": [{"AttributeKey": "EventSource", "AttributeValue": "iam.amazonaws.com"}]}),
+    )
+    .await;
+    let records: Vec<Value> = events.iter().map(record).collect();
+    let creates: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["eventName"] == "CreateUser")
+        .collect();
+    assert_eq!(creates.len(), 2, "{records:?}");
+    assert!(creates.iter().any(|r| r["errorCode"].is_null()));
+    assert!(
+        creates
+            .iter()
+            .any(|r| r["errorCode"] == "EntityAlreadyExists"),
+        "{creates:?}"
+    );
+    assert!(
+        creates
+            .iter()
+            .all(|r| r["userIdentity"]["type"] == "Root" && r["requestParameters"].is_null())
+    );
+    server.stop().await;
+}

@@ -23,14 +23,14 @@ const PATIENCE: Duration = Duration::from_secs(30);
 
 /// Keys that sign as someone: an access key, its secret, and a session token for temporary ones.
 #[derive(Debug, Clone)]
-struct Keys {
+pub(crate) struct Keys {
     access_key_id: String,
     secret: String,
     token: Option<String>,
 }
 
 impl Keys {
-    fn dev() -> Keys {
+    pub(crate) fn dev() -> Keys {
         Keys {
             access_key_id: "test".to_owned(),
             secret: "test".to_owned(),
@@ -49,7 +49,7 @@ impl Keys {
     }
 }
 
-fn iam(endpoint: &str, keys: &Keys) -> aws_sdk_iam::Client {
+pub(crate) fn iam(endpoint: &str, keys: &Keys) -> aws_sdk_iam::Client {
     let config = aws_sdk_iam::Config::builder()
         .behavior_version(aws_sdk_iam::config::BehaviorVersion::latest())
         .region(aws_sdk_iam::config::Region::new(REGION))
