@@ -229,3 +229,89 @@ async fn iam_calls_are_recorded_without_their_parameters() {
     );
     server.stop().await;
 }
+
+#[test]
+fn every_answered_request_is_in_the_trail_after_kill_9_under_load() {
+    use aws_sdk_kms::operation::RequestId;
+    use std::sync::{Arc, Mutex};
+
+    let dir = TempDir::new("audit-kill9");
+    let server = ProcessServer::start_dev(dir.path());
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    let answered = Arc::new(Mutex::new(Vec::<String>::new()));
+    let tasks = runtime.block_on(async {
+        let client = server.client();
+        let (key_id, _) = create_key(&client, "under load").await;
+        let mut tasks = Vec::new();
+        for _ in 0..8 {
+            let client = client.clone();
+            let key_id = key_id.clone();
+            let answered = answered.clone();
+            tasks.push(tokio::spawn(async move {
+                loop {
+                    let request = client
+                        .encrypt()
+                        .key_id(&key_id)
+                        .plaintext(aws_sdk_kms::primitives::Blob::new(PLAINTEXT));
+                    match request.send().await {
+                        Ok(output) => {
+                            let id = output.request_id().expect("a request id").to_owned();
+                            answered.lock().unwrap_or_else(|p| p.into_inner()).push(id);
+                        }
+                        Err(_) => return,
+                    }
+                }
+            }));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+        tasks
+    });
+    server.kill9();
+    runtime.block_on(async {
+        for task in tasks {
+            let _ = task.await;
+        }
+    });
+    let answered = answered.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert!(
+        answered.len() > 50,
+        "the load ran: {} answered requests",
+        answered.len()
+    );
+
+    runtime.block_on(async {
+        let server = TestServer::start_in(dir.path(), |_| {}).await;
+        let mut recorded = std::collections::HashSet::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut body = json!({"MaxResults": 50});
+            if let Some(token) = &token {
+                body["NextToken"] = json!(token);
+            }
+            let (status, response) = server
+                .raw_as(LOOKUP, &body.to_string(), Some(cloudtrail_signer("test")))
+                .await;
+            assert_eq!(status, 200, "{response}");
+            for entry in response["Events"].as_array().cloned().unwrap_or_default() {
+                if let Some(id) = record(&entry)["requestID"].as_str() {
+                    recorded.insert(id.to_owned());
+                }
+            }
+            match response["NextToken"].as_str() {
+                Some(next) => token = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        let missing: Vec<&String> = answered
+            .iter()
+            .filter(|id| !recorded.contains(*id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "{} of {} answered requests have no audit record",
+            missing.len(),
+            answered.len()
+        );
+        server.stop().await;
+    });
+}
