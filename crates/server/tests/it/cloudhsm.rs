@@ -146,6 +146,18 @@ impl SoftHsm {
         }
     }
 
+    /// The token directories, one per SoftHSM token; removing one takes that HSM away.
+    pub(crate) fn token_dirs(&self) -> Vec<PathBuf> {
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(self.dir.join("tokens"))
+            .expect("the token directory")
+            .flatten()
+            .map(|entry| entry.path())
+            .filter(|path| path.is_dir())
+            .collect();
+        dirs.sort();
+        dirs
+    }
+
     pub(crate) async fn server(&self) -> TestServer {
         let hsms = self.hsms.clone();
         TestServer::start_in(&self.data_dir, move |config| config.hsms = hsms).await

@@ -522,3 +522,99 @@ async fn life_cycle(softhsm: SoftHsm) {
         .expect("DeleteCustomKeyStore succeeds once the store has no keys");
     server.stop().await;
 }
+
+#[test]
+fn losing_an_hsm_under_load_loses_no_request() {
+    with_softhsm(
+        "custom_key_stores::losing_an_hsm_under_load_loses_no_request",
+        hsm_loss,
+    );
+}
+
+async fn hsm_loss(softhsm: SoftHsm) {
+    let server = softhsm.server().await;
+    let kms = server.client();
+    let (cluster, ca) = active_cluster(
+        &softhsm,
+        &server,
+        &["us-east-1a", "us-east-1b", "us-east-1a"],
+    )
+    .await;
+    let id = kms
+        .create_custom_key_store()
+        .custom_key_store_name("resilient")
+        .cloud_hsm_cluster_id(&cluster)
+        .trust_anchor_certificate(&ca.pem)
+        .key_store_password(KMSUSER_PASSWORD)
+        .send()
+        .await
+        .expect("CreateCustomKeyStore succeeds")
+        .custom_key_store_id()
+        .expect("an id")
+        .to_owned();
+    kms.connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("connect");
+    assert_eq!(
+        connection(&kms, &id).await.0,
+        ConnectionStateType::Connected
+    );
+    let key = kms
+        .create_key()
+        .origin(OriginType::AwsCloudhsm)
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("CreateKey in the store succeeds");
+    let key_id = key.key_metadata().expect("metadata").key_id().to_owned();
+
+    // Load from four tasks; one HSM's token disappears while they run.
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let rounds = 150u32;
+    let mut tasks = Vec::new();
+    for task in 0..4u8 {
+        let kms = kms.clone();
+        let key_id = key_id.clone();
+        let progress = progress.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u32;
+            for round in 0..rounds {
+                let plaintext = format!("task {task} round {round}");
+                let ciphertext =
+                    encrypt(&kms, &key_id, plaintext.as_bytes(), &[("task", "load")]).await;
+                assert_eq!(
+                    decrypt(&kms, &ciphertext, &[("task", "load")]).await,
+                    plaintext.as_bytes()
+                );
+                done += 1;
+                progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            done
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let lost = softhsm
+        .token_dirs()
+        .into_iter()
+        .next()
+        .expect("a token directory");
+    std::fs::remove_dir_all(&lost).expect("remove one token");
+    let at_loss = progress.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        at_loss < 4 * rounds,
+        "the load must still be running when the HSM goes"
+    );
+    let mut completed = 0;
+    for task in tasks {
+        completed += task
+            .await
+            .expect("no request failed while another HSM could serve it");
+    }
+    assert_eq!(completed, 4 * rounds);
+    // The key still works after the loss.
+    let ciphertext = encrypt(&kms, &key_id, b"after", &[]).await;
+    assert_eq!(decrypt(&kms, &ciphertext, &[]).await, b"after");
+    server.stop().await;
+}
