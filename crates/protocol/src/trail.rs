@@ -84,17 +84,8 @@ pub(crate) fn kms_event(
         event_source: KMS_EVENT_SOURCE.to_owned(),
         event_name: event_name.to_owned(),
         aws_region: region,
-        source_ip: parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip().to_string())
-            .unwrap_or_default(),
-        user_agent: parts
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
+        source_ip: source_ip(parts),
+        user_agent: user_agent(parts),
         request_id: Some(request_id.to_owned()),
         request_parameters,
         response_elements,
@@ -318,17 +309,8 @@ pub(crate) fn other_api_event(
             event_name.to_owned()
         },
         aws_region: region,
-        source_ip: parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|info| info.0.ip().to_string())
-            .unwrap_or_default(),
-        user_agent: parts
-            .headers
-            .get(http::header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_owned(),
+        source_ip: source_ip(parts),
+        user_agent: user_agent(parts),
         request_id: Some(request_id.to_owned()),
         request_parameters: Value::Null,
         response_elements: Value::Null,
@@ -353,4 +335,23 @@ pub(crate) fn error_code_of(body: &[u8]) -> Option<String> {
     let start = text.find("<Code>")? + "<Code>".len();
     let end = text[start..].find("</Code>")? + start;
     Some(text[start..end].to_owned())
+}
+
+/// The peer address of a request, as the record's `sourceIPAddress`.
+fn source_ip(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| info.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+/// The request's `User-Agent`, as the record's `userAgent`.
+fn user_agent(parts: &Parts) -> String {
+    parts
+        .headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
 }
