@@ -7,6 +7,7 @@ mod config;
 mod credentials;
 mod hsm_clusters;
 mod seed;
+mod service_events;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -151,22 +152,6 @@ impl Server {
             );
         }
         let cloudhsm = cloudhsm_control_plane(&config, store.clone(), clock.clone())?;
-        let kms = Arc::new(
-            Kms::new(store.clone(), root_key, clock)
-                .with_identities(identities.clone())
-                .with_custom_key_stores(
-                    store,
-                    Arc::new(hsm_clusters::ControlPlaneClusters(cloudhsm.clone())),
-                ),
-        );
-        if let Some(seed_file) = &config.seed_file {
-            let created = seed::load(&kms, seed_file, &config.account_id).await?;
-            tracing::info!("seed file {}: {created} keys created", seed_file.display());
-        }
-        let regions = match &config.regions {
-            Some(regions) => Regions::Only(regions.clone()),
-            None => Regions::Any,
-        };
         let audit_dir = config.data_dir.join(AUDIT_DIR);
         let mut audit_config = strongroom_audit::AuditConfig::new(
             &audit_dir,
@@ -182,6 +167,26 @@ impl Server {
             audit.public_key_der(),
         )
         .with_context(|| format!("write the audit public key in {}", audit_dir.display()))?;
+        let kms = Arc::new(
+            Kms::new(store.clone(), root_key, clock)
+                .with_identities(identities.clone())
+                .with_service_events(Arc::new(service_events::AuditedServiceEvents::new(
+                    audit.clone(),
+                    config.dangerous_disable_audit,
+                )))
+                .with_custom_key_stores(
+                    store,
+                    Arc::new(hsm_clusters::ControlPlaneClusters(cloudhsm.clone())),
+                ),
+        );
+        if let Some(seed_file) = &config.seed_file {
+            let created = seed::load(&kms, seed_file, &config.account_id).await?;
+            tracing::info!("seed file {}: {created} keys created", seed_file.display());
+        }
+        let regions = match &config.regions {
+            Some(regions) => Regions::Only(regions.clone()),
+            None => Regions::Any,
+        };
         let trail = strongroom_protocol::Trail {
             log: audit.clone(),
             default_account: config.account_id.to_string(),

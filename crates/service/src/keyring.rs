@@ -371,6 +371,7 @@ impl Kms {
             write(&self.keyring.aliases)
                 .retain(|(ns, _), target| !(ns == namespace && target.as_ref() == Some(key_id)));
             tracing::info!(key_arn = %record.arn(), "deleted key at the end of its waiting period");
+            self.events.key_deleted(&record);
             return Ok(None);
         }
         let mut rotated = false;
@@ -396,7 +397,9 @@ impl Kms {
             return Ok(Some(self.cache_key(record).await?));
         }
         tracing::info!(key_arn = %record.arn(), "rotated key material on schedule");
-        Ok(Some(self.put_key(record).await?))
+        let live = self.put_key(record).await?;
+        self.events.key_rotated(&live.record);
+        Ok(Some(live))
     }
 
     /// Generates a new material version, wraps it, and appends it as current.

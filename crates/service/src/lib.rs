@@ -64,6 +64,25 @@ impl Caller {
     }
 }
 
+/// What the service does on its own, without a request: recorded as service events in the audit trail.
+///
+/// Called after the change is durable; implementations must not block (the server's records them in the
+/// background).
+pub trait ServiceEvents: Send + Sync + 'static {
+    /// Automatic rotation gave `key` new current material.
+    fn key_rotated(&self, key: &strongroom_types::KeyRecord);
+    /// `key` was deleted at the end of its waiting period.
+    fn key_deleted(&self, key: &strongroom_types::KeyRecord);
+}
+
+/// Reports nothing; for services without an audit trail (unit tests).
+struct NoServiceEvents;
+
+impl ServiceEvents for NoServiceEvents {
+    fn key_rotated(&self, _key: &strongroom_types::KeyRecord) {}
+    fn key_deleted(&self, _key: &strongroom_types::KeyRecord) {}
+}
+
 /// The key management service; one per server, shared by every request.
 pub struct Kms {
     store: Arc<dyn Store>,
@@ -74,6 +93,8 @@ pub struct Kms {
     writes: tokio::sync::Mutex<()>,
     /// IAM users and roles, whose identity policies count where a key policy delegates to the account.
     identities: Option<Arc<strongroom_iam::Identities>>,
+    /// Where the service reports what it does on its own (the audit trail's service events).
+    events: Arc<dyn ServiceEvents>,
     /// Custom key stores: their records, the HSM clusters, and the connected stores.
     custom_key_stores: custom_key_stores::CustomKeyStores,
 }
@@ -88,8 +109,15 @@ impl Kms {
             keyring: Keyring::default(),
             writes: tokio::sync::Mutex::new(()),
             identities: None,
+            events: Arc::new(NoServiceEvents),
             custom_key_stores: Default::default(),
         }
+    }
+
+    /// Reports automatic rotations and deletions to `events` (the server sends them to the audit trail).
+    pub fn with_service_events(mut self, events: Arc<dyn ServiceEvents>) -> Kms {
+        self.events = events;
+        self
     }
 
     /// Lets authorization consult IAM identity policies; without it every caller is an account root.

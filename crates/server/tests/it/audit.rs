@@ -315,3 +315,64 @@ fn every_answered_request_is_in_the_trail_after_kill_9_under_load() {
         server.stop().await;
     });
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn automatic_rotation_and_deletion_are_recorded_as_service_events() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let (key_id, key_arn) = create_key(&client, "service events").await;
+    client
+        .enable_key_rotation()
+        .key_id(&key_id)
+        .rotation_period_in_days(90)
+        .send()
+        .await
+        .expect("enable rotation");
+    server
+        .clock()
+        .advance(std::time::Duration::from_secs(91 * 86_400));
+    client
+        .describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("the access rotates the key");
+    client
+        .schedule_key_deletion()
+        .key_id(&key_id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .expect("schedule");
+    server
+        .clock()
+        .advance(std::time::Duration::from_secs(8 * 86_400));
+    let gone = client.describe_key().key_id(&key_id).send().await;
+    assert!(gone.is_err(), "the key is deleted");
+
+    // Service events are recorded in the background: poll briefly.
+    let mut names = Vec::new();
+    for _ in 0..50 {
+        let records: Vec<Value> = lookup(&server, "test", json!({}))
+            .await
+            .iter()
+            .map(record)
+            .collect();
+        names = records
+            .iter()
+            .filter(|r| {
+                r["eventType"] == "AwsServiceEvent" && r["resources"][0]["ARN"] == key_arn.as_str()
+            })
+            .filter_map(|r| r["eventName"].as_str().map(str::to_owned))
+            .collect();
+        if names.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        names.contains(&"RotateKey".to_owned()) && names.contains(&"DeleteKey".to_owned()),
+        "{names:?}"
+    );
+    server.stop().await;
+}
