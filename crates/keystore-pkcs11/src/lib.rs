@@ -110,6 +110,7 @@ mod health;
 mod hsm;
 mod module;
 mod pool;
+mod root_key;
 mod throughput;
 
 pub use crate::cluster::{
@@ -120,6 +121,7 @@ pub use crate::error::{Error, Role};
 pub use crate::health::HealthMonitor;
 pub use crate::hsm::{Hsm, HsmState, HsmStatus, KeyPairSpec, Sealed, SignMechanism};
 pub use crate::module::{Module, ModuleSet};
+pub use crate::root_key::HsmRootKey;
 pub use crate::throughput::{RawKey, Throughput, raw_gcm_throughput};
 
 #[cfg(test)]

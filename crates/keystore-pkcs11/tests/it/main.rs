@@ -6,5 +6,6 @@ mod failover;
 mod fixture;
 mod keys;
 mod objects;
+mod root_key;
 mod throughput;
 mod users;
