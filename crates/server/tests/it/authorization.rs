@@ -312,17 +312,7 @@ async fn source_vpc_and_vpc_endpoint_conditions_follow_the_network_settings() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_service_principal_calls_on_behalf_of_a_caller_with_kms_via_service() {
-    let dir = crate::harness::TempDir::new("via-service");
-    let server = TestServer::start_in(dir.path(), |config| {
-        config
-            .service_principals
-            .push(strongroom_server::ServicePrincipal {
-                service: "s3".to_owned(),
-                access_key_id: "SVCS3EXAMPLE".to_owned(),
-                secret: zeroize::Zeroizing::new("test".to_owned()),
-            });
-    })
-    .await;
+    let (_dir, server) = server_with_s3_principal("via-service").await;
     let caller = server.client();
     let s3 = server.client_for("SVCS3EXAMPLE", REGION);
     let (key_id, key_arn) = create_key(&caller, "only through s3").await;
@@ -382,17 +372,7 @@ async fn a_service_principal_calls_on_behalf_of_a_caller_with_kms_via_service() 
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_services_first_use_of_its_alias_creates_the_aws_managed_key() {
-    let dir = crate::harness::TempDir::new("managed-key");
-    let server = TestServer::start_in(dir.path(), |config| {
-        config
-            .service_principals
-            .push(strongroom_server::ServicePrincipal {
-                service: "s3".to_owned(),
-                access_key_id: "SVCS3EXAMPLE".to_owned(),
-                secret: zeroize::Zeroizing::new("test".to_owned()),
-            });
-    })
-    .await;
+    let (_dir, server) = server_with_s3_principal("managed-key").await;
     let caller = server.client();
     let s3 = server.client_for("SVCS3EXAMPLE", REGION);
     // Without the service, the alias does not exist.
@@ -453,4 +433,21 @@ async fn a_services_first_use_of_its_alias_creates_the_aws_managed_key() {
         .expect("rotation status");
     assert!(status.key_rotation_enabled());
     server.stop().await;
+}
+
+/// A server on which access key `SVCS3EXAMPLE` (secret `test`) is the `s3` service principal; the
+/// directory must outlive the server.
+async fn server_with_s3_principal(label: &str) -> (crate::harness::TempDir, TestServer) {
+    let dir = crate::harness::TempDir::new(label);
+    let server = TestServer::start_in(dir.path(), |config| {
+        config
+            .service_principals
+            .push(strongroom_server::ServicePrincipal {
+                service: "s3".to_owned(),
+                access_key_id: "SVCS3EXAMPLE".to_owned(),
+                secret: zeroize::Zeroizing::new("test".to_owned()),
+            });
+    })
+    .await;
+    (dir, server)
 }
