@@ -61,24 +61,14 @@ pub struct ServicePrincipal {
 impl Config {
     /// A development configuration for `data_dir`: default account, any Region, `--dev` credentials.
     pub fn dev(data_dir: PathBuf) -> Config {
-        Config {
-            listen: DEFAULT_LISTEN
-                .parse()
-                .unwrap_or_else(|_| unreachable!("a valid address")),
-            data_dir,
-            account_id: DEFAULT_ACCOUNT_ID
-                .parse()
-                .unwrap_or_else(|_| unreachable!("a valid account id")),
+        let overrides = Overrides {
+            data_dir: Some(data_dir),
             dev: true,
-            regions: None,
-            seed_file: None,
-            scheduler_interval: Duration::from_secs(60),
-            audit_retention: Duration::from_secs(90 * 86_400),
-            dangerous_disable_audit: false,
-            hsms: Vec::new(),
-            network: strongroom_protocol::NetworkContext::default(),
-            service_principals: Vec::new(),
-        }
+            ..Overrides::default()
+        };
+        // The defaults are constants that always parse, and an empty file reads nothing from disk.
+        Config::build(ConfigFile::default(), overrides)
+            .unwrap_or_else(|e| unreachable!("the default configuration is valid: {e}"))
     }
 }
 

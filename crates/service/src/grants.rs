@@ -8,11 +8,12 @@
 use std::collections::BTreeMap;
 
 use strongroom_storage::StoreError;
-use strongroom_types::{GrantRecord, KeySpec, KeyState};
+use strongroom_types::{GrantRecord, KeySpec};
 
 use crate::authz::RequestFacts;
 use crate::keyring::{Forms, parse_key_ref};
 use crate::pagination::{self, Page};
+use crate::state::{self, OpClass};
 use crate::{Caller, Error, Kms};
 
 /// Operations a grant on a symmetric encryption key may allow.
@@ -77,10 +78,7 @@ pub enum RetireTarget {
 }
 
 fn random_hex(bytes: usize) -> String {
-    strongroom_keystore::random_bytes(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex(&strongroom_keystore::random_bytes(bytes))
 }
 
 fn token_for(grant: &GrantRecord) -> String {
@@ -143,24 +141,7 @@ impl Kms {
             .await?;
         self.authorize(caller, "kms:CreateGrant", &live, RequestFacts::default())?;
         let record = &live.record;
-        match record.state {
-            KeyState::Disabled => {
-                return Err(Error::Disabled(format!("{} is disabled.", record.arn())));
-            }
-            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => {
-                return Err(Error::InvalidState(format!(
-                    "{} is pending deletion.",
-                    record.arn()
-                )));
-            }
-            KeyState::PendingImport => {
-                return Err(Error::InvalidState(format!(
-                    "{} is pending import.",
-                    record.arn()
-                )));
-            }
-            _ => {}
-        }
+        state::check(record, OpClass::CreateGrant)?;
         if req.operations.is_empty() {
             return Err(Error::Validation(
                 "A grant must allow at least one operation.".to_owned(),

@@ -17,6 +17,8 @@ pub(crate) enum OpClass {
     NotPendingDeletion,
     /// CancelKeyDeletion.
     PendingDeletionOnly,
+    /// CreateGrant: like cryptography, but keys of a disconnected custom key store accept grants.
+    CreateGrant,
 }
 
 /// Checks `key` against the key-state table for an operation of `class`.
@@ -63,6 +65,10 @@ pub(crate) fn check(key: &KeyRecord, class: OpClass) -> Result<(), Error> {
         OpClass::NotPendingDeletion => match state {
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Err(pending_deletion()),
             _ => Ok(()),
+        },
+        OpClass::CreateGrant => match state {
+            KeyState::Unavailable => Ok(()),
+            _ => check(key, OpClass::Crypto),
         },
         OpClass::PendingDeletionOnly => match state {
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Ok(()),
