@@ -7,9 +7,13 @@
 //! **Invariant:** plaintext key material exists only in memory, inside [`SymmetricKey`] or `Zeroizing`
 //! buffers, which are wiped on drop.
 
+mod asymmetric;
+mod material;
 mod root;
 mod symmetric;
 
+pub use crate::asymmetric::{HmacKey, Message, PrivateKey};
+pub use crate::material::Material;
 pub use crate::root::{FileRootKey, RootKey};
 pub use crate::symmetric::{
     DERIVATION_NONCE_LEN, SymmetricKey, TAG_LEN, material_id, random_bytes,
@@ -33,6 +37,13 @@ pub enum KeyStoreError {
         #[source]
         source: std::io::Error,
     },
+    /// The key store does not offer this key spec or algorithm.
+    #[error("{0}")]
+    Unsupported(String),
+    /// The input does not fit the operation (a digest of the wrong length, a plaintext too long, a public
+    /// key that does not parse).
+    #[error("{0}")]
+    InvalidInput(String),
     /// The cryptographic library refused an operation that should not fail.
     #[error("cryptographic library failure")]
     Crypto,

@@ -10,9 +10,7 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
-use strongroom_types::{
-    EncryptionContext, KeyRecord, KeySpec, KeyState, Tag, Timestamp, UnknownVariant,
-};
+use strongroom_types::{EncryptionContext, KeyRecord, KeyState, Tag, Timestamp, UnknownVariant};
 use zeroize::Zeroizing;
 
 use crate::error::ProtocolError;
@@ -148,11 +146,38 @@ pub(crate) fn key_metadata(key: &KeyRecord) -> Value {
     let Value::Object(fields) = &mut metadata else {
         return metadata;
     };
-    if key.key_spec == KeySpec::SymmetricDefault {
-        fields.insert(
-            "EncryptionAlgorithms".to_owned(),
-            json!(["SYMMETRIC_DEFAULT"]),
-        );
+    let spec = key.key_spec;
+    let lists: [(&str, Vec<&str>); 4] = [
+        (
+            "EncryptionAlgorithms",
+            spec.encryption_algorithms(key.key_usage)
+                .iter()
+                .map(|a| a.as_str())
+                .collect(),
+        ),
+        (
+            "SigningAlgorithms",
+            spec.signing_algorithms(key.key_usage)
+                .iter()
+                .map(|a| a.as_str())
+                .collect(),
+        ),
+        (
+            "MacAlgorithms",
+            spec.mac_algorithms().iter().map(|a| a.as_str()).collect(),
+        ),
+        (
+            "KeyAgreementAlgorithms",
+            spec.key_agreement_algorithms(key.key_usage)
+                .iter()
+                .map(|a| a.as_str())
+                .collect(),
+        ),
+    ];
+    for (name, list) in lists {
+        if !list.is_empty() {
+            fields.insert(name.to_owned(), json!(list));
+        }
     }
     if let Some(deletion) = key.deletion {
         fields.insert("DeletionDate".to_owned(), timestamp(deletion.date));

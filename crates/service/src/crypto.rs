@@ -189,6 +189,11 @@ fn seal(
             key.arn()
         )));
     };
+    let Some(material) = material.symmetric() else {
+        return Err(Error::internal(std::io::Error::other(
+            "a symmetric key holds material of another kind",
+        )));
+    };
     let mut blob = ciphertext::header(
         &key.record.namespace.account,
         &key.record.key_id,
@@ -512,6 +517,7 @@ impl Kms {
         };
         let material = key
             .material(&parsed.material_id)
+            .and_then(strongroom_keystore::Material::symmetric)
             .ok_or_else(invalid_ciphertext)?;
         let mut aad = Vec::with_capacity(parsed.header.len() + 64);
         aad.extend_from_slice(parsed.header);

@@ -30,6 +30,21 @@ pub enum Error {
     /// `AlreadyExistsException`.
     #[error("{0}")]
     AlreadyExists(String),
+    /// `KMSInvalidSignatureException`: Verify found the signature not valid.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// `KMSInvalidMacException`: VerifyMac found the MAC not valid.
+    #[error("{0}")]
+    InvalidMac(String),
+    /// `IncorrectKeyMaterialException`: imported material is not the key's material.
+    #[error("{0}")]
+    IncorrectKeyMaterial(String),
+    /// `InvalidImportTokenException`: an import token that does not fit the key or request.
+    #[error("{0}")]
+    InvalidImportToken(String),
+    /// `ExpiredImportTokenException`: the import token is more than 24 hours old.
+    #[error("{0}")]
+    ExpiredImportToken(String),
     /// `InvalidAliasNameException`.
     #[error("{0}")]
     InvalidAliasName(String),
@@ -110,6 +125,11 @@ impl Error {
             Error::IncorrectKey(_) => "IncorrectKeyException",
             Error::InvalidKeyUsage(_) => "InvalidKeyUsageException",
             Error::AlreadyExists(_) => "AlreadyExistsException",
+            Error::InvalidSignature(_) => "KMSInvalidSignatureException",
+            Error::InvalidMac(_) => "KMSInvalidMacException",
+            Error::IncorrectKeyMaterial(_) => "IncorrectKeyMaterialException",
+            Error::InvalidImportToken(_) => "InvalidImportTokenException",
+            Error::ExpiredImportToken(_) => "ExpiredImportTokenException",
             Error::InvalidAliasName(_) => "InvalidAliasNameException",
             Error::LimitExceeded(_) => "LimitExceededException",
             Error::Validation(_) => "ValidationException",
@@ -151,6 +171,11 @@ impl From<strongroom_storage::StoreError> for Error {
 
 impl From<strongroom_keystore::KeyStoreError> for Error {
     fn from(e: strongroom_keystore::KeyStoreError) -> Error {
-        Error::internal(e)
+        use strongroom_keystore::KeyStoreError;
+        match e {
+            KeyStoreError::Unsupported(message) => Error::UnsupportedOperation(message),
+            KeyStoreError::InvalidInput(message) => Error::Validation(message),
+            other => Error::internal(other),
+        }
     }
 }

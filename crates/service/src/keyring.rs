@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use strongroom_keystore::SymmetricKey;
+use strongroom_keystore::Material;
 use strongroom_types::{
     AliasName, KeyId, KeyMaterialId, KeyRecord, KeyRef, KeyRefError, KeyState, Namespace,
     RotationType, Timestamp,
@@ -25,17 +25,17 @@ pub(crate) struct LiveKey {
     pub(crate) policy: strongroom_policy::Policy,
     /// The grants on the key, oldest first.
     pub(crate) grants: Vec<strongroom_types::GrantRecord>,
-    materials: Vec<(KeyMaterialId, SymmetricKey)>,
+    materials: Vec<(KeyMaterialId, Material)>,
 }
 
 impl LiveKey {
     /// The material new encryptions use.
-    pub(crate) fn current(&self) -> Option<(&KeyMaterialId, &SymmetricKey)> {
+    pub(crate) fn current(&self) -> Option<(&KeyMaterialId, &Material)> {
         self.materials.last().map(|(id, key)| (id, key))
     }
 
     /// The material a ciphertext names, if the key has it.
-    pub(crate) fn material(&self, id: &KeyMaterialId) -> Option<&SymmetricKey> {
+    pub(crate) fn material(&self, id: &KeyMaterialId) -> Option<&Material> {
         self.materials
             .iter()
             .find(|(candidate, _)| candidate == id)
@@ -319,7 +319,7 @@ impl Kms {
             let bytes = self
                 .root_key
                 .unwrap(&wrap_context(&record, &material.id), &material.wrapped)?;
-            materials.push((material.id, SymmetricKey::from_bytes(&bytes)?));
+            materials.push((material.id, Material::from_bytes(record.key_spec, &bytes)?));
         }
         let policy = strongroom_policy::Policy::parse(
             &record.policy,
@@ -409,14 +409,14 @@ impl Kms {
         rotation_type: Option<RotationType>,
         created: Timestamp,
     ) -> Result<(), Error> {
-        let key = SymmetricKey::generate();
+        let key = Material::generate(record.key_spec)?;
         let id = KeyMaterialId(strongroom_keystore::material_id(
             record.key_id.as_str(),
-            key.material(),
+            key.secret_bytes(),
         ));
         let wrapped = self
             .root_key
-            .wrap(&wrap_context(record, &id), key.material())?;
+            .wrap(&wrap_context(record, &id), key.secret_bytes())?;
         record.materials.push(strongroom_types::KeyMaterial {
             id,
             wrapped,

@@ -41,6 +41,25 @@ pub struct CreateKeyRequest {
     pub xks_key_id: Option<String>,
 }
 
+/// Refuses a key spec Strongroom cannot create, or a key usage the spec does not allow.
+pub(crate) fn check_spec_and_usage(key_spec: KeySpec, key_usage: KeyUsage) -> Result<(), Error> {
+    if !key_spec.is_supported() {
+        return Err(Error::UnsupportedOperation(format!(
+            "KeySpec {key_spec} is not supported: Strongroom has no SM2 implementation (AWS offers SM2 \
+             only in its China Regions)."
+        )));
+    }
+    if !key_spec.usages().contains(&key_usage) {
+        let allowed: Vec<&str> = key_spec.usages().iter().map(|u| u.as_str()).collect();
+        return Err(Error::Validation(format!(
+            "KeyUsage {key_usage} is not compatible with KeySpec {key_spec}. Specify KeyUsage {} for this \
+             key spec (KeyUsage defaults to ENCRYPT_DECRYPT when not given).",
+            allowed.join(" or ")
+        )));
+    }
+    Ok(())
+}
+
 /// ScheduleKeyDeletion's result.
 #[derive(Debug)]
 pub struct ScheduledDeletion {
@@ -84,21 +103,17 @@ impl Kms {
             (None, None) => KeySpec::SymmetricDefault,
         };
         let key_usage = req.key_usage.unwrap_or(KeyUsage::EncryptDecrypt);
-        if key_spec != KeySpec::SymmetricDefault {
-            return Err(Error::UnsupportedOperation(format!(
-                "KeySpec {key_spec} is not supported by this server yet; only SYMMETRIC_DEFAULT keys can be created."
-            )));
-        }
-        if key_usage != KeyUsage::EncryptDecrypt {
-            return Err(Error::Validation(format!(
-                "KeyUsage {key_usage} is not compatible with KeySpec {key_spec}: SYMMETRIC_DEFAULT keys are \
-                 ENCRYPT_DECRYPT."
-            )));
-        }
+        check_spec_and_usage(key_spec, key_usage)?;
         let origin = req.origin.unwrap_or(Origin::AwsKms);
         let custom_key_store = match (origin, req.custom_key_store_id.take()) {
             (Origin::AwsKms, None) => None,
             (Origin::AwsCloudhsm, Some(id)) => {
+                if key_spec != KeySpec::SymmetricDefault {
+                    return Err(Error::UnsupportedOperation(format!(
+                        "KeySpec {key_spec} is not supported in a custom key store: custom key stores hold \
+                         only SYMMETRIC_DEFAULT keys."
+                    )));
+                }
                 if req.multi_region {
                     return Err(Error::UnsupportedOperation(
                         "Multi-Region keys cannot be created in a custom key store.".to_owned(),

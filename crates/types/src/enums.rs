@@ -229,3 +229,254 @@ impl KeyState {
         )
     }
 }
+
+wire_enum! {
+    /// Signing algorithms (`SigningAlgorithmSpec` in the API).
+    SigningAlgorithm {
+        /// RSASSA-PSS with SHA-256, salt length 32.
+        RsassaPssSha256 = "RSASSA_PSS_SHA_256",
+        /// RSASSA-PSS with SHA-384, salt length 48.
+        RsassaPssSha384 = "RSASSA_PSS_SHA_384",
+        /// RSASSA-PSS with SHA-512, salt length 64.
+        RsassaPssSha512 = "RSASSA_PSS_SHA_512",
+        /// RSASSA-PKCS1-v1_5 with SHA-256.
+        RsassaPkcs1V15Sha256 = "RSASSA_PKCS1_V1_5_SHA_256",
+        /// RSASSA-PKCS1-v1_5 with SHA-384.
+        RsassaPkcs1V15Sha384 = "RSASSA_PKCS1_V1_5_SHA_384",
+        /// RSASSA-PKCS1-v1_5 with SHA-512.
+        RsassaPkcs1V15Sha512 = "RSASSA_PKCS1_V1_5_SHA_512",
+        /// ECDSA with SHA-256.
+        EcdsaSha256 = "ECDSA_SHA_256",
+        /// ECDSA with SHA-384.
+        EcdsaSha384 = "ECDSA_SHA_384",
+        /// ECDSA with SHA-512.
+        EcdsaSha512 = "ECDSA_SHA_512",
+        /// SM2 signatures (China Regions only in AWS).
+        Sm2Dsa = "SM2DSA",
+        /// ML-DSA with SHAKE256.
+        MlDsaShake256 = "ML_DSA_SHAKE_256",
+        /// Pure Ed25519.
+        Ed25519Sha512 = "ED25519_SHA_512",
+        /// Ed25519ph over a SHA-512 digest.
+        Ed25519PhSha512 = "ED25519_PH_SHA_512",
+    }
+}
+
+wire_enum! {
+    /// What Sign and Verify's `Message` holds.
+    MessageType {
+        /// The message itself; the service hashes it.
+        Raw = "RAW",
+        /// A digest of the message, made with the algorithm's hash.
+        Digest = "DIGEST",
+        /// The 64-byte ML-DSA message representative μ.
+        ExternalMu = "EXTERNAL_MU",
+    }
+}
+
+wire_enum! {
+    /// MAC algorithms (`MacAlgorithmSpec` in the API).
+    MacAlgorithm {
+        /// HMAC with SHA-224.
+        HmacSha224 = "HMAC_SHA_224",
+        /// HMAC with SHA-256.
+        HmacSha256 = "HMAC_SHA_256",
+        /// HMAC with SHA-384.
+        HmacSha384 = "HMAC_SHA_384",
+        /// HMAC with SHA-512.
+        HmacSha512 = "HMAC_SHA_512",
+    }
+}
+
+wire_enum! {
+    /// Key agreement algorithms (`KeyAgreementAlgorithmSpec` in the API).
+    KeyAgreementAlgorithm {
+        /// Elliptic-curve Diffie-Hellman.
+        Ecdh = "ECDH",
+    }
+}
+
+wire_enum! {
+    /// The key pairs GenerateDataKeyPair can return (`DataKeyPairSpec` in the API).
+    DataKeyPairSpec {
+        /// RSA 2048-bit.
+        Rsa2048 = "RSA_2048",
+        /// RSA 3072-bit.
+        Rsa3072 = "RSA_3072",
+        /// RSA 4096-bit.
+        Rsa4096 = "RSA_4096",
+        /// NIST P-256.
+        EccNistP256 = "ECC_NIST_P256",
+        /// NIST P-384.
+        EccNistP384 = "ECC_NIST_P384",
+        /// NIST P-521.
+        EccNistP521 = "ECC_NIST_P521",
+        /// secp256k1.
+        EccSecgP256k1 = "ECC_SECG_P256K1",
+        /// SM2 (China Regions only in AWS).
+        Sm2 = "SM2",
+        /// Ed25519.
+        EccNistEdwards25519 = "ECC_NIST_EDWARDS25519",
+    }
+}
+
+impl DataKeyPairSpec {
+    /// The key spec whose material a data key pair of this spec is.
+    pub fn key_spec(self) -> KeySpec {
+        match self {
+            DataKeyPairSpec::Rsa2048 => KeySpec::Rsa2048,
+            DataKeyPairSpec::Rsa3072 => KeySpec::Rsa3072,
+            DataKeyPairSpec::Rsa4096 => KeySpec::Rsa4096,
+            DataKeyPairSpec::EccNistP256 => KeySpec::EccNistP256,
+            DataKeyPairSpec::EccNistP384 => KeySpec::EccNistP384,
+            DataKeyPairSpec::EccNistP521 => KeySpec::EccNistP521,
+            DataKeyPairSpec::EccSecgP256k1 => KeySpec::EccSecgP256k1,
+            DataKeyPairSpec::Sm2 => KeySpec::Sm2,
+            DataKeyPairSpec::EccNistEdwards25519 => KeySpec::EccNistEdwards25519,
+        }
+    }
+}
+
+impl SigningAlgorithm {
+    /// The length of the digest a `DIGEST` message must have, for algorithms that accept one.
+    pub fn digest_len(self) -> Option<usize> {
+        match self {
+            SigningAlgorithm::RsassaPssSha256
+            | SigningAlgorithm::RsassaPkcs1V15Sha256
+            | SigningAlgorithm::EcdsaSha256
+            | SigningAlgorithm::Sm2Dsa => Some(32),
+            SigningAlgorithm::RsassaPssSha384
+            | SigningAlgorithm::RsassaPkcs1V15Sha384
+            | SigningAlgorithm::EcdsaSha384 => Some(48),
+            SigningAlgorithm::RsassaPssSha512
+            | SigningAlgorithm::RsassaPkcs1V15Sha512
+            | SigningAlgorithm::EcdsaSha512
+            | SigningAlgorithm::Ed25519PhSha512 => Some(64),
+            SigningAlgorithm::MlDsaShake256 | SigningAlgorithm::Ed25519Sha512 => None,
+        }
+    }
+}
+
+impl KeySpec {
+    /// Whether Strongroom can create keys of this spec. SM2 needs SM2/SM3 primitives that aws-lc-rs does
+    /// not offer, so it is refused (as AWS refuses it outside its China Regions).
+    pub fn is_supported(self) -> bool {
+        self != KeySpec::Sm2
+    }
+
+    /// Whether this is an asymmetric (public/private) key pair.
+    pub fn is_asymmetric(self) -> bool {
+        !matches!(
+            self,
+            KeySpec::SymmetricDefault
+                | KeySpec::Hmac224
+                | KeySpec::Hmac256
+                | KeySpec::Hmac384
+                | KeySpec::Hmac512
+        )
+    }
+
+    /// Whether this is an HMAC key.
+    pub fn is_hmac(self) -> bool {
+        matches!(
+            self,
+            KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512
+        )
+    }
+
+    /// The key usages a key of this spec may have; the first is the one AWS assumes when CreateKey
+    /// gives none, if AWS assumes one at all (see [`KeySpec::default_usage`]).
+    pub fn usages(self) -> &'static [KeyUsage] {
+        match self {
+            KeySpec::SymmetricDefault => &[KeyUsage::EncryptDecrypt],
+            KeySpec::Hmac224 | KeySpec::Hmac256 | KeySpec::Hmac384 | KeySpec::Hmac512 => {
+                &[KeyUsage::GenerateVerifyMac]
+            }
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+                &[KeyUsage::EncryptDecrypt, KeyUsage::SignVerify]
+            }
+            KeySpec::EccNistP256 | KeySpec::EccNistP384 | KeySpec::EccNistP521 => {
+                &[KeyUsage::SignVerify, KeyUsage::KeyAgreement]
+            }
+            KeySpec::EccSecgP256k1
+            | KeySpec::EccNistEdwards25519
+            | KeySpec::MlDsa44
+            | KeySpec::MlDsa65
+            | KeySpec::MlDsa87 => &[KeyUsage::SignVerify],
+            KeySpec::Sm2 => &[
+                KeyUsage::EncryptDecrypt,
+                KeyUsage::SignVerify,
+                KeyUsage::KeyAgreement,
+            ],
+        }
+    }
+
+    /// The usage CreateKey gives a key of this spec when the request names none. AWS defaults
+    /// KeyUsage to ENCRYPT_DECRYPT, which suits only the specs that can encrypt.
+    pub fn default_usage(self) -> KeyUsage {
+        KeyUsage::EncryptDecrypt
+    }
+
+    /// The encryption algorithms a key of this spec and usage supports.
+    pub fn encryption_algorithms(self, usage: KeyUsage) -> &'static [EncryptionAlgorithm] {
+        if usage != KeyUsage::EncryptDecrypt {
+            return &[];
+        }
+        match self {
+            KeySpec::SymmetricDefault => &[EncryptionAlgorithm::SymmetricDefault],
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => &[
+                EncryptionAlgorithm::RsaesOaepSha1,
+                EncryptionAlgorithm::RsaesOaepSha256,
+            ],
+            KeySpec::Sm2 => &[EncryptionAlgorithm::Sm2Pke],
+            _ => &[],
+        }
+    }
+
+    /// The signing algorithms a key of this spec and usage supports.
+    pub fn signing_algorithms(self, usage: KeyUsage) -> &'static [SigningAlgorithm] {
+        if usage != KeyUsage::SignVerify {
+            return &[];
+        }
+        match self {
+            KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => &[
+                SigningAlgorithm::RsassaPssSha256,
+                SigningAlgorithm::RsassaPssSha384,
+                SigningAlgorithm::RsassaPssSha512,
+                SigningAlgorithm::RsassaPkcs1V15Sha256,
+                SigningAlgorithm::RsassaPkcs1V15Sha384,
+                SigningAlgorithm::RsassaPkcs1V15Sha512,
+            ],
+            KeySpec::EccNistP256 | KeySpec::EccSecgP256k1 => &[SigningAlgorithm::EcdsaSha256],
+            KeySpec::EccNistP384 => &[SigningAlgorithm::EcdsaSha384],
+            KeySpec::EccNistP521 => &[SigningAlgorithm::EcdsaSha512],
+            // Ed25519ph is not offered by aws-lc-rs's safe API; see docs/KEY-TYPES.md.
+            KeySpec::EccNistEdwards25519 => &[SigningAlgorithm::Ed25519Sha512],
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => {
+                &[SigningAlgorithm::MlDsaShake256]
+            }
+            KeySpec::Sm2 => &[SigningAlgorithm::Sm2Dsa],
+            _ => &[],
+        }
+    }
+
+    /// The MAC algorithm of an HMAC key.
+    pub fn mac_algorithms(self) -> &'static [MacAlgorithm] {
+        match self {
+            KeySpec::Hmac224 => &[MacAlgorithm::HmacSha224],
+            KeySpec::Hmac256 => &[MacAlgorithm::HmacSha256],
+            KeySpec::Hmac384 => &[MacAlgorithm::HmacSha384],
+            KeySpec::Hmac512 => &[MacAlgorithm::HmacSha512],
+            _ => &[],
+        }
+    }
+
+    /// The key agreement algorithms a key of this spec and usage supports.
+    pub fn key_agreement_algorithms(self, usage: KeyUsage) -> &'static [KeyAgreementAlgorithm] {
+        if usage == KeyUsage::KeyAgreement {
+            &[KeyAgreementAlgorithm::Ecdh]
+        } else {
+            &[]
+        }
+    }
+}

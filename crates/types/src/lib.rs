@@ -12,8 +12,9 @@ mod records;
 mod time;
 
 pub use crate::enums::{
-    DataKeySpec, EncryptionAlgorithm, KeyManager, KeyMaterialState, KeySpec, KeyState, KeyUsage,
-    Origin, RotationType, UnknownVariant,
+    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, KeyAgreementAlgorithm, KeyManager,
+    KeyMaterialState, KeySpec, KeyState, KeyUsage, MacAlgorithm, MessageType, Origin, RotationType,
+    SigningAlgorithm, UnknownVariant,
 };
 pub use crate::grants::GrantRecord;
 pub use crate::identity::{

@@ -1,0 +1,560 @@
+//! Asymmetric key pairs (RSA, ECC, Ed25519, ML-DSA) and HMAC keys: generation, the operations KMS
+//! offers on them, and their encodings.
+//!
+//! Private keys are kept as PKCS#8 DER (RFC 5958) in `Zeroizing` buffers: that is what the root key
+//! wraps, what imports and data key pairs carry, and what aws-lc-rs parses. HMAC keys are raw bytes.
+
+use aws_lc_rs::agreement;
+use aws_lc_rs::digest::{self, Digest};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::hmac;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::{
+    self, KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm,
+    OaepPrivateDecryptingKey, OaepPublicEncryptingKey, PrivateDecryptingKey,
+};
+use aws_lc_rs::signature::{
+    self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, PqdsaKeyPair,
+    PqdsaSigningAlgorithm, UnparsedPublicKey, VerificationAlgorithm,
+};
+use strongroom_types::{EncryptionAlgorithm, KeySpec, MacAlgorithm, SigningAlgorithm};
+use zeroize::Zeroizing;
+
+use crate::KeyStoreError;
+
+/// What Sign and Verify are given: the message, or its digest made with the algorithm's hash.
+#[derive(Debug, Clone, Copy)]
+pub enum Message<'a> {
+    /// The message; the algorithm hashes it.
+    Raw(&'a [u8]),
+    /// The digest of the message; it is not hashed again.
+    Digest(&'a [u8]),
+}
+
+/// An asymmetric private key with its public half.
+pub struct PrivateKey {
+    spec: KeySpec,
+    pkcs8: Zeroizing<Vec<u8>>,
+    /// DER SubjectPublicKeyInfo, as GetPublicKey returns it.
+    public_der: Vec<u8>,
+    /// The public key in the encoding aws-lc-rs verifies with.
+    public_raw: Vec<u8>,
+    pair: Pair,
+}
+
+enum Pair {
+    Rsa {
+        signing: Box<rsa::KeyPair>,
+        decrypting: Box<OaepPrivateDecryptingKey>,
+        encrypting: Box<OaepPublicEncryptingKey>,
+    },
+    Ecdsa(Box<EcdsaKeyPair>),
+    Ed25519(Box<Ed25519KeyPair>),
+    MlDsa(Box<PqdsaKeyPair>),
+}
+
+fn unsupported(spec: KeySpec) -> KeyStoreError {
+    KeyStoreError::Unsupported(format!("key spec {spec} is not supported"))
+}
+
+fn ecdsa_algorithm(spec: KeySpec) -> Option<&'static EcdsaSigningAlgorithm> {
+    Some(match spec {
+        KeySpec::EccNistP256 => &signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+        KeySpec::EccNistP384 => &signature::ECDSA_P384_SHA384_ASN1_SIGNING,
+        KeySpec::EccNistP521 => &signature::ECDSA_P521_SHA512_ASN1_SIGNING,
+        KeySpec::EccSecgP256k1 => &signature::ECDSA_P256K1_SHA256_ASN1_SIGNING,
+        _ => return None,
+    })
+}
+
+fn ml_dsa_algorithm(spec: KeySpec) -> Option<&'static PqdsaSigningAlgorithm> {
+    Some(match spec {
+        KeySpec::MlDsa44 => &signature::ML_DSA_44_SIGNING,
+        KeySpec::MlDsa65 => &signature::ML_DSA_65_SIGNING,
+        KeySpec::MlDsa87 => &signature::ML_DSA_87_SIGNING,
+        _ => return None,
+    })
+}
+
+fn rsa_size(spec: KeySpec) -> Option<KeySize> {
+    Some(match spec {
+        KeySpec::Rsa2048 => KeySize::Rsa2048,
+        KeySpec::Rsa3072 => KeySize::Rsa3072,
+        KeySpec::Rsa4096 => KeySize::Rsa4096,
+        _ => return None,
+    })
+}
+
+fn ecdh_algorithm(spec: KeySpec) -> Option<&'static agreement::Algorithm> {
+    Some(match spec {
+        KeySpec::EccNistP256 => &agreement::ECDH_P256,
+        KeySpec::EccNistP384 => &agreement::ECDH_P384,
+        KeySpec::EccNistP521 => &agreement::ECDH_P521,
+        _ => return None,
+    })
+}
+
+fn oaep(algorithm: EncryptionAlgorithm) -> Result<&'static OaepAlgorithm, KeyStoreError> {
+    match algorithm {
+        EncryptionAlgorithm::RsaesOaepSha1 => Ok(&OAEP_SHA1_MGF1SHA1),
+        EncryptionAlgorithm::RsaesOaepSha256 => Ok(&OAEP_SHA256_MGF1SHA256),
+        other => Err(KeyStoreError::Unsupported(format!(
+            "{other} is not an RSA encryption algorithm"
+        ))),
+    }
+}
+
+fn pkcs8_of<D: AsRef<[u8]>>(
+    der: Result<D, aws_lc_rs::error::Unspecified>,
+) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+    let der = der.map_err(|_| KeyStoreError::Crypto)?;
+    Ok(Zeroizing::new(der.as_ref().to_vec()))
+}
+
+impl PrivateKey {
+    /// Generates a fresh key pair of `spec`.
+    pub fn generate(spec: KeySpec) -> Result<PrivateKey, KeyStoreError> {
+        let pkcs8 = if let Some(size) = rsa_size(spec) {
+            let pair = rsa::KeyPair::generate(size).map_err(|_| KeyStoreError::Crypto)?;
+            let der: Pkcs8V1Der<'static> = pair.as_der().map_err(|_| KeyStoreError::Crypto)?;
+            Zeroizing::new(der.as_ref().to_vec())
+        } else if let Some(algorithm) = ecdsa_algorithm(spec) {
+            let pair = EcdsaKeyPair::generate(algorithm).map_err(|_| KeyStoreError::Crypto)?;
+            pkcs8_of(pair.to_pkcs8v1())?
+        } else if spec == KeySpec::EccNistEdwards25519 {
+            let pair = Ed25519KeyPair::generate().map_err(|_| KeyStoreError::Crypto)?;
+            pkcs8_of(pair.to_pkcs8v1())?
+        } else if let Some(algorithm) = ml_dsa_algorithm(spec) {
+            let pair = PqdsaKeyPair::generate(algorithm).map_err(|_| KeyStoreError::Crypto)?;
+            pkcs8_of(pair.to_pkcs8v1())?
+        } else {
+            return Err(unsupported(spec));
+        };
+        PrivateKey::from_pkcs8(spec, &pkcs8)
+    }
+
+    /// Parses a PKCS#8 private key that must be of `spec`.
+    pub fn from_pkcs8(spec: KeySpec, der: &[u8]) -> Result<PrivateKey, KeyStoreError> {
+        let wrong = || {
+            KeyStoreError::InvalidMaterial("the private key is not a valid key of this key spec")
+        };
+        let (pair, public_der, public_raw) = if let Some(size) = rsa_size(spec) {
+            let signing = rsa::KeyPair::from_pkcs8(der).map_err(|_| wrong())?;
+            if signing.public_modulus_len() != size.len() {
+                return Err(wrong());
+            }
+            let decrypting = PrivateDecryptingKey::from_pkcs8(der).map_err(|_| wrong())?;
+            let encrypting =
+                OaepPublicEncryptingKey::new(decrypting.public_key()).map_err(|_| wrong())?;
+            let decrypting = OaepPrivateDecryptingKey::new(decrypting).map_err(|_| wrong())?;
+            let public = signing.public_key();
+            let public_der = public
+                .as_der()
+                .map_err(|_| KeyStoreError::Crypto)?
+                .as_ref()
+                .to_vec();
+            let public_raw = public.as_ref().to_vec();
+            (
+                Pair::Rsa {
+                    signing: Box::new(signing),
+                    decrypting: Box::new(decrypting),
+                    encrypting: Box::new(encrypting),
+                },
+                public_der,
+                public_raw,
+            )
+        } else if let Some(algorithm) = ecdsa_algorithm(spec) {
+            let pair = EcdsaKeyPair::from_pkcs8(algorithm, der)
+                .or_else(|_| EcdsaKeyPair::from_private_key_der(algorithm, der))
+                .map_err(|_| wrong())?;
+            let public = pair.public_key();
+            let public_der = public
+                .as_der()
+                .map_err(|_| KeyStoreError::Crypto)?
+                .as_ref()
+                .to_vec();
+            let public_raw = public.as_ref().to_vec();
+            (Pair::Ecdsa(Box::new(pair)), public_der, public_raw)
+        } else if spec == KeySpec::EccNistEdwards25519 {
+            let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| wrong())?;
+            let public = pair.public_key();
+            let public_der = public
+                .as_der()
+                .map_err(|_| KeyStoreError::Crypto)?
+                .as_ref()
+                .to_vec();
+            let public_raw = public.as_ref().to_vec();
+            (Pair::Ed25519(Box::new(pair)), public_der, public_raw)
+        } else if let Some(algorithm) = ml_dsa_algorithm(spec) {
+            let pair = PqdsaKeyPair::from_pkcs8(algorithm, der).map_err(|_| wrong())?;
+            let public = pair.public_key();
+            let public_der = public
+                .as_der()
+                .map_err(|_| KeyStoreError::Crypto)?
+                .as_ref()
+                .to_vec();
+            let public_raw = public.as_ref().to_vec();
+            (Pair::MlDsa(Box::new(pair)), public_der, public_raw)
+        } else {
+            return Err(unsupported(spec));
+        };
+        Ok(PrivateKey {
+            spec,
+            pkcs8: Zeroizing::new(der.to_vec()),
+            public_der,
+            public_raw,
+            pair,
+        })
+    }
+
+    /// The key spec.
+    pub fn spec(&self) -> KeySpec {
+        self.spec
+    }
+
+    /// The private key as PKCS#8 DER, for wrapping.
+    pub fn pkcs8(&self) -> &[u8] {
+        &self.pkcs8
+    }
+
+    /// The public key as DER SubjectPublicKeyInfo.
+    pub fn public_key_der(&self) -> &[u8] {
+        &self.public_der
+    }
+
+    /// Signs `message` with `algorithm`, which the caller has checked the key spec supports.
+    pub fn sign(
+        &self,
+        algorithm: SigningAlgorithm,
+        message: Message<'_>,
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        let rng = SystemRandom::new();
+        match (&self.pair, message) {
+            (Pair::Rsa { signing, .. }, message) => {
+                let padding = rsa_padding(algorithm)?;
+                let mut out = vec![0u8; signing.public_modulus_len()];
+                match message {
+                    Message::Raw(bytes) => signing.sign(padding, &rng, bytes, &mut out),
+                    Message::Digest(bytes) => {
+                        let digest = import_digest(algorithm, bytes)?;
+                        signing.sign_digest(padding, &digest, &mut out)
+                    }
+                }
+                .map_err(|_| KeyStoreError::Crypto)?;
+                Ok(out)
+            }
+            (Pair::Ecdsa(pair), Message::Raw(bytes)) => Ok(pair
+                .sign(&rng, bytes)
+                .map_err(|_| KeyStoreError::Crypto)?
+                .as_ref()
+                .to_vec()),
+            (Pair::Ecdsa(pair), Message::Digest(bytes)) => {
+                let digest = import_digest(algorithm, bytes)?;
+                Ok(pair
+                    .sign_digest(&digest)
+                    .map_err(|_| KeyStoreError::Crypto)?
+                    .as_ref()
+                    .to_vec())
+            }
+            (Pair::Ed25519(pair), Message::Raw(bytes)) => Ok(pair
+                .try_sign(bytes)
+                .map_err(|_| KeyStoreError::Crypto)?
+                .as_ref()
+                .to_vec()),
+            (Pair::MlDsa(pair), Message::Raw(bytes)) => {
+                let mut out = vec![0u8; pair.algorithm().signature_len()];
+                let len = pair
+                    .sign(bytes, &mut out)
+                    .map_err(|_| KeyStoreError::Crypto)?;
+                out.truncate(len);
+                Ok(out)
+            }
+            (Pair::Ed25519(_) | Pair::MlDsa(_), Message::Digest(_)) => Err(
+                KeyStoreError::Unsupported(format!("{algorithm} cannot sign a precomputed digest")),
+            ),
+        }
+    }
+
+    /// Whether `signature` is a valid signature of `message` with `algorithm`.
+    pub fn verify(
+        &self,
+        algorithm: SigningAlgorithm,
+        message: Message<'_>,
+        signature: &[u8],
+    ) -> Result<bool, KeyStoreError> {
+        verify_with(self.spec, &self.public_raw, algorithm, message, signature)
+    }
+
+    /// RSA-OAEP encryption with the public key.
+    pub fn encrypt(
+        &self,
+        algorithm: EncryptionAlgorithm,
+        plaintext: &[u8],
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        let Pair::Rsa {
+            encrypting: public, ..
+        } = &self.pair
+        else {
+            return Err(KeyStoreError::Unsupported(format!(
+                "{} keys cannot encrypt",
+                self.spec
+            )));
+        };
+        let algorithm = oaep(algorithm)?;
+        if plaintext.len() > public.max_plaintext_size(algorithm) {
+            return Err(KeyStoreError::InvalidInput(format!(
+                "the plaintext is {} bytes; {} with {} takes at most {}",
+                plaintext.len(),
+                self.spec,
+                encryption_name(algorithm),
+                public.max_plaintext_size(algorithm)
+            )));
+        }
+        let mut out = vec![0u8; public.ciphertext_size()];
+        let len = public
+            .encrypt(algorithm, plaintext, &mut out, None)
+            .map_err(|_| KeyStoreError::Crypto)?
+            .len();
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// RSA-OAEP decryption with the private key.
+    pub fn decrypt(
+        &self,
+        algorithm: EncryptionAlgorithm,
+        ciphertext: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+        let Pair::Rsa { decrypting, .. } = &self.pair else {
+            return Err(KeyStoreError::Unsupported(format!(
+                "{} keys cannot decrypt",
+                self.spec
+            )));
+        };
+        let algorithm = oaep(algorithm)?;
+        let mut out = Zeroizing::new(vec![0u8; decrypting.min_output_size()]);
+        let len = decrypting
+            .decrypt(algorithm, ciphertext, &mut out, None)
+            .map_err(|_| KeyStoreError::Unauthentic)?
+            .len();
+        out.truncate(len);
+        Ok(out)
+    }
+
+    /// The largest plaintext RSA-OAEP with `algorithm` can encrypt under this key.
+    pub fn max_plaintext_len(&self, algorithm: EncryptionAlgorithm) -> Option<usize> {
+        let Pair::Rsa { encrypting, .. } = &self.pair else {
+            return None;
+        };
+        Some(encrypting.max_plaintext_size(oaep(algorithm).ok()?))
+    }
+
+    /// ECDH with a peer's public key (DER SubjectPublicKeyInfo on the same curve): the raw shared secret.
+    pub fn derive_shared_secret(
+        &self,
+        peer_der: &[u8],
+    ) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+        let algorithm = ecdh_algorithm(self.spec).ok_or_else(|| {
+            KeyStoreError::Unsupported(format!("{} keys cannot do key agreement", self.spec))
+        })?;
+        let private = agreement::PrivateKey::from_private_key_der(algorithm, &self.pkcs8)
+            .map_err(|_| KeyStoreError::Crypto)?;
+        let peer = agreement::UnparsedPublicKey::new(algorithm, peer_der);
+        agreement::agree(
+            &private,
+            peer,
+            KeyStoreError::InvalidInput(format!(
+                "the public key is not a DER-encoded {} public key (SubjectPublicKeyInfo)",
+                self.spec
+            )),
+            |secret| Ok(Zeroizing::new(secret.to_vec())),
+        )
+    }
+}
+
+/// Checks a signature with a public key in aws-lc-rs's verification encoding.
+fn verify_with(
+    spec: KeySpec,
+    public_raw: &[u8],
+    algorithm: SigningAlgorithm,
+    message: Message<'_>,
+    signature: &[u8],
+) -> Result<bool, KeyStoreError> {
+    let verifier: &'static dyn VerificationAlgorithm = match (spec, algorithm) {
+        (_, SigningAlgorithm::RsassaPssSha256) => &signature::RSA_PSS_2048_8192_SHA256,
+        (_, SigningAlgorithm::RsassaPssSha384) => &signature::RSA_PSS_2048_8192_SHA384,
+        (_, SigningAlgorithm::RsassaPssSha512) => &signature::RSA_PSS_2048_8192_SHA512,
+        (_, SigningAlgorithm::RsassaPkcs1V15Sha256) => &signature::RSA_PKCS1_2048_8192_SHA256,
+        (_, SigningAlgorithm::RsassaPkcs1V15Sha384) => &signature::RSA_PKCS1_2048_8192_SHA384,
+        (_, SigningAlgorithm::RsassaPkcs1V15Sha512) => &signature::RSA_PKCS1_2048_8192_SHA512,
+        (KeySpec::EccNistP256, SigningAlgorithm::EcdsaSha256) => &signature::ECDSA_P256_SHA256_ASN1,
+        (KeySpec::EccSecgP256k1, SigningAlgorithm::EcdsaSha256) => {
+            &signature::ECDSA_P256K1_SHA256_ASN1
+        }
+        (KeySpec::EccNistP384, SigningAlgorithm::EcdsaSha384) => &signature::ECDSA_P384_SHA384_ASN1,
+        (KeySpec::EccNistP521, SigningAlgorithm::EcdsaSha512) => &signature::ECDSA_P521_SHA512_ASN1,
+        (KeySpec::EccNistEdwards25519, SigningAlgorithm::Ed25519Sha512) => &signature::ED25519,
+        (KeySpec::MlDsa44, SigningAlgorithm::MlDsaShake256) => &signature::ML_DSA_44,
+        (KeySpec::MlDsa65, SigningAlgorithm::MlDsaShake256) => &signature::ML_DSA_65,
+        (KeySpec::MlDsa87, SigningAlgorithm::MlDsaShake256) => &signature::ML_DSA_87,
+        _ => {
+            return Err(KeyStoreError::Unsupported(format!(
+                "{algorithm} does not apply to {spec} keys"
+            )));
+        }
+    };
+    let key = UnparsedPublicKey::new(verifier, public_raw);
+    let ok = match message {
+        Message::Raw(bytes) => key.verify(bytes, signature).is_ok(),
+        Message::Digest(bytes) => {
+            if matches!(
+                algorithm,
+                SigningAlgorithm::Ed25519Sha512 | SigningAlgorithm::MlDsaShake256
+            ) {
+                return Err(KeyStoreError::Unsupported(format!(
+                    "{algorithm} cannot verify a precomputed digest"
+                )));
+            }
+            let digest = import_digest(algorithm, bytes)?;
+            key.verify_digest(&digest, signature).is_ok()
+        }
+    };
+    Ok(ok)
+}
+
+fn rsa_padding(
+    algorithm: SigningAlgorithm,
+) -> Result<&'static signature::RsaSignatureEncoding, KeyStoreError> {
+    Ok(match algorithm {
+        SigningAlgorithm::RsassaPssSha256 => &signature::RSA_PSS_SHA256,
+        SigningAlgorithm::RsassaPssSha384 => &signature::RSA_PSS_SHA384,
+        SigningAlgorithm::RsassaPssSha512 => &signature::RSA_PSS_SHA512,
+        SigningAlgorithm::RsassaPkcs1V15Sha256 => &signature::RSA_PKCS1_SHA256,
+        SigningAlgorithm::RsassaPkcs1V15Sha384 => &signature::RSA_PKCS1_SHA384,
+        SigningAlgorithm::RsassaPkcs1V15Sha512 => &signature::RSA_PKCS1_SHA512,
+        other => {
+            return Err(KeyStoreError::Unsupported(format!(
+                "{other} is not an RSA signing algorithm"
+            )));
+        }
+    })
+}
+
+fn hash_of(algorithm: SigningAlgorithm) -> Option<&'static digest::Algorithm> {
+    match algorithm.digest_len()? {
+        32 => Some(&digest::SHA256),
+        48 => Some(&digest::SHA384),
+        64 => Some(&digest::SHA512),
+        _ => None,
+    }
+}
+
+fn import_digest(algorithm: SigningAlgorithm, bytes: &[u8]) -> Result<Digest, KeyStoreError> {
+    let hash = hash_of(algorithm).ok_or_else(|| {
+        KeyStoreError::Unsupported(format!("{algorithm} cannot sign a precomputed digest"))
+    })?;
+    Digest::import_less_safe(bytes, hash).map_err(|_| {
+        KeyStoreError::InvalidInput(format!(
+            "a DIGEST message for {algorithm} must be {} bytes, not {}",
+            hash.output_len(),
+            bytes.len()
+        ))
+    })
+}
+
+fn encryption_name(algorithm: &'static OaepAlgorithm) -> &'static str {
+    if std::ptr::eq(algorithm, &OAEP_SHA1_MGF1SHA1) {
+        "RSAES_OAEP_SHA_1"
+    } else {
+        "RSAES_OAEP_SHA_256"
+    }
+}
+
+/// An HMAC key.
+pub struct HmacKey {
+    spec: KeySpec,
+    bytes: Zeroizing<Vec<u8>>,
+    key: hmac::Key,
+}
+
+impl HmacKey {
+    /// The length AWS KMS generates for each HMAC spec: the hash's output length.
+    pub fn generated_len(spec: KeySpec) -> Option<usize> {
+        Some(match spec {
+            KeySpec::Hmac224 => 28,
+            KeySpec::Hmac256 => 32,
+            KeySpec::Hmac384 => 48,
+            KeySpec::Hmac512 => 64,
+            _ => return None,
+        })
+    }
+
+    /// The lengths an imported HMAC key may have: from the hash's output length to its block length.
+    pub fn allowed_lens(spec: KeySpec) -> Option<std::ops::RangeInclusive<usize>> {
+        Some(match spec {
+            KeySpec::Hmac224 => 28..=64,
+            KeySpec::Hmac256 => 32..=64,
+            KeySpec::Hmac384 => 48..=128,
+            KeySpec::Hmac512 => 64..=128,
+            _ => return None,
+        })
+    }
+
+    /// Generates a fresh key of `spec`.
+    pub fn generate(spec: KeySpec) -> Result<HmacKey, KeyStoreError> {
+        let len = HmacKey::generated_len(spec).ok_or_else(|| unsupported(spec))?;
+        let bytes = Zeroizing::new(crate::random_bytes(len));
+        HmacKey::from_bytes(spec, &bytes)
+    }
+
+    /// Takes key bytes of an allowed length for `spec`.
+    pub fn from_bytes(spec: KeySpec, bytes: &[u8]) -> Result<HmacKey, KeyStoreError> {
+        let range = HmacKey::allowed_lens(spec).ok_or_else(|| unsupported(spec))?;
+        if !range.contains(&bytes.len()) {
+            return Err(KeyStoreError::InvalidMaterial(
+                "HMAC key material has the wrong length for its key spec",
+            ));
+        }
+        let algorithm = match spec {
+            KeySpec::Hmac224 => hmac::HMAC_SHA224,
+            KeySpec::Hmac256 => hmac::HMAC_SHA256,
+            KeySpec::Hmac384 => hmac::HMAC_SHA384,
+            _ => hmac::HMAC_SHA512,
+        };
+        Ok(HmacKey {
+            spec,
+            bytes: Zeroizing::new(bytes.to_vec()),
+            key: hmac::Key::new(algorithm, bytes),
+        })
+    }
+
+    /// The key spec.
+    pub fn spec(&self) -> KeySpec {
+        self.spec
+    }
+
+    /// The raw key, for wrapping.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// The MAC algorithm this key computes.
+    pub fn algorithm(&self) -> MacAlgorithm {
+        match self.spec {
+            KeySpec::Hmac224 => MacAlgorithm::HmacSha224,
+            KeySpec::Hmac256 => MacAlgorithm::HmacSha256,
+            KeySpec::Hmac384 => MacAlgorithm::HmacSha384,
+            _ => MacAlgorithm::HmacSha512,
+        }
+    }
+
+    /// The MAC of `message`.
+    pub fn sign(&self, message: &[u8]) -> Vec<u8> {
+        hmac::sign(&self.key, message).as_ref().to_vec()
+    }
+
+    /// Whether `tag` is the MAC of `message`, compared in constant time.
+    pub fn verify(&self, message: &[u8], tag: &[u8]) -> bool {
+        hmac::verify(&self.key, message, tag).is_ok()
+    }
+}
