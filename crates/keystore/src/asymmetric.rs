@@ -558,3 +558,43 @@ impl HmacKey {
         hmac::verify(&self.key, message, tag).is_ok()
     }
 }
+
+/// Checks a signature with a public key alone, given as DER SubjectPublicKeyInfo (what GetPublicKey
+/// returns), the way anyone outside KMS verifies; known-answer vectors that come without a private key
+/// are checked through it. A key that is not a canonical SubjectPublicKeyInfo of `spec` is refused.
+pub fn verify_public(
+    spec: KeySpec,
+    public_der: &[u8],
+    algorithm: SigningAlgorithm,
+    message: Message<'_>,
+    signature: &[u8],
+) -> Result<bool, KeyStoreError> {
+    // aws-lc-rs also takes raw points and PKCS#1 keys; parsing with one verifier of the key's family and
+    // re-encoding proves the bytes are exactly a SubjectPublicKeyInfo on the right curve or of the right size.
+    let probe: &'static dyn VerificationAlgorithm = match spec {
+        KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096 => {
+            &signature::RSA_PKCS1_2048_8192_SHA256
+        }
+        KeySpec::EccNistP256 => &signature::ECDSA_P256_SHA256_ASN1,
+        KeySpec::EccNistP384 => &signature::ECDSA_P384_SHA384_ASN1,
+        KeySpec::EccNistP521 => &signature::ECDSA_P521_SHA512_ASN1,
+        KeySpec::EccSecgP256k1 => &signature::ECDSA_P256K1_SHA256_ASN1,
+        KeySpec::EccNistEdwards25519 => &signature::ED25519,
+        KeySpec::MlDsa44 => &signature::ML_DSA_44,
+        KeySpec::MlDsa65 => &signature::ML_DSA_65,
+        KeySpec::MlDsa87 => &signature::ML_DSA_87,
+        other => return Err(unsupported(other)),
+    };
+    let not_spki = || {
+        KeyStoreError::InvalidInput(format!(
+            "the public key is not a DER-encoded {spec} public key (SubjectPublicKeyInfo)"
+        ))
+    };
+    let parsed = signature::ParsedPublicKey::new(probe, public_der).map_err(|_| not_spki())?;
+    let canonical: aws_lc_rs::encoding::PublicKeyX509Der<'static> =
+        parsed.as_der().map_err(|_| not_spki())?;
+    if canonical.as_ref() != public_der {
+        return Err(not_spki());
+    }
+    verify_with(spec, public_der, algorithm, message, signature)
+}

@@ -12,7 +12,7 @@ mod material;
 mod root;
 mod symmetric;
 
-pub use crate::asymmetric::{HmacKey, Message, PrivateKey};
+pub use crate::asymmetric::{HmacKey, Message, PrivateKey, verify_public};
 pub use crate::material::Material;
 pub use crate::root::{FileRootKey, RootKey};
 pub use crate::symmetric::{
