@@ -8,6 +8,7 @@ use aws_lc_rs::agreement;
 use aws_lc_rs::digest::{self, Digest};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::hmac;
+use aws_lc_rs::kem;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{
     self, KeySize, OAEP_SHA1_MGF1SHA1, OAEP_SHA256_MGF1SHA256, OaepAlgorithm,
@@ -51,6 +52,7 @@ enum Pair {
     Ecdsa(Box<EcdsaKeyPair>),
     Ed25519(Box<Ed25519KeyPair>),
     MlDsa(Box<PqdsaKeyPair>),
+    MlKem(Box<kem::DecapsulationKey<kem::AlgorithmId>>),
 }
 
 fn unsupported(spec: KeySpec) -> KeyStoreError {
@@ -74,6 +76,43 @@ fn ml_dsa_algorithm(spec: KeySpec) -> Option<&'static PqdsaSigningAlgorithm> {
         KeySpec::MlDsa87 => &signature::ML_DSA_87_SIGNING,
         _ => return None,
     })
+}
+
+fn ml_kem_algorithm(spec: KeySpec) -> Option<(&'static kem::Algorithm<kem::AlgorithmId>, u8)> {
+    // The last arc of each parameter set's OID, 2.16.840.1.101.3.4.4.{1,2,3} (FIPS 203, RFC 9794 draft).
+    Some(match spec {
+        KeySpec::MlKem512 => (&kem::ML_KEM_512, 1),
+        KeySpec::MlKem768 => (&kem::ML_KEM_768, 2),
+        KeySpec::MlKem1024 => (&kem::ML_KEM_1024, 3),
+        _ => return None,
+    })
+}
+
+/// DER SubjectPublicKeyInfo of an ML-KEM encapsulation key: aws-lc-rs exposes only the raw key, and the
+/// structure is fixed (an AlgorithmIdentifier with no parameters and the key as a BIT STRING), so it is
+/// written out here rather than pulling in an ASN.1 crate.
+fn ml_kem_spki(oid_arc: u8, key: &[u8]) -> Vec<u8> {
+    fn push_len(out: &mut Vec<u8>, len: usize) {
+        if len < 0x80 {
+            out.push(len as u8);
+        } else if len <= 0xff {
+            out.extend_from_slice(&[0x81, len as u8]);
+        } else {
+            out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]);
+        }
+    }
+    let algorithm = [
+        0x30, 0x0b, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x04, oid_arc,
+    ];
+    let mut bit_string = vec![0x03];
+    push_len(&mut bit_string, key.len() + 1);
+    bit_string.push(0);
+    bit_string.extend_from_slice(key);
+    let mut out = vec![0x30];
+    push_len(&mut out, algorithm.len() + bit_string.len());
+    out.extend_from_slice(&algorithm);
+    out.extend_from_slice(&bit_string);
+    out
 }
 
 fn rsa_size(spec: KeySpec) -> Option<KeySize> {
@@ -127,6 +166,11 @@ impl PrivateKey {
         } else if let Some(algorithm) = ml_dsa_algorithm(spec) {
             let pair = PqdsaKeyPair::generate(algorithm).map_err(|_| KeyStoreError::Crypto)?;
             pkcs8_of(pair.to_pkcs8v1())?
+        } else if let Some((algorithm, _)) = ml_kem_algorithm(spec) {
+            let key =
+                kem::DecapsulationKey::generate(algorithm).map_err(|_| KeyStoreError::Crypto)?;
+            let bytes = key.key_bytes().map_err(|_| KeyStoreError::Crypto)?;
+            Zeroizing::new(bytes.as_ref().to_vec())
         } else {
             return Err(unsupported(spec));
         };
@@ -195,6 +239,30 @@ impl PrivateKey {
                 .to_vec();
             let public_raw = public.as_ref().to_vec();
             (Pair::MlDsa(Box::new(pair)), public_der, public_raw)
+        } else if let Some((algorithm, oid_arc)) = ml_kem_algorithm(spec) {
+            // ML-KEM keys are kept as the raw FIPS 203 decapsulation key, not PKCS#8. That key embeds
+            // the encapsulation key ek after the 384·k-byte decryption key, followed by H(ek) = SHA3-256(ek),
+            // which is checked here.
+            let key = kem::DecapsulationKey::new(algorithm, der).map_err(|_| wrong())?;
+            let public_len = match spec {
+                KeySpec::MlKem512 => 800,
+                KeySpec::MlKem768 => 1184,
+                _ => 1568,
+            };
+            let start = public_len - 32;
+            let public = der.get(start..start + public_len).ok_or_else(wrong)?.to_vec();
+            let hash = der
+                .get(start + public_len..start + public_len + 32)
+                .ok_or_else(wrong)?;
+            if digest::digest(&digest::SHA3_256, &public).as_ref() != hash {
+                return Err(wrong());
+            }
+            kem::EncapsulationKey::new(algorithm, &public).map_err(|_| wrong())?;
+            (
+                Pair::MlKem(Box::new(key)),
+                ml_kem_spki(oid_arc, &public),
+                public,
+            )
         } else {
             return Err(unsupported(spec));
         };
@@ -272,6 +340,10 @@ impl PrivateKey {
             (Pair::Ed25519(_) | Pair::MlDsa(_), Message::Digest(_)) => Err(
                 KeyStoreError::Unsupported(format!("{algorithm} cannot sign a precomputed digest")),
             ),
+            (Pair::MlKem(_), _) => Err(KeyStoreError::Unsupported(format!(
+                "{} keys cannot sign",
+                self.spec
+            ))),
         }
     }
 
@@ -347,6 +419,46 @@ impl PrivateKey {
             return None;
         };
         Some(encrypting.max_plaintext_size(oaep(algorithm).ok()?))
+    }
+
+    /// ML-KEM encapsulation with the public key: the ciphertext and the 32-byte shared secret.
+    pub fn encapsulate(&self) -> Result<(Vec<u8>, Zeroizing<Vec<u8>>), KeyStoreError> {
+        let Pair::MlKem(key) = &self.pair else {
+            return Err(KeyStoreError::Unsupported(format!(
+                "{} keys cannot encapsulate",
+                self.spec
+            )));
+        };
+        let public = kem::EncapsulationKey::new(key.algorithm(), &self.public_raw)
+            .map_err(|_| KeyStoreError::Crypto)?;
+        let (ciphertext, secret) = public.encapsulate().map_err(|_| KeyStoreError::Crypto)?;
+        Ok((
+            ciphertext.as_ref().to_vec(),
+            Zeroizing::new(secret.as_ref().to_vec()),
+        ))
+    }
+
+    /// ML-KEM decapsulation. A ciphertext of the right length always yields a secret (implicit
+    /// rejection); only a wrong length is an error.
+    pub fn decapsulate(&self, ciphertext: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
+        let Pair::MlKem(key) = &self.pair else {
+            return Err(KeyStoreError::Unsupported(format!(
+                "{} keys cannot decapsulate",
+                self.spec
+            )));
+        };
+        let expected = match self.spec {
+            KeySpec::MlKem512 => 768,
+            KeySpec::MlKem768 => 1088,
+            _ => 1568,
+        };
+        if ciphertext.len() != expected {
+            return Err(KeyStoreError::Unauthentic);
+        }
+        let secret = key
+            .decapsulate(kem::Ciphertext::from(ciphertext))
+            .map_err(|_| KeyStoreError::Unauthentic)?;
+        Ok(Zeroizing::new(secret.as_ref().to_vec()))
     }
 
     /// ECDH with a peer's public key (DER SubjectPublicKeyInfo on the same curve): the raw shared secret.

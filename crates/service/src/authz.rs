@@ -31,6 +31,16 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) pending_window_days: Option<i64>,
     /// `kms:BypassPolicyLockoutSafetyCheck`.
     pub(crate) bypass_lockout_check: Option<bool>,
+    /// `kms:SigningAlgorithm`.
+    pub(crate) signing_algorithm: Option<&'a str>,
+    /// `kms:MessageType`.
+    pub(crate) message_type: Option<&'a str>,
+    /// `kms:MacAlgorithm`.
+    pub(crate) mac_algorithm: Option<&'a str>,
+    /// `kms:KeyAgreementAlgorithm`.
+    pub(crate) key_agreement_algorithm: Option<&'a str>,
+    /// `kms:DataKeyPairSpec`.
+    pub(crate) data_key_pair_spec: Option<&'a str>,
 }
 
 /// Whether a principal ARN is an account's root user.
@@ -233,7 +243,7 @@ struct Conditions<'a> {
 }
 
 /// The single-valued keys computed from the request, in lower case (policies ask in lower case).
-const SIMPLE_KEYS: [&str; 26] = [
+const SIMPLE_KEYS: [&str; 31] = [
     "kms:calleraccount",
     "kms:keyorigin",
     "kms:keyspec",
@@ -260,6 +270,11 @@ const SIMPLE_KEYS: [&str; 26] = [
     "kms:rotationperiodindays",
     "kms:schedulekeydeletionpendingwindowindays",
     "kms:bypasspolicylockoutsafetycheck",
+    "kms:signingalgorithm",
+    "kms:messagetype",
+    "kms:macalgorithm",
+    "kms:keyagreementalgorithm",
+    "kms:datakeypairspec",
 ];
 
 impl<'a> Conditions<'a> {
@@ -316,6 +331,11 @@ impl<'a> Conditions<'a> {
             "kms:rotationperiodindays" => facts.rotation_period_days?.to_string(),
             "kms:schedulekeydeletionpendingwindowindays" => facts.pending_window_days?.to_string(),
             "kms:bypasspolicylockoutsafetycheck" => facts.bypass_lockout_check?.to_string(),
+            "kms:signingalgorithm" => facts.signing_algorithm?.to_owned(),
+            "kms:messagetype" => facts.message_type?.to_owned(),
+            "kms:macalgorithm" => facts.mac_algorithm?.to_owned(),
+            "kms:keyagreementalgorithm" => facts.key_agreement_algorithm?.to_owned(),
+            "kms:datakeypairspec" => facts.data_key_pair_spec?.to_owned(),
             _ => return None,
         };
         Some(vec![value])

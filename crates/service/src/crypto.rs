@@ -10,6 +10,7 @@ use strongroom_types::{
 };
 use zeroize::Zeroizing;
 
+use crate::asymmetric;
 use crate::authz::RequestFacts;
 use crate::ciphertext;
 use crate::keyring::{Forms, LiveKey, not_found};
@@ -142,6 +143,14 @@ pub struct DataKey {
     pub material_id: KeyMaterialId,
 }
 
+/// What [`Kms::open`] recovered from a ciphertext.
+struct Opened {
+    key: Arc<LiveKey>,
+    plaintext: Zeroizing<Vec<u8>>,
+    material_id: KeyMaterialId,
+    algorithm: EncryptionAlgorithm,
+}
+
 fn check_algorithm(
     key: &LiveKey,
     algorithm: Option<EncryptionAlgorithm>,
@@ -210,7 +219,7 @@ fn seal(
 
 impl Kms {
     /// Seals under the key's current material, or in its custom key store's HSMs (format version 2).
-    async fn seal_any(
+    pub(crate) async fn seal_any(
         &self,
         key: &LiveKey,
         context: &EncryptionContext,
@@ -249,6 +258,19 @@ impl Kms {
         };
         self.authorize(caller, "kms:Encrypt", &key, facts)?;
         check_usable(&key)?;
+        if key.record.key_spec.is_asymmetric() {
+            let algorithm = asymmetric::rsa_algorithm(&key, req.algorithm)?;
+            asymmetric::no_context(&key, &req.context)?;
+            if req.dry_run {
+                return Err(Error::DryRunOperation);
+            }
+            let (ciphertext, _) = asymmetric::rsa_encrypt(&key, algorithm, &req.plaintext)?;
+            return Ok(EncryptResponse {
+                ciphertext,
+                key_arn: key.arn(),
+                algorithm,
+            });
+        }
         let algorithm = check_algorithm(&key, req.algorithm)?;
         if req.dry_run {
             return Err(Error::DryRunOperation);
@@ -291,7 +313,7 @@ impl Kms {
                     .to_owned(),
             ));
         };
-        let (key, plaintext, material_id) = self
+        let opened = self
             .open(
                 caller,
                 "kms:Decrypt",
@@ -305,10 +327,10 @@ impl Kms {
             return Err(Error::DryRunOperation);
         }
         Ok(DecryptResponse {
-            key_arn: key.arn(),
-            plaintext,
-            algorithm: EncryptionAlgorithm::SymmetricDefault,
-            material_id,
+            key_arn: opened.key.arn(),
+            plaintext: opened.plaintext,
+            algorithm: opened.algorithm,
+            material_id: opened.material_id,
         })
     }
 
@@ -318,7 +340,12 @@ impl Kms {
         caller: &Caller,
         req: ReEncryptRequest,
     ) -> Result<ReEncryptResponse, Error> {
-        let (source, plaintext, source_material_id) = self
+        let Opened {
+            key: source,
+            plaintext,
+            material_id: source_material_id,
+            algorithm: source_algorithm,
+        } = self
             .open(
                 caller,
                 "kms:ReEncryptFrom",
@@ -343,18 +370,27 @@ impl Kms {
         };
         self.authorize(caller, "kms:ReEncryptTo", &destination, facts)?;
         check_usable(&destination)?;
-        let destination_algorithm = check_algorithm(&destination, req.destination_algorithm)?;
+        let asymmetric_destination = destination.record.key_spec.is_asymmetric();
+        let destination_algorithm = if asymmetric_destination {
+            asymmetric::no_context(&destination, &req.destination_context)?;
+            asymmetric::rsa_algorithm(&destination, req.destination_algorithm)?
+        } else {
+            check_algorithm(&destination, req.destination_algorithm)?
+        };
         if req.dry_run {
             return Err(Error::DryRunOperation);
         }
-        let (ciphertext, destination_material_id) = self
-            .seal_any(&destination, &req.destination_context, &plaintext)
-            .await?;
+        let (ciphertext, destination_material_id) = if asymmetric_destination {
+            asymmetric::rsa_encrypt(&destination, destination_algorithm, &plaintext)?
+        } else {
+            self.seal_any(&destination, &req.destination_context, &plaintext)
+                .await?
+        };
         Ok(ReEncryptResponse {
             ciphertext,
             source_key_arn: source.arn(),
             key_arn: destination.arn(),
-            source_algorithm: EncryptionAlgorithm::SymmetricDefault,
+            source_algorithm,
             destination_algorithm,
             source_material_id,
             destination_material_id,
@@ -447,7 +483,30 @@ impl Kms {
         context: &EncryptionContext,
         key_id: Option<&str>,
         algorithm: Option<EncryptionAlgorithm>,
-    ) -> Result<(Arc<LiveKey>, Zeroizing<Vec<u8>>, KeyMaterialId), Error> {
+    ) -> Result<Opened, Error> {
+        // An asymmetric key's ciphertext is the bare RSA-OAEP output, found only through the KeyId.
+        if let Some(key_id) = key_id {
+            let key = self.resolve(caller, key_id, Forms::AnyForm).await?;
+            if key.record.key_spec.is_asymmetric() {
+                let facts = RequestFacts {
+                    encryption_context: Some(context),
+                    encryption_algorithm: algorithm.map(EncryptionAlgorithm::as_str),
+                    request_alias: request_alias(key_id),
+                    ..RequestFacts::default()
+                };
+                self.authorize(caller, action, &key, facts)?;
+                check_usable(&key)?;
+                let algorithm = asymmetric::rsa_algorithm(&key, algorithm)?;
+                asymmetric::no_context(&key, context)?;
+                let (plaintext, material_id) = asymmetric::rsa_decrypt(&key, algorithm, blob)?;
+                return Ok(Opened {
+                    key,
+                    plaintext,
+                    material_id,
+                    algorithm,
+                });
+            }
+        }
         let hsm_parsed = ciphertext::parse_v2(blob);
         let parsed = match &hsm_parsed {
             Some(_) => None,
@@ -506,11 +565,12 @@ impl Kms {
                 .hsm_decrypt(&key.record, aad, hsm.iv.to_vec(), hsm.sealed.to_vec())
                 .await?
                 .ok_or_else(invalid_ciphertext)?;
-            return Ok((
+            return Ok(Opened {
                 key,
                 plaintext,
-                crate::custom_key_stores::BACKING_MATERIAL_ID,
-            ));
+                material_id: crate::custom_key_stores::BACKING_MATERIAL_ID,
+                algorithm: EncryptionAlgorithm::SymmetricDefault,
+            });
         }
         let Some(parsed) = parsed else {
             return Err(invalid_ciphertext());
@@ -525,7 +585,12 @@ impl Kms {
         let plaintext = material
             .open(&aad, &parsed.nonce, parsed.sealed)
             .map_err(|_| invalid_ciphertext())?;
-        Ok((key, plaintext, parsed.material_id))
+        Ok(Opened {
+            key,
+            plaintext,
+            material_id: parsed.material_id,
+            algorithm: EncryptionAlgorithm::SymmetricDefault,
+        })
     }
 }
 
