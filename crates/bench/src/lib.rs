@@ -10,7 +10,10 @@
 //! so it depends on no Strongroom crate except the SigV4 signer.
 
 mod connection;
+mod raw;
 mod report;
+
+pub use crate::raw::{RawRow, measure as measure_in_process};
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +50,8 @@ pub struct BenchOptions {
     pub secret_access_key: String,
     /// The symmetric key to use; when `None`, one is created with `CreateKey`.
     pub key_id: Option<String>,
+    /// Also measure Sign (ECC_NIST_P256 and RSA_2048), Verify and GenerateMac, with keys it creates.
+    pub asymmetric: bool,
 }
 
 /// The results of a run, one row per phase, the no-op first.
@@ -144,6 +149,10 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
             Operation::kms("GenerateDataKey", data_key_body),
         ),
     ];
+    let mut phases = phases.to_vec();
+    if opts.asymmetric {
+        phases.extend(asymmetric_phases(&endpoint, &credentials).await?);
+    }
     let mut rows = Vec::new();
     for (name, operation) in phases {
         let factory =
@@ -151,6 +160,66 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
         rows.push(run_phase(name, &endpoint, &factory, opts).await?);
     }
     Ok(Report { rows })
+}
+
+/// Creates a P-256 and an RSA_2048 signing key and an HMAC_256 key, and the phases that use them.
+async fn asymmetric_phases(
+    endpoint: &Arc<Endpoint>,
+    credentials: &Arc<Credentials>,
+) -> anyhow::Result<Vec<(&'static str, Operation)>> {
+    let mut setup = Connection::open(endpoint).await.context("connect")?;
+    let mut create = async |spec: &str, usage: &str| -> anyhow::Result<String> {
+        let body = serde_json::json!({ "KeySpec": spec, "KeyUsage": usage }).to_string();
+        let response = call(&mut setup, endpoint, credentials, "CreateKey", body.into())
+            .await
+            .with_context(|| format!("create a {spec} key"))?;
+        match response["KeyMetadata"]["KeyId"].as_str() {
+            Some(key_id) => Ok(key_id.to_owned()),
+            None => bail!("CreateKey returned no KeyMetadata.KeyId: {response}"),
+        }
+    };
+    let p256 = create("ECC_NIST_P256", "SIGN_VERIFY").await?;
+    let rsa = create("RSA_2048", "SIGN_VERIFY").await?;
+    let hmac = create("HMAC_256", "GENERATE_VERIFY_MAC").await?;
+    let message = BASE64.encode(raw::MESSAGE);
+    let sign_body = |key: &str, algorithm: &str| {
+        Bytes::from(
+            serde_json::json!({ "KeyId": key, "Message": message, "SigningAlgorithm": algorithm })
+                .to_string(),
+        )
+    };
+    let p256_sign = sign_body(&p256, "ECDSA_SHA_256");
+    let response = call(&mut setup, endpoint, credentials, "Sign", p256_sign.clone())
+        .await
+        .context("sign a sample message")?;
+    let Some(signature) = response["Signature"].as_str() else {
+        bail!("Sign returned no Signature: {response}");
+    };
+    let verify_body = Bytes::from(
+        serde_json::json!({
+            "KeyId": p256, "Message": message, "SigningAlgorithm": "ECDSA_SHA_256", "Signature": signature,
+        })
+        .to_string(),
+    );
+    let mac_body = Bytes::from(
+        serde_json::json!({ "KeyId": hmac, "Message": message, "MacAlgorithm": "HMAC_SHA_256" })
+            .to_string(),
+    );
+    Ok(vec![
+        ("Sign ECC_NIST_P256", Operation::kms("Sign", p256_sign)),
+        (
+            "Sign RSA_2048",
+            Operation::kms("Sign", sign_body(&rsa, "RSASSA_PSS_SHA_256")),
+        ),
+        (
+            "Verify ECC_NIST_P256",
+            Operation::kms("Verify", verify_body),
+        ),
+        (
+            "GenerateMac HMAC_256",
+            Operation::kms("GenerateMac", mac_body),
+        ),
+    ])
 }
 
 /// Keeps `opts.connections` connections busy with one operation for `opts.duration`.

@@ -82,6 +82,31 @@ impl Report {
     }
 }
 
+impl Report {
+    /// A table of each served operation next to the in-process cost of its cryptography, with the
+    /// ratio served / in-process: how much of the raw capacity survives the service around it.
+    pub fn compare_in_process(&self, raw: &[crate::RawRow]) -> String {
+        let mut out = String::new();
+        out.push_str("| Operation | Served req/s | In-process ops/s | Served / in-process |\n");
+        out.push_str("| --- | ---: | ---: | ---: |\n");
+        for raw_row in raw {
+            let Some(row) = self.rows.iter().find(|row| row.name == raw_row.name) else {
+                continue;
+            };
+            writeln!(
+                out,
+                "| {} | {:.0} | {:.0} | {} |",
+                row.name,
+                row.per_second,
+                raw_row.per_second,
+                format_ratio(ratio(row.per_second, raw_row.per_second)),
+            )
+            .expect("writing to a String cannot fail");
+        }
+        out
+    }
+}
+
 fn ratio(value: f64, base: f64) -> Option<f64> {
     match base > 0.0 {
         true => Some(value / base),

@@ -238,6 +238,7 @@ fn options(address: SocketAddr, secret: &str) -> BenchOptions {
         access_key_id: ACCESS_KEY_ID.to_owned(),
         secret_access_key: secret.to_owned(),
         key_id: None,
+        asymmetric: false,
     }
 }
 
@@ -283,4 +284,39 @@ async fn setup_failures_are_errors() {
         .unwrap();
     let err = crate::run(&options(closed, SECRET)).await.unwrap_err();
     assert!(format!("{err:#}").contains("connect to"), "{err:#}");
+}
+
+#[test]
+fn in_process_comparison_pairs_rows_by_name() {
+    let report = Report {
+        rows: vec![row("no-op", 1000.0, 100), row("Sign RSA_2048", 250.0, 900)],
+    };
+    let raw = [
+        crate::RawRow {
+            name: "Sign RSA_2048".to_owned(),
+            per_second: 500.0,
+        },
+        crate::RawRow {
+            name: "GenerateMac HMAC_256".to_owned(),
+            per_second: 9000.0,
+        },
+    ];
+    let table = report.compare_in_process(&raw);
+    assert!(
+        table.contains("| Sign RSA_2048 | 250 | 500 | 0.50x |"),
+        "{table}"
+    );
+    assert!(
+        !table.contains("GenerateMac"),
+        "rows that were not served are left out: {table}"
+    );
+}
+
+#[test]
+fn in_process_measurements_count_operations() {
+    let rows = crate::measure_in_process(std::time::Duration::from_millis(50)).expect("measures");
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        assert!(row.per_second > 0.0, "{row:?}");
+    }
 }
