@@ -7,11 +7,12 @@ use strongroom_service::crypto::{
 };
 use strongroom_service::grants::{CreateGrantRequest, RetireTarget};
 use strongroom_service::keys::CreateKeyRequest;
+use strongroom_service::multi_region::ReplicateKeyRequest;
 use strongroom_service::rotation::IncludeKeyMaterial;
 use strongroom_service::{Caller, Kms};
 
 use crate::error::ProtocolError;
-use crate::wire::{Fields, b64, key_metadata, paginate, timestamp};
+use crate::wire::{Fields, b64, key_metadata, paginate, timestamp, with_multi_region};
 
 /// Runs one KMS operation. `operation` is a name the KMS model defines; the body has passed validation.
 pub(crate) async fn dispatch(
@@ -47,7 +48,9 @@ pub(crate) async fn dispatch(
         "DescribeKey" => {
             let key = kms.describe_key(caller, f.required_str("KeyId")?).await?;
             let location = kms.key_store_location(&key).await?;
-            json!({ "KeyMetadata": with_key_store(key_metadata(&key), location) })
+            let multi_region = kms.multi_region_view(&key).await?;
+            let metadata = with_multi_region(key_metadata(&key), multi_region.as_ref());
+            json!({ "KeyMetadata": with_key_store(metadata, location) })
         }
         "ListKeys" => {
             let page = kms
@@ -82,18 +85,75 @@ pub(crate) async fn dispatch(
                     f.int("PendingWindowInDays"),
                 )
                 .await?;
-            json!({
+            let mut out = json!({
                 "KeyId": scheduled.key_arn,
-                "DeletionDate": timestamp(scheduled.deletion_date),
                 "KeyState": scheduled.key_state.as_str(),
                 "PendingWindowInDays": scheduled.pending_window_days,
-            })
+            });
+            // A multi-Region primary waiting for its replicas' deletion has no date yet.
+            if let (Some(date), Value::Object(fields)) = (scheduled.deletion_date, &mut out) {
+                fields.insert("DeletionDate".to_owned(), timestamp(date));
+            }
+            out
         }
         "CancelKeyDeletion" => {
             let key_arn = kms
                 .cancel_key_deletion(caller, f.required_str("KeyId")?)
                 .await?;
             json!({ "KeyId": key_arn })
+        }
+
+        // Multi-Region keys.
+        "ReplicateKey" => {
+            let req = ReplicateKeyRequest {
+                key_id: f.required_str("KeyId")?.to_owned(),
+                replica_region: f.required_str("ReplicaRegion")?.to_owned(),
+                policy: f.str("Policy").map(str::to_owned),
+                bypass_policy_lockout_safety_check: f.bool("BypassPolicyLockoutSafetyCheck"),
+                description: f.str("Description").map(str::to_owned),
+                tags: f.tags("Tags"),
+            };
+            let replica = kms.replicate_key(caller, req).await?;
+            let key = &replica.record;
+            let tags: Vec<Value> = key
+                .tags
+                .iter()
+                .map(|tag| json!({ "TagKey": tag.key, "TagValue": tag.value }))
+                .collect();
+            json!({
+                "ReplicaKeyMetadata": with_multi_region(key_metadata(key), Some(&replica.view)),
+                "ReplicaPolicy": key.policy,
+                "ReplicaTags": tags,
+            })
+        }
+        "UpdatePrimaryRegion" => {
+            kms.update_primary_region(
+                caller,
+                f.required_str("KeyId")?,
+                f.required_str("PrimaryRegion")?,
+            )
+            .await?;
+            json!({})
+        }
+        "GetKeyLastUsage" => {
+            let usage = kms
+                .key_last_usage(caller, f.required_str("KeyId")?)
+                .await?;
+            let mut last = serde_json::Map::new();
+            if let Some(used) = &usage.last {
+                last.insert("Operation".to_owned(), json!(used.operation));
+                last.insert("Timestamp".to_owned(), timestamp(used.used));
+                if let Some(event_id) = &used.event_id {
+                    last.insert("CloudTrailEventId".to_owned(), json!(event_id));
+                }
+                last.insert("KmsRequestId".to_owned(), json!(used.request_id));
+            }
+            json!({
+                "KeyId": usage.key_id.as_str(),
+                "KeyLastUsage": Value::Object(last),
+                "TrackingStartDate": timestamp(usage.tracking_start),
+                "KeyCreationDate": timestamp(usage.key_created),
+            })
         }
 
         // Cryptography.
@@ -576,4 +636,29 @@ fn unsupported_recipient() -> ProtocolError {
         "Recipient (attested enclave requests) is not supported by this Strongroom server."
             .to_owned(),
     )
+}
+
+/// Reports a successful cryptographic operation to GetKeyLastUsage's tracking: each key ARN the response
+/// names (`KeyId`, and ReEncrypt's `SourceKeyId`). `event` is the audit record's event id and the account
+/// it was delivered to; a key of another account gets no event id, since its owner's copy has its own.
+pub(crate) fn record_key_use(
+    kms: &Kms,
+    operation: &str,
+    response: &Value,
+    request_id: &str,
+    event: Option<&(String, String)>,
+) {
+    if !strongroom_service::last_usage::is_tracked(operation) {
+        return;
+    }
+    for field in ["KeyId", "SourceKeyId"] {
+        let Some(arn) = response.get(field).and_then(Value::as_str) else {
+            continue;
+        };
+        let key_account = arn.split(':').nth(4);
+        let event_id = event
+            .filter(|(_, recipient)| key_account == Some(recipient.as_str()))
+            .map(|(event_id, _)| event_id.as_str());
+        kms.record_key_use(arn, operation, request_id, event_id);
+    }
 }

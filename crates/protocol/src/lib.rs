@@ -160,6 +160,8 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
             },
         };
         let mut result = served.result;
+        // The event id and recipient account of a cryptographic request's audit record, for GetKeyLastUsage.
+        let mut key_use_event = None;
         if let Some(trail) = &edge.trail
             && !is_cloudtrail(&parts.headers)
         {
@@ -176,10 +178,22 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
                 &trail.default_account,
             );
             result = audited.result;
+            if strongroom_service::last_usage::is_tracked(&operation) {
+                key_use_event = Some((event.event_id.clone(), event.recipient_account_id.clone()));
+            }
             // The record is durable before the response leaves: a request the trail cannot record fails.
             if let Err(e) = trail.log.record(vec![event]).await {
                 result = Err(ProtocolError::Service(Error::internal(e)));
             }
+        }
+        if let Ok(body) = &result {
+            dispatch::record_key_use(
+                &edge.kms,
+                &operation,
+                body,
+                &request_id,
+                key_use_event.as_ref(),
+            );
         }
         match result {
             Ok(body) => json_response(&body, &request_id),

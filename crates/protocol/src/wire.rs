@@ -189,6 +189,7 @@ pub(crate) fn key_metadata(key: &KeyRecord) -> Value {
         );
     }
     if key.multi_region {
+        // A primary never replicated; `with_multi_region` replaces this with the key's actual set.
         fields.insert(
             "MultiRegionConfiguration".to_owned(),
             json!({
@@ -197,6 +198,33 @@ pub(crate) fn key_metadata(key: &KeyRecord) -> Value {
                 "ReplicaKeys": [],
             }),
         );
+    }
+    metadata
+}
+
+/// Sets `MultiRegionConfiguration` (and `PendingDeletionWindowInDays` of a primary waiting for its
+/// replicas' deletion) from the key's set of related multi-Region keys.
+pub(crate) fn with_multi_region(
+    mut metadata: Value,
+    view: Option<&strongroom_service::multi_region::MultiRegionView>,
+) -> Value {
+    let (Some(view), Value::Object(fields)) = (view, &mut metadata) else {
+        return metadata;
+    };
+    let related = |key: &strongroom_service::multi_region::RelatedKey| {
+        json!({ "Arn": key.arn, "Region": key.region.as_str() })
+    };
+    let replicas: Vec<Value> = view.replicas.iter().map(related).collect();
+    fields.insert(
+        "MultiRegionConfiguration".to_owned(),
+        json!({
+            "MultiRegionKeyType": view.role.as_str(),
+            "PrimaryKey": related(&view.primary),
+            "ReplicaKeys": replicas,
+        }),
+    );
+    if let Some(days) = view.pending_window_days {
+        fields.insert("PendingDeletionWindowInDays".to_owned(), json!(days));
     }
     metadata
 }

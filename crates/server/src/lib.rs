@@ -177,8 +177,12 @@ impl Server {
                 .with_custom_key_stores(
                     store,
                     Arc::new(hsm_clusters::ControlPlaneClusters(cloudhsm.clone())),
-                ),
+                )
+                .with_regions(config.regions.clone()),
         );
+        kms.start_key_usage_tracking()
+            .await
+            .context("load the key usage tracking start date")?;
         if let Some(seed_file) = &config.seed_file {
             let created = seed::load(&kms, seed_file, &config.account_id).await?;
             tracing::info!("seed file {}: {created} keys created", seed_file.display());
@@ -236,6 +240,7 @@ impl Server {
         let (stop_scheduler, mut scheduler_stopped) = tokio::sync::watch::channel(false);
         let scheduler = {
             let interval = config.scheduler_interval;
+            let kms = kms.clone();
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
@@ -265,6 +270,10 @@ impl Server {
             .context("serve HTTP")?;
         let _ = stop_scheduler.send(true);
         let _ = scheduler.await;
+        // Key usage is kept in memory between scheduler runs; write what is left.
+        if let Err(e) = kms.persist_key_usage().await {
+            tracing::error!("failed to write key usage at shutdown: {e:#}");
+        }
         // Deliver what the journal holds, so the log files and digests cover every request served.
         if let Err(e) = audit.flush_now().await {
             tracing::error!("failed to deliver the audit trail at shutdown: {e:#}");

@@ -229,12 +229,15 @@ impl Kms {
     /// Replaces a key in storage and the cache; call with `writes` held.
     pub(crate) async fn put_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         self.store.put_key(&record).await?;
-        self.cache_key(record).await
+        let live = self.cache_key(record).await?;
+        // A multi-Region primary's material and rotation settings reach its replicas.
+        self.sync_replicas(&live.record).await?;
+        Ok(live)
     }
 
     /// Caches a key as written, keeping the grants already cached for it (grant changes go through
     /// [`Kms::refresh_grants`]).
-    async fn cache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
+    pub(crate) async fn cache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         let key = (record.namespace.clone(), record.key_id.clone());
         let cached = read(&self.keyring.keys)
             .get(&key)
@@ -348,7 +351,9 @@ impl Kms {
         for (namespace, key_id) in &due {
             self.do_due_work(namespace, key_id).await?;
         }
-        Ok(due.len())
+        let multi_region = self.run_multi_region_work().await?;
+        self.persist_key_usage().await?;
+        Ok(due.len() + multi_region)
     }
 
     async fn do_due_work(
@@ -362,11 +367,16 @@ impl Kms {
             return Ok(None);
         };
         let now = self.clock.now();
+        if matches!(record.state, KeyState::Creating | KeyState::Updating) {
+            self.end_transient_state(&mut record, now).await?;
+        }
         if let Some(deletion) = record.deletion
             && deletion.date <= now
         {
             self.store.delete_key(namespace, key_id).await?;
             self.forget_backing_key(&record).await?;
+            self.multi_region_key_deleted(&record).await?;
+            self.forget_key_usage(&record).await?;
             write(&self.keyring.keys).insert((namespace.clone(), key_id.clone()), None);
             write(&self.keyring.aliases)
                 .retain(|(ns, _), target| !(ns == namespace && target.as_ref() == Some(key_id)));
@@ -432,7 +442,9 @@ fn is_due(record: &KeyRecord, now: Timestamp) -> bool {
     let rotation_due = record.state == KeyState::Enabled
         && record.rotation.enabled
         && record.rotation.next.is_some_and(|next| next <= now);
-    deletion_due || rotation_due
+    // Creating and Updating (multi-Region keys only) end after a moment; see `multi_region`.
+    let transient = matches!(record.state, KeyState::Creating | KeyState::Updating);
+    deletion_due || rotation_due || transient
 }
 
 fn check_namespace(

@@ -65,8 +65,8 @@ pub(crate) fn check_spec_and_usage(key_spec: KeySpec, key_usage: KeyUsage) -> Re
 pub struct ScheduledDeletion {
     /// The key's ARN.
     pub key_arn: String,
-    /// When the key will be deleted.
-    pub deletion_date: Timestamp,
+    /// When the key will be deleted; `None` for a multi-Region primary waiting for its replicas' deletion.
+    pub deletion_date: Option<Timestamp>,
     /// The key's new state.
     pub key_state: KeyState,
     /// The waiting period.
@@ -312,6 +312,11 @@ impl Kms {
             pending_window_days,
             ..RequestFacts::default()
         };
+        if crate::multi_region::names_multi_region_key(key_id) {
+            return self
+                .schedule_multi_region_deletion(caller, key_id, days, facts)
+                .await;
+        }
         let date = self.clock.now().plus_days(days);
         self.update_key(caller, key_id, "kms:ScheduleKeyDeletion", facts, |record| {
             state::check(record, OpClass::NotPendingDeletion)?;
@@ -322,7 +327,7 @@ impl Kms {
             });
             Ok(ScheduledDeletion {
                 key_arn: record.arn(),
-                deletion_date: date,
+                deletion_date: Some(date),
                 key_state: KeyState::PendingDeletion,
                 pending_window_days: days,
             })

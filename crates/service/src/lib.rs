@@ -19,6 +19,8 @@ pub mod grants;
 pub mod key_policy;
 mod keyring;
 pub mod keys;
+pub mod last_usage;
+pub mod multi_region;
 mod pagination;
 pub mod rotation;
 pub mod seed;
@@ -97,6 +99,10 @@ pub struct Kms {
     events: Arc<dyn ServiceEvents>,
     /// Custom key stores: their records, the HSM clusters, and the connected stores.
     custom_key_stores: custom_key_stores::CustomKeyStores,
+    /// The Regions replicas may go to, and whether multi-Region sets need reconciling.
+    multi_region: multi_region::MultiRegion,
+    /// Each key's last cryptographic use, kept in memory between writes to storage.
+    last_usage: last_usage::UsageTracker,
 }
 
 impl Kms {
@@ -111,6 +117,8 @@ impl Kms {
             identities: None,
             events: Arc::new(NoServiceEvents),
             custom_key_stores: Default::default(),
+            multi_region: Default::default(),
+            last_usage: Default::default(),
         }
     }
 

@@ -95,6 +95,8 @@ impl Kms {
             ..RequestFacts::default()
         };
         let next = self.clock.now().plus_days(period);
+        self.refuse_on_replica(caller, key_id, "EnableKeyRotation")
+            .await?;
         self.update_key(caller, key_id, "kms:EnableKeyRotation", facts, |record| {
             check_rotatable(record)?;
             state::check(record, OpClass::Rotation)?;
@@ -108,6 +110,8 @@ impl Kms {
 
     /// DisableKeyRotation.
     pub async fn disable_key_rotation(&self, caller: &Caller, key_id: &str) -> Result<(), Error> {
+        self.refuse_on_replica(caller, key_id, "DisableKeyRotation")
+            .await?;
         self.update_key(
             caller,
             key_id,
@@ -141,7 +145,8 @@ impl Kms {
         )?;
         let record = &live.record;
         check_rotatable(record)?;
-        let rotation = record.rotation;
+        // A multi-Region replica shows its primary's schedule.
+        let rotation = self.shared_rotation(record).await?;
         Ok(RotationStatus {
             key_arn: record.arn(),
             enabled: rotation.enabled,
@@ -157,6 +162,8 @@ impl Kms {
         key_id: &str,
     ) -> Result<String, Error> {
         let now = self.clock.now();
+        self.refuse_on_replica(caller, key_id, "RotateKeyOnDemand")
+            .await?;
         self.update_key(caller, key_id, "kms:RotateKeyOnDemand", RequestFacts::default(), |record| {
             check_rotatable(record)?;
             state::check(record, OpClass::Rotation)?;

@@ -11,6 +11,8 @@ pub mod clusters;
 mod grants;
 mod identities;
 pub mod key_stores;
+pub mod key_usage;
+pub mod multi_region;
 pub mod sqlite;
 
 use async_trait::async_trait;
@@ -38,7 +40,9 @@ pub enum StoreError {
 /// Key records are written whole: `put_key` replaces the metadata, materials and tags of a key at once,
 /// so a reader never sees half of an update.
 #[async_trait]
-pub trait Store: GrantStore + Send + Sync + 'static {
+pub trait Store:
+    GrantStore + multi_region::MultiRegionStore + key_usage::KeyUsageStore + Send + Sync + 'static
+{
     /// Adds a new key; `AlreadyExists` if its id is taken in its namespace.
     async fn insert_key(&self, key: &KeyRecord) -> Result<(), StoreError>;
 

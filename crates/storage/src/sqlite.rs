@@ -15,7 +15,9 @@ mod clusters;
 mod grants;
 mod identities;
 mod key_stores;
+mod key_usage;
 mod keys;
+mod multi_region;
 mod schema;
 
 use std::fmt;

@@ -17,6 +17,8 @@ mod key_forms;
 mod key_policy;
 mod key_state;
 mod keys;
+mod last_usage;
+mod multi_region;
 mod namespaces;
 mod protocol;
 mod python;

@@ -10,7 +10,7 @@ use strongroom_test_support::fixtures::{base_time, key_id, namespace, sample_ali
 use strongroom_types::{Deletion, KeyState, Rotation};
 
 use crate::Store;
-use crate::sqlite::{SqliteStore, aliases, keys, lock};
+use crate::sqlite::{SqliteStore, aliases, key_usage, keys, lock, multi_region};
 
 /// Enough keys that a full scan would show, in the plan if not yet in the time.
 const MANY: u32 = 100_000;
@@ -67,6 +67,31 @@ const LOOKUPS: &[(&str, &str, &[&str])] = &[
         "SELECT_SETTING",
         crate::sqlite::SELECT_SETTING,
         &["USING PRIMARY KEY (name=?)"],
+    ),
+    (
+        "SELECT_SET",
+        multi_region::SELECT_SET,
+        &["USING PRIMARY KEY (account=? AND key_id=?)"],
+    ),
+    (
+        "DELETE_SET",
+        multi_region::DELETE_SET,
+        &["USING PRIMARY KEY (account=? AND key_id=?)"],
+    ),
+    (
+        "TRANSITIONS_DUE",
+        multi_region::TRANSITIONS_DUE,
+        &["INDEX multi_region_keys_by_transition (transition_until"],
+    ),
+    (
+        "SELECT_KEY_USAGE",
+        key_usage::SELECT,
+        &["USING PRIMARY KEY (account=? AND region=? AND key_id=?)"],
+    ),
+    (
+        "DELETE_KEY_USAGE",
+        key_usage::DELETE,
+        &["USING PRIMARY KEY (account=? AND region=? AND key_id=?)"],
     ),
 ];
 

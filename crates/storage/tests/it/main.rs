@@ -14,7 +14,8 @@ use strongroom_test_support::fixtures::{
     alias_name, base_time, key_id, namespace, sample_alias, sample_key, sample_material,
 };
 use strongroom_test_support::{
-    TempDir, check_cluster_store, check_identity_store, check_key_store_store, check_store,
+    TempDir, check_cluster_store, check_identity_store, check_key_store_store, check_key_usage_store,
+    check_multi_region_store, check_store,
 };
 use strongroom_types::{Deletion, Tag};
 
@@ -55,6 +56,22 @@ async fn passes_the_custom_key_store_conformance_suite() {
     let path = database(&dir);
     check_key_store_store(&open(&path)).await;
     check_key_store_store(&open(&path)).await;
+}
+
+#[tokio::test]
+async fn passes_the_multi_region_conformance_suite() {
+    let dir = TempDir::new("sqlite-multi-region");
+    let path = database(&dir);
+    check_multi_region_store(&open(&path)).await;
+    check_multi_region_store(&open(&path)).await;
+}
+
+#[tokio::test]
+async fn passes_the_key_usage_conformance_suite() {
+    let dir = TempDir::new("sqlite-key-usage");
+    let path = database(&dir);
+    check_key_usage_store(&open(&path)).await;
+    check_key_usage_store(&open(&path)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
