@@ -136,9 +136,7 @@ pub(crate) async fn dispatch(
             json!({})
         }
         "GetKeyLastUsage" => {
-            let usage = kms
-                .key_last_usage(caller, f.required_str("KeyId")?)
-                .await?;
+            let usage = kms.key_last_usage(caller, f.required_str("KeyId")?).await?;
             let mut last = serde_json::Map::new();
             if let Some(used) = &usage.last {
                 last.insert("Operation".to_owned(), json!(used.operation));

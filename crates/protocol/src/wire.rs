@@ -211,15 +211,12 @@ pub(crate) fn with_multi_region(
     let (Some(view), Value::Object(fields)) = (view, &mut metadata) else {
         return metadata;
     };
-    let related = |key: &strongroom_service::multi_region::RelatedKey| {
-        json!({ "Arn": key.arn, "Region": key.region.as_str() })
-    };
-    let replicas: Vec<Value> = view.replicas.iter().map(related).collect();
+    let replicas: Vec<Value> = view.replicas.iter().map(related_key).collect();
     fields.insert(
         "MultiRegionConfiguration".to_owned(),
         json!({
             "MultiRegionKeyType": view.role.as_str(),
-            "PrimaryKey": related(&view.primary),
+            "PrimaryKey": related_key(&view.primary),
             "ReplicaKeys": replicas,
         }),
     );
@@ -227,6 +224,10 @@ pub(crate) fn with_multi_region(
         fields.insert("PendingDeletionWindowInDays".to_owned(), json!(days));
     }
     metadata
+}
+
+fn related_key(key: &strongroom_service::multi_region::RelatedKey) -> Value {
+    json!({ "Arn": key.arn, "Region": key.region.as_str() })
 }
 
 /// Adds `Truncated` and, when truncated, `NextMarker` to a list response.

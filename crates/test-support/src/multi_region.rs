@@ -197,7 +197,9 @@ pub async fn check_key_usage_store(store: &dyn KeyUsageStore) {
         operation: operation.to_owned(),
         used: base_time().plus(Duration::from_secs(seconds)),
         request_id: format!("request-{seconds}"),
-        event_id: seconds.is_multiple_of(2).then(|| format!("event-{seconds}")),
+        event_id: seconds
+            .is_multiple_of(2)
+            .then(|| format!("event-{seconds}")),
     };
     assert_eq!(store.key_usage(&east, &key).await.expect("read"), None);
 

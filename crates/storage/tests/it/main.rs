@@ -14,8 +14,8 @@ use strongroom_test_support::fixtures::{
     alias_name, base_time, key_id, namespace, sample_alias, sample_key, sample_material,
 };
 use strongroom_test_support::{
-    TempDir, check_cluster_store, check_identity_store, check_key_store_store, check_key_usage_store,
-    check_multi_region_store, check_store,
+    TempDir, check_cluster_store, check_identity_store, check_key_store_store,
+    check_key_usage_store, check_multi_region_store, check_store,
 };
 use strongroom_types::{Deletion, Tag};
 
@@ -159,7 +159,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
         let store = open(path);
         assert_eq!(
             user_version(path),
-            5,
+            6,
             "{} is at the current schema version",
             path.display()
         );
@@ -171,7 +171,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
     }
     // Opening a current file again applies nothing and keeps the version.
     drop(open(&fresh));
-    assert_eq!(user_version(&fresh), 5);
+    assert_eq!(user_version(&fresh), 6);
 }
 
 #[test]
