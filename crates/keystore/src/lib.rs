@@ -8,11 +8,13 @@
 //! buffers, which are wiped on drop.
 
 mod asymmetric;
+mod import;
 mod material;
 mod root;
 mod symmetric;
 
 pub use crate::asymmetric::{HmacKey, Message, PrivateKey, verify_public};
+pub use crate::import::WrappingKey;
 pub use crate::material::Material;
 pub use crate::root::{FileRootKey, RootKey};
 pub use crate::symmetric::{

@@ -87,8 +87,9 @@ mod import {
 
     /// What a customer does with the public key: RSA-OAEP encryption.
     fn oaep_encrypt(public_der: &[u8], padding: &'static OaepAlgorithm, data: &[u8]) -> Vec<u8> {
-        let public = OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(public_der).unwrap())
-            .unwrap();
+        let public =
+            OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(public_der).unwrap())
+                .unwrap();
         let mut out = vec![0u8; public.ciphertext_size()];
         let len = public.encrypt(padding, data, &mut out, None).unwrap().len();
         out.truncate(len);

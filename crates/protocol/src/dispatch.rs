@@ -6,6 +6,7 @@ use strongroom_service::crypto::{
     DecryptRequest, EncryptRequest, GenerateDataKeyRequest, ReEncryptRequest,
 };
 use strongroom_service::grants::{CreateGrantRequest, RetireTarget};
+use strongroom_service::import::{ImportKeyMaterialRequest, MaterialOutcome};
 use strongroom_service::keys::CreateKeyRequest;
 use strongroom_service::multi_region::ReplicateKeyRequest;
 use strongroom_service::rotation::IncludeKeyMaterial;
@@ -380,15 +381,77 @@ pub(crate) async fn dispatch(
                         "KeyId": entry.key_id,
                         "KeyMaterialId": entry.material_id.to_hex(),
                         "KeyMaterialState": entry.state.as_str(),
-                        "RotationDate": timestamp(entry.rotation_date),
                     });
-                    if let (Some(kind), Value::Object(fields)) = (entry.rotation_type, &mut item) {
-                        fields.insert("RotationType".to_owned(), json!(kind.as_str()));
+                    if let Value::Object(fields) = &mut item {
+                        if let Some(date) = entry.rotation_date {
+                            fields.insert("RotationDate".to_owned(), timestamp(date));
+                        }
+                        if let Some(kind) = entry.rotation_type {
+                            fields.insert("RotationType".to_owned(), json!(kind.as_str()));
+                        }
+                        if let Some(import) = &entry.import {
+                            fields.insert("ImportState".to_owned(), json!(import.state.as_str()));
+                            if let Some(description) = &import.description {
+                                fields.insert(
+                                    "KeyMaterialDescription".to_owned(),
+                                    json!(description),
+                                );
+                            }
+                            if let Some(model) = import.expiration_model {
+                                fields.insert("ExpirationModel".to_owned(), json!(model.as_str()));
+                            }
+                            if let Some(valid_to) = import.valid_to {
+                                fields.insert("ValidTo".to_owned(), timestamp(valid_to));
+                            }
+                        }
                     }
                     item
                 })
                 .collect();
             paginate(json!({ "Rotations": rotations }), page.next_marker)
+        }
+
+        // Imported key material.
+        "GetParametersForImport" => {
+            let parameters = kms
+                .get_parameters_for_import(
+                    caller,
+                    f.required_str("KeyId")?,
+                    f.required_enumeration("WrappingAlgorithm")?,
+                    f.required_enumeration("WrappingKeySpec")?,
+                )
+                .await?;
+            json!({
+                "KeyId": parameters.key_arn,
+                "ImportToken": b64(&parameters.import_token),
+                "PublicKey": b64(&parameters.public_key),
+                "ParametersValidTo": timestamp(parameters.parameters_valid_to),
+            })
+        }
+        "ImportKeyMaterial" => {
+            let req = ImportKeyMaterialRequest {
+                import_token: f.secret_blob("ImportToken")?.to_vec(),
+                encrypted_key_material: f.secret_blob("EncryptedKeyMaterial")?,
+                valid_to: f.time("ValidTo"),
+                expiration_model: f.enumeration("ExpirationModel")?,
+                import_type: f.enumeration("ImportType")?,
+                key_material_description: f.str("KeyMaterialDescription").map(str::to_owned),
+                key_material_id: f.str("KeyMaterialId").map(str::to_owned),
+            };
+            let outcome = kms
+                .import_key_material(caller, f.required_str("KeyId")?, req)
+                .await?;
+            material_outcome(outcome)
+        }
+        "DeleteImportedKeyMaterial" => {
+            let outcome = kms
+                .delete_imported_key_material(
+                    caller,
+                    f.required_str("KeyId")?,
+                    f.str("KeyMaterialId"),
+                )
+                .await?;
+            material_outcome(outcome)
         }
 
         // Key policies.
@@ -634,6 +697,15 @@ fn unsupported_recipient() -> ProtocolError {
         "Recipient (attested enclave requests) is not supported by this Strongroom server."
             .to_owned(),
     )
+}
+
+/// The response of ImportKeyMaterial and DeleteImportedKeyMaterial.
+fn material_outcome(outcome: MaterialOutcome) -> Value {
+    let mut out = json!({ "KeyId": outcome.key_arn });
+    if let (Some(id), Value::Object(fields)) = (outcome.key_material_id, &mut out) {
+        fields.insert("KeyMaterialId".to_owned(), json!(id.to_hex()));
+    }
+    out
 }
 
 /// Reports a successful cryptographic operation to GetKeyLastUsage's tracking: each key ARN the response

@@ -31,6 +31,12 @@ impl<'a> Fields<'a> {
         self.0.get(name).and_then(Value::as_i64)
     }
 
+    /// A timestamp member: epoch seconds as a JSON number, kept to the millisecond.
+    pub(crate) fn time(&self, name: &str) -> Option<Timestamp> {
+        let seconds = self.0.get(name).and_then(Value::as_f64)?;
+        Some(Timestamp::from_millis((seconds * 1000.0).round() as i64))
+    }
+
     pub(crate) fn bool(&self, name: &str) -> bool {
         self.0.get(name).and_then(Value::as_bool).unwrap_or(false)
     }
@@ -65,6 +71,14 @@ impl<'a> Fields<'a> {
                 ))
             }),
         }
+    }
+
+    /// An enumeration the model requires (presence was validated against the model already).
+    pub(crate) fn required_enumeration<T: FromStr<Err = UnknownVariant>>(
+        &self,
+        name: &str,
+    ) -> Result<T, ProtocolError> {
+        self.enumeration(name)?.ok_or_else(|| missing(name))
     }
 
     pub(crate) fn context(&self, name: &str) -> EncryptionContext {
@@ -181,6 +195,12 @@ pub(crate) fn key_metadata(key: &KeyRecord) -> Value {
     }
     if let Some(deletion) = key.deletion {
         fields.insert("DeletionDate".to_owned(), timestamp(deletion.date));
+    }
+    if let Some(model) = key.expiration_model() {
+        fields.insert("ExpirationModel".to_owned(), json!(model.as_str()));
+    }
+    if let Some(valid_to) = key.valid_to() {
+        fields.insert("ValidTo".to_owned(), timestamp(valid_to));
     }
     if let Some(material) = key.current_material() {
         fields.insert(

@@ -41,6 +41,14 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) key_agreement_algorithm: Option<&'a str>,
     /// `kms:DataKeyPairSpec`.
     pub(crate) data_key_pair_spec: Option<&'a str>,
+    /// `kms:WrappingAlgorithm` (GetParametersForImport).
+    pub(crate) wrapping_algorithm: Option<&'a str>,
+    /// `kms:WrappingKeySpec` (GetParametersForImport).
+    pub(crate) wrapping_key_spec: Option<&'a str>,
+    /// `kms:ExpirationModel` (ImportKeyMaterial).
+    pub(crate) expiration_model: Option<&'a str>,
+    /// `kms:ValidTo` in Unix seconds (ImportKeyMaterial).
+    pub(crate) valid_to: Option<i64>,
 }
 
 /// Whether a principal ARN is an account's root user.
@@ -243,7 +251,7 @@ struct Conditions<'a> {
 }
 
 /// The single-valued keys computed from the request, in lower case (policies ask in lower case).
-const SIMPLE_KEYS: [&str; 31] = [
+const SIMPLE_KEYS: [&str; 35] = [
     "kms:calleraccount",
     "kms:keyorigin",
     "kms:keyspec",
@@ -275,6 +283,10 @@ const SIMPLE_KEYS: [&str; 31] = [
     "kms:macalgorithm",
     "kms:keyagreementalgorithm",
     "kms:datakeypairspec",
+    "kms:wrappingalgorithm",
+    "kms:wrappingkeyspec",
+    "kms:expirationmodel",
+    "kms:validto",
 ];
 
 impl<'a> Conditions<'a> {
@@ -336,6 +348,10 @@ impl<'a> Conditions<'a> {
             "kms:macalgorithm" => facts.mac_algorithm?.to_owned(),
             "kms:keyagreementalgorithm" => facts.key_agreement_algorithm?.to_owned(),
             "kms:datakeypairspec" => facts.data_key_pair_spec?.to_owned(),
+            "kms:wrappingalgorithm" => facts.wrapping_algorithm?.to_owned(),
+            "kms:wrappingkeyspec" => facts.wrapping_key_spec?.to_owned(),
+            "kms:expirationmodel" => facts.expiration_model?.to_owned(),
+            "kms:validto" => facts.valid_to?.to_string(),
             _ => return None,
         };
         Some(vec![value])

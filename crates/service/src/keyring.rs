@@ -25,13 +25,17 @@ pub(crate) struct LiveKey {
     pub(crate) policy: strongroom_policy::Policy,
     /// The grants on the key, oldest first.
     pub(crate) grants: Vec<strongroom_types::GrantRecord>,
+    /// The materials that are in the key now (imported material that was deleted or expired is not).
     materials: Vec<(KeyMaterialId, Material)>,
+    /// Where in `materials` the current material is; `None` while the key has none to use.
+    current: Option<usize>,
 }
 
 impl LiveKey {
     /// The material new encryptions use.
     pub(crate) fn current(&self) -> Option<(&KeyMaterialId, &Material)> {
-        self.materials.last().map(|(id, key)| (id, key))
+        let (id, key) = self.materials.get(self.current?)?;
+        Some((id, key))
     }
 
     /// The material a ciphertext names, if the key has it.
@@ -318,12 +322,17 @@ impl Kms {
         grants: Vec<strongroom_types::GrantRecord>,
     ) -> Result<LiveKey, Error> {
         let mut materials = Vec::with_capacity(record.materials.len());
-        for material in &record.materials {
+        for material in record.materials.iter().filter(|m| m.is_present()) {
             let bytes = self
                 .root_key
                 .unwrap(&wrap_context(&record, &material.id), &material.wrapped)?;
             materials.push((material.id, Material::from_bytes(record.key_spec, &bytes)?));
         }
+        let current = record.current_material().and_then(|current| {
+            materials
+                .iter()
+                .position(|(candidate, _)| *candidate == current.id)
+        });
         let policy = strongroom_policy::Policy::parse(
             &record.policy,
             strongroom_policy::PolicyKind::KeyPolicy,
@@ -338,6 +347,7 @@ impl Kms {
             arn: record.arn(),
             record,
             materials,
+            current,
             policy,
             grants,
         })
@@ -383,6 +393,10 @@ impl Kms {
             tracing::info!(key_arn = %record.arn(), "deleted key at the end of its waiting period");
             self.events.key_deleted(&record);
             return Ok(None);
+        }
+        if crate::import::expire_materials(&mut record, now) {
+            tracing::info!(key_arn = %record.arn(), "deleted imported key material at its ValidTo");
+            return Ok(Some(self.put_key(record).await?));
         }
         let mut rotated = false;
         while record.state == KeyState::Enabled && record.rotation.enabled {
@@ -432,6 +446,7 @@ impl Kms {
             wrapped,
             created,
             rotation_type,
+            import: None,
         });
         Ok(())
     }
@@ -442,9 +457,15 @@ fn is_due(record: &KeyRecord, now: Timestamp) -> bool {
     let rotation_due = record.state == KeyState::Enabled
         && record.rotation.enabled
         && record.rotation.next.is_some_and(|next| next <= now);
+    // Only keys of origin EXTERNAL hold imported material; the origin test keeps this off the hot path
+    // of every other key.
+    let expiry_due = record.origin == strongroom_types::Origin::External
+        && record
+            .next_material_expiry()
+            .is_some_and(|valid_to| valid_to <= now);
     // Creating and Updating (multi-Region keys only) end after a moment; see `multi_region`.
     let transient = matches!(record.state, KeyState::Creating | KeyState::Updating);
-    deletion_due || rotation_due || transient
+    deletion_due || rotation_due || expiry_due || transient
 }
 
 fn check_namespace(

@@ -126,6 +126,26 @@ impl Kms {
                     "A CustomKeyStoreId is required when Origin is AWS_CLOUDHSM.".to_owned(),
                 ));
             }
+            // The key starts without material, PendingImport, until ImportKeyMaterial brings it.
+            (Origin::External, None) => {
+                if matches!(
+                    key_spec,
+                    KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87
+                ) {
+                    return Err(Error::UnsupportedOperation(format!(
+                        "KeySpec {key_spec} does not support imported key material: create ML-DSA keys with \
+                         Origin AWS_KMS."
+                    )));
+                }
+                None
+            }
+            (Origin::External, Some(_)) => {
+                return Err(Error::UnsupportedOperation(
+                    "You cannot import key material into a KMS key in a custom key store: omit \
+                     CustomKeyStoreId for Origin EXTERNAL."
+                        .to_owned(),
+                ));
+            }
             (Origin::AwsKms, Some(id)) => {
                 // Fails with CustomKeyStoreNotFound for an unknown store.
                 self.cks_record(&caller.namespace, &id).await?;
@@ -168,7 +188,10 @@ impl Kms {
             key_usage,
             origin,
             key_manager: KeyManager::Customer,
-            state: KeyState::Enabled,
+            state: match origin {
+                Origin::External => KeyState::PendingImport,
+                _ => KeyState::Enabled,
+            },
             deletion: None,
             policy,
             rotation: Rotation::OFF,
@@ -195,7 +218,9 @@ impl Kms {
                 writes
             }
             None => {
-                self.add_material(&mut record, None, now)?;
+                if origin != Origin::External {
+                    self.add_material(&mut record, None, now)?;
+                }
                 self.writes.lock().await
             }
         };
@@ -335,7 +360,8 @@ impl Kms {
         .await
     }
 
-    /// CancelKeyDeletion: the key returns Disabled, as in AWS. Returns the key ARN.
+    /// CancelKeyDeletion: the key returns Disabled, as in AWS (PendingImport if it lacks imported material).
+    /// Returns the key ARN.
     pub async fn cancel_key_deletion(
         &self,
         caller: &Caller,
@@ -344,7 +370,11 @@ impl Kms {
         let action = "kms:CancelKeyDeletion";
         self.update_key(caller, key_id, action, RequestFacts::default(), |record| {
             state::check(record, OpClass::PendingDeletionOnly)?;
-            record.state = KeyState::Disabled;
+            record.state = if record.origin == Origin::External && !record.has_all_materials() {
+                KeyState::PendingImport
+            } else {
+                KeyState::Disabled
+            };
             record.deletion = None;
             Ok(record.arn())
         })

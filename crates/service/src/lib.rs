@@ -16,6 +16,7 @@ pub mod crypto;
 pub mod custom_key_stores;
 mod error;
 pub mod grants;
+pub mod import;
 pub mod key_policy;
 mod keyring;
 pub mod keys;

@@ -111,6 +111,7 @@ impl Kms {
                             wrapped,
                             created: now,
                             rotation_type: None,
+                            import: None,
                         });
                     }
                     None => self.add_material(&mut record, None, now)?,

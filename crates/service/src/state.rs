@@ -19,6 +19,12 @@ pub(crate) enum OpClass {
     PendingDeletionOnly,
     /// CreateGrant: like cryptography, but keys of a disconnected custom key store accept grants.
     CreateGrant,
+    /// GetParametersForImport (on keys of origin EXTERNAL).
+    ImportParameters,
+    /// ImportKeyMaterial (on keys of origin EXTERNAL).
+    ImportKeyMaterial,
+    /// DeleteImportedKeyMaterial (on keys of origin EXTERNAL).
+    DeleteImportedKeyMaterial,
 }
 
 /// Checks `key` against the key-state table for an operation of `class`.
@@ -69,6 +75,26 @@ pub(crate) fn check(key: &KeyRecord, class: OpClass) -> Result<(), Error> {
         OpClass::CreateGrant => match state {
             KeyState::Unavailable => Ok(()),
             _ => check(key, OpClass::Crypto),
+        },
+        OpClass::ImportParameters | OpClass::ImportKeyMaterial => match state {
+            KeyState::Enabled | KeyState::Disabled | KeyState::PendingImport => Ok(()),
+            KeyState::Updating if class == OpClass::ImportKeyMaterial => Ok(()),
+            KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Err(pending_deletion()),
+            KeyState::Creating => Err(Error::InvalidState(format!("{} is creating.", arn()))),
+            KeyState::Updating => Err(Error::InvalidState(format!("{} is updating.", arn()))),
+            KeyState::Unavailable => Err(Error::UnsupportedOperation(format!(
+                "{} is in a custom key store, which cannot hold imported key material.",
+                arn()
+            ))),
+        },
+        OpClass::DeleteImportedKeyMaterial => match state {
+            KeyState::Creating => Err(Error::InvalidState(format!("{} is creating.", arn()))),
+            KeyState::Updating => Err(Error::InvalidState(format!("{} is updating.", arn()))),
+            KeyState::Unavailable => Err(Error::UnsupportedOperation(format!(
+                "{} is in a custom key store, which cannot hold imported key material.",
+                arn()
+            ))),
+            _ => Ok(()),
         },
         OpClass::PendingDeletionOnly => match state {
             KeyState::PendingDeletion | KeyState::PendingReplicaDeletion => Ok(()),

@@ -177,3 +177,96 @@ fn deletion_and_rotation_happen_when_due() {
         ));
     });
 }
+
+/// The scheduler, not only a request touching the key, deletes imported material at its ValidTo.
+#[test]
+fn imported_material_expires_on_schedule() {
+    use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
+    use strongroom_types::{
+        ExpirationModel, ImportState, Origin, WrappingAlgorithm, WrappingKeySpec,
+    };
+
+    use crate::import::ImportKeyMaterialRequest;
+
+    let rt = runtime();
+    rt.block_on(async {
+        let f = fixture("import-expiry");
+        let created = f
+            .kms
+            .create_key(
+                &f.caller,
+                CreateKeyRequest {
+                    origin: Some(Origin::External),
+                    ..CreateKeyRequest::default()
+                },
+            )
+            .await
+            .unwrap();
+        assert_eq!(created.state, KeyState::PendingImport);
+        assert!(created.materials.is_empty());
+        let id = created.key_id.as_str().to_owned();
+        let parameters = f
+            .kms
+            .get_parameters_for_import(
+                &f.caller,
+                &id,
+                WrappingAlgorithm::RsaesOaepSha256,
+                WrappingKeySpec::Rsa2048,
+            )
+            .await
+            .unwrap();
+        let public = OaepPublicEncryptingKey::new(
+            PublicEncryptingKey::from_der(&parameters.public_key).unwrap(),
+        )
+        .unwrap();
+        let mut wrapped = vec![0u8; public.ciphertext_size()];
+        let len = public
+            .encrypt(&OAEP_SHA256_MGF1SHA256, &[7u8; 32], &mut wrapped, None)
+            .unwrap()
+            .len();
+        wrapped.truncate(len);
+        let valid_to = crate::Clock::now(f.clock.as_ref()).plus(Duration::from_secs(3600));
+        f.kms
+            .import_key_material(
+                &f.caller,
+                &id,
+                ImportKeyMaterialRequest {
+                    import_token: parameters.import_token,
+                    encrypted_key_material: Zeroizing::new(wrapped),
+                    valid_to: Some(valid_to),
+                    expiration_model: Some(ExpirationModel::KeyMaterialExpires),
+                    import_type: None,
+                    key_material_description: None,
+                    key_material_id: None,
+                },
+            )
+            .await
+            .unwrap();
+        let ciphertext = encrypt(&f, &id, b"expiring").await;
+
+        assert_eq!(f.kms.run_scheduled_work().await.unwrap(), 0);
+        f.clock.advance(Duration::from_secs(3600));
+        assert_eq!(f.kms.run_scheduled_work().await.unwrap(), 1);
+        // Read storage directly: the scheduler did the work, no request touched the key.
+        let stored = f
+            .kms
+            .store()
+            .key(&f.caller.namespace, &created.key_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(stored.state, KeyState::PendingImport);
+        assert!(
+            stored.materials[0].wrapped.is_empty(),
+            "the material is wiped"
+        );
+        let import = stored.materials[0].import.as_ref().unwrap();
+        assert_eq!(import.state, ImportState::PendingImport);
+        assert_eq!(import.valid_to, None);
+        assert_eq!(f.kms.run_scheduled_work().await.unwrap(), 0);
+        assert!(matches!(
+            decrypt(&f, ciphertext).await,
+            Err(Error::InvalidState(_))
+        ));
+    });
+}

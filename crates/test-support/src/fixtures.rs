@@ -52,6 +52,7 @@ pub fn sample_material(n: u32, version: u32) -> KeyMaterial {
         wrapped,
         created: base_time().plus_days(version),
         rotation_type: None,
+        import: None,
     }
 }
 

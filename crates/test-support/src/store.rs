@@ -8,8 +8,8 @@ use std::fmt;
 
 use strongroom_storage::{Store, StoreError};
 use strongroom_types::{
-    AliasRecord, Deletion, KeyId, KeyManager, KeyRecord, KeySpec, KeyState, KeyUsage, Namespace,
-    Origin, Rotation, RotationType, Tag, Timestamp,
+    AliasRecord, Deletion, ExpirationModel, ImportState, KeyId, KeyManager, KeyRecord, KeySpec,
+    KeyState, KeyUsage, MaterialImport, Namespace, Origin, Rotation, RotationType, Tag, Timestamp,
 };
 
 use crate::fixtures::{
@@ -36,6 +36,7 @@ pub async fn check_store(store: &dyn Store) {
     check_delete_key(store, &spaces).await;
     check_list_keys(store, &spaces).await;
     check_keys_due(store, &spaces).await;
+    check_imported_materials(store, &spaces).await;
     check_aliases(store, &spaces).await;
     check_list_aliases(store, &spaces).await;
     check_namespace_isolation(store, &spaces).await;
@@ -655,6 +656,133 @@ async fn check_keys_due(store: &dyn Store, spaces: &Spaces) {
     )
     .await;
 
+    for key in keys {
+        must(
+            store.delete_key(&key.namespace, &key.key_id).await,
+            "delete_key",
+        );
+    }
+}
+
+/// Imported materials keep every import field, and an import's ValidTo makes its key due.
+async fn check_imported_materials(store: &dyn Store, spaces: &Spaces) {
+    let home = &spaces.home;
+    let now = base_time().plus_days(200);
+    let before = Timestamp::from_millis(now.millis() - 1);
+    let after = now.plus(std::time::Duration::from_millis(1));
+    let imported = |n: u32, version: u32, valid_to: Option<Timestamp>| {
+        let mut material = sample_material(n, version);
+        material.import = Some(MaterialImport {
+            state: ImportState::Imported,
+            expiration_model: Some(match valid_to {
+                Some(_) => ExpirationModel::KeyMaterialExpires,
+                None => ExpirationModel::KeyMaterialDoesNotExpire,
+            }),
+            valid_to,
+            description: None,
+            pending_rotation: false,
+        });
+        material
+    };
+    let external = |n: u32| {
+        let mut key = sample_key(home, n);
+        key.origin = Origin::External;
+        key.materials = Vec::new();
+        key
+    };
+
+    // Every shape an import takes: expiring with a description, deleted (no bytes, only the id), pending
+    // rotation without expiry, and generated material beside them.
+    let mut rich = external(60);
+    let mut first = imported(60, 1, Some(now.plus_days(30)));
+    if let Some(import) = &mut first.import {
+        import.description = Some("first: ünïcödé and spaces".to_owned());
+    }
+    let mut deleted = imported(60, 2, None);
+    deleted.wrapped = Vec::new();
+    deleted.rotation_type = Some(RotationType::OnDemand);
+    if let Some(import) = &mut deleted.import {
+        import.state = ImportState::PendingImport;
+        import.expiration_model = None;
+        import.description = Some(String::new());
+    }
+    let mut pending = imported(60, 3, None);
+    if let Some(import) = &mut pending.import {
+        import.pending_rotation = true;
+    }
+    rich.state = KeyState::PendingImport;
+    rich.materials = vec![first, deleted, pending, sample_material(60, 4)];
+    must(store.insert_key(&rich).await, "insert_key with imports");
+    assert_eq!(
+        read_key(store, home, &rich.key_id).await,
+        Some(rich.clone()),
+        "imported materials read back whole"
+    );
+    let mut changed = rich.clone();
+    changed.materials.swap(0, 2);
+    if let Some(import) = &mut changed.materials[1].import {
+        import.state = ImportState::Imported;
+        import.expiration_model = Some(ExpirationModel::KeyMaterialExpires);
+        import.valid_to = Some(now.plus_days(1));
+    }
+    changed.materials[1].wrapped = vec![7; 40];
+    must(store.put_key(&changed).await, "put_key with imports");
+    assert_eq!(
+        read_key(store, home, &rich.key_id).await,
+        Some(changed.clone()),
+        "put_key replaces imports"
+    );
+    must(store.delete_key(home, &rich.key_id).await, "delete_key");
+
+    // Expiry is scheduled work: a key is due once any imported material's ValidTo has come.
+    let mut expired = external(61);
+    expired.materials = vec![imported(61, 1, None), imported(61, 2, Some(before))];
+    let mut expiring_now = external(62);
+    expiring_now.materials = vec![imported(62, 1, Some(now))];
+    let mut expiring_later = external(63);
+    expiring_later.materials = vec![imported(63, 1, Some(after))];
+    let mut never = external(64);
+    never.materials = vec![imported(64, 1, None)];
+    let mut pending_expired = external(65);
+    let mut pending = imported(65, 2, Some(before));
+    if let Some(import) = &mut pending.import {
+        import.pending_rotation = true;
+    }
+    pending_expired.materials = vec![imported(65, 1, None), pending];
+    let keys = [
+        &expired,
+        &expiring_now,
+        &expiring_later,
+        &never,
+        &pending_expired,
+    ];
+    for key in keys {
+        must(store.insert_key(key).await, "insert_key");
+    }
+    assert_due(
+        store,
+        now,
+        &[&expired, &expiring_now, &pending_expired],
+        "when imported material expires",
+    )
+    .await;
+    // Once expiry is done (the material wiped, its ValidTo cleared), the key is no longer due.
+    let mut done = expired.clone();
+    done.state = KeyState::PendingImport;
+    done.materials[1].wrapped = Vec::new();
+    if let Some(import) = &mut done.materials[1].import {
+        import.state = ImportState::PendingImport;
+        import.expiration_model = None;
+        import.valid_to = None;
+    }
+    must(store.put_key(&done).await, "put_key");
+    assert_due(
+        store,
+        after,
+        &[&expiring_now, &expiring_later, &pending_expired],
+        "after the expiry was done",
+    )
+    .await;
     for key in keys {
         must(
             store.delete_key(&key.namespace, &key.key_id).await,

@@ -210,6 +210,68 @@ wire_enum! {
     }
 }
 
+wire_enum! {
+    /// How key material is wrapped for import (`AlgorithmSpec` in the API, `WrappingAlgorithm` in requests).
+    WrappingAlgorithm {
+        /// PKCS #1 v1.5 encryption; AWS has refused it since 2023-10-10.
+        RsaesPkcs1V15 = "RSAES_PKCS1_V1_5",
+        /// RSA-OAEP with SHA-1 (and MGF1 with SHA-1).
+        RsaesOaepSha1 = "RSAES_OAEP_SHA_1",
+        /// RSA-OAEP with SHA-256 (and MGF1 with SHA-256).
+        RsaesOaepSha256 = "RSAES_OAEP_SHA_256",
+        /// An AES key wrapped with RSA-OAEP SHA-1, then the material wrapped with AES-KWP (RFC 5649).
+        RsaAesKeyWrapSha1 = "RSA_AES_KEY_WRAP_SHA_1",
+        /// An AES key wrapped with RSA-OAEP SHA-256, then the material wrapped with AES-KWP (RFC 5649).
+        RsaAesKeyWrapSha256 = "RSA_AES_KEY_WRAP_SHA_256",
+        /// SM2 public key encryption (China Regions only in AWS).
+        Sm2pke = "SM2PKE",
+    }
+}
+
+wire_enum! {
+    /// The kind of public key GetParametersForImport returns for wrapping.
+    WrappingKeySpec {
+        /// RSA 2048-bit.
+        Rsa2048 = "RSA_2048",
+        /// RSA 3072-bit.
+        Rsa3072 = "RSA_3072",
+        /// RSA 4096-bit.
+        Rsa4096 = "RSA_4096",
+        /// SM2 (China Regions only in AWS).
+        Sm2 = "SM2",
+    }
+}
+
+wire_enum! {
+    /// Whether imported key material is in the key now.
+    ImportState {
+        /// Imported and usable.
+        Imported = "IMPORTED",
+        /// Deleted or expired: the same material must be imported again.
+        PendingImport = "PENDING_IMPORT",
+    }
+}
+
+wire_enum! {
+    /// Whether ImportKeyMaterial brings new material or material the key already knows.
+    ImportType {
+        /// Material never associated with the key.
+        NewKeyMaterial = "NEW_KEY_MATERIAL",
+        /// Material the key already has, imported again.
+        ExistingKeyMaterial = "EXISTING_KEY_MATERIAL",
+    }
+}
+
+wire_enum! {
+    /// Whether imported key material expires (`ExpirationModelType` in the API).
+    ExpirationModel {
+        /// Expires at its `ValidTo`.
+        KeyMaterialExpires = "KEY_MATERIAL_EXPIRES",
+        /// Never expires.
+        KeyMaterialDoesNotExpire = "KEY_MATERIAL_DOES_NOT_EXPIRE",
+    }
+}
+
 impl DataKeySpec {
     /// Length in bytes of a data key of this spec.
     pub fn byte_len(self) -> usize {

@@ -12,9 +12,10 @@ mod records;
 mod time;
 
 pub use crate::enums::{
-    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, KeyAgreementAlgorithm, KeyManager,
-    KeyMaterialState, KeySpec, KeyState, KeyUsage, MacAlgorithm, MessageType, Origin, RotationType,
-    SigningAlgorithm, UnknownVariant,
+    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, ExpirationModel, ImportState, ImportType,
+    KeyAgreementAlgorithm, KeyManager, KeyMaterialState, KeySpec, KeyState, KeyUsage, MacAlgorithm,
+    MessageType, Origin, RotationType, SigningAlgorithm, UnknownVariant, WrappingAlgorithm,
+    WrappingKeySpec,
 };
 pub use crate::grants::GrantRecord;
 pub use crate::identity::{
@@ -25,7 +26,7 @@ pub use crate::ids::{
     AccountId, AliasName, InvalidId, KeyId, KeyMaterialId, KeyRef, KeyRefError, Namespace, Region,
 };
 pub use crate::records::{
-    AliasRecord, Deletion, EncryptionContext, KeyMaterial, KeyRecord, Rotation, Tag,
+    AliasRecord, Deletion, EncryptionContext, KeyMaterial, KeyRecord, MaterialImport, Rotation, Tag,
 };
 pub use crate::time::Timestamp;
 

@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 
-use crate::enums::{KeyManager, KeySpec, KeyState, KeyUsage, Origin, RotationType};
+use crate::enums::{
+    ExpirationModel, ImportState, KeyManager, KeySpec, KeyState, KeyUsage, Origin, RotationType,
+};
 use crate::ids::{AliasName, KeyId, KeyMaterialId, Namespace};
 use crate::time::Timestamp;
 
@@ -47,9 +49,67 @@ impl KeyRecord {
         self.namespace.key_arn(&self.key_id)
     }
 
-    /// The material new encryptions use.
+    /// The material new encryptions use: the newest one that is not waiting for an on-demand rotation.
     pub fn current_material(&self) -> Option<&KeyMaterial> {
-        self.materials.last()
+        self.materials
+            .iter()
+            .rev()
+            .find(|material| !material.is_pending_rotation())
+    }
+
+    /// Imported materials the key is permanently associated with (not waiting for rotation) and that are
+    /// in the key now.
+    fn associated_imports(&self) -> impl Iterator<Item = &MaterialImport> {
+        self.materials
+            .iter()
+            .filter(|material| !material.is_pending_rotation())
+            .filter_map(|material| material.import.as_ref())
+            .filter(|import| import.state == ImportState::Imported)
+    }
+
+    /// DescribeKey's `ExpirationModel`: whether any imported material of the key expires; `None` unless the
+    /// key holds imported material.
+    pub fn expiration_model(&self) -> Option<ExpirationModel> {
+        if self.origin != Origin::External {
+            return None;
+        }
+        let mut imports = self.associated_imports().peekable();
+        imports.peek()?;
+        if imports.any(|import| import.valid_to.is_some()) {
+            Some(ExpirationModel::KeyMaterialExpires)
+        } else {
+            Some(ExpirationModel::KeyMaterialDoesNotExpire)
+        }
+    }
+
+    /// DescribeKey's `ValidTo`: the earliest expiry of the imported materials the key is permanently
+    /// associated with.
+    pub fn valid_to(&self) -> Option<Timestamp> {
+        self.associated_imports()
+            .filter_map(|import| import.valid_to)
+            .min()
+    }
+
+    /// The earliest instant any imported material (pending rotation or not) expires: when the key next
+    /// has scheduled work for its materials.
+    pub fn next_material_expiry(&self) -> Option<Timestamp> {
+        self.materials
+            .iter()
+            .filter_map(|material| material.import.as_ref())
+            .filter(|import| import.state == ImportState::Imported)
+            .filter_map(|import| import.valid_to)
+            .min()
+    }
+
+    /// Whether every material the key is permanently associated with is in the key, and there is at
+    /// least one: what an EXTERNAL key needs to leave PendingImport.
+    pub fn has_all_materials(&self) -> bool {
+        let mut associated = self
+            .materials
+            .iter()
+            .filter(|material| !material.is_pending_rotation())
+            .peekable();
+        associated.peek().is_some() && associated.all(KeyMaterial::is_present)
     }
 }
 
@@ -91,11 +151,50 @@ pub struct KeyMaterial {
     /// Identifies this version inside ciphertexts and on the wire.
     pub id: KeyMaterialId,
     /// The material, encrypted under the root key; never plaintext.
+    ///
+    /// Empty while imported material is deleted or expired (import state PENDING_IMPORT): only its id
+    /// remains, so the key can recognise the same material when it is imported again.
     pub wrapped: Vec<u8>,
-    /// When this version was created.
+    /// When this version was created; for rotated-in imported material, when the rotation completed.
     pub created: Timestamp,
-    /// How this version came about; `None` for the key's first material.
+    /// How this version came about; `None` for the key's first material and for imported material that
+    /// waits for an on-demand rotation.
     pub rotation_type: Option<RotationType>,
+    /// How the material was imported, for keys of origin EXTERNAL; `None` for material a key store made.
+    pub import: Option<MaterialImport>,
+}
+
+impl KeyMaterial {
+    /// Whether the material is in the key now: always for generated material; for imported material,
+    /// until it is deleted or expires.
+    pub fn is_present(&self) -> bool {
+        self.import
+            .as_ref()
+            .is_none_or(|import| import.state == ImportState::Imported)
+    }
+
+    /// Whether this is imported material waiting for RotateKeyOnDemand to make it current.
+    pub fn is_pending_rotation(&self) -> bool {
+        self.import
+            .as_ref()
+            .is_some_and(|import| import.pending_rotation)
+    }
+}
+
+/// The import of one material version into a key of origin EXTERNAL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaterialImport {
+    /// IMPORTED, or PENDING_IMPORT once the material was deleted or expired.
+    pub state: ImportState,
+    /// Whether the current import expires; `None` while the material is not imported.
+    pub expiration_model: Option<ExpirationModel>,
+    /// When the current import expires; set only while imported with KEY_MATERIAL_EXPIRES.
+    pub valid_to: Option<Timestamp>,
+    /// The customer's description of the material (symmetric keys only), kept across re-imports.
+    pub description: Option<String>,
+    /// Imported as NEW_KEY_MATERIAL and waiting for RotateKeyOnDemand; not yet permanently associated
+    /// with the key.
+    pub pending_rotation: bool,
 }
 
 /// A resource tag.

@@ -13,6 +13,7 @@ mod durability;
 mod grants;
 mod harness;
 mod iam;
+mod import;
 mod key_forms;
 mod key_policy;
 mod key_state;

@@ -4,8 +4,8 @@
 
 use rusqlite::{Connection, Row, params};
 use strongroom_types::{
-    AccountId, Deletion, KeyId, KeyMaterial, KeyMaterialId, KeyRecord, Namespace, Region, Rotation,
-    RotationType, Tag, Timestamp,
+    AccountId, Deletion, ExpirationModel, ImportState, KeyId, KeyMaterial, KeyMaterialId,
+    KeyRecord, MaterialImport, Namespace, Region, Rotation, RotationType, Tag, Timestamp,
 };
 
 use crate::StoreError;
@@ -34,10 +34,12 @@ pub(super) const DELETE_KEY: &str =
     "DELETE FROM keys WHERE account = ?1 AND region = ?2 AND key_id = ?3";
 
 const INSERT_MATERIAL: &str = "INSERT INTO key_materials \
-     (account, region, key_id, position, material_id, wrapped, created, rotation_type) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)";
+     (account, region, key_id, position, material_id, wrapped, created, rotation_type, import_state, \
+     expiration_model, valid_to, import_description, pending_rotation) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)";
 
-pub(super) const SELECT_MATERIALS: &str = "SELECT position, material_id, wrapped, created, rotation_type FROM key_materials \
+pub(super) const SELECT_MATERIALS: &str = "SELECT position, material_id, wrapped, created, rotation_type, import_state, \
+     expiration_model, valid_to, import_description, pending_rotation FROM key_materials \
      WHERE account = ?1 AND region = ?2 AND key_id = ?3 ORDER BY position";
 
 pub(super) const DELETE_MATERIALS: &str =
@@ -58,13 +60,16 @@ pub(super) const DELETE_ALIASES_OF_KEY: &str =
 pub(super) const LIST_KEYS: &str = "SELECT key_id FROM keys WHERE account = ?1 AND region = ?2 AND key_id > ?3 \
      ORDER BY key_id LIMIT ?4";
 
-/// Each half matches its partial index exactly (`rotation_enabled = 1` must be spelled as in the index),
-/// and `UNION` drops a key that is due for both reasons.
+/// Each part matches its partial index exactly (`rotation_enabled = 1` must be spelled as in the index),
+/// and `UNION` drops a key that is due for more than one reason.
 pub(super) const KEYS_DUE: &str = "SELECT account, region, key_id FROM keys \
      WHERE deletion_date IS NOT NULL AND deletion_date <= ?1 \
      UNION \
      SELECT account, region, key_id FROM keys \
      WHERE rotation_enabled = 1 AND rotation_next IS NOT NULL AND rotation_next <= ?1 \
+     UNION \
+     SELECT account, region, key_id FROM key_materials \
+     WHERE valid_to IS NOT NULL AND valid_to <= ?1 \
      ORDER BY account, region, key_id";
 
 pub(super) fn insert(connection: &Connection, key: &KeyRecord) -> Result<(), StoreError> {
@@ -272,6 +277,7 @@ fn insert_children(connection: &Connection, key: &KeyRecord) -> Result<(), Store
         .prepare_cached(INSERT_MATERIAL)
         .map_err(backend)?;
     for (position, material) in key.materials.iter().enumerate() {
+        let import = material.import.as_ref();
         statement
             .execute(params![
                 account,
@@ -282,6 +288,15 @@ fn insert_children(connection: &Connection, key: &KeyRecord) -> Result<(), Store
                 material.wrapped,
                 material.created.millis(),
                 material.rotation_type.map(RotationType::as_str),
+                import.map(|import| import.state.as_str()),
+                import
+                    .and_then(|import| import.expiration_model)
+                    .map(ExpirationModel::as_str),
+                import
+                    .and_then(|import| import.valid_to)
+                    .map(Timestamp::millis),
+                import.and_then(|import| import.description.as_deref()),
+                import.map(|import| import.pending_rotation),
             ])
             .map_err(backend)?;
     }
@@ -367,7 +382,42 @@ fn decode_material(row: &Row<'_>, row_name: &str) -> Result<KeyMaterial, StoreEr
         wrapped: column(row, row_name, "wrapped")?,
         created: Timestamp::from_millis(column(row, row_name, "created")?),
         rotation_type,
+        import: decode_import(row, row_name)?,
     })
+}
+
+/// Decodes the import columns of a [`SELECT_MATERIALS`] row: all NULL for generated material.
+fn decode_import(row: &Row<'_>, row_name: &str) -> Result<Option<MaterialImport>, StoreError> {
+    let state: Option<String> = column(row, row_name, "import_state")?;
+    let expiration_model: Option<String> = column(row, row_name, "expiration_model")?;
+    let valid_to: Option<i64> = column(row, row_name, "valid_to")?;
+    let description: Option<String> = column(row, row_name, "import_description")?;
+    let pending_rotation: Option<bool> = column(row, row_name, "pending_rotation")?;
+    let Some(state) = state else {
+        if expiration_model.is_some()
+            || valid_to.is_some()
+            || description.is_some()
+            || pending_rotation.is_some()
+        {
+            return Err(corrupt(
+                row_name,
+                "import columns are set, but import_state is null",
+            ));
+        }
+        return Ok(None);
+    };
+    let state: ImportState = parse(row_name, "import_state", &state)?;
+    let expiration_model: Option<ExpirationModel> = match expiration_model {
+        Some(text) => Some(parse(row_name, "expiration_model", &text)?),
+        None => None,
+    };
+    Ok(Some(MaterialImport {
+        state,
+        expiration_model,
+        valid_to: valid_to.map(Timestamp::from_millis),
+        description,
+        pending_rotation: pending_rotation.unwrap_or(false),
+    }))
 }
 
 /// Names a row of `table` the way an operator would look it up with the sqlite3 shell.

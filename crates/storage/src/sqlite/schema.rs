@@ -15,6 +15,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0003_clusters.sql"),
     include_str!("migrations/0004_key_stores.sql"),
     include_str!("migrations/0005_grants.sql"),
+    include_str!("migrations/0006_imported_material.sql"),
     include_str!("migrations/0007_multi_region_and_key_usage.sql"),
 ];
 

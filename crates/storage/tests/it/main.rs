@@ -159,7 +159,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
         let store = open(path);
         assert_eq!(
             user_version(path),
-            6,
+            7,
             "{} is at the current schema version",
             path.display()
         );
@@ -171,7 +171,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
     }
     // Opening a current file again applies nothing and keeps the version.
     drop(open(&fresh));
-    assert_eq!(user_version(&fresh), 6);
+    assert_eq!(user_version(&fresh), 7);
 }
 
 #[test]
