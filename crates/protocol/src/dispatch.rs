@@ -2,6 +2,9 @@
 //! contents. Each arm reads the request's fields, calls the service, and renders the response.
 
 use serde_json::{Map, Value, json};
+use strongroom_service::asymmetric::{
+    DeriveSharedSecretRequest, GenerateDataKeyPairRequest, MacRequest, SignRequest, VerifyRequest,
+};
 use strongroom_service::crypto::{
     DecryptRequest, EncryptRequest, GenerateDataKeyRequest, ReEncryptRequest,
 };
@@ -240,6 +243,189 @@ pub(crate) async fn dispatch(
                 fields.insert("Plaintext".to_owned(), b64(&key.plaintext));
             }
             out
+        }
+        "GenerateDataKeyPair" | "GenerateDataKeyPairWithoutPlaintext" => {
+            if f.0.contains_key("Recipient") {
+                return Err(unsupported_recipient());
+            }
+            let req = GenerateDataKeyPairRequest {
+                key_id: f.required_str("KeyId")?.to_owned(),
+                context: f.context("EncryptionContext"),
+                spec: f.required_enumeration("KeyPairSpec")?,
+                without_plaintext: operation == "GenerateDataKeyPairWithoutPlaintext",
+                dry_run: f.bool("DryRun"),
+            };
+            let pair = kms.generate_data_key_pair(caller, req).await?;
+            let mut out = json!({
+                "PrivateKeyCiphertextBlob": b64(&pair.private_key_ciphertext),
+                "PublicKey": b64(&pair.public_key),
+                "KeyId": pair.key_arn,
+                "KeyPairSpec": pair.spec.as_str(),
+                "KeyMaterialId": pair.material_id.to_hex(),
+            });
+            if let (Some(private), Value::Object(fields)) = (&pair.private_key_plaintext, &mut out)
+            {
+                fields.insert("PrivateKeyPlaintext".to_owned(), b64(private));
+            }
+            out
+        }
+
+        // Asymmetric and HMAC keys.
+        "Sign" => {
+            let req = SignRequest {
+                key_id: f.required_str("KeyId")?.to_owned(),
+                message: f.secret_blob("Message")?,
+                message_type: f.enumeration("MessageType")?,
+                algorithm: f.required_enumeration("SigningAlgorithm")?,
+                dry_run: f.bool("DryRun"),
+            };
+            let res = kms.sign(caller, req).await?;
+            json!({
+                "KeyId": res.key_arn,
+                "Signature": b64(&res.signature),
+                "SigningAlgorithm": res.algorithm.as_str(),
+            })
+        }
+        "Verify" => {
+            let req = VerifyRequest {
+                key_id: f.required_str("KeyId")?.to_owned(),
+                message: f.secret_blob("Message")?,
+                message_type: f.enumeration("MessageType")?,
+                signature: f.blob("Signature")?.unwrap_or_default(),
+                algorithm: f.required_enumeration("SigningAlgorithm")?,
+                dry_run: f.bool("DryRun"),
+            };
+            let res = kms.verify(caller, req).await?;
+            json!({
+                "KeyId": res.key_arn,
+                "SignatureValid": true,
+                "SigningAlgorithm": res.algorithm.as_str(),
+            })
+        }
+        "GetPublicKey" => {
+            let info = kms.get_public_key(caller, f.required_str("KeyId")?).await?;
+            let mut out = json!({
+                "KeyId": info.key_arn,
+                "PublicKey": b64(&info.public_key),
+                "KeySpec": info.key_spec.as_str(),
+                "KeyUsage": info.key_usage.as_str(),
+            });
+            if let Value::Object(fields) = &mut out {
+                if info.key_spec.has_legacy_name() {
+                    fields.insert(
+                        "CustomerMasterKeySpec".to_owned(),
+                        json!(info.key_spec.as_str()),
+                    );
+                }
+                let lists: [(&str, Vec<&str>); 4] = [
+                    (
+                        "EncryptionAlgorithms",
+                        info.encryption_algorithms
+                            .iter()
+                            .map(|a| a.as_str())
+                            .collect(),
+                    ),
+                    (
+                        "SigningAlgorithms",
+                        info.signing_algorithms.iter().map(|a| a.as_str()).collect(),
+                    ),
+                    (
+                        "KeyAgreementAlgorithms",
+                        info.key_agreement_algorithms
+                            .iter()
+                            .map(|a| a.as_str())
+                            .collect(),
+                    ),
+                    (
+                        "EncapsulationAlgorithms",
+                        info.encapsulation_algorithms
+                            .iter()
+                            .map(|a| a.as_str())
+                            .collect(),
+                    ),
+                ];
+                for (name, list) in lists {
+                    if !list.is_empty() {
+                        fields.insert(name.to_owned(), json!(list));
+                    }
+                }
+            }
+            out
+        }
+        "GenerateMac" | "VerifyMac" => {
+            let verify = operation == "VerifyMac";
+            let req = MacRequest {
+                key_id: f.required_str("KeyId")?.to_owned(),
+                message: f.secret_blob("Message")?,
+                algorithm: f.required_enumeration("MacAlgorithm")?,
+                mac: if verify {
+                    Some(f.blob("Mac")?.unwrap_or_default())
+                } else {
+                    None
+                },
+                dry_run: f.bool("DryRun"),
+            };
+            let res = kms.mac(caller, req).await?;
+            if verify {
+                json!({
+                    "KeyId": res.key_arn,
+                    "MacValid": true,
+                    "MacAlgorithm": res.algorithm.as_str(),
+                })
+            } else {
+                json!({
+                    "KeyId": res.key_arn,
+                    "Mac": b64(&res.mac),
+                    "MacAlgorithm": res.algorithm.as_str(),
+                })
+            }
+        }
+        "Encapsulate" | "Decapsulate" => {
+            let decapsulate = operation == "Decapsulate";
+            let ciphertext = if decapsulate {
+                Some(f.blob("SharedSecretCiphertextBlob")?.unwrap_or_default())
+            } else {
+                None
+            };
+            let res = kms
+                .encapsulation(
+                    caller,
+                    f.required_str("KeyId")?,
+                    f.required_enumeration("EncapsulationAlgorithm")?,
+                    ciphertext.as_deref(),
+                    f.bool("DryRun"),
+                )
+                .await?;
+            let mut out = json!({
+                "KeyId": res.key_arn,
+                "SharedSecret": b64(&res.secret),
+                "EncapsulationAlgorithm": res.algorithm.as_str(),
+            });
+            if let (false, Value::Object(fields)) = (decapsulate, &mut out) {
+                fields.insert(
+                    "SharedSecretCiphertextBlob".to_owned(),
+                    b64(&res.ciphertext),
+                );
+            }
+            out
+        }
+        "DeriveSharedSecret" => {
+            if f.0.contains_key("Recipient") {
+                return Err(unsupported_recipient());
+            }
+            let req = DeriveSharedSecretRequest {
+                key_id: f.required_str("KeyId")?.to_owned(),
+                algorithm: f.required_enumeration("KeyAgreementAlgorithm")?,
+                public_key: f.blob("PublicKey")?.unwrap_or_default(),
+                dry_run: f.bool("DryRun"),
+            };
+            let res = kms.derive_shared_secret(caller, req).await?;
+            json!({
+                "KeyId": res.key_arn,
+                "SharedSecret": b64(&res.secret),
+                "KeyAgreementAlgorithm": res.algorithm.as_str(),
+                "KeyOrigin": res.key_origin.as_str(),
+            })
         }
         "GenerateRandom" => {
             if f.0.contains_key("Recipient") {

@@ -153,7 +153,6 @@ pub(crate) fn key_metadata(key: &KeyRecord) -> Value {
         "KeyState": key.state.as_str(),
         "Origin": key.origin.as_str(),
         "KeyManager": key.key_manager.as_str(),
-        "CustomerMasterKeySpec": key.key_spec.as_str(),
         "KeySpec": key.key_spec.as_str(),
         "MultiRegion": key.multi_region,
     });
@@ -161,7 +160,17 @@ pub(crate) fn key_metadata(key: &KeyRecord) -> Value {
         return metadata;
     };
     let spec = key.key_spec;
-    let lists: [(&str, Vec<&str>); 4] = [
+    if spec.has_legacy_name() {
+        fields.insert("CustomerMasterKeySpec".to_owned(), json!(spec.as_str()));
+    }
+    let lists: [(&str, Vec<&str>); 5] = [
+        (
+            "EncapsulationAlgorithms",
+            spec.encapsulation_algorithms(key.key_usage)
+                .iter()
+                .map(|a| a.as_str())
+                .collect(),
+        ),
         (
             "EncryptionAlgorithms",
             spec.encryption_algorithms(key.key_usage)

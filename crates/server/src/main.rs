@@ -113,6 +113,10 @@ struct BenchArgs {
     /// A symmetric key to use; by default the benchmark creates one.
     #[arg(long)]
     key_id: Option<String>,
+    /// Also measure Sign (ECC_NIST_P256, RSA_2048), Verify and GenerateMac, and compare each with the
+    /// in-process cost of the same cryptography.
+    #[arg(long)]
+    asymmetric: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -213,10 +217,20 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         access_key_id: args.access_key_id,
         secret_access_key: args.secret_access_key,
         key_id: args.key_id,
+        asymmetric: args.asymmetric,
     };
     let report = strongroom_bench::run(&options).await?;
+    let mut text = report.to_markdown();
+    if args.asymmetric {
+        let raw = tokio::task::spawn_blocking(move || {
+            strongroom_bench::measure_in_process(options.duration)
+        })
+        .await??;
+        text.push('\n');
+        text.push_str(&report.compare_in_process(&raw));
+    }
     let mut out = std::io::stdout().lock();
-    std::io::Write::write_all(&mut out, report.to_markdown().as_bytes())?;
+    std::io::Write::write_all(&mut out, text.as_bytes())?;
     Ok(())
 }
 

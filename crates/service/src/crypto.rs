@@ -437,6 +437,14 @@ impl Kms {
         };
         self.authorize(caller, action, &key, facts)?;
         check_usable(&key)?;
+        if key.record.key_spec != strongroom_types::KeySpec::SymmetricDefault {
+            return Err(Error::InvalidKeyUsage(format!(
+                "{} is a {} key: {} needs a symmetric encryption key.",
+                key.arn_str(),
+                key.record.key_spec,
+                action.trim_start_matches("kms:")
+            )));
+        }
         if req.dry_run {
             return Err(Error::DryRunOperation);
         }

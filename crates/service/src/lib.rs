@@ -9,6 +9,7 @@
 //! key cache; reads never wait for writes.
 
 pub mod aliases;
+pub mod asymmetric;
 mod authz;
 mod ciphertext;
 mod clock;

@@ -99,6 +99,12 @@ wire_enum! {
         MlDsa87 = "ML_DSA_87",
         /// Ed25519 key pair.
         EccNistEdwards25519 = "ECC_NIST_EDWARDS25519",
+        /// ML-KEM-512 key pair.
+        MlKem512 = "ML_KEM_512",
+        /// ML-KEM-768 key pair.
+        MlKem768 = "ML_KEM_768",
+        /// ML-KEM-1024 key pair.
+        MlKem1024 = "ML_KEM_1024",
     }
 }
 
@@ -113,6 +119,16 @@ wire_enum! {
         GenerateVerifyMac = "GENERATE_VERIFY_MAC",
         /// Derive shared secrets.
         KeyAgreement = "KEY_AGREEMENT",
+        /// Encapsulate and decapsulate shared secrets (ML-KEM).
+        EncapsulateDecapsulate = "ENCAPSULATE_DECAPSULATE",
+    }
+}
+
+wire_enum! {
+    /// Key encapsulation algorithms (`EncapsulationAlgorithmSpec` in the API).
+    EncapsulationAlgorithm {
+        /// FIPS 203 ML-KEM.
+        MlKem = "ML_KEM",
     }
 }
 
@@ -426,6 +442,21 @@ impl KeySpec {
         self != KeySpec::Sm2
     }
 
+    /// Whether the deprecated `CustomerMasterKeySpec` enumeration has this spec; responses carry that
+    /// field only for the specs it knows.
+    pub fn has_legacy_name(self) -> bool {
+        !matches!(
+            self,
+            KeySpec::MlDsa44
+                | KeySpec::MlDsa65
+                | KeySpec::MlDsa87
+                | KeySpec::EccNistEdwards25519
+                | KeySpec::MlKem512
+                | KeySpec::MlKem768
+                | KeySpec::MlKem1024
+        )
+    }
+
     /// Whether this is an asymmetric (public/private) key pair.
     pub fn is_asymmetric(self) -> bool {
         !matches!(
@@ -446,8 +477,8 @@ impl KeySpec {
         )
     }
 
-    /// The key usages a key of this spec may have; the first is the one AWS assumes when CreateKey
-    /// gives none, if AWS assumes one at all (see [`KeySpec::default_usage`]).
+    /// The key usages a key of this spec may have. CreateKey's KeyUsage defaults to ENCRYPT_DECRYPT, so
+    /// specs that cannot encrypt need it named.
     pub fn usages(self) -> &'static [KeyUsage] {
         match self {
             KeySpec::SymmetricDefault => &[KeyUsage::EncryptDecrypt],
@@ -465,18 +496,15 @@ impl KeySpec {
             | KeySpec::MlDsa44
             | KeySpec::MlDsa65
             | KeySpec::MlDsa87 => &[KeyUsage::SignVerify],
+            KeySpec::MlKem512 | KeySpec::MlKem768 | KeySpec::MlKem1024 => {
+                &[KeyUsage::EncapsulateDecapsulate]
+            }
             KeySpec::Sm2 => &[
                 KeyUsage::EncryptDecrypt,
                 KeyUsage::SignVerify,
                 KeyUsage::KeyAgreement,
             ],
         }
-    }
-
-    /// The usage CreateKey gives a key of this spec when the request names none. AWS defaults
-    /// KeyUsage to ENCRYPT_DECRYPT, which suits only the specs that can encrypt.
-    pub fn default_usage(self) -> KeyUsage {
-        KeyUsage::EncryptDecrypt
     }
 
     /// The encryption algorithms a key of this spec and usage supports.
@@ -530,6 +558,15 @@ impl KeySpec {
             KeySpec::Hmac384 => &[MacAlgorithm::HmacSha384],
             KeySpec::Hmac512 => &[MacAlgorithm::HmacSha512],
             _ => &[],
+        }
+    }
+
+    /// The key encapsulation algorithms a key of this spec and usage supports.
+    pub fn encapsulation_algorithms(self, usage: KeyUsage) -> &'static [EncapsulationAlgorithm] {
+        if usage == KeyUsage::EncapsulateDecapsulate {
+            &[EncapsulationAlgorithm::MlKem]
+        } else {
+            &[]
         }
     }
 

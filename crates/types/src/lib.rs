@@ -12,10 +12,10 @@ mod records;
 mod time;
 
 pub use crate::enums::{
-    DataKeyPairSpec, DataKeySpec, EncryptionAlgorithm, ExpirationModel, ImportState, ImportType,
-    KeyAgreementAlgorithm, KeyManager, KeyMaterialState, KeySpec, KeyState, KeyUsage, MacAlgorithm,
-    MessageType, Origin, RotationType, SigningAlgorithm, UnknownVariant, WrappingAlgorithm,
-    WrappingKeySpec,
+    DataKeyPairSpec, DataKeySpec, EncapsulationAlgorithm, EncryptionAlgorithm, ExpirationModel,
+    ImportState, ImportType, KeyAgreementAlgorithm, KeyManager, KeyMaterialState, KeySpec,
+    KeyState, KeyUsage, MacAlgorithm, MessageType, Origin, RotationType, SigningAlgorithm,
+    UnknownVariant, WrappingAlgorithm, WrappingKeySpec,
 };
 pub use crate::grants::GrantRecord;
 pub use crate::identity::{

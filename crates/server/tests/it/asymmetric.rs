@@ -332,6 +332,16 @@ async fn algorithms_and_usages_that_do_not_fit_the_key_are_refused() {
             .await,
     );
     assert_eq!(signing_key_encrypts.code, "InvalidKeyUsageException");
+    let rsa = create(&client, KeySpec::Rsa2048, KeyUsageType::EncryptDecrypt).await;
+    let data_key_from_rsa = failure(
+        client
+            .generate_data_key()
+            .key_id(&rsa)
+            .key_spec(aws_sdk_kms::types::DataKeySpec::Aes256)
+            .send()
+            .await,
+    );
+    assert_eq!(data_key_from_rsa.code, "InvalidKeyUsageException");
 
     // CreateKey refuses usages the spec does not have, and SM2.
     for (spec, usage) in [
