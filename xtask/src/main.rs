@@ -65,8 +65,9 @@ fn test() -> anyhow::Result<()> {
     }
 }
 
-/// A virtual environment in `target/python` with boto3 and the AWS Encryption SDK, and one in `target/awscli`
-/// with the AWS CLI v1, for the tests that drive the server with Python clients.
+/// A virtual environment in `target/python` with boto3, the AWS Encryption SDK and `cryptography` (the
+/// independent implementation the interoperability tests check the server against; 50 or later for ML-DSA),
+/// and one in `target/awscli` with the AWS CLI v1, for the tests that drive the server with Python clients.
 fn python_clients() -> anyhow::Result<()> {
     let venv = std::path::Path::new("target/python");
     if !venv.join("bin/python").exists() {
@@ -80,6 +81,7 @@ fn python_clients() -> anyhow::Result<()> {
             "--disable-pip-version-check",
             "boto3",
             "aws-encryption-sdk>=3,<4",
+            "cryptography>=50",
         ],
     )?;
     // The AWS CLI v1 pins its own botocore, so it gets an environment of its own rather than holding

@@ -15,6 +15,7 @@ mod grants;
 mod harness;
 mod iam;
 mod import;
+mod interop;
 mod key_forms;
 mod key_policy;
 mod key_state;

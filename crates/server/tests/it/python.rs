@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::harness::TestServer;
 
-fn python() -> PathBuf {
+pub(crate) fn python() -> PathBuf {
     if let Some(path) = std::env::var_os("STRONGROOM_PYTHON") {
         return PathBuf::from(path);
     }
