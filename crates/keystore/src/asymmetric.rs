@@ -250,7 +250,10 @@ impl PrivateKey {
                 _ => 1568,
             };
             let start = public_len - 32;
-            let public = der.get(start..start + public_len).ok_or_else(wrong)?.to_vec();
+            let public = der
+                .get(start..start + public_len)
+                .ok_or_else(wrong)?
+                .to_vec();
             let hash = der
                 .get(start + public_len..start + public_len + 32)
                 .ok_or_else(wrong)?;

@@ -202,7 +202,10 @@ fn ml_kem_keys_round_trip_through_their_stored_bytes() {
         };
         let again = crate::PrivateKey::from_pkcs8(spec, key.pkcs8()).expect("reloads");
         let (ciphertext, secret) = key.encapsulate().expect("encapsulates");
-        assert_eq!(again.decapsulate(&ciphertext).expect("decapsulates"), secret);
+        assert_eq!(
+            again.decapsulate(&ciphertext).expect("decapsulates"),
+            secret
+        );
         assert_eq!(key.public_key_der(), again.public_key_der());
     }
 }
