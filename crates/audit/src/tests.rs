@@ -1036,6 +1036,50 @@ async fn recovery_truncates_a_torn_frame_and_keeps_acknowledged_events() {
         .unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_preallocated_tail_is_not_a_torn_frame() {
+    let dir = TempDir::new("preallocated");
+    let log = open_log(&dir).await;
+    let ids = record_series(&log, ACCOUNT, 3).await;
+    drop(log);
+    let journal = dir.0.join("audit/journal");
+    let segments = crate::journal::list_segments(&journal).unwrap();
+    let last = crate::journal::segment_path(&journal, *segments.last().unwrap());
+    let contents = crate::journal::read_segment(&last).unwrap();
+    assert_eq!(contents.lines.len(), 3);
+    assert!(
+        contents.file_len > contents.valid_len,
+        "the active segment is preallocated ahead of its frames"
+    );
+    assert!(
+        !contents.torn,
+        "zeros after the last frame are not a torn frame"
+    );
+
+    // A frame torn inside the preallocated zeros is found and cut off.
+    let mut torn = b"SRJ1\xff\x00\x00\x00torn".to_vec();
+    torn.resize(64, 0);
+    std::os::unix::fs::FileExt::write_all_at(
+        &std::fs::OpenOptions::new().write(true).open(&last).unwrap(),
+        &torn,
+        contents.valid_len,
+    )
+    .unwrap();
+    assert!(crate::journal::read_segment(&last).unwrap().torn);
+
+    let log = open_log(&dir).await;
+    let page = log.lookup(ACCOUNT, LookupQuery::default()).await.unwrap();
+    let mut found: Vec<String> = page
+        .events
+        .into_iter()
+        .map(|event| event.event_id)
+        .collect();
+    found.sort();
+    let mut expected = ids;
+    expected.sort();
+    assert_eq!(found, expected);
+}
+
 /// CPU time (user + system, in clock ticks) per thread name, from `/proc/self/task`.
 fn cpu_ticks_by_thread() -> std::collections::BTreeMap<String, u64> {
     let mut ticks = std::collections::BTreeMap::new();
