@@ -87,19 +87,30 @@ impl Report {
     /// ratio served / in-process: how much of the raw capacity survives the service around it.
     pub fn compare_in_process(&self, raw: &[crate::RawRow]) -> String {
         let mut out = String::new();
-        out.push_str("| Operation | Served req/s | In-process ops/s | Served / in-process |\n");
-        out.push_str("| --- | ---: | ---: | ---: |\n");
+        out.push_str(
+            "| Operation | Served req/s | In-process ops/s | Served / in-process | Service overhead per request |\n",
+        );
+        out.push_str("| --- | ---: | ---: | ---: | ---: |\n");
         for raw_row in raw {
             let Some(row) = self.rows.iter().find(|row| row.name == raw_row.name) else {
                 continue;
             };
+            // Both rates use the whole machine, so the difference of their inverses is the machine time
+            // each request spends outside the cryptography: HTTP, SigV4, JSON, policy, audit.
+            let overhead = match (row.per_second > 0.0, raw_row.per_second > 0.0) {
+                (true, true) => format_duration(Duration::from_secs_f64(
+                    (1.0 / row.per_second - 1.0 / raw_row.per_second).max(0.0),
+                )),
+                _ => "n/a".to_owned(),
+            };
             writeln!(
                 out,
-                "| {} | {:.0} | {:.0} | {} |",
+                "| {} | {:.0} | {:.0} | {} | {} |",
                 row.name,
                 row.per_second,
                 raw_row.per_second,
                 format_ratio(ratio(row.per_second, raw_row.per_second)),
+                overhead,
             )
             .expect("writing to a String cannot fail");
         }

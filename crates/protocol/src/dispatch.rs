@@ -16,7 +16,7 @@ use strongroom_service::rotation::IncludeKeyMaterial;
 use strongroom_service::{Caller, Kms};
 
 use crate::error::ProtocolError;
-use crate::wire::{Fields, b64, key_metadata, paginate, timestamp, with_multi_region};
+use crate::wire::{Fields, b64, key_metadata, paginate, spec_fields, timestamp, with_multi_region};
 
 /// Runs one KMS operation. `operation` is a name the KMS model defines; the body has passed validation.
 pub(crate) async fn dispatch(
@@ -311,44 +311,7 @@ pub(crate) async fn dispatch(
                 "KeyUsage": info.key_usage.as_str(),
             });
             if let Value::Object(fields) = &mut out {
-                if info.key_spec.has_legacy_name() {
-                    fields.insert(
-                        "CustomerMasterKeySpec".to_owned(),
-                        json!(info.key_spec.as_str()),
-                    );
-                }
-                let lists: [(&str, Vec<&str>); 4] = [
-                    (
-                        "EncryptionAlgorithms",
-                        info.encryption_algorithms
-                            .iter()
-                            .map(|a| a.as_str())
-                            .collect(),
-                    ),
-                    (
-                        "SigningAlgorithms",
-                        info.signing_algorithms.iter().map(|a| a.as_str()).collect(),
-                    ),
-                    (
-                        "KeyAgreementAlgorithms",
-                        info.key_agreement_algorithms
-                            .iter()
-                            .map(|a| a.as_str())
-                            .collect(),
-                    ),
-                    (
-                        "EncapsulationAlgorithms",
-                        info.encapsulation_algorithms
-                            .iter()
-                            .map(|a| a.as_str())
-                            .collect(),
-                    ),
-                ];
-                for (name, list) in lists {
-                    if !list.is_empty() {
-                        fields.insert(name.to_owned(), json!(list));
-                    }
-                }
+                spec_fields(fields, info.key_spec, info.key_usage);
             }
             out
         }

@@ -10,7 +10,9 @@ use std::str::FromStr;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
-use strongroom_types::{EncryptionContext, KeyRecord, KeyState, Tag, Timestamp, UnknownVariant};
+use strongroom_types::{
+    EncryptionContext, KeyRecord, KeySpec, KeyState, KeyUsage, Tag, Timestamp, UnknownVariant,
+};
 use zeroize::Zeroizing;
 
 use crate::error::ProtocolError;
@@ -159,49 +161,7 @@ pub(crate) fn key_metadata(key: &KeyRecord) -> Value {
     let Value::Object(fields) = &mut metadata else {
         return metadata;
     };
-    let spec = key.key_spec;
-    if spec.has_legacy_name() {
-        fields.insert("CustomerMasterKeySpec".to_owned(), json!(spec.as_str()));
-    }
-    let lists: [(&str, Vec<&str>); 5] = [
-        (
-            "EncapsulationAlgorithms",
-            spec.encapsulation_algorithms(key.key_usage)
-                .iter()
-                .map(|a| a.as_str())
-                .collect(),
-        ),
-        (
-            "EncryptionAlgorithms",
-            spec.encryption_algorithms(key.key_usage)
-                .iter()
-                .map(|a| a.as_str())
-                .collect(),
-        ),
-        (
-            "SigningAlgorithms",
-            spec.signing_algorithms(key.key_usage)
-                .iter()
-                .map(|a| a.as_str())
-                .collect(),
-        ),
-        (
-            "MacAlgorithms",
-            spec.mac_algorithms().iter().map(|a| a.as_str()).collect(),
-        ),
-        (
-            "KeyAgreementAlgorithms",
-            spec.key_agreement_algorithms(key.key_usage)
-                .iter()
-                .map(|a| a.as_str())
-                .collect(),
-        ),
-    ];
-    for (name, list) in lists {
-        if !list.is_empty() {
-            fields.insert(name.to_owned(), json!(list));
-        }
-    }
+    spec_fields(fields, key.key_spec, key.key_usage);
     if let Some(deletion) = key.deletion {
         fields.insert("DeletionDate".to_owned(), timestamp(deletion.date));
     }
@@ -257,6 +217,44 @@ pub(crate) fn with_multi_region(
 
 fn related_key(key: &strongroom_service::multi_region::RelatedKey) -> Value {
     json!({ "Arn": key.arn, "Region": key.region.as_str() })
+}
+
+/// What a key's spec and usage allow, as KeyMetadata and GetPublicKey show it: the deprecated
+/// `CustomerMasterKeySpec` (for the specs it knows) and each non-empty algorithm list.
+pub(crate) fn spec_fields(fields: &mut Map<String, Value>, spec: KeySpec, usage: KeyUsage) {
+    fn names<T: Copy>(list: &[T], name: impl Fn(T) -> &'static str) -> Vec<&'static str> {
+        list.iter().map(|item| name(*item)).collect()
+    }
+    if spec.has_legacy_name() {
+        fields.insert("CustomerMasterKeySpec".to_owned(), json!(spec.as_str()));
+    }
+    let lists = [
+        (
+            "EncryptionAlgorithms",
+            names(spec.encryption_algorithms(usage), |a| a.as_str()),
+        ),
+        (
+            "SigningAlgorithms",
+            names(spec.signing_algorithms(usage), |a| a.as_str()),
+        ),
+        (
+            "MacAlgorithms",
+            names(spec.mac_algorithms(), |a| a.as_str()),
+        ),
+        (
+            "KeyAgreementAlgorithms",
+            names(spec.key_agreement_algorithms(usage), |a| a.as_str()),
+        ),
+        (
+            "EncapsulationAlgorithms",
+            names(spec.encapsulation_algorithms(usage), |a| a.as_str()),
+        ),
+    ];
+    for (name, list) in lists {
+        if !list.is_empty() {
+            fields.insert(name.to_owned(), json!(list));
+        }
+    }
 }
 
 /// Adds `Truncated` and, when truncated, `NextMarker` to a list response.

@@ -5,6 +5,8 @@
 //! Every operation resolves the key, authorizes it with the request's condition keys, then applies the
 //! key-state table, the key usage and the algorithm checks, in that order, as AWS does.
 
+use std::sync::Arc;
+
 use strongroom_keystore::{Material, Message, PrivateKey};
 use strongroom_types::{
     DataKeyPairSpec, EncapsulationAlgorithm, EncryptionAlgorithm, EncryptionContext,
@@ -350,19 +352,44 @@ pub(crate) fn rsa_decrypt(
 }
 
 impl Kms {
-    /// Sign: a signature over a message or its digest, with an asymmetric SIGN_VERIFY key.
-    pub async fn sign(&self, caller: &Caller, req: SignRequest) -> Result<SignResponse, Error> {
-        let key = self.resolve(caller, &req.key_id, Forms::AnyForm).await?;
-        let message_type = req.message_type.unwrap_or(MessageType::Raw);
+    /// What Sign and Verify share: resolve, authorize with the signing condition keys, then the state,
+    /// usage, algorithm and message checks.
+    async fn signing_key<'m>(
+        &self,
+        caller: &Caller,
+        key_id: &str,
+        algorithm: SigningAlgorithm,
+        message_type: Option<MessageType>,
+        message: &'m [u8],
+        action: &str,
+    ) -> Result<(Arc<LiveKey>, Message<'m>), Error> {
+        let operation = action.trim_start_matches("kms:");
+        let key = self.resolve(caller, key_id, Forms::AnyForm).await?;
+        let message_type = message_type.unwrap_or(MessageType::Raw);
         let facts = RequestFacts {
-            signing_algorithm: Some(req.algorithm.as_str()),
+            signing_algorithm: Some(algorithm.as_str()),
             message_type: Some(message_type.as_str()),
-            request_alias: request_alias(&req.key_id),
+            request_alias: request_alias(key_id),
             ..RequestFacts::default()
         };
-        self.authorize(caller, "kms:Sign", &key, facts)?;
-        check_usage(&key, KeyUsage::SignVerify, "Sign")?;
-        let message = signable(&key, req.algorithm, message_type, &req.message)?;
+        self.authorize(caller, action, &key, facts)?;
+        check_usage(&key, KeyUsage::SignVerify, operation)?;
+        let message = signable(&key, algorithm, message_type, message)?;
+        Ok((key, message))
+    }
+
+    /// Sign: a signature over a message or its digest, with an asymmetric SIGN_VERIFY key.
+    pub async fn sign(&self, caller: &Caller, req: SignRequest) -> Result<SignResponse, Error> {
+        let (key, message) = self
+            .signing_key(
+                caller,
+                &req.key_id,
+                req.algorithm,
+                req.message_type,
+                &req.message,
+                "kms:Sign",
+            )
+            .await?;
         if req.dry_run {
             return Err(Error::DryRunOperation);
         }
@@ -376,17 +403,16 @@ impl Kms {
 
     /// Verify: whether a signature is valid; an invalid one is `KMSInvalidSignatureException`.
     pub async fn verify(&self, caller: &Caller, req: VerifyRequest) -> Result<SignResponse, Error> {
-        let key = self.resolve(caller, &req.key_id, Forms::AnyForm).await?;
-        let message_type = req.message_type.unwrap_or(MessageType::Raw);
-        let facts = RequestFacts {
-            signing_algorithm: Some(req.algorithm.as_str()),
-            message_type: Some(message_type.as_str()),
-            request_alias: request_alias(&req.key_id),
-            ..RequestFacts::default()
-        };
-        self.authorize(caller, "kms:Verify", &key, facts)?;
-        check_usage(&key, KeyUsage::SignVerify, "Verify")?;
-        let message = signable(&key, req.algorithm, message_type, &req.message)?;
+        let (key, message) = self
+            .signing_key(
+                caller,
+                &req.key_id,
+                req.algorithm,
+                req.message_type,
+                &req.message,
+                "kms:Verify",
+            )
+            .await?;
         if req.dry_run {
             return Err(Error::DryRunOperation);
         }
