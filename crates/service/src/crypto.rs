@@ -303,7 +303,12 @@ impl Kms {
             };
             self.authorize(caller, "kms:Decrypt", &key, facts)?;
             check_usable(&key)?;
-            check_algorithm(&key, req.algorithm)?;
+            if key.record.key_spec.is_asymmetric() {
+                asymmetric::rsa_algorithm(&key, req.algorithm)?;
+                asymmetric::no_context(&key, &req.context)?;
+            } else {
+                check_algorithm(&key, req.algorithm)?;
+            }
             return Err(Error::DryRunOperation);
         }
         let Some(blob) = &req.ciphertext else {

@@ -654,6 +654,17 @@ async fn rsa_keys_encrypt_decrypt_and_re_encrypt() {
         );
         assert_eq!(wrong_algorithm.code, "InvalidCiphertextException");
     }
+    let dry = failure(
+        client
+            .decrypt()
+            .key_id(&rsa)
+            .encryption_algorithm(EncryptionAlgorithmSpec::RsaesOaepSha256)
+            .dry_run(true)
+            .dry_run_modifiers(aws_sdk_kms::types::DryRunModifierType::IgnoreCiphertext)
+            .send()
+            .await,
+    );
+    assert_eq!(dry.code, "DryRunOperationException", "{}", dry.message);
     let no_algorithm = failure(
         client
             .encrypt()
