@@ -49,6 +49,14 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) expiration_model: Option<&'a str>,
     /// `kms:ValidTo` in Unix seconds (ImportKeyMaterial).
     pub(crate) valid_to: Option<i64>,
+    /// `kms:GrantOperations` (CreateGrant).
+    pub(crate) grant_operations: Option<&'a [String]>,
+    /// `kms:GrantConstraintType` (CreateGrant): `EncryptionContextEquals`, `EncryptionContextSubset`.
+    pub(crate) grant_constraint_types: Option<&'a [String]>,
+    /// `kms:GranteePrincipal` (CreateGrant).
+    pub(crate) grantee_principal: Option<&'a str>,
+    /// `kms:RetiringPrincipal` (CreateGrant).
+    pub(crate) retiring_principal: Option<&'a str>,
 }
 
 /// Whether a principal ARN is an account's root user.
@@ -251,7 +259,7 @@ struct Conditions<'a> {
 }
 
 /// The single-valued keys computed from the request, in lower case (policies ask in lower case).
-const SIMPLE_KEYS: [&str; 35] = [
+const SIMPLE_KEYS: [&str; 38] = [
     "kms:calleraccount",
     "kms:keyorigin",
     "kms:keyspec",
@@ -287,6 +295,9 @@ const SIMPLE_KEYS: [&str; 35] = [
     "kms:wrappingkeyspec",
     "kms:expirationmodel",
     "kms:validto",
+    "kms:granteeprincipal",
+    "kms:retiringprincipal",
+    "kms:grantisforawsresource",
 ];
 
 impl<'a> Conditions<'a> {
@@ -348,6 +359,13 @@ impl<'a> Conditions<'a> {
             "kms:macalgorithm" => facts.mac_algorithm?.to_owned(),
             "kms:keyagreementalgorithm" => facts.key_agreement_algorithm?.to_owned(),
             "kms:datakeypairspec" => facts.data_key_pair_spec?.to_owned(),
+            "kms:granteeprincipal" => facts.grantee_principal?.to_owned(),
+            "kms:retiringprincipal" => facts.retiring_principal?.to_owned(),
+            // A grant is for an AWS resource when an integrated service asks for it on a caller's behalf.
+            "kms:grantisforawsresource" => {
+                facts.grant_operations?;
+                caller.via_service.is_some().to_string()
+            }
             "kms:wrappingalgorithm" => facts.wrapping_algorithm?.to_owned(),
             "kms:wrappingkeyspec" => facts.wrapping_key_spec?.to_owned(),
             "kms:expirationmodel" => facts.expiration_model?.to_owned(),
@@ -376,6 +394,12 @@ impl ConditionContext for Conditions<'_> {
                 .iter()
                 .find(|tag| tag.key.eq_ignore_ascii_case(name))?;
             return Some(std::slice::from_ref(&tag.value));
+        }
+        if key.eq_ignore_ascii_case("kms:grantoperations") {
+            return self.facts.grant_operations;
+        }
+        if key.eq_ignore_ascii_case("kms:grantconstrainttype") {
+            return self.facts.grant_constraint_types;
         }
         if key.eq_ignore_ascii_case("kms:encryptioncontextkeys") {
             let keys = self.context_keys.get_or_init(|| {

@@ -139,7 +139,22 @@ impl Kms {
         let live = self
             .resolve(caller, &req.key_id, Forms::IdOrArnCrossAccount)
             .await?;
-        self.authorize(caller, "kms:CreateGrant", &live, RequestFacts::default())?;
+        let constraint_types: Vec<String> = [
+            (req.context_equals.is_some(), "EncryptionContextEquals"),
+            (req.context_subset.is_some(), "EncryptionContextSubset"),
+        ]
+        .into_iter()
+        .filter(|(present, _)| *present)
+        .map(|(_, name)| name.to_owned())
+        .collect();
+        let facts = RequestFacts {
+            grant_operations: Some(&req.operations),
+            grant_constraint_types: (!constraint_types.is_empty()).then_some(&constraint_types[..]),
+            grantee_principal: Some(&req.grantee_principal),
+            retiring_principal: req.retiring_principal.as_deref(),
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, "kms:CreateGrant", &live, facts)?;
         let record = &live.record;
         state::check(record, OpClass::CreateGrant)?;
         if req.operations.is_empty() {

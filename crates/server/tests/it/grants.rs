@@ -237,3 +237,101 @@ async fn grant_names_are_idempotent_and_bad_grants_are_refused() {
     assert_eq!(code, "NotFoundException");
     server.stop().await;
 }
+
+/// A key policy can limit CreateGrant with the grant condition keys: which operations, which grantee,
+/// and whether the grant must carry an encryption-context constraint.
+#[tokio::test(flavor = "multi_thread")]
+async fn key_policies_limit_create_grant_with_the_grant_condition_keys() {
+    let server = TestServer::start().await;
+    let owner = server.client();
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Root",
+                "Effect": "Allow",
+                "Principal": { "AWS": "arn:aws:iam::111122223333:root" },
+                "Action": "kms:*",
+                "Resource": "*"
+            },
+            {
+                "Sid": "NoEncryptGrants",
+                "Effect": "Deny",
+                "Principal": { "AWS": "*" },
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": { "ForAnyValue:StringEquals": { "kms:GrantOperations": ["Encrypt"] } }
+            },
+            {
+                "Sid": "OnlyConstrainedGrants",
+                "Effect": "Deny",
+                "Principal": { "AWS": "*" },
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": { "Null": { "kms:GrantConstraintType": "true" } }
+            },
+            {
+                "Sid": "OnlyAppRoles",
+                "Effect": "Deny",
+                "Principal": { "AWS": "*" },
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {
+                    "StringNotLike": { "kms:GranteePrincipal": "arn:aws:iam::111122223333:role/app-*" }
+                }
+            }
+        ]
+    });
+    let created = owner
+        .create_key()
+        .policy(policy.to_string())
+        .send()
+        .await
+        .expect("CreateKey with the policy");
+    let key_id = created.key_metadata().unwrap().key_id().to_owned();
+    let constraint = || {
+        GrantConstraints::builder()
+            .encryption_context_equals("tenant", "a")
+            .build()
+    };
+    let attempt = |grantee: &'static str, operation: GrantOperation, constrained: bool| {
+        let owner = owner.clone();
+        let key_id = key_id.clone();
+        let constraints = constrained.then(constraint);
+        async move {
+            owner
+                .create_grant()
+                .key_id(key_id)
+                .grantee_principal(grantee)
+                .operations(operation)
+                .set_constraints(constraints)
+                .send()
+                .await
+        }
+    };
+    let app = "arn:aws:iam::111122223333:role/app-billing";
+    attempt(app, GrantOperation::Decrypt, true)
+        .await
+        .expect("a constrained Decrypt grant to an app role is allowed");
+    for (what, result) in [
+        (
+            "an Encrypt grant",
+            attempt(app, GrantOperation::Encrypt, true).await,
+        ),
+        (
+            "no constraint",
+            attempt(app, GrantOperation::Decrypt, false).await,
+        ),
+        (
+            "another grantee",
+            attempt(
+                "arn:aws:iam::111122223333:role/ops",
+                GrantOperation::Decrypt,
+                true,
+            )
+            .await,
+        ),
+    ] {
+        assert_eq!(failure(result).code, "AccessDeniedException", "{what}");
+    }
+}
