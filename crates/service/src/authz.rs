@@ -156,6 +156,40 @@ pub(crate) fn authorize(
     )))
 }
 
+/// Decides an operation that no key policy governs (CreateKey): only the caller's IAM policies count,
+/// with `resource` as the request's resource (`*` for CreateKey) and the prospective key's properties as
+/// condition values. Account roots, and callers IAM does not know (the administrator and `--dev` keys),
+/// hold every permission of their account.
+pub(crate) fn authorize_identity(
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    key: &KeyRecord,
+    identities: Option<&Identities>,
+    now_millis: i64,
+    facts: RequestFacts<'_>,
+) -> Result<(), Error> {
+    let Some((ids, principal)) =
+        identities.and_then(|ids| ids.principal(&caller.access_key_id).map(|p| (ids, p)))
+    else {
+        return Ok(());
+    };
+    let base = Conditions::new(caller, key, facts, now_millis);
+    let context = PrincipalConditions::new(&principal, &base);
+    let identity = ids.evaluate_identity(&principal, action, resource, &context);
+    let reason = if identity.explicit_deny {
+        "with an explicit deny in an identity-based policy".to_owned()
+    } else if identity.allow {
+        return Ok(());
+    } else {
+        format!("because no identity-based policy allows the {action} action")
+    };
+    Err(Error::AccessDenied(format!(
+        "User: {} is not authorized to perform: {action} on resource: {resource} {reason}",
+        caller.arn
+    )))
+}
+
 /// Whether a grant lets the caller perform `action`: it names the caller (or the role a session assumed),
 /// lists the operation, and its encryption-context constraint holds.
 fn grant_allows(

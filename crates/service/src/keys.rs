@@ -199,6 +199,15 @@ impl Kms {
             tags: dedup_tags(req.tags),
             multi_region: req.multi_region,
         };
+        authz::authorize_identity(
+            caller,
+            "kms:CreateKey",
+            "*",
+            &record,
+            self.identities.as_deref(),
+            now.millis(),
+            RequestFacts::default(),
+        )?;
         if !req.bypass_policy_lockout_safety_check {
             let policy = parse_key_policy(&record.policy)?;
             authz::check_lockout(

@@ -970,3 +970,40 @@ fn percent_decode(text: &str) -> String {
     }
     String::from_utf8(out).expect("UTF-8")
 }
+
+/// CreateKey has no key policy to consult: an IAM user needs an identity policy that allows it, and
+/// conditions on the new key's properties (here `kms:KeySpec`) apply. (The lockout safety check also
+/// wants the creator able to change the new key's policy, hence kms:PutKeyPolicy.)
+#[tokio::test(flavor = "multi_thread")]
+async fn create_key_needs_an_identity_policy() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let frank = user_with_key(&endpoint, "frank").await;
+    let as_frank = kms(&endpoint, &frank);
+    let refused = failure(as_frank.create_key().send().await);
+    assert_eq!(refused.code, "AccessDeniedException");
+    assert!(
+        refused.message.contains("kms:CreateKey"),
+        "{}",
+        refused.message
+    );
+
+    let only_hmac = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:CreateKey","Resource":"*","Condition":{"StringLike":{"kms:KeySpec":"HMAC_*"}}},{"Effect":"Allow","Action":"kms:PutKeyPolicy","Resource":"*"}]}"#;
+    iam(&endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name("frank")
+        .policy_name("hmac-keys")
+        .policy_document(only_hmac)
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let symmetric = failure(as_frank.create_key().send().await);
+    assert_eq!(symmetric.code, "AccessDeniedException");
+    as_frank
+        .create_key()
+        .key_spec(aws_sdk_kms::types::KeySpec::Hmac256)
+        .key_usage(aws_sdk_kms::types::KeyUsageType::GenerateVerifyMac)
+        .send()
+        .await
+        .expect("an HMAC key is allowed");
+}
