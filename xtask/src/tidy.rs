@@ -143,6 +143,16 @@ fn crate_dependencies_point_one_way() {
             ],
         ),
         (
+            "crates/secrets/Cargo.toml",
+            &[
+                "axum",
+                "hyper",
+                "serde_json",
+                "rusqlite",
+                "strongroom-protocol",
+            ],
+        ),
+        (
             "crates/keystore-pkcs11/Cargo.toml",
             &["axum", "hyper", "rusqlite", "strongroom-service"],
         ),

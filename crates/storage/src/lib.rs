@@ -13,6 +13,7 @@ mod identities;
 pub mod key_stores;
 pub mod key_usage;
 pub mod multi_region;
+pub mod secrets;
 pub mod sqlite;
 
 use async_trait::async_trait;

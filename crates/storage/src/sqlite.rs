@@ -19,6 +19,7 @@ mod key_usage;
 mod keys;
 mod multi_region;
 mod schema;
+mod secrets;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

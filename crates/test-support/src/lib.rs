@@ -9,6 +9,7 @@ pub mod fixtures;
 mod identities;
 mod key_stores;
 mod multi_region;
+mod secrets;
 mod store;
 mod temp_dir;
 
@@ -16,5 +17,6 @@ pub use crate::clusters::check_cluster_store;
 pub use crate::identities::check_identity_store;
 pub use crate::key_stores::check_key_store_store;
 pub use crate::multi_region::{check_key_usage_store, check_multi_region_store};
+pub use crate::secrets::check_secret_store;
 pub use crate::store::check_store;
 pub use crate::temp_dir::TempDir;
