@@ -30,6 +30,8 @@ pub(crate) enum ProtocolError {
     CloudTrail(&'static str, String),
     /// An error from the CloudHSM control plane.
     CloudHsm(strongroom_cloudhsm::Error),
+    /// An error from Secrets Manager.
+    Secrets(strongroom_secrets::Error),
     /// An error from the service.
     Service(Error),
 }
@@ -105,6 +107,17 @@ impl ProtocolError {
                     ),
                 }
             }
+            ProtocolError::Secrets(e) => match e {
+                // Internal details stay in the server log.
+                strongroom_secrets::Error::Internal(_) => (
+                    e.code(),
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "The request failed because of an internal error in Strongroom; it has been logged. Try \
+                     again."
+                        .to_owned(),
+                ),
+                other => (other.code(), bad, other.to_string()),
+            },
             ProtocolError::Service(e) => {
                 let status = match e {
                     Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -128,7 +141,15 @@ impl ProtocolError {
 /// Renders an error as AWS does: `{"__type": ..., "message": ...}` with the matching status.
 pub(crate) fn error_response(error: &ProtocolError, request_id: &str) -> Response {
     let (code, status, message) = error.wire();
-    let body = serde_json::json!({ "__type": code, "message": message }).to_string();
+    // Secrets Manager's error shapes spell the member `Message`; KMS's, `message`.
+    let message_member = match error {
+        ProtocolError::Secrets(_) => "Message",
+        _ => "message",
+    };
+    let mut fields = serde_json::Map::new();
+    fields.insert("__type".to_owned(), code.into());
+    fields.insert(message_member.to_owned(), message.into());
+    let body = serde_json::Value::Object(fields).to_string();
     let mut response = (status, body).into_response();
     let headers = response.headers_mut();
     headers.insert(

@@ -1,5 +1,5 @@
-//! The protocol edge: AWS JSON 1.1 over HTTP for KMS and CloudHSM v2, and the AWS Query protocol for IAM
-//! and STS.
+//! The protocol edge: AWS JSON 1.1 over HTTP for KMS, CloudHSM v2 and Secrets Manager, and the AWS Query
+//! protocol for IAM and STS.
 //!
 //! A request is authenticated with SigV4, its `X-Amz-Target` looked up, its body validated against the
 //! AWS API model, and then dispatched to the service (see `dispatch`). This is the only crate that knows
@@ -13,6 +13,7 @@ mod dispatch;
 mod error;
 mod network;
 mod query;
+mod secrets;
 mod trail;
 mod validate;
 mod wire;
@@ -54,6 +55,7 @@ struct Edge {
     trail: Option<Trail>,
     identities: Option<Arc<Identities>>,
     cloudhsm: Option<cloudhsm::CloudHsmApi>,
+    secrets: Option<secrets::SecretsApi>,
 }
 
 /// Where the edge records every request: the audit log, and the account that receives the records of
@@ -69,8 +71,12 @@ pub struct Trail {
 const CLOUDTRAIL_TARGET: &str = "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.";
 
 /// Builds the HTTP application serving the KMS API for `kms`, recording every request in `trail`, and
-/// the IAM and STS APIs (AWS Query protocol) for `identities` and the CloudHSM v2 API for `cloudhsm` when
-/// given.
+/// the IAM and STS APIs (AWS Query protocol) for `identities`, the CloudHSM v2 API for `cloudhsm` and the
+/// Secrets Manager API for `secrets` when given.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "one call site, in the server; each argument is one API or setting it serves"
+)]
 pub fn router(
     kms: Arc<Kms>,
     credentials: Arc<dyn Credentials>,
@@ -79,6 +85,7 @@ pub fn router(
     trail: Option<Trail>,
     identities: Option<Arc<Identities>>,
     cloudhsm: Option<Arc<strongroom_cloudhsm::ControlPlane>>,
+    secrets: Option<Arc<strongroom_secrets::SecretsManager>>,
 ) -> Router {
     let edge = Arc::new(Edge {
         request_ids: RequestIds::new(),
@@ -88,6 +95,7 @@ pub fn router(
         trail,
         identities,
         cloudhsm: cloudhsm.map(cloudhsm::CloudHsmApi::new),
+        secrets: secrets.map(secrets::SecretsApi::new),
     });
     Router::new()
         .route(NOOP_PATH, get(noop))
@@ -144,6 +152,28 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
                     .audit_other(
                         &parts,
                         "cloudhsm.amazonaws.com",
+                        &action,
+                        response,
+                        &request_id,
+                    )
+                    .await;
+            }
+            // Secrets Manager requests (`secretsmanager.*`) go to Secrets Manager; the trail records them
+            // without their parameters, so secret values never reach it.
+            Ok(bytes) if secrets::is_secrets_manager(&parts.headers) => {
+                let response = secrets::serve(
+                    edge.secrets.as_ref(),
+                    &edge.auth,
+                    &parts,
+                    &bytes,
+                    &request_id,
+                )
+                .await;
+                let action = secrets::operation(&parts.headers).to_owned();
+                return edge
+                    .audit_other(
+                        &parts,
+                        "secretsmanager.amazonaws.com",
                         &action,
                         response,
                         &request_id,

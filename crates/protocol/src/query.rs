@@ -129,6 +129,7 @@ impl QueryError {
                 }
                 ProtocolError::CloudTrail(code, message) => (code, bad, message.clone()),
                 ProtocolError::CloudHsm(error) => ("ServiceFailure", bad, error.to_string()),
+                ProtocolError::Secrets(error) => ("ServiceFailure", bad, error.to_string()),
                 ProtocolError::Service(error) => ("ServiceFailure", bad, error.to_string()),
             },
         }

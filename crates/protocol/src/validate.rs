@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ProtocolError;
 
-/// An AWS API model (KMS or CloudHSM v2), reduced to what validation reads.
+/// An AWS API model (KMS, CloudHSM v2 or Secrets Manager), reduced to what validation reads.
 pub(crate) struct Model {
     operations: HashMap<String, Option<String>>,
     shapes: HashMap<String, Shape>,
@@ -53,6 +53,7 @@ enum Shape {
 
 const KMS_MODEL: &str = include_str!("../model/kms-2014-11-01.json");
 const CLOUDHSM_MODEL: &str = include_str!("../model/cloudhsmv2-2017-04-28.json");
+const SECRETS_MANAGER_MODEL: &str = include_str!("../model/secretsmanager-2017-10-17.json");
 
 impl Model {
     /// Parses the embedded KMS model; it is part of the binary, so a failure is a build defect.
@@ -63,6 +64,11 @@ impl Model {
     /// Parses the embedded CloudHSM v2 model, the same way.
     pub(crate) fn cloudhsm() -> Model {
         Model::parse(CLOUDHSM_MODEL)
+    }
+
+    /// Parses the embedded Secrets Manager model, the same way.
+    pub(crate) fn secrets_manager() -> Model {
+        Model::parse(SECRETS_MANAGER_MODEL)
     }
 
     fn parse(model: &str) -> Model {

@@ -109,6 +109,7 @@ pub struct Server {
     config: Config,
     kms: Arc<Kms>,
     identities: Arc<Identities>,
+    secrets: Arc<strongroom_secrets::SecretsManager>,
     app: axum::Router,
     audit: strongroom_audit::AuditLog,
 }
@@ -167,6 +168,7 @@ impl Server {
             audit.public_key_der(),
         )
         .with_context(|| format!("write the audit public key in {}", audit_dir.display()))?;
+        let secret_store: Arc<dyn strongroom_storage::secrets::SecretStore> = store.clone();
         let kms = Arc::new(
             Kms::new(store.clone(), root_key, clock)
                 .with_identities(identities.clone())
@@ -183,6 +185,10 @@ impl Server {
         kms.start_key_usage_tracking()
             .await
             .context("load the key usage tracking start date")?;
+        let secrets = Arc::new(
+            strongroom_secrets::SecretsManager::new(kms.clone(), secret_store)
+                .with_identities(identities.clone()),
+        );
         if let Some(seed_file) = &config.seed_file {
             let created = seed::load(&kms, seed_file, &config.account_id).await?;
             tracing::info!("seed file {}: {created} keys created", seed_file.display());
@@ -203,6 +209,7 @@ impl Server {
             (!config.dangerous_disable_audit).then_some(trail),
             Some(identities.clone()),
             Some(cloudhsm),
+            Some(secrets.clone()),
         );
         if config.dangerous_disable_audit {
             tracing::warn!(
@@ -214,6 +221,7 @@ impl Server {
             config,
             kms,
             identities,
+            secrets,
             app,
             audit,
         })
@@ -234,6 +242,7 @@ impl Server {
             config,
             kms,
             identities,
+            secrets,
             app,
             audit,
         } = self;
@@ -251,6 +260,15 @@ impl Server {
                         Ok(0) => {}
                         Ok(n) => tracing::info!("scheduled work done on {n} keys"),
                         Err(e) => tracing::error!("failed to run scheduled key work: {e:#}"),
+                    }
+                    match secrets.delete_due_secrets().await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            "deleted {n} secrets at the end of their recovery window"
+                        ),
+                        Err(e) => {
+                            tracing::error!("failed to delete secrets due for deletion: {e:#}")
+                        }
                     }
                     // Picks up accounts made by `strongroom account create` while the server runs.
                     if let Err(e) = identities.reload().await {

@@ -26,5 +26,6 @@ mod namespaces;
 mod protocol;
 mod python;
 mod rotation;
+mod secrets;
 mod seed;
 mod tags;
