@@ -6,7 +6,7 @@
 
 use aws_lc_rs::agreement;
 use aws_lc_rs::digest::{self, Digest};
-use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, PublicKeyX509Der};
 use aws_lc_rs::hmac;
 use aws_lc_rs::kem;
 use aws_lc_rs::rand::SystemRandom;
@@ -78,13 +78,36 @@ fn ml_dsa_algorithm(spec: KeySpec) -> Option<&'static PqdsaSigningAlgorithm> {
     })
 }
 
-fn ml_kem_algorithm(spec: KeySpec) -> Option<(&'static kem::Algorithm<kem::AlgorithmId>, u8)> {
-    // The last arc of each parameter set's OID, 2.16.840.1.101.3.4.4.{1,2,3} (FIPS 203, RFC 9794 draft).
-    Some(match spec {
-        KeySpec::MlKem512 => (&kem::ML_KEM_512, 1),
-        KeySpec::MlKem768 => (&kem::ML_KEM_768, 2),
-        KeySpec::MlKem1024 => (&kem::ML_KEM_1024, 3),
+/// A public key as DER SubjectPublicKeyInfo (for GetPublicKey) and in the encoding aws-lc-rs verifies with.
+fn public_encodings<P>(public: &P) -> Result<(Vec<u8>, Vec<u8>), KeyStoreError>
+where
+    P: AsDer<PublicKeyX509Der<'static>> + AsRef<[u8]>,
+{
+    let der = public.as_der().map_err(|_| KeyStoreError::Crypto)?;
+    Ok((der.as_ref().to_vec(), public.as_ref().to_vec()))
+}
+
+/// An ML-KEM parameter set: the algorithm, the last arc of its OID 2.16.840.1.101.3.4.4.{1,2,3}
+/// (FIPS 203), and its encapsulation key and ciphertext lengths.
+struct MlKem {
+    algorithm: &'static kem::Algorithm<kem::AlgorithmId>,
+    oid_arc: u8,
+    public_len: usize,
+    ciphertext_len: usize,
+}
+
+fn ml_kem_parameters(spec: KeySpec) -> Option<MlKem> {
+    let (algorithm, oid_arc, public_len, ciphertext_len) = match spec {
+        KeySpec::MlKem512 => (&kem::ML_KEM_512, 1, 800, 768),
+        KeySpec::MlKem768 => (&kem::ML_KEM_768, 2, 1184, 1088),
+        KeySpec::MlKem1024 => (&kem::ML_KEM_1024, 3, 1568, 1568),
         _ => return None,
+    };
+    Some(MlKem {
+        algorithm,
+        oid_arc,
+        public_len,
+        ciphertext_len,
     })
 }
 
@@ -166,9 +189,9 @@ impl PrivateKey {
         } else if let Some(algorithm) = ml_dsa_algorithm(spec) {
             let pair = PqdsaKeyPair::generate(algorithm).map_err(|_| KeyStoreError::Crypto)?;
             pkcs8_of(pair.to_pkcs8v1())?
-        } else if let Some((algorithm, _)) = ml_kem_algorithm(spec) {
-            let key =
-                kem::DecapsulationKey::generate(algorithm).map_err(|_| KeyStoreError::Crypto)?;
+        } else if let Some(ml_kem) = ml_kem_parameters(spec) {
+            let key = kem::DecapsulationKey::generate(ml_kem.algorithm)
+                .map_err(|_| KeyStoreError::Crypto)?;
             let bytes = key.key_bytes().map_err(|_| KeyStoreError::Crypto)?;
             Zeroizing::new(bytes.as_ref().to_vec())
         } else {
@@ -191,13 +214,7 @@ impl PrivateKey {
             let encrypting =
                 OaepPublicEncryptingKey::new(decrypting.public_key()).map_err(|_| wrong())?;
             let decrypting = OaepPrivateDecryptingKey::new(decrypting).map_err(|_| wrong())?;
-            let public = signing.public_key();
-            let public_der = public
-                .as_der()
-                .map_err(|_| KeyStoreError::Crypto)?
-                .as_ref()
-                .to_vec();
-            let public_raw = public.as_ref().to_vec();
+            let (public_der, public_raw) = public_encodings(signing.public_key())?;
             (
                 Pair::Rsa {
                     signing: Box::new(signing),
@@ -211,44 +228,27 @@ impl PrivateKey {
             let pair = EcdsaKeyPair::from_pkcs8(algorithm, der)
                 .or_else(|_| EcdsaKeyPair::from_private_key_der(algorithm, der))
                 .map_err(|_| wrong())?;
-            let public = pair.public_key();
-            let public_der = public
-                .as_der()
-                .map_err(|_| KeyStoreError::Crypto)?
-                .as_ref()
-                .to_vec();
-            let public_raw = public.as_ref().to_vec();
+            let (public_der, public_raw) = public_encodings(pair.public_key())?;
             (Pair::Ecdsa(Box::new(pair)), public_der, public_raw)
         } else if spec == KeySpec::EccNistEdwards25519 {
             let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(|_| wrong())?;
-            let public = pair.public_key();
-            let public_der = public
-                .as_der()
-                .map_err(|_| KeyStoreError::Crypto)?
-                .as_ref()
-                .to_vec();
-            let public_raw = public.as_ref().to_vec();
+            let (public_der, public_raw) = public_encodings(pair.public_key())?;
             (Pair::Ed25519(Box::new(pair)), public_der, public_raw)
         } else if let Some(algorithm) = ml_dsa_algorithm(spec) {
             let pair = PqdsaKeyPair::from_pkcs8(algorithm, der).map_err(|_| wrong())?;
-            let public = pair.public_key();
-            let public_der = public
-                .as_der()
-                .map_err(|_| KeyStoreError::Crypto)?
-                .as_ref()
-                .to_vec();
-            let public_raw = public.as_ref().to_vec();
+            let (public_der, public_raw) = public_encodings(pair.public_key())?;
             (Pair::MlDsa(Box::new(pair)), public_der, public_raw)
-        } else if let Some((algorithm, oid_arc)) = ml_kem_algorithm(spec) {
+        } else if let Some(MlKem {
+            algorithm,
+            oid_arc,
+            public_len,
+            ..
+        }) = ml_kem_parameters(spec)
+        {
             // ML-KEM keys are kept as the raw FIPS 203 decapsulation key, not PKCS#8. That key embeds
             // the encapsulation key ek after the 384·k-byte decryption key, followed by H(ek) = SHA3-256(ek),
             // which is checked here.
             let key = kem::DecapsulationKey::new(algorithm, der).map_err(|_| wrong())?;
-            let public_len = match spec {
-                KeySpec::MlKem512 => 800,
-                KeySpec::MlKem768 => 1184,
-                _ => 1568,
-            };
             let start = public_len - 32;
             let public = der
                 .get(start..start + public_len)
@@ -450,11 +450,7 @@ impl PrivateKey {
                 self.spec
             )));
         };
-        let expected = match self.spec {
-            KeySpec::MlKem512 => 768,
-            KeySpec::MlKem768 => 1088,
-            _ => 1568,
-        };
+        let expected = ml_kem_parameters(self.spec).map_or(0, |ml_kem| ml_kem.ciphertext_len);
         if ciphertext.len() != expected {
             return Err(KeyStoreError::Unauthentic);
         }

@@ -434,6 +434,17 @@ impl Kms {
         created: Timestamp,
     ) -> Result<(), Error> {
         let key = Material::generate(record.key_spec)?;
+        self.push_material(record, &key, rotation_type, created)
+    }
+
+    /// Wraps `key` under the root key and appends it to the record as its current material.
+    pub(crate) fn push_material(
+        &self,
+        record: &mut KeyRecord,
+        key: &Material,
+        rotation_type: Option<RotationType>,
+        created: Timestamp,
+    ) -> Result<(), Error> {
         let id = KeyMaterialId(strongroom_keystore::material_id(
             record.key_id.as_str(),
             key.secret_bytes(),

@@ -1,15 +1,14 @@
 //! Seeding: keys with fixed ids and optionally preset material, with aliases and tags, declared in a file
 //! and loaded at start-up without overwriting anything that exists.
 
-use strongroom_keystore::SymmetricKey;
+use strongroom_keystore::Material;
 use strongroom_storage::StoreError;
 use strongroom_types::{
-    AliasName, AliasRecord, KeyId, KeyManager, KeyMaterial, KeyMaterialId, KeyRecord, KeySpec,
-    KeyState, KeyUsage, Namespace, Origin, Rotation, Tag,
+    AliasName, AliasRecord, KeyId, KeyManager, KeyRecord, KeySpec, KeyState, KeyUsage, Namespace,
+    Origin, Rotation, Tag,
 };
 use zeroize::Zeroizing;
 
-use crate::keyring::wrap_context;
 use crate::keys::{check_policy, dedup_tags};
 use crate::tags::check_new_tags;
 use crate::{Error, Kms};
@@ -93,26 +92,14 @@ impl Kms {
                 };
                 match &seed.material {
                     Some(bytes) => {
-                        let key = SymmetricKey::from_bytes(bytes).map_err(|_| {
-                            Error::Validation(format!(
-                                "Seed key {}: key material must be exactly 32 bytes (256 bits).",
-                                seed.key_id
-                            ))
-                        })?;
-                        let id = KeyMaterialId(strongroom_keystore::material_id(
-                            seed.key_id.as_str(),
-                            key.material(),
-                        ));
-                        let wrapped = self
-                            .root_key
-                            .wrap(&wrap_context(&record, &id), key.material())?;
-                        record.materials.push(KeyMaterial {
-                            id,
-                            wrapped,
-                            created: now,
-                            rotation_type: None,
-                            import: None,
-                        });
+                        let key = Material::from_bytes(KeySpec::SymmetricDefault, bytes)
+                            .map_err(|_| {
+                                Error::Validation(format!(
+                                    "Seed key {}: key material must be exactly 32 bytes (256 bits).",
+                                    seed.key_id
+                                ))
+                            })?;
+                        self.push_material(&mut record, &key, None, now)?;
                     }
                     None => self.add_material(&mut record, None, now)?,
                 }
