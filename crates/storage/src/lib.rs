@@ -15,6 +15,7 @@ pub mod key_usage;
 pub mod multi_region;
 pub mod secrets;
 pub mod sqlite;
+pub mod stacks;
 
 use async_trait::async_trait;
 use strongroom_types::{AliasName, AliasRecord, KeyId, KeyRecord, Namespace, Timestamp};

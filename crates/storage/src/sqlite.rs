@@ -20,6 +20,7 @@ mod keys;
 mod multi_region;
 mod schema;
 mod secrets;
+mod stacks;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

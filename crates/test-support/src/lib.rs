@@ -10,6 +10,7 @@ mod identities;
 mod key_stores;
 mod multi_region;
 mod secrets;
+mod stacks;
 mod store;
 mod temp_dir;
 
@@ -18,5 +19,6 @@ pub use crate::identities::check_identity_store;
 pub use crate::key_stores::check_key_store_store;
 pub use crate::multi_region::{check_key_usage_store, check_multi_region_store};
 pub use crate::secrets::check_secret_store;
+pub use crate::stacks::check_stack_store;
 pub use crate::store::check_store;
 pub use crate::temp_dir::TempDir;

@@ -15,7 +15,7 @@ use strongroom_test_support::fixtures::{
 };
 use strongroom_test_support::{
     TempDir, check_cluster_store, check_identity_store, check_key_store_store,
-    check_key_usage_store, check_multi_region_store, check_secret_store, check_store,
+    check_key_usage_store, check_multi_region_store, check_secret_store, check_stack_store, check_store,
 };
 use strongroom_types::{Deletion, Tag};
 
@@ -80,6 +80,14 @@ async fn passes_the_secret_conformance_suite() {
     let path = database(&dir);
     check_secret_store(&open(&path)).await;
     check_secret_store(&open(&path)).await;
+}
+
+#[tokio::test]
+async fn passes_the_stack_conformance_suite() {
+    let dir = TempDir::new("sqlite-stacks");
+    let path = database(&dir);
+    check_stack_store(&open(&path)).await;
+    check_stack_store(&open(&path)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -167,7 +175,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
         let store = open(path);
         assert_eq!(
             user_version(path),
-            8,
+            9,
             "{} is at the current schema version",
             path.display()
         );
@@ -179,7 +187,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
     }
     // Opening a current file again applies nothing and keeps the version.
     drop(open(&fresh));
-    assert_eq!(user_version(&fresh), 8);
+    assert_eq!(user_version(&fresh), 9);
 }
 
 #[test]
