@@ -181,11 +181,14 @@ impl Kms {
         check_rotatable(record)?;
         // A multi-Region replica shows its primary's schedule.
         let rotation = self.shared_rotation(record).await?;
+        // While a key is pending deletion its rotation status is false, as in AWS; the stored setting
+        // is kept, so cancelling the deletion brings it back.
+        let enabled = rotation.enabled && !record.state.is_pending_deletion();
         Ok(RotationStatus {
             key_arn: record.arn(),
-            enabled: rotation.enabled,
-            period_days: rotation.period_days.filter(|_| rotation.enabled),
-            next_rotation: rotation.next.filter(|_| rotation.enabled),
+            enabled,
+            period_days: rotation.period_days.filter(|_| enabled),
+            next_rotation: rotation.next.filter(|_| enabled),
         })
     }
 

@@ -483,6 +483,56 @@ async fn rotation_operations_follow_the_key_state_table() {
 }
 
 #[tokio::test]
+async fn rotation_status_is_false_while_the_key_is_pending_deletion() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let (key_id, _) = create_key(&client, "rotating, then deleted").await;
+    client
+        .enable_key_rotation()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("EnableKeyRotation succeeds");
+    client
+        .schedule_key_deletion()
+        .key_id(&key_id)
+        .pending_window_in_days(7)
+        .send()
+        .await
+        .expect("ScheduleKeyDeletion succeeds");
+    let pending = client
+        .get_key_rotation_status()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("GetKeyRotationStatus works on keys pending deletion");
+    client
+        .cancel_key_deletion()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("CancelKeyDeletion succeeds");
+    let cancelled = client
+        .get_key_rotation_status()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("status");
+
+    assert!(
+        !pending.key_rotation_enabled(),
+        "a key pending deletion reports rotation off"
+    );
+    assert_eq!(pending.rotation_period_in_days(), None);
+    assert_eq!(pending.next_rotation_date(), None);
+    assert!(
+        cancelled.key_rotation_enabled(),
+        "cancelling the deletion brings the rotation setting back"
+    );
+    assert_eq!(cancelled.rotation_period_in_days(), Some(365));
+}
+
+#[tokio::test]
 async fn list_key_rotations_pages_through_every_rotation_once() {
     let server = TestServer::start().await;
     let client = server.client();
