@@ -147,6 +147,8 @@ impl Kms {
         marker: Option<&str>,
     ) -> Result<Page<AliasRecord>, Error> {
         let limit = pagination::limit(limit, 50, 100)?;
+        // Even with a KeyId, AWS authorizes kms:ListAliases on `*`, by identity policies alone.
+        self.authorize_account(caller, "kms:ListAliases")?;
         let target = match key_id {
             Some(key_id) => Some(
                 self.resolve(caller, key_id, Forms::IdOrArn)

@@ -83,7 +83,7 @@ pub(crate) fn authorize(
     now_millis: i64,
     facts: RequestFacts<'_>,
 ) -> Result<(), Error> {
-    let base = Conditions::new(caller, key, facts, now_millis);
+    let base = Conditions::new(caller, Some(key), facts, now_millis);
     let principal =
         identities.and_then(|ids| ids.principal(&caller.access_key_id).map(|p| (ids, p)));
     let same_account = caller.account() == &key.namespace.account;
@@ -169,6 +169,53 @@ pub(crate) fn authorize_identity(
     now_millis: i64,
     facts: RequestFacts<'_>,
 ) -> Result<(), Error> {
+    match identity_decision(
+        caller,
+        action,
+        resource,
+        Some(key),
+        identities,
+        now_millis,
+        facts,
+    ) {
+        Ok(()) => Ok(()),
+        Err(reason) => Err(Error::AccessDenied(format!(
+            "User: {} is not authorized to perform: {action} on resource: {resource} {reason}",
+            caller.arn
+        ))),
+    }
+}
+
+/// Decides an operation that acts on no key (ListKeys, ListAliases, GenerateRandom): the caller's IAM
+/// policies on resource `*`, as AWS evaluates actions without resource-level permissions. Key properties
+/// are absent from the condition values, and AWS's refusal names no resource.
+pub(crate) fn authorize_account_action(
+    caller: &Caller,
+    action: &str,
+    identities: Option<&Identities>,
+    now_millis: i64,
+    facts: RequestFacts<'_>,
+) -> Result<(), Error> {
+    match identity_decision(caller, action, "*", None, identities, now_millis, facts) {
+        Ok(()) => Ok(()),
+        Err(reason) => Err(Error::AccessDenied(format!(
+            "User: {} is not authorized to perform: {action} {reason}",
+            caller.arn
+        ))),
+    }
+}
+
+/// The caller's identity policies on `action` and `resource`; the error is the end of AWS's refusal
+/// ("because no identity-based policy allows …").
+fn identity_decision(
+    caller: &Caller,
+    action: &str,
+    resource: &str,
+    key: Option<&KeyRecord>,
+    identities: Option<&Identities>,
+    now_millis: i64,
+    facts: RequestFacts<'_>,
+) -> Result<(), String> {
     let Some((ids, principal)) =
         identities.and_then(|ids| ids.principal(&caller.access_key_id).map(|p| (ids, p)))
     else {
@@ -177,17 +224,15 @@ pub(crate) fn authorize_identity(
     let base = Conditions::new(caller, key, facts, now_millis);
     let context = PrincipalConditions::new(&principal, &base);
     let identity = ids.evaluate_identity(&principal, action, resource, &context);
-    let reason = if identity.explicit_deny {
-        "with an explicit deny in an identity-based policy".to_owned()
-    } else if identity.allow {
+    if identity.explicit_deny {
+        return Err("with an explicit deny in an identity-based policy".to_owned());
+    }
+    if identity.allow {
         return Ok(());
-    } else {
-        format!("because no identity-based policy allows the {action} action")
-    };
-    Err(Error::AccessDenied(format!(
-        "User: {} is not authorized to perform: {action} on resource: {resource} {reason}",
-        caller.arn
-    )))
+    }
+    Err(format!(
+        "because no identity-based policy allows the {action} action"
+    ))
 }
 
 /// Whether a grant lets the caller perform `action`: it names the caller (or the role a session assumed),
@@ -285,7 +330,9 @@ pub(crate) fn check_lockout(
 /// policy that tests one key pays for one key.
 struct Conditions<'a> {
     caller: &'a Caller,
-    key: &'a KeyRecord,
+    /// The key the request acts on; `None` for operations on no key (ListKeys, GenerateRandom), whose
+    /// requests carry no key properties.
+    key: Option<&'a KeyRecord>,
     facts: RequestFacts<'a>,
     now_millis: i64,
     values: [OnceCell<Option<Vec<String>>>; SIMPLE_KEYS.len()],
@@ -337,7 +384,7 @@ const SIMPLE_KEYS: [&str; 38] = [
 impl<'a> Conditions<'a> {
     fn new(
         caller: &'a Caller,
-        key: &'a KeyRecord,
+        key: Option<&'a KeyRecord>,
         facts: RequestFacts<'a>,
         now_millis: i64,
     ) -> Conditions<'a> {
@@ -359,11 +406,11 @@ impl<'a> Conditions<'a> {
             "kms:calleraccount" | "aws:principalaccount" | "aws:userid" => {
                 caller.account().as_str().to_owned()
             }
-            "kms:keyorigin" => key.origin.as_str().to_owned(),
-            "kms:keyspec" | "kms:customermasterkeyspec" => key.key_spec.as_str().to_owned(),
-            "kms:keyusage" | "kms:customermasterkeyusage" => key.key_usage.as_str().to_owned(),
-            "kms:keymanager" => key.key_manager.as_str().to_owned(),
-            "kms:multiregion" => key.multi_region.to_string(),
+            "kms:keyorigin" => key?.origin.as_str().to_owned(),
+            "kms:keyspec" | "kms:customermasterkeyspec" => key?.key_spec.as_str().to_owned(),
+            "kms:keyusage" | "kms:customermasterkeyusage" => key?.key_usage.as_str().to_owned(),
+            "kms:keymanager" => key?.key_manager.as_str().to_owned(),
+            "kms:multiregion" => key?.multi_region.to_string(),
             "aws:principalarn" => caller.arn.clone(),
             "aws:principaltype" => if is_root(&caller.arn) {
                 "Account"
@@ -372,7 +419,7 @@ impl<'a> Conditions<'a> {
             }
             .to_owned(),
             "aws:securetransport" => "false".to_owned(),
-            "aws:requestedregion" => key.namespace.region.as_str().to_owned(),
+            "aws:requestedregion" => caller.namespace.region.as_str().to_owned(),
             "aws:epochtime" => (self.now_millis / 1000).to_string(),
             "aws:currenttime" => iso8601(self.now_millis),
             "aws:sourceip" => caller.source_ip?.to_string(),
@@ -423,7 +470,7 @@ impl ConditionContext for Conditions<'_> {
         }
         if let Some(name) = strip_prefix_ignore_case(key, "aws:resourcetag/") {
             let tag = self
-                .key
+                .key?
                 .tags
                 .iter()
                 .find(|tag| tag.key.eq_ignore_ascii_case(name))?;

@@ -474,9 +474,13 @@ impl Kms {
             return self.cluster_random(caller, id, n as usize).await;
         }
         match number_of_bytes {
-            Some(n @ 1..=1024) => Ok(Zeroizing::new(strongroom_keystore::random_bytes(
-                n as usize,
-            ))),
+            Some(n @ 1..=1024) => {
+                // Without a custom key store: identity policies on `*` decide.
+                self.authorize_account(caller, "kms:GenerateRandom")?;
+                Ok(Zeroizing::new(strongroom_keystore::random_bytes(
+                    n as usize,
+                )))
+            }
             Some(n) => Err(Error::Validation(format!(
                 "1 validation error detected: Value '{n}' at 'numberOfBytes' failed to satisfy constraint: \
                  Member must have value between 1 and 1024"

@@ -258,6 +258,7 @@ impl Kms {
         marker: Option<&str>,
     ) -> Result<Page<KeyListEntry>, Error> {
         let limit = pagination::limit(limit, 100, 1000)?;
+        self.authorize_account(caller, "kms:ListKeys")?;
         let after = match marker {
             Some(marker) => Some(pagination::decode(marker)?.parse::<KeyId>().map_err(|_| {
                 Error::InvalidMarker(format!(

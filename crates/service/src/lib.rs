@@ -171,6 +171,18 @@ impl Kms {
             facts,
         )
     }
+
+    /// Checks `caller` may perform `action`, which acts on no key (ListKeys, ListAliases, GenerateRandom),
+    /// against its identity policies on resource `*`.
+    pub(crate) fn authorize_account(&self, caller: &Caller, action: &str) -> Result<(), Error> {
+        authz::authorize_account_action(
+            caller,
+            action,
+            self.identities.as_deref(),
+            self.clock.now().millis(),
+            authz::RequestFacts::default(),
+        )
+    }
 }
 
 #[cfg(test)]

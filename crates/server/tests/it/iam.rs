@@ -1007,3 +1007,204 @@ async fn create_key_needs_an_identity_policy() {
         .await
         .expect("an HMAC key is allowed");
 }
+
+/// What a call to one of the operations that act on no key returned: `Ok` or the error code and message.
+async fn account_action(
+    client: &aws_sdk_kms::Client,
+    action: &str,
+) -> Result<(), (String, String)> {
+    let outcome = match action {
+        "kms:ListKeys" => client
+            .list_keys()
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failure::<(), _, _>(Err(e))),
+        "kms:ListAliases" => client
+            .list_aliases()
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failure::<(), _, _>(Err(e))),
+        "kms:GenerateRandom" => client
+            .generate_random()
+            .number_of_bytes(16)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| failure::<(), _, _>(Err(e))),
+        other => panic!("not an account action: {other}"),
+    };
+    outcome.map_err(|refused| (refused.code, refused.message))
+}
+
+/// ListKeys, ListAliases and GenerateRandom act on no key, so no key policy is consulted: IAM users need an
+/// identity policy allowing the action on `*` (a policy naming key ARNs does not do), an explicit deny
+/// wins, and the refusal is AWS's, without a resource.
+#[tokio::test(flavor = "multi_thread")]
+async fn operations_on_no_key_are_decided_by_identity_policies() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let root = server.client();
+    let (key_id, _) = create_key(&root, "listed").await;
+    root.create_alias()
+        .alias_name("alias/listed")
+        .target_key_id(&key_id)
+        .send()
+        .await
+        .expect("CreateAlias");
+    let admin = iam(&endpoint, &Keys::dev());
+    let actions = ["kms:ListKeys", "kms:ListAliases", "kms:GenerateRandom"];
+    for action in actions {
+        assert_eq!(
+            account_action(&root, action).await,
+            Ok(()),
+            "the root may {action}"
+        );
+    }
+
+    let nora = user_with_key(&endpoint, "nora").await;
+    let as_nora = kms(&endpoint, &nora);
+    let nora_arn = format!("arn:aws:iam::{ACCOUNT}:user/nora");
+    for action in actions {
+        assert_eq!(
+            account_action(&as_nora, action).await,
+            Err((
+                "AccessDeniedException".to_owned(),
+                format!(
+                    "User: {nora_arn} is not authorized to perform: {action} because no identity-based \
+                     policy allows the {action} action"
+                )
+            )),
+        );
+    }
+    // A statement on key ARNs does not cover an action whose resource is `*`.
+    let on_keys = format!(
+        r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["kms:ListKeys","kms:ListAliases","kms:GenerateRandom"],"Resource":"arn:aws:kms:{REGION}:{ACCOUNT}:key/*"}}]}}"#
+    );
+    admin
+        .put_user_policy()
+        .user_name("nora")
+        .policy_name("on-keys")
+        .policy_document(on_keys)
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    for action in actions {
+        let refused = account_action(&as_nora, action).await;
+        assert!(
+            matches!(&refused, Err((code, _)) if code == "AccessDeniedException"),
+            "{action}: {refused:?}"
+        );
+    }
+    admin
+        .put_user_policy()
+        .user_name("nora")
+        .policy_name("listing")
+        .policy_document(allow("kms:List*"))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    assert_eq!(account_action(&as_nora, "kms:ListKeys").await, Ok(()));
+    assert_eq!(account_action(&as_nora, "kms:ListAliases").await, Ok(()));
+    let listed = as_nora.list_keys().send().await.expect("ListKeys");
+    assert!(
+        listed
+            .keys()
+            .iter()
+            .any(|key| key.key_id() == Some(key_id.as_str()))
+    );
+    // With a KeyId ListAliases still needs kms:ListAliases on `*`, not a permission on the key.
+    let aliases = as_nora
+        .list_aliases()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("ListAliases for one key");
+    assert_eq!(
+        aliases
+            .aliases()
+            .iter()
+            .map(|a| a.alias_name().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        ["alias/listed"]
+    );
+    assert!(
+        matches!(account_action(&as_nora, "kms:GenerateRandom").await, Err((code, _)) if code == "AccessDeniedException"),
+        "kms:List* does not allow GenerateRandom"
+    );
+    admin
+        .put_user_policy()
+        .user_name("nora")
+        .policy_name("random")
+        .policy_document(allow("kms:GenerateRandom"))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let random = as_nora
+        .generate_random()
+        .number_of_bytes(32)
+        .send()
+        .await
+        .expect("GenerateRandom");
+    assert_eq!(random.plaintext().map(|p| p.as_ref().len()), Some(32));
+
+    // An explicit deny wins over the allows.
+    let deny_listing = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:ListAliases","Resource":"*"}]}"#;
+    admin
+        .put_user_policy()
+        .user_name("nora")
+        .policy_name("no-aliases")
+        .policy_document(deny_listing)
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    assert_eq!(
+        account_action(&as_nora, "kms:ListAliases").await,
+        Err((
+            "AccessDeniedException".to_owned(),
+            format!(
+                "User: {nora_arn} is not authorized to perform: kms:ListAliases with an explicit deny in an \
+                 identity-based policy"
+            )
+        )),
+    );
+    assert_eq!(account_action(&as_nora, "kms:ListKeys").await, Ok(()));
+
+    // A role session is decided the same way, by the role's policies.
+    let role = admin
+        .create_role()
+        .role_name("lister")
+        .assume_role_policy_document(trust_account())
+        .send()
+        .await
+        .expect("CreateRole");
+    let role_arn = role.role().map(|r| r.arn().to_owned()).expect("a role");
+    let session = assume(&endpoint, &Keys::dev(), &role_arn, "inventory").await;
+    let as_session = kms(&endpoint, &session);
+    let refused = account_action(&as_session, "kms:ListKeys").await;
+    assert_eq!(
+        refused,
+        Err((
+            "AccessDeniedException".to_owned(),
+            format!(
+                "User: arn:aws:sts::{ACCOUNT}:assumed-role/lister/inventory is not authorized to perform: \
+                 kms:ListKeys because no identity-based policy allows the kms:ListKeys action"
+            )
+        ))
+    );
+    admin
+        .put_role_policy()
+        .role_name("lister")
+        .policy_name("list-keys")
+        .policy_document(allow("kms:ListKeys"))
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    assert_eq!(account_action(&as_session, "kms:ListKeys").await, Ok(()));
+    assert!(
+        account_action(&as_session, "kms:GenerateRandom")
+            .await
+            .is_err()
+    );
+}
