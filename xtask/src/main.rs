@@ -11,9 +11,10 @@ fn main() -> anyhow::Result<()> {
     match task.as_str() {
         "ci" => ci(),
         "test" => test(),
+        "deps" => deps(),
         _ => {
             eprintln!(
-                "usage: cargo xtask <task>\n\ntasks:\n  ci    format check, clippy, and every test\n  test  every test"
+                "usage: cargo xtask <task>\n\ntasks:\n  ci    format check, clippy, and every test\n  test  every test\n  deps  install what the tests need, without running them"
             );
             bail!("unknown task '{task}'")
         }
@@ -40,8 +41,7 @@ fn ci() -> anyhow::Result<()> {
 
 /// Every test of the workspace, with nextest when it is installed.
 fn test() -> anyhow::Result<()> {
-    ensure_softhsm()?;
-    python_clients()?;
+    deps()?;
     let nextest = Command::new("cargo")
         .args(["nextest", "--version"])
         .output()
@@ -63,6 +63,13 @@ fn test() -> anyhow::Result<()> {
             &["test", "--workspace", "--locked", "--no-fail-fast"],
         )
     }
+}
+
+/// What the tests need beyond Rust: SoftHSM2, and the Python environments of the client tests.
+fn deps() -> anyhow::Result<()> {
+    ensure_softhsm()?;
+    python_clients()?;
+    ansible()
 }
 
 /// A virtual environment in `target/python` with boto3, the AWS Encryption SDK and `cryptography` (the
@@ -98,6 +105,31 @@ fn python_clients() -> anyhow::Result<()> {
             "awscli",
         ],
     )
+}
+
+/// What `target/ansible` holds: Ansible 12 (ansible-core 2.19, with the `amazon.aws` 10 collection bundled;
+/// Ansible Galaxy is not reachable from every machine that runs the tests, PyPI is) and the boto3 its AWS
+/// modules run on, pinned so that the Ansible tests see the same module code everywhere.
+const ANSIBLE_REQUIREMENTS: &[&str] = &["ansible==12.3.0", "boto3==1.44.5", "botocore==1.44.5"];
+
+/// A virtual environment in `target/ansible` with [`ANSIBLE_REQUIREMENTS`], for the test that manages keys
+/// with the `amazon.aws.kms_key` and `kms_key_info` modules. Installed once: a stamp file records what was
+/// installed, and the installation is skipped while it matches the pins.
+fn ansible() -> anyhow::Result<()> {
+    let venv = std::path::Path::new("target/ansible");
+    let stamp = venv.join("strongroom-requirements.txt");
+    let wanted = ANSIBLE_REQUIREMENTS.join("\n");
+    let installed = std::fs::read_to_string(&stamp).unwrap_or_default();
+    if installed == wanted && venv.join("bin/ansible-playbook").exists() {
+        return Ok(());
+    }
+    if !venv.join("bin/python").exists() {
+        run("python3", &["-m", "venv", "target/ansible"])?;
+    }
+    let mut args = vec!["install", "--quiet", "--disable-pip-version-check"];
+    args.extend_from_slice(ANSIBLE_REQUIREMENTS);
+    run("target/ansible/bin/pip", &args)?;
+    std::fs::write(&stamp, wanted).with_context(|| format!("write {}", stamp.display()))
 }
 
 /// Installs SoftHSM2, which the PKCS#11 key store's tests run against, if it is missing.
