@@ -203,7 +203,11 @@ impl Directory {
                     session_name,
                 } => {
                     let role = &self.role(&session.account, role_name)?.record;
-                    let session_policy = match &session.policy {
+                    let (session_policy_arns, inline) = match &session.policy {
+                        Some(packed) => crate::sts::unpack_session_policies(packed),
+                        None => (Vec::new(), None),
+                    };
+                    let session_policy = match inline {
                         Some(document) => {
                             Some(Arc::new(compile(document, PolicyKind::Session).ok()?))
                         }
@@ -223,6 +227,7 @@ impl Directory {
                         user_id: format!("{}:{session_name}", role.role_id),
                         role_arn: Some(role.arn()),
                         session_policy,
+                        session_policy_arns,
                         principal_tags: overridden(&role.tags, &session.tags),
                         expires: Some(session.expires),
                     })
@@ -344,6 +349,7 @@ fn user_principal(
         user_id: user.user_id.clone(),
         role_arn: None,
         session_policy: None,
+        session_policy_arns: Vec::new(),
         principal_tags: overridden(&user.tags, session_tags),
         expires,
     }

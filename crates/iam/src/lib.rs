@@ -167,8 +167,14 @@ impl Identities {
                 name: role_name.clone(),
             }),
         };
+        let has_session_policies =
+            principal.session_policy.is_some() || !principal.session_policy_arns.is_empty();
+        if owner.is_none() && !has_session_policies {
+            outcome.allow_account = false;
+            return outcome;
+        }
+        let directory = self.read();
         if let Some(owner) = owner {
-            let directory = self.read();
             for inline in directory.inline_of(&owner) {
                 merge(&mut outcome, inline.compiled.evaluate(&request));
             }
@@ -178,8 +184,18 @@ impl Identities {
                 }
             }
         }
-        if let Some(session_policy) = &principal.session_policy {
-            let session = session_policy.evaluate(&request);
+        if has_session_policies {
+            // The session policies together: any of them may allow, any deny wins; a managed session policy
+            // deleted since the session began allows nothing.
+            let mut session = Outcome::default();
+            if let Some(inline) = &principal.session_policy {
+                merge(&mut session, inline.evaluate(&request));
+            }
+            for arn in &principal.session_policy_arns {
+                if let Some(policy) = directory.policy_by_arn(arn) {
+                    merge(&mut session, policy.compiled.evaluate(&request));
+                }
+            }
             outcome.allow &= session.allow;
             if session.explicit_deny && !outcome.explicit_deny {
                 outcome.explicit_deny = true;

@@ -28,6 +28,9 @@ pub struct ResolvedPrincipal {
     pub role_arn: Option<String>,
     /// A session policy, which narrows what the identity's own policies allow.
     pub session_policy: Option<Arc<Policy>>,
+    /// Managed session policies, by ARN: looked up when a request is evaluated, so they narrow the session
+    /// together with `session_policy` (a session with either allows only what one of them allows).
+    pub session_policy_arns: Vec<String>,
     /// `aws:PrincipalTag/…`: the user's or role's tags, overridden by session tags of the same key.
     pub principal_tags: Vec<Tag>,
     /// When temporary credentials stop working; `None` for long-term keys.
@@ -65,6 +68,7 @@ impl ResolvedPrincipal {
             kind: PrincipalKind::Root,
             role_arn: None,
             session_policy: None,
+            session_policy_arns: Vec::new(),
             principal_tags: Vec::new(),
             expires: None,
         }

@@ -42,7 +42,8 @@ pub struct AssumeRoleRequest {
     pub duration_seconds: Option<i64>,
     /// An inline session policy.
     pub policy: Option<String>,
-    /// Managed session policies; Strongroom refuses them.
+    /// Managed session policies (at most 10, in the role's account), which narrow the session like the
+    /// inline one: the session may do what its role allows and any of its session policies allows.
     pub policy_arns: Vec<String>,
     /// Session tags, which become principal tags.
     pub tags: Vec<Tag>,
@@ -104,15 +105,19 @@ impl Identities {
         check_session_name(&request.session_name)?;
         check_tags(&request.tags)?;
         let (role_account, role_name) = parse_role_arn(&request.role_arn)?;
-        if !request.policy_arns.is_empty() {
-            return Err(IamError::Validation(
-                "PolicyArns is not supported by Strongroom: pass the session policy inline in Policy.".to_owned(),
-            ));
-        }
+        check_policy_arns(&request.policy_arns)?;
         let session_policy = match &request.policy {
             Some(document) => Some(check_session_policy(document)?),
             None => None,
         };
+        let plaintext = request.policy.as_deref().map_or(0, str::len)
+            + request.policy_arns.iter().map(String::len).sum::<usize>();
+        if plaintext > MAX_SESSION_POLICY {
+            return Err(IamError::PackedPolicyTooLarge(format!(
+                "Packed policy consumes {}% of allotted space, please use smaller policy for this session.",
+                plaintext * 100 / MAX_SESSION_POLICY
+            )));
+        }
         let denied = || {
             IamError::AccessDenied(format!(
                 "User: {} is not authorized to perform: sts:AssumeRole on resource: {}",
@@ -128,6 +133,20 @@ impl Identities {
                 _ => return Err(denied()),
             }
         };
+        // Managed session policies must exist in the role's account.
+        {
+            let directory = self.read();
+            for arn in &request.policy_arns {
+                let found = directory
+                    .policy_by_arn(arn)
+                    .is_some_and(|policy| policy.record.account == role.account);
+                if !found {
+                    return Err(IamError::MalformedPolicyDocument(format!(
+                        "Policy {arn} does not exist or is not attachable."
+                    )));
+                }
+            }
+        }
 
         let chained = matches!(caller.kind, PrincipalKind::AssumedRole { .. });
         let duration = request.duration_seconds.unwrap_or(3600);
@@ -190,12 +209,11 @@ impl Identities {
             expires,
             token_hash: Vec::new(),
             tags: request.tags,
-            policy: request.policy.clone(),
+            policy: pack_session_policies(request.policy.as_deref(), &request.policy_arns),
         };
-        let packed_policy_size = session_policy.as_ref().map(|_| {
-            let size = request.policy.as_deref().map_or(0, str::len);
-            u32::try_from(size * 100 / MAX_SESSION_POLICY).unwrap_or(100)
-        });
+        let has_session_policies = session_policy.is_some() || !request.policy_arns.is_empty();
+        let packed_policy_size = has_session_policies
+            .then(|| u32::try_from(plaintext * 100 / MAX_SESSION_POLICY).unwrap_or(100));
         let mut credentials = self.new_session(session).await?;
         credentials.assumed_role_user = Some((
             format!("{}:{}", role.role_id, request.session_name),
@@ -352,6 +370,72 @@ impl Identities {
         });
         Ok(())
     }
+}
+
+/// The most managed session policies one `AssumeRole` may pass.
+const MAX_POLICY_ARNS: usize = 10;
+/// What starts each managed session policy's line in a stored session policy.
+const POLICY_ARN_LINE: &str = "PolicyArn ";
+
+/// Checks the managed session policy ARNs: how many, and each one's length and form.
+fn check_policy_arns(arns: &[String]) -> Result<(), IamError> {
+    if arns.len() > MAX_POLICY_ARNS {
+        return Err(IamError::Validation(format!(
+            "1 validation error detected: Value at 'policyArns' failed to satisfy constraint: Member must \
+             have length less than or equal to {MAX_POLICY_ARNS}; {} were given.",
+            arns.len()
+        )));
+    }
+    for (index, arn) in arns.iter().enumerate() {
+        if !(20..=2048).contains(&arn.len()) {
+            return Err(IamError::Validation(format!(
+                "1 validation error detected: Value '{arn}' at 'policyArns.{}.member.arn' failed to satisfy \
+                 constraint: Member must have length between 20 and 2048",
+                index + 1
+            )));
+        }
+        if !arn.starts_with("arn:aws:iam::") || !arn.contains(":policy/") {
+            return Err(IamError::Validation(format!(
+                "Invalid ARN '{arn}' at 'policyArns.{}.member.arn': expected arn:aws:iam::ACCOUNT:policy/NAME.",
+                index + 1
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// The text a session's policies are stored as, in the one session-policy column: the inline document
+/// alone when there are no managed session policies (as sessions were stored before them), otherwise one
+/// `PolicyArn ARN` line per managed policy followed by the inline document, if any. A policy document is
+/// JSON and cannot start with `PolicyArn `.
+pub(crate) fn pack_session_policies(inline: Option<&str>, arns: &[String]) -> Option<String> {
+    if arns.is_empty() {
+        return inline.map(str::to_owned);
+    }
+    let mut packed = String::new();
+    for arn in arns {
+        packed.push_str(POLICY_ARN_LINE);
+        packed.push_str(arn);
+        packed.push('\n');
+    }
+    packed.push_str(inline.unwrap_or_default());
+    Some(packed)
+}
+
+/// Splits stored session policies into the managed policy ARNs and the inline document.
+pub(crate) fn unpack_session_policies(packed: &str) -> (Vec<String>, Option<&str>) {
+    let mut arns = Vec::new();
+    let mut rest = packed;
+    while let Some(line) = rest.strip_prefix(POLICY_ARN_LINE) {
+        let (arn, after) = line.split_once('\n').unwrap_or((line, ""));
+        arns.push(arn.to_owned());
+        rest = after;
+    }
+    let inline = match arns.is_empty() || !rest.is_empty() {
+        true => Some(rest),
+        false => None,
+    };
+    (arns, inline)
 }
 
 /// Checks an inline session policy: its size, then its grammar.

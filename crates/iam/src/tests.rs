@@ -559,6 +559,170 @@ async fn session_policies_and_tags_narrow_and_describe_a_session() {
     );
 }
 
+/// Managed session policies (`PolicyArns`) narrow a session like the inline one, together with it, are
+/// checked when the role is assumed, and are read again at each request (and after a restart).
+#[tokio::test]
+async fn managed_session_policies_narrow_a_session_with_the_inline_one() {
+    let dir = TempDir::new("iam-policy-arns");
+    let now = Arc::new(Mutex::new(base_time()));
+    let root = root(ACCOUNT);
+    let key = format!("arn:aws:kms:us-east-1:{ACCOUNT}:key/k");
+    let allows = |ids: &Identities, principal: &ResolvedPrincipal, action: &str| {
+        let outcome = ids.evaluate_identity(principal, action, &key, &MapContext::new());
+        outcome.allow && !outcome.explicit_deny
+    };
+    let (encrypt_arn, credentials) = {
+        let ids = open(&dir, &now).await;
+        let role = ids
+            .create_role(
+                &root,
+                new_role("scoped", &format!("arn:aws:iam::{ACCOUNT}:root")),
+            )
+            .await
+            .expect("CreateRole");
+        ids.put_role_policy(&root, "scoped", "kms", &allow("kms:*", "*"))
+            .await
+            .expect("PutRolePolicy");
+        let mut arns = Vec::new();
+        for (name, action) in [("encrypt", "kms:Encrypt"), ("iam", "iam:CreateUser")] {
+            let created = ids
+                .create_policy(
+                    &root,
+                    NewPolicy {
+                        name: name.to_owned(),
+                        path: Some("/session/".to_owned()),
+                        document: allow(action, "*"),
+                        ..NewPolicy::default()
+                    },
+                )
+                .await
+                .expect("CreatePolicy");
+            arns.push(created.policy.arn());
+        }
+        let [encrypt_arn, iam_arn] = [arns[0].clone(), arns[1].clone()];
+
+        // Managed alone: the session may do what the role and the managed policy both allow.
+        let mut request = assume(&role.arn(), "managed");
+        request.policy_arns = vec![encrypt_arn.clone(), iam_arn.clone()];
+        let credentials = ids.assume_role(&root, request).await.expect("AssumeRole");
+        assert!(credentials.packed_policy_size.is_some());
+        let session = ids
+            .lookup(&credentials.access_key_id, Some(&credentials.session_token))
+            .expect("lookup")
+            .principal;
+        assert!(allows(&ids, &session, "kms:Encrypt"));
+        assert!(
+            !allows(&ids, &session, "kms:Decrypt"),
+            "no session policy allows Decrypt"
+        );
+        assert!(
+            !allows(&ids, &session, "iam:CreateUser"),
+            "a session policy grants nothing the role lacks"
+        );
+
+        // Inline and managed together: either may allow.
+        let mut request = assume(&role.arn(), "both");
+        request.policy = Some(allow("kms:Decrypt", "*"));
+        request.policy_arns = vec![encrypt_arn.clone()];
+        let both = ids.assume_role(&root, request).await.expect("AssumeRole");
+        let session = ids
+            .lookup(&both.access_key_id, Some(&both.session_token))
+            .expect("lookup")
+            .principal;
+        assert!(allows(&ids, &session, "kms:Encrypt"));
+        assert!(allows(&ids, &session, "kms:Decrypt"));
+        assert!(!allows(&ids, &session, "kms:GenerateDataKey"));
+
+        // A deny in a managed session policy wins.
+        let denying = ids
+            .create_policy(
+                &root,
+                NewPolicy {
+                    name: "no-decrypt".to_owned(),
+                    document: r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:*","Resource":"*"},{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}"#.to_owned(),
+                    ..NewPolicy::default()
+                },
+            )
+            .await
+            .expect("CreatePolicy");
+        let mut request = assume(&role.arn(), "deny");
+        request.policy = Some(allow("kms:Decrypt", "*"));
+        request.policy_arns = vec![denying.policy.arn()];
+        let denied = ids.assume_role(&root, request).await.expect("AssumeRole");
+        let session = ids
+            .lookup(&denied.access_key_id, Some(&denied.session_token))
+            .expect("lookup")
+            .principal;
+        let outcome = ids.evaluate_identity(&session, "kms:Decrypt", &key, &MapContext::new());
+        assert!(outcome.explicit_deny);
+        assert!(allows(&ids, &session, "kms:Sign"));
+
+        // Unknown policies, other accounts' policies, AWS managed policies and more than ten are refused.
+        for arn in [
+            format!("arn:aws:iam::{ACCOUNT}:policy/missing"),
+            format!("arn:aws:iam::{ACCOUNT}:policy/encrypt"),
+            format!("arn:aws:iam::{OTHER}:policy/session/encrypt"),
+            "arn:aws:iam::aws:policy/ReadOnlyAccess".to_owned(),
+        ] {
+            let mut request = assume(&role.arn(), "bad");
+            request.policy_arns = vec![arn.clone()];
+            let refused = ids.assume_role(&root, request).await.expect_err("refused");
+            assert_eq!(refused.code(), "MalformedPolicyDocument", "{arn}");
+            assert_eq!(
+                refused.to_string(),
+                format!("Policy {arn} does not exist or is not attachable.")
+            );
+        }
+        let mut request = assume(&role.arn(), "many");
+        request.policy_arns = vec![encrypt_arn.clone(); 11];
+        assert_eq!(
+            code(ids.assume_role(&root, request).await),
+            "ValidationError"
+        );
+        let mut request = assume(&role.arn(), "short");
+        request.policy_arns = vec!["arn:aws:iam::x".to_owned()];
+        assert_eq!(
+            code(ids.assume_role(&root, request).await),
+            "ValidationError"
+        );
+        (encrypt_arn, credentials)
+    };
+
+    // The session's policies survive a restart.
+    let ids = open(&dir, &now).await;
+    let session = ids
+        .lookup(&credentials.access_key_id, Some(&credentials.session_token))
+        .expect("the session survives")
+        .principal;
+    assert_eq!(session.session_policy_arns.len(), 2);
+    assert!(session.session_policy.is_none());
+    assert!(allows(&ids, &session, "kms:Encrypt"));
+    assert!(!allows(&ids, &session, "kms:Decrypt"));
+    // A managed session policy deleted since allows nothing any more.
+    ids.delete_policy(&root, &encrypt_arn)
+        .await
+        .expect("DeletePolicy");
+    assert!(!allows(&ids, &session, "kms:Encrypt"));
+}
+
+#[test]
+fn stored_session_policies_round_trip() {
+    let arns = vec![
+        format!("arn:aws:iam::{ACCOUNT}:policy/a"),
+        format!("arn:aws:iam::{ACCOUNT}:policy/path/b"),
+    ];
+    let inline = allow("kms:Encrypt", "*");
+    for (inline, arns) in [
+        (Some(inline.as_str()), arns.clone()),
+        (None, arns.clone()),
+        (Some(inline.as_str()), Vec::new()),
+    ] {
+        let packed = crate::sts::pack_session_policies(inline, &arns).expect("something to store");
+        assert_eq!(crate::sts::unpack_session_policies(&packed), (arns, inline));
+    }
+    assert_eq!(crate::sts::pack_session_policies(None, &[]), None);
+}
+
 #[tokio::test]
 async fn session_tokens_for_users_and_identities_survive_a_restart() {
     let dir = TempDir::new("iam-restart");

@@ -1208,3 +1208,131 @@ async fn operations_on_no_key_are_decided_by_identity_policies() {
             .is_err()
     );
 }
+
+/// `PolicyArns`: managed policies passed to AssumeRole narrow the session together with the inline
+/// session policy; an unknown policy is refused as AWS refuses it.
+#[tokio::test(flavor = "multi_thread")]
+async fn assume_role_with_managed_session_policies_through_the_sdk() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let (key_id, _) = create_key(&server.client(), "for managed session policies").await;
+    let ciphertext = encrypt(&server.client(), &key_id, b"session", &[]).await;
+    let admin = iam(&endpoint, &Keys::dev());
+    admin
+        .create_role()
+        .role_name("crypto")
+        .assume_role_policy_document(trust_account())
+        .send()
+        .await
+        .expect("CreateRole");
+    admin
+        .put_role_policy()
+        .role_name("crypto")
+        .policy_name("kms")
+        .policy_document(allow("kms:*"))
+        .send()
+        .await
+        .expect("PutRolePolicy");
+    let created = admin
+        .create_policy()
+        .policy_name("encrypt-only")
+        .policy_document(allow("kms:Encrypt"))
+        .send()
+        .await
+        .expect("CreatePolicy");
+    let policy_arn = created
+        .policy()
+        .and_then(|policy| policy.arn())
+        .expect("a policy ARN")
+        .to_owned();
+    let role_arn = format!("arn:aws:iam::{ACCOUNT}:role/crypto");
+    let descriptor = |arn: &str| {
+        aws_sdk_sts::types::PolicyDescriptorType::builder()
+            .arn(arn)
+            .build()
+    };
+
+    let assumed = sts(&endpoint, &Keys::dev())
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name("managed")
+        .policy_arns(descriptor(&policy_arn))
+        .send()
+        .await
+        .expect("AssumeRole with PolicyArns");
+    let credentials = assumed.credentials().expect("credentials");
+    let session = Keys {
+        access_key_id: credentials.access_key_id().to_owned(),
+        secret: credentials.secret_access_key().to_owned(),
+        token: Some(credentials.session_token().to_owned()),
+    };
+    let as_session = kms(&endpoint, &session);
+    assert_eq!(try_encrypt(&as_session, &key_id).await, Ok(()));
+    let refused = failure(
+        as_session
+            .decrypt()
+            .ciphertext_blob(Blob::new(ciphertext.clone()))
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+
+    // With an inline session policy too, either one may allow.
+    let assumed = sts(&endpoint, &Keys::dev())
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name("both")
+        .policy_arns(descriptor(&policy_arn))
+        .policy(allow("kms:Decrypt"))
+        .send()
+        .await
+        .expect("AssumeRole with Policy and PolicyArns");
+    let credentials = assumed.credentials().expect("credentials");
+    let both = kms(
+        &endpoint,
+        &Keys {
+            access_key_id: credentials.access_key_id().to_owned(),
+            secret: credentials.secret_access_key().to_owned(),
+            token: Some(credentials.session_token().to_owned()),
+        },
+    );
+    assert_eq!(try_encrypt(&both, &key_id).await, Ok(()));
+    let decrypted = both
+        .decrypt()
+        .ciphertext_blob(Blob::new(ciphertext))
+        .send()
+        .await
+        .expect("Decrypt through the inline session policy");
+    assert_eq!(
+        decrypted.plaintext().map(|p| p.as_ref()),
+        Some(&b"session"[..])
+    );
+    assert_eq!(
+        failure(both.schedule_key_deletion().key_id(&key_id).send().await).code,
+        "AccessDeniedException"
+    );
+
+    let missing = format!("arn:aws:iam::{ACCOUNT}:policy/missing");
+    let refused = failure(
+        sts(&endpoint, &Keys::dev())
+            .assume_role()
+            .role_arn(&role_arn)
+            .role_session_name("missing")
+            .policy_arns(descriptor(&missing))
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "MalformedPolicyDocument");
+    assert_eq!(
+        refused.message,
+        format!("Policy {missing} does not exist or is not attachable.")
+    );
+    let mut too_many = sts(&endpoint, &Keys::dev())
+        .assume_role()
+        .role_arn(&role_arn)
+        .role_session_name("many");
+    for _ in 0..11 {
+        too_many = too_many.policy_arns(descriptor(&policy_arn));
+    }
+    assert_eq!(failure(too_many.send().await).code, "ValidationError");
+}
