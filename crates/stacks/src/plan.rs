@@ -1,0 +1,371 @@
+//! From a parsed file to what it means: the desired resources, and the plan that moves the recorded
+//! resources to them.
+//!
+//! Each resource has a logical id (`cluster`, `hsm/us-east-1a/1`, `cluster-certificate`,
+//! `cluster-activation`, `crypto-user`, `key-store`, `key-store-connection`, `key/<name>`,
+//! `alias/<alias>`, `grant/<key>/<grant>`) and properties, a small JSON object that never holds a secret
+//! (secret references are kept as where-to-find-it text). The plan compares properties: a resource only
+//! in the file is created, one only in the record is deleted, one whose properties differ is updated if
+//! the engine can make that change, and otherwise the whole plan is refused with the reason before
+//! anything is touched.
+
+use serde_json::{Value, json};
+use strongroom_storage::stacks::StackResource;
+
+use crate::file::{KeyLocation, Parsed, policy_json};
+
+/// What kind of resource a logical id names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Cluster,
+    Hsm,
+    Certificate,
+    Activation,
+    CryptoUser,
+    KeyStore,
+    Connection,
+    Key,
+    Alias,
+    Grant,
+}
+
+impl Kind {
+    pub(crate) fn of(logical_id: &str) -> Option<Kind> {
+        let kind = match logical_id {
+            "cluster" => Kind::Cluster,
+            "cluster-certificate" => Kind::Certificate,
+            "cluster-activation" => Kind::Activation,
+            "crypto-user" => Kind::CryptoUser,
+            "key-store" => Kind::KeyStore,
+            "key-store-connection" => Kind::Connection,
+            id if id.starts_with("hsm/") => Kind::Hsm,
+            id if id.starts_with("key/") => Kind::Key,
+            id if id.starts_with("alias/") => Kind::Alias,
+            id if id.starts_with("grant/") => Kind::Grant,
+            _ => return None,
+        };
+        Some(kind)
+    }
+}
+
+/// One resource as the file wants it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Desired {
+    pub(crate) logical_id: String,
+    pub(crate) props: Value,
+}
+
+/// What a step does to its resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Make it.
+    Create,
+    /// Change it in place.
+    Update,
+    /// Remove it (or keep it, with the reason, when deletion rules say so).
+    Delete,
+}
+
+impl Action {
+    /// The spelling in step records and plans.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Action> {
+        match text {
+            "create" => Some(Action::Create),
+            "update" => Some(Action::Update),
+            "delete" => Some(Action::Delete),
+            _ => None,
+        }
+    }
+}
+
+/// One change of a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// What happens.
+    pub action: Action,
+    /// To which resource.
+    pub logical_id: String,
+    /// In words, for people.
+    pub detail: String,
+    /// The properties before the change (updates and deletes).
+    pub(crate) before: Option<Value>,
+    /// The properties after it (creates and updates).
+    pub(crate) after: Option<Value>,
+}
+
+/// What applying a file would do.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// The changes, in the order the steps run.
+    pub changes: Vec<Change>,
+    /// Changes the engine cannot make, with the reason; a plan with refusals is not applied.
+    pub refusals: Vec<String>,
+}
+
+/// The resources `parsed` declares, in the order they are created.
+pub(crate) fn desired(parsed: &Parsed) -> Vec<Desired> {
+    let file = &parsed.file;
+    let mut out = Vec::new();
+    let mut push = |logical_id: String, props: Value| out.push(Desired { logical_id, props });
+    if let Some(cluster) = &file.cluster {
+        let zones: Vec<&String> = cluster.hsms.keys().collect();
+        push(
+            "cluster".to_owned(),
+            json!({
+                "hsm_type": cluster.hsm_type,
+                "zones": zones,
+                "tags": cluster.tags,
+                "destroy_on_delete": cluster.destroy_on_delete,
+            }),
+        );
+        for (zone, count) in &cluster.hsms {
+            for n in 1..=*count {
+                push(format!("hsm/{zone}/{n}"), json!({ "zone": zone }));
+            }
+        }
+        push(
+            "cluster-certificate".to_owned(),
+            json!({
+                "certificate": cluster.certificate_authority.certificate.to_string(),
+                "private_key": cluster.certificate_authority.private_key.to_string(),
+            }),
+        );
+        push(
+            "cluster-activation".to_owned(),
+            json!({ "admin_password": cluster.admin_password.to_string() }),
+        );
+    }
+    if let Some(user) = &file.crypto_user {
+        push(
+            "crypto-user".to_owned(),
+            json!({
+                "name": user.name,
+                "password": user.password.to_string(),
+                "generation": user.generation,
+            }),
+        );
+    }
+    if let Some(store) = &file.key_store {
+        push(
+            "key-store".to_owned(),
+            json!({
+                "name": parsed.qualified(&store.name, "-"),
+                "delete_with_stack": store.delete_with_stack,
+            }),
+        );
+        push("key-store-connection".to_owned(), json!({}));
+    }
+    for (name, key) in &file.keys {
+        let location = match parsed.location(key) {
+            KeyLocation::Custom => "custom",
+            KeyLocation::Default => "default",
+        };
+        let policy = key.policy.as_ref().and_then(|p| policy_json(p).ok());
+        push(
+            format!("key/{name}"),
+            json!({
+                "key_store": location,
+                "description": key.description,
+                "key_spec": key.key_spec.clone().unwrap_or_else(|| "SYMMETRIC_DEFAULT".to_owned()),
+                "key_usage": key.key_usage.clone().unwrap_or_else(|| "ENCRYPT_DECRYPT".to_owned()),
+                "policy": policy,
+                "tags": key.tags,
+            }),
+        );
+    }
+    for (name, key) in &file.keys {
+        for alias in &key.aliases {
+            let qualified = format!("alias/{}", parsed.qualified(alias, "/"));
+            push(
+                qualified.clone(),
+                json!({ "name": qualified, "key": format!("key/{name}") }),
+            );
+        }
+        for grant in &key.grants {
+            let mut operations = grant.operations.clone();
+            operations.sort();
+            push(
+                format!("grant/{name}/{}", grant.name),
+                json!({
+                    "key": format!("key/{name}"),
+                    "name": grant.name,
+                    "grantee": grant.grantee,
+                    "operations": operations,
+                    "retiring_principal": grant.retiring_principal,
+                }),
+            );
+        }
+    }
+    out
+}
+
+/// Compares `desired` with the `recorded` resources.
+pub(crate) fn plan(desired: &[Desired], recorded: &[StackResource]) -> Plan {
+    let mut plan = Plan::default();
+    let props_of = |resource: &StackResource| -> Value {
+        serde_json::from_str(&resource.properties).unwrap_or(Value::Null)
+    };
+    let recorded_ids: Vec<&str> = recorded.iter().map(|r| r.logical_id.as_str()).collect();
+    let initialized = recorded_ids.contains(&"cluster-certificate");
+    // Deletions first, newest first, so that dependants go before what they depend on.
+    for resource in recorded.iter().rev() {
+        if desired.iter().any(|d| d.logical_id == resource.logical_id) {
+            continue;
+        }
+        if Kind::of(&resource.logical_id) == Some(Kind::Hsm)
+            && initialized
+            && desired.iter().any(|d| d.logical_id == "cluster")
+        {
+            plan.refusals.push(format!(
+                "{}: removing or moving HSMs of an initialized cluster is not supported by stacks; keep the \
+                 cluster's hsms as they are (use aws cloudhsmv2 delete-hsm and create-hsm, then strongroom hsm \
+                 sync, outside the stack)",
+                resource.logical_id
+            ));
+            continue;
+        }
+        plan.changes.push(Change {
+            action: Action::Delete,
+            logical_id: resource.logical_id.clone(),
+            detail: format!("delete {}", describe(&resource.logical_id, &props_of(resource))),
+            before: Some(props_of(resource)),
+            after: None,
+        });
+    }
+    for wanted in desired {
+        let Some(existing) = recorded.iter().find(|r| r.logical_id == wanted.logical_id) else {
+            if Kind::of(&wanted.logical_id) == Some(Kind::Hsm) && initialized {
+                plan.refusals.push(format!(
+                    "{}: adding HSMs to an initialized cluster is not supported by stacks; add them with aws \
+                     cloudhsmv2 create-hsm and strongroom hsm sync",
+                    wanted.logical_id
+                ));
+                continue;
+            }
+            plan.changes.push(Change {
+                action: Action::Create,
+                logical_id: wanted.logical_id.clone(),
+                detail: format!("create {}", describe(&wanted.logical_id, &wanted.props)),
+                before: None,
+                after: Some(wanted.props.clone()),
+            });
+            continue;
+        };
+        let before = props_of(existing);
+        if before == wanted.props && existing.retained.is_none() {
+            continue;
+        }
+        let changed: Vec<&str> = field_names(&wanted.props)
+            .into_iter()
+            .filter(|field| before.get(field) != wanted.props.get(field))
+            .collect();
+        let refused: Vec<&str> = changed
+            .iter()
+            .copied()
+            .filter(|field| fixed_fields(&wanted.logical_id).contains(field))
+            .collect();
+        if !refused.is_empty() {
+            for field in refused {
+                plan.refusals.push(format!(
+                    "{}: {field} cannot change (from {} to {}): {}",
+                    wanted.logical_id,
+                    before.get(field).unwrap_or(&Value::Null),
+                    wanted.props.get(field).unwrap_or(&Value::Null),
+                    why_fixed(&wanted.logical_id, field)
+                ));
+            }
+            continue;
+        }
+        let detail = match (changed.is_empty(), &existing.retained) {
+            (true, Some(_)) => format!(
+                "take back {} (kept when the stack was deleted)",
+                wanted.logical_id
+            ),
+            _ => format!("update {}: {}", wanted.logical_id, changed.join(", ")),
+        };
+        plan.changes.push(Change {
+            action: Action::Update,
+            logical_id: wanted.logical_id.clone(),
+            detail,
+            before: Some(before),
+            after: Some(wanted.props.clone()),
+        });
+    }
+    plan
+}
+
+fn field_names(props: &Value) -> Vec<&str> {
+    props
+        .as_object()
+        .map(|map| map.keys().map(String::as_str).collect())
+        .unwrap_or_default()
+}
+
+/// Properties the engine cannot change on an existing resource.
+fn fixed_fields(logical_id: &str) -> &'static [&'static str] {
+    match Kind::of(logical_id) {
+        Some(Kind::Cluster) => &["hsm_type", "zones"],
+        Some(Kind::Certificate) => &["certificate", "private_key"],
+        Some(Kind::CryptoUser) => &["name"],
+        Some(Kind::Key) => &["key_store", "key_spec", "key_usage"],
+        _ => &[],
+    }
+}
+
+fn why_fixed(logical_id: &str, field: &str) -> &'static str {
+    match (Kind::of(logical_id), field) {
+        (Some(Kind::Cluster), "hsm_type") => {
+            "a cluster runs on the HSMs it was created with; declare a new stack for another type"
+        }
+        (Some(Kind::Cluster), _) => {
+            "a cluster's subnets (availability zones) are fixed at creation; declare a new stack for another cluster"
+        }
+        (Some(Kind::Certificate), _) => {
+            "a cluster is initialized once, under one CA; its trust anchor cannot change"
+        }
+        (Some(Kind::CryptoUser), _) => "a cluster's crypto user cannot be renamed",
+        (Some(Kind::Key), "key_store") => {
+            "a key's material cannot move between key stores; declare a new key and delete the old one"
+        }
+        (Some(Kind::Key), _) => {
+            "KMS cannot change a key's spec or usage; declare a new key and delete the old one"
+        }
+        _ => "this property is fixed",
+    }
+}
+
+/// A resource in words, for plans and logs.
+pub(crate) fn describe(logical_id: &str, props: &Value) -> String {
+    let text = |field: &str| props.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+    match Kind::of(logical_id) {
+        Some(Kind::Cluster) => {
+            let zones: Vec<&str> = props
+                .get("zones")
+                .and_then(Value::as_array)
+                .map(|zones| zones.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            format!("cluster ({}, zones {})", text("hsm_type"), zones.join(", "))
+        }
+        Some(Kind::Hsm) => format!("{logical_id} (an HSM in {})", text("zone")),
+        Some(Kind::Certificate) => format!(
+            "cluster-certificate (CSR signed by the CA in {})",
+            text("certificate")
+        ),
+        Some(Kind::Activation) => "cluster-activation".to_owned(),
+        Some(Kind::CryptoUser) => format!("crypto-user {}", text("name")),
+        Some(Kind::KeyStore) => format!("key-store {}", text("name")),
+        Some(Kind::Connection) => "key-store-connection".to_owned(),
+        Some(Kind::Key) => format!("{logical_id} ({}, {} key store)", text("key_spec"), text("key_store")),
+        Some(Kind::Alias) => format!("{} -> {}", text("name"), text("key")),
+        Some(Kind::Grant) => format!("{logical_id} (for {})", text("grantee")),
+        None => logical_id.to_owned(),
+    }
+}

@@ -1,0 +1,828 @@
+//! What each step does to its resource: create, update, delete, and the undo of each for rollbacks.
+//!
+//! Steps call the services in process as the stack's owner (a [`Caller`] rebuilt from the stack record),
+//! so key policies, IAM policies and the services' own checks apply as they would to the owner's requests.
+//! Every step can be run again after a crash: creates first look for what an interrupted run may already
+//! have made (a cluster tagged with the stack's name, an HSM of the cluster not yet recorded, a key store
+//! of the same name on the same cluster, a crypto user present when the step was already running), and
+//! deletes accept what is already gone.
+//!
+//! Deletion never destroys what still protects data: a key store that still has KMS keys is only
+//! disconnected, and the cluster (with its HSMs, certificates and users) stays unless the file says
+//! `destroy_on_delete: true` (or a rollback undoes the apply that created it) and no key store refers to
+//! it. Keys are scheduled for deletion after 7 days, the shortest waiting period AWS allows.
+
+use serde_json::Value;
+use strongroom_cloudhsm::{ClusterFilters, ClusterState, CreateClusterRequest, HsmSelector, PasswordAuthority, Pin};
+use strongroom_service::custom_key_stores::{CreateCustomKeyStoreRequest, UpdateCustomKeyStoreRequest};
+use strongroom_service::grants::CreateGrantRequest;
+use strongroom_service::keys::CreateKeyRequest;
+use strongroom_service::{Caller, Error as KmsError};
+use strongroom_storage::stacks::StackResource;
+use strongroom_types::{KeySpec, KeyState, KeyUsage, Origin, Tag};
+use zeroize::Zeroizing;
+
+use crate::Stacks;
+use crate::file::{Parsed, SecretRef};
+use crate::plan::Kind;
+use crate::{ca, sources};
+
+/// The tag every cluster and key a stack creates carries, naming the stack.
+pub(crate) const STACK_TAG: &str = "strongroom:stack";
+/// The waiting period of keys a stack deletes.
+const KEY_DELETION_DAYS: i64 = 7;
+
+/// What a finished step did to the stack's list of resources.
+#[derive(Debug)]
+pub(crate) enum Effect {
+    /// The resource exists with these ids and properties.
+    Record(StackResource),
+    /// The resource is gone.
+    Forget(String),
+    /// The resource was kept, for this reason.
+    Keep(String, String),
+}
+
+/// What a step works with.
+pub(crate) struct Ctx<'a> {
+    pub(crate) stacks: &'a Stacks,
+    pub(crate) caller: &'a Caller,
+    pub(crate) stack_name: &'a str,
+    pub(crate) parsed: &'a Parsed,
+    pub(crate) resources: &'a [StackResource],
+}
+
+fn record(logical_id: &str, physical_id: &str, props: &Value) -> Effect {
+    Effect::Record(StackResource {
+        logical_id: logical_id.to_owned(),
+        physical_id: physical_id.to_owned(),
+        properties: props.to_string(),
+        retained: None,
+    })
+}
+
+fn text<'v>(props: &'v Value, field: &str) -> &'v str {
+    props.get(field).and_then(Value::as_str).unwrap_or_default()
+}
+
+fn tags_of(props: &Value) -> Vec<Tag> {
+    props
+        .get("tags")
+        .and_then(Value::as_object)
+        .map(|map| {
+            map.iter()
+                .map(|(key, value)| Tag {
+                    key: key.clone(),
+                    value: value.as_str().unwrap_or_default().to_owned(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn kms_failure(what: &str, error: &KmsError) -> String {
+    format!("{what} failed: {}: {error}", error.code())
+}
+
+fn hsm_failure(what: &str, error: &strongroom_cloudhsm::Error) -> String {
+    format!("{what} failed: {error}")
+}
+
+impl Ctx<'_> {
+    fn physical(&self, logical_id: &str) -> Result<String, String> {
+        self.resources
+            .iter()
+            .find(|r| r.logical_id == logical_id)
+            .map(|r| r.physical_id.clone())
+            .ok_or_else(|| format!("{logical_id} has not been created yet"))
+    }
+
+    fn props_of(&self, logical_id: &str) -> Value {
+        self.resources
+            .iter()
+            .find(|r| r.logical_id == logical_id)
+            .and_then(|r| serde_json::from_str(&r.properties).ok())
+            .unwrap_or(Value::Null)
+    }
+
+    async fn secret(&self, source: &SecretRef, what: &str) -> Result<Zeroizing<String>, String> {
+        sources::read(&self.stacks.secrets, self.caller, source, what).await
+    }
+
+    async fn admin_password(&self) -> Result<Pin, String> {
+        let cluster = self.parsed.file.cluster.as_ref().ok_or("the file declares no cluster")?;
+        let password = self.secret(&cluster.admin_password, "admin password").await?;
+        Ok(Pin::new(password.to_string()))
+    }
+
+    async fn kmsuser_password(&self) -> Result<Zeroizing<String>, String> {
+        let user = self.parsed.file.crypto_user.as_ref().ok_or("the file declares no crypto_user")?;
+        self.secret(&user.password, "crypto user password").await
+    }
+
+    async fn cluster_record(&self, cluster_id: &str) -> Result<strongroom_cloudhsm::Cluster, String> {
+        let filters = ClusterFilters {
+            cluster_ids: Some(vec![cluster_id.to_owned()]),
+            ..ClusterFilters::default()
+        };
+        let page = self
+            .stacks
+            .plane
+            .describe_clusters(&self.caller.namespace, &filters, None, None)
+            .await
+            .map_err(|e| hsm_failure("DescribeClusters", &e))?;
+        page.items
+            .into_iter()
+            .next()
+            .ok_or_else(|| format!("cluster {cluster_id} no longer exists"))
+    }
+
+    /// The key store's connection state and error code, or `None` if it no longer exists.
+    async fn key_store_state(&self, id: &str) -> Result<Option<(String, Option<String>)>, String> {
+        match self
+            .stacks
+            .kms
+            .describe_custom_key_stores(self.caller, Some(id), None, None, None)
+            .await
+        {
+            Ok(page) => Ok(page
+                .items
+                .into_iter()
+                .next()
+                .map(|info| (info.connection_state, info.connection_error))),
+            Err(KmsError::CustomKeyStoreNotFound(_)) => Ok(None),
+            Err(e) => Err(kms_failure("DescribeCustomKeyStores", &e)),
+        }
+    }
+
+    async fn connect(&self, id: &str, log: &mut Vec<String>) -> Result<(), String> {
+        let kms = &self.stacks.kms;
+        if let Some((state, _)) = self.key_store_state(id).await?
+            && state == "FAILED"
+        {
+            kms.disconnect_custom_key_store(self.caller, id)
+                .await
+                .map_err(|e| kms_failure("DisconnectCustomKeyStore", &e))?;
+            log.push(format!("disconnected {id}, which had failed to connect before"));
+        }
+        kms.connect_custom_key_store(self.caller, id)
+            .await
+            .map_err(|e| kms_failure("ConnectCustomKeyStore", &e))?;
+        match self.key_store_state(id).await? {
+            Some((state, _)) if state == "CONNECTED" => {
+                log.push(format!("connected {id}; kmsuser's password was rotated to one only Strongroom knows"));
+                Ok(())
+            }
+            Some((state, code)) => Err(format!(
+                "key store {id} did not connect: it is {state}{}",
+                code.map(|c| format!(" with ConnectionErrorCode {c}")).unwrap_or_default()
+            )),
+            None => Err(format!("key store {id} no longer exists")),
+        }
+    }
+
+    async fn disconnect(&self, id: &str, log: &mut Vec<String>) -> Result<bool, String> {
+        match self.key_store_state(id).await? {
+            Some((state, _)) if state != "DISCONNECTED" => {
+                self.stacks
+                    .kms
+                    .disconnect_custom_key_store(self.caller, id)
+                    .await
+                    .map_err(|e| kms_failure("DisconnectCustomKeyStore", &e))?;
+                log.push(format!("disconnected key store {id}"));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    /// Why the cluster (and what goes with it) must stay, if it must: the file does not say to destroy
+    /// it (unless this is a rollback), or a custom key store still refers to it.
+    async fn cluster_must_stay(&self, rollback: bool) -> Result<Option<String>, String> {
+        let Ok(cluster_id) = self.physical("cluster") else {
+            return Ok(None);
+        };
+        let destroy = self.props_of("cluster").get("destroy_on_delete").and_then(Value::as_bool) == Some(true);
+        let stores = self
+            .stacks
+            .kms
+            .describe_custom_key_stores(self.caller, None, None, None, None)
+            .await
+            .map_err(|e| kms_failure("DescribeCustomKeyStores", &e))?;
+        if let Some(store) = stores.items.iter().find(|s| s.cluster_id == cluster_id) {
+            return Ok(Some(format!(
+                "kept with cluster {cluster_id}: custom key store {} ({}) still refers to it",
+                store.id, store.name
+            )));
+        }
+        if !destroy && !rollback {
+            return Ok(Some(format!(
+                "kept with cluster {cluster_id}: the stack file does not say destroy_on_delete: true"
+            )));
+        }
+        Ok(None)
+    }
+}
+
+/// Creates the resource of a step, or updates it from `before` to `after`.
+pub(crate) async fn apply(
+    ctx: &Ctx<'_>,
+    logical_id: &str,
+    before: Option<&Value>,
+    after: &Value,
+    resumed: bool,
+    log: &mut Vec<String>,
+) -> Result<Effect, String> {
+    let Some(kind) = Kind::of(logical_id) else {
+        return Err(format!("{logical_id} is not a resource this engine knows"));
+    };
+    let plane = &ctx.stacks.plane;
+    let kms = &ctx.stacks.kms;
+    let ns = &ctx.caller.namespace;
+    let existing = ctx.physical(logical_id).ok();
+    match (kind, existing) {
+        (Kind::Cluster, None) => {
+            if resumed {
+                let all = plane
+                    .describe_clusters(ns, &ClusterFilters::default(), None, None)
+                    .await
+                    .map_err(|e| hsm_failure("DescribeClusters", &e))?;
+                let mine = all.items.iter().find(|c| {
+                    c.record.tags.iter().any(|t| t.key == STACK_TAG && t.value == ctx.stack_name)
+                        && c.record.state != ClusterState::Deleted
+                });
+                if let Some(found) = mine {
+                    log.push(format!("found cluster {} made by the interrupted run", found.record.cluster_id));
+                    return Ok(record(logical_id, &found.record.cluster_id, after));
+                }
+            }
+            let zones: Vec<String> = after
+                .get("zones")
+                .and_then(Value::as_array)
+                .map(|z| z.iter().filter_map(Value::as_str).map(|z| format!("subnet-{z}")).collect())
+                .unwrap_or_default();
+            let mut tags = tags_of(after);
+            tags.push(Tag {
+                key: STACK_TAG.to_owned(),
+                value: ctx.stack_name.to_owned(),
+            });
+            let request = CreateClusterRequest {
+                hsm_type: text(after, "hsm_type").to_owned(),
+                subnet_ids: zones.clone(),
+                tags,
+                ..CreateClusterRequest::default()
+            };
+            let cluster = plane
+                .create_cluster(ns, request)
+                .await
+                .map_err(|e| hsm_failure("CreateCluster", &e))?;
+            log.push(format!(
+                "created cluster {} with subnets {}",
+                cluster.record.cluster_id,
+                zones.join(", ")
+            ));
+            Ok(record(logical_id, &cluster.record.cluster_id, after))
+        }
+        (Kind::Cluster, Some(cluster_id)) => {
+            let old_tags = before.map(tags_of).unwrap_or_default();
+            let new_tags = tags_of(after);
+            let removed: Vec<String> = old_tags
+                .iter()
+                .filter(|t| !new_tags.iter().any(|n| n.key == t.key))
+                .map(|t| t.key.clone())
+                .collect();
+            if !removed.is_empty() {
+                plane
+                    .untag_resource(ns, &cluster_id, &removed)
+                    .await
+                    .map_err(|e| hsm_failure("UntagResource", &e))?;
+                log.push(format!("removed tags {} from {cluster_id}", removed.join(", ")));
+            }
+            if !new_tags.is_empty() && new_tags != old_tags {
+                plane
+                    .tag_resource(ns, &cluster_id, &new_tags)
+                    .await
+                    .map_err(|e| hsm_failure("TagResource", &e))?;
+                log.push(format!("tagged {cluster_id}"));
+            }
+            log.push(format!("recorded the settings of {cluster_id}"));
+            Ok(record(logical_id, &cluster_id, after))
+        }
+        (Kind::Hsm, Some(hsm_id)) => Ok(record(logical_id, &hsm_id, after)),
+        (Kind::Hsm, None) => {
+            let cluster_id = ctx.physical("cluster")?;
+            let zone = text(after, "zone");
+            if resumed {
+                let known: Vec<&str> = ctx
+                    .resources
+                    .iter()
+                    .filter(|r| Kind::of(&r.logical_id) == Some(Kind::Hsm))
+                    .map(|r| r.physical_id.as_str())
+                    .collect();
+                let cluster = ctx.cluster_record(&cluster_id).await?;
+                if let Some(found) = cluster
+                    .hsms
+                    .iter()
+                    .find(|h| h.availability_zone == zone && !known.contains(&h.hsm_id.as_str()))
+                {
+                    log.push(format!("found HSM {} made by the interrupted run", found.hsm_id));
+                    return Ok(record(logical_id, &found.hsm_id, after));
+                }
+            }
+            let hsm = plane
+                .create_hsm(ns, &cluster_id, zone, None)
+                .await
+                .map_err(|e| hsm_failure(&format!("CreateHsm in {zone}"), &e))?;
+            log.push(format!("created HSM {} in {zone} (declared HSM {})", hsm.hsm_id, hsm.declared_hsm));
+            Ok(record(logical_id, &hsm.hsm_id, after))
+        }
+        (Kind::Certificate, Some(physical)) => Ok(record(logical_id, &physical, after)),
+        (Kind::Certificate, None) => {
+            let cluster_id = ctx.physical("cluster")?;
+            let cluster = ctx.cluster_record(&cluster_id).await?;
+            if cluster.record.state != ClusterState::Uninitialized {
+                log.push(format!("cluster {cluster_id} is already {}", cluster.record.state));
+                return Ok(record(logical_id, &cluster_id, after));
+            }
+            let Some(identity) = &cluster.record.identity else {
+                return Err(format!("cluster {cluster_id} has no CSR yet: it needs an HSM first"));
+            };
+            let spec = ctx.parsed.file.cluster.as_ref().ok_or("the file declares no cluster")?;
+            let certificate = ctx
+                .secret(&spec.certificate_authority.certificate, "CA certificate")
+                .await?;
+            let key = ctx
+                .secret(&spec.certificate_authority.private_key, "CA private key")
+                .await?;
+            let signed = ca::sign_csr(&identity.csr_pem, &certificate, &key)?;
+            drop(key);
+            log.push(format!("signed the CSR of {cluster_id} with the CA"));
+            plane
+                .initialize_cluster(ns, &cluster_id, &signed, &certificate)
+                .await
+                .map_err(|e| hsm_failure("InitializeCluster", &e))?;
+            log.push(format!("initialized {cluster_id}: its trust anchor is the CA certificate"));
+            Ok(record(logical_id, &cluster_id, after))
+        }
+        (Kind::Activation, Some(physical)) => {
+            log.push("recorded where the admin password is".to_owned());
+            Ok(record(logical_id, &physical, after))
+        }
+        (Kind::Activation, None) => {
+            let cluster_id = ctx.physical("cluster")?;
+            let cluster = ctx.cluster_record(&cluster_id).await?;
+            if matches!(cluster.record.state, ClusterState::Active | ClusterState::Degraded) {
+                log.push(format!("cluster {cluster_id} is already active"));
+                return Ok(record(logical_id, &cluster_id, after));
+            }
+            let admin = ctx.admin_password().await?;
+            plane
+                .activate(ns, &cluster_id, &admin)
+                .await
+                .map_err(|e| hsm_failure("Activating the cluster", &e))?;
+            log.push(format!("activated {cluster_id}"));
+            Ok(record(logical_id, &cluster_id, after))
+        }
+        (Kind::CryptoUser, None) => {
+            let cluster_id = ctx.physical("cluster")?;
+            let name = text(after, "name");
+            let adopt = ctx.parsed.file.crypto_user.as_ref().is_some_and(|u| u.adopt);
+            let view = plane
+                .cluster(ns, &cluster_id)
+                .await
+                .map_err(|e| hsm_failure("Reading the cluster", &e))?
+                .ok_or_else(|| format!("cluster {cluster_id} no longer exists"))?;
+            let password = ctx.kmsuser_password().await?;
+            let pin = Pin::new(password.to_string());
+            if view.crypto_users.iter().any(|u| u == name) {
+                if adopt {
+                    plane
+                        .change_crypto_user_password(ns, &cluster_id, name, PasswordAuthority::CurrentPassword(&pin), &pin)
+                        .await
+                        .map_err(|e| hsm_failure(&format!("Checking the password of {name}"), &e))?;
+                    log.push(format!("took over crypto user {name}, whose password is the file's"));
+                    return Ok(record(logical_id, name, after));
+                }
+                if resumed {
+                    log.push(format!("crypto user {name} was created by the interrupted run"));
+                    return Ok(record(logical_id, name, after));
+                }
+                return Err(format!(
+                    "crypto user {name} is already present on cluster {cluster_id}, and this stack did not create it: \
+                     if it is yours and its password is the one in {}, set crypto_user.adopt: true; otherwise use \
+                     another cluster",
+                    text(after, "password")
+                ));
+            }
+            let admin = ctx.admin_password().await?;
+            plane
+                .create_crypto_user(ns, &cluster_id, &admin, name, &pin)
+                .await
+                .map_err(|e| hsm_failure(&format!("Creating crypto user {name}"), &e))?;
+            log.push(format!("created crypto user {name} on every HSM of {cluster_id}"));
+            Ok(record(logical_id, name, after))
+        }
+        (Kind::CryptoUser, Some(name)) => {
+            let generation_changed = before.and_then(|b| b.get("generation")) != after.get("generation")
+                || before.and_then(|b| b.get("password")) != after.get("password");
+            if !generation_changed {
+                return Ok(record(logical_id, &name, after));
+            }
+            let cluster_id = ctx.physical("cluster")?;
+            let admin = ctx.admin_password().await?;
+            let password = ctx.kmsuser_password().await?;
+            let store = ctx.physical("key-store").ok();
+            let mut reconnect = false;
+            if let Some(store) = &store {
+                reconnect = ctx.disconnect(store, log).await?;
+            }
+            let pin = Pin::new(password.to_string());
+            plane
+                .change_crypto_user_password(ns, &cluster_id, &name, PasswordAuthority::AdminPassword(&admin), &pin)
+                .await
+                .map_err(|e| hsm_failure(&format!("Changing the password of {name}"), &e))?;
+            log.push(format!("changed the password of {name} on every HSM of {cluster_id}"));
+            if let Some(store) = &store {
+                kms.update_custom_key_store(
+                    ctx.caller,
+                    UpdateCustomKeyStoreRequest {
+                        id: store.clone(),
+                        key_store_password: Some(password.clone()),
+                        ..UpdateCustomKeyStoreRequest::default()
+                    },
+                )
+                .await
+                .map_err(|e| kms_failure("UpdateCustomKeyStore", &e))?;
+                log.push(format!("gave key store {store} the new password"));
+                if reconnect {
+                    ctx.connect(store, log).await?;
+                }
+            }
+            Ok(record(logical_id, &name, after))
+        }
+        (Kind::KeyStore, None) => {
+            let cluster_id = ctx.physical("cluster")?;
+            let name = text(after, "name");
+            let found = match kms.describe_custom_key_stores(ctx.caller, None, Some(name), None, None).await {
+                Ok(page) => page.items.into_iter().next(),
+                Err(KmsError::CustomKeyStoreNotFound(_)) => None,
+                Err(e) => return Err(kms_failure("DescribeCustomKeyStores", &e)),
+            };
+            if let Some(existing) = found {
+                if existing.cluster_id != cluster_id {
+                    return Err(format!(
+                        "a custom key store named {name} already exists ({}) on another cluster, {}",
+                        existing.id, existing.cluster_id
+                    ));
+                }
+                log.push(format!("key store {} ({name}) is already there", existing.id));
+                return Ok(record(logical_id, &existing.id, after));
+            }
+            let view = plane
+                .cluster(ns, &cluster_id)
+                .await
+                .map_err(|e| hsm_failure("Reading the cluster", &e))?
+                .ok_or_else(|| format!("cluster {cluster_id} no longer exists"))?;
+            let password = ctx.kmsuser_password().await?;
+            let id = kms
+                .create_custom_key_store(
+                    ctx.caller,
+                    CreateCustomKeyStoreRequest {
+                        name: name.to_owned(),
+                        cluster_id: Some(cluster_id.clone()),
+                        trust_anchor_pem: view.trust_anchor_pem,
+                        key_store_password: Some(password),
+                        store_type: None,
+                    },
+                )
+                .await
+                .map_err(|e| kms_failure("CreateCustomKeyStore", &e))?;
+            log.push(format!("created custom key store {id} ({name}) on {cluster_id}"));
+            Ok(record(logical_id, &id, after))
+        }
+        (Kind::KeyStore, Some(id)) => {
+            let old_name = before.map(|b| text(b, "name")).unwrap_or_default();
+            let new_name = text(after, "name");
+            if old_name != new_name {
+                kms.update_custom_key_store(
+                    ctx.caller,
+                    UpdateCustomKeyStoreRequest {
+                        id: id.clone(),
+                        new_name: Some(new_name.to_owned()),
+                        ..UpdateCustomKeyStoreRequest::default()
+                    },
+                )
+                .await
+                .map_err(|e| kms_failure("UpdateCustomKeyStore", &e))?;
+                log.push(format!("renamed key store {id} from {old_name} to {new_name}"));
+            }
+            Ok(record(logical_id, &id, after))
+        }
+        (Kind::Connection, _) => {
+            let store = ctx.physical("key-store")?;
+            match ctx.key_store_state(&store).await? {
+                Some((state, _)) if state == "CONNECTED" => log.push(format!("key store {store} is connected")),
+                _ => ctx.connect(&store, log).await?,
+            }
+            Ok(record(logical_id, &store, after))
+        }
+        (Kind::Key, None) => {
+            let custom = text(after, "key_store") == "custom";
+            let key_spec: KeySpec = text(after, "key_spec").parse().map_err(|_| "bad key spec".to_owned())?;
+            let key_usage: KeyUsage = text(after, "key_usage").parse().map_err(|_| "bad key usage".to_owned())?;
+            let mut tags = tags_of(after);
+            tags.push(Tag {
+                key: STACK_TAG.to_owned(),
+                value: format!("{}/{logical_id}", ctx.stack_name),
+            });
+            if resumed && let Some(found) = find_key(ctx, &tags[tags.len() - 1]).await? {
+                log.push(format!("found key {found} made by the interrupted run"));
+                return Ok(record(logical_id, &found, after));
+            }
+            let request = CreateKeyRequest {
+                policy: after.get("policy").and_then(Value::as_str).map(str::to_owned),
+                description: Some(text(after, "description").to_owned()),
+                key_usage: Some(key_usage),
+                key_spec: Some(key_spec),
+                origin: custom.then_some(Origin::AwsCloudhsm),
+                custom_key_store_id: match custom {
+                    true => Some(ctx.physical("key-store")?),
+                    false => None,
+                },
+                tags,
+                ..CreateKeyRequest::default()
+            };
+            let key = kms
+                .create_key(ctx.caller, request)
+                .await
+                .map_err(|e| kms_failure("CreateKey", &e))?;
+            log.push(format!(
+                "created key {} ({key_spec}{})",
+                key.key_id.as_str(),
+                if custom { ", generated inside the HSMs" } else { "" }
+            ));
+            Ok(record(logical_id, key.key_id.as_str(), after))
+        }
+        (Kind::Key, Some(key_id)) => {
+            let field_changed = |field: &str| before.and_then(|b| b.get(field)) != after.get(field);
+            if field_changed("description") {
+                kms.update_key_description(ctx.caller, &key_id, text(after, "description").to_owned())
+                    .await
+                    .map_err(|e| kms_failure("UpdateKeyDescription", &e))?;
+                log.push(format!("updated the description of {key_id}"));
+            }
+            if field_changed("policy") {
+                match after.get("policy").and_then(Value::as_str) {
+                    Some(policy) => {
+                        kms.put_key_policy(ctx.caller, &key_id, None, policy.to_owned(), false)
+                            .await
+                            .map_err(|e| kms_failure("PutKeyPolicy", &e))?;
+                        log.push(format!("replaced the key policy of {key_id}"));
+                    }
+                    None => log.push(format!(
+                        "the file no longer gives a policy for {key_id}: its policy is left as it is"
+                    )),
+                }
+            }
+            if field_changed("tags") {
+                let old = before.map(tags_of).unwrap_or_default();
+                let new = tags_of(after);
+                let removed: Vec<String> = old
+                    .iter()
+                    .filter(|t| !new.iter().any(|n| n.key == t.key))
+                    .map(|t| t.key.clone())
+                    .collect();
+                if !removed.is_empty() {
+                    kms.untag_resource(ctx.caller, &key_id, removed)
+                        .await
+                        .map_err(|e| kms_failure("UntagResource", &e))?;
+                }
+                if !new.is_empty() {
+                    kms.tag_resource(ctx.caller, &key_id, new)
+                        .await
+                        .map_err(|e| kms_failure("TagResource", &e))?;
+                }
+                log.push(format!("updated the tags of {key_id}"));
+            }
+            Ok(record(logical_id, &key_id, after))
+        }
+        (Kind::Alias, existing) => {
+            let name = text(after, "name");
+            let key_id = ctx.physical(text(after, "key"))?;
+            match existing {
+                None => match kms.create_alias(ctx.caller, name, &key_id).await {
+                    Ok(()) => log.push(format!("created {name} for {key_id}")),
+                    Err(KmsError::AlreadyExists(_)) => {
+                        let target = kms
+                            .describe_key(ctx.caller, name)
+                            .await
+                            .map_err(|e| kms_failure("DescribeKey", &e))?;
+                        if target.key_id.as_str() != key_id {
+                            return Err(format!(
+                                "alias {name} already exists and points at another key, {}",
+                                target.key_id.as_str()
+                            ));
+                        }
+                        log.push(format!("{name} already points at {key_id}"));
+                    }
+                    Err(e) => return Err(kms_failure("CreateAlias", &e)),
+                },
+                Some(_) => {
+                    kms.update_alias(ctx.caller, name, &key_id)
+                        .await
+                        .map_err(|e| kms_failure("UpdateAlias", &e))?;
+                    log.push(format!("pointed {name} at {key_id}"));
+                }
+            }
+            Ok(record(logical_id, name, after))
+        }
+        (Kind::Grant, existing) => {
+            let key_id = ctx.physical(text(after, "key"))?;
+            if let Some(old_grant) = existing {
+                let old_key = before
+                    .map(|b| ctx.physical(text(b, "key")))
+                    .transpose()?
+                    .unwrap_or_else(|| key_id.clone());
+                revoke(ctx, &old_key, &old_grant, log).await?;
+            }
+            let operations: Vec<String> = after
+                .get("operations")
+                .and_then(Value::as_array)
+                .map(|ops| ops.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .unwrap_or_default();
+            let created = kms
+                .create_grant(
+                    ctx.caller,
+                    CreateGrantRequest {
+                        key_id: key_id.clone(),
+                        grantee_principal: text(after, "grantee").to_owned(),
+                        retiring_principal: after
+                            .get("retiring_principal")
+                            .and_then(Value::as_str)
+                            .map(str::to_owned),
+                        operations,
+                        name: Some(text(after, "name").to_owned()),
+                        ..CreateGrantRequest::default()
+                    },
+                )
+                .await
+                .map_err(|e| kms_failure("CreateGrant", &e))?;
+            log.push(format!("created grant {} on {key_id}", created.grant_id));
+            Ok(record(logical_id, &created.grant_id, after))
+        }
+    }
+}
+
+async fn revoke(ctx: &Ctx<'_>, key_id: &str, grant_id: &str, log: &mut Vec<String>) -> Result<(), String> {
+    match ctx.stacks.kms.revoke_grant(ctx.caller, key_id, grant_id, false).await {
+        Ok(()) => log.push(format!("revoked grant {grant_id} on {key_id}")),
+        Err(KmsError::NotFound(_)) => log.push(format!("grant {grant_id} was already gone")),
+        Err(e) => return Err(kms_failure("RevokeGrant", &e)),
+    }
+    Ok(())
+}
+
+/// The key of the caller's account tagged `tag`, if any (a key an interrupted run created).
+async fn find_key(ctx: &Ctx<'_>, tag: &Tag) -> Result<Option<String>, String> {
+    let kms = &ctx.stacks.kms;
+    let mut marker: Option<String> = None;
+    loop {
+        let page = kms
+            .list_keys(ctx.caller, Some(1000), marker.as_deref())
+            .await
+            .map_err(|e| kms_failure("ListKeys", &e))?;
+        for entry in &page.items {
+            if let Ok(key) = kms.describe_key(ctx.caller, entry.key_id.as_str()).await
+                && key.state != KeyState::PendingDeletion
+                && key.tags.contains(tag)
+            {
+                return Ok(Some(key.key_id.as_str().to_owned()));
+            }
+        }
+        match page.next_marker {
+            Some(next) => marker = Some(next),
+            None => return Ok(None),
+        }
+    }
+}
+
+/// Deletes (or keeps, saying why) a recorded resource: for a stack's deletion, or, with `rollback`,
+/// to undo its creation by a failed apply.
+pub(crate) async fn delete(
+    ctx: &Ctx<'_>,
+    resource: &StackResource,
+    rollback: bool,
+    log: &mut Vec<String>,
+) -> Result<Effect, String> {
+    let logical_id = resource.logical_id.as_str();
+    let id = resource.physical_id.as_str();
+    let props: Value = serde_json::from_str(&resource.properties).unwrap_or(Value::Null);
+    let plane = &ctx.stacks.plane;
+    let kms = &ctx.stacks.kms;
+    let ns = &ctx.caller.namespace;
+    let forget = || Effect::Forget(logical_id.to_owned());
+    let Some(kind) = Kind::of(logical_id) else {
+        return Ok(forget());
+    };
+    match kind {
+        Kind::Grant => {
+            let key_id = ctx.physical(text(&props, "key")).unwrap_or_default();
+            revoke(ctx, &key_id, id, log).await?;
+            Ok(forget())
+        }
+        Kind::Alias => {
+            match kms.delete_alias(ctx.caller, id).await {
+                Ok(()) => log.push(format!("deleted {id}")),
+                Err(KmsError::NotFound(_)) => log.push(format!("{id} was already gone")),
+                Err(e) => return Err(kms_failure("DeleteAlias", &e)),
+            }
+            Ok(forget())
+        }
+        Kind::Key => {
+            match kms.schedule_key_deletion(ctx.caller, id, Some(KEY_DELETION_DAYS)).await {
+                Ok(scheduled) => log.push(format!(
+                    "scheduled key {id} for deletion in {} days",
+                    scheduled.pending_window_days
+                )),
+                Err(KmsError::NotFound(_)) => log.push(format!("key {id} was already gone")),
+                Err(KmsError::InvalidState(message)) => {
+                    log.push(format!("key {id} was not scheduled for deletion: {message}"))
+                }
+                Err(e) => return Err(kms_failure("ScheduleKeyDeletion", &e)),
+            }
+            Ok(forget())
+        }
+        Kind::Connection => {
+            if !ctx.disconnect(id, log).await? {
+                log.push(format!("key store {id} was not connected"));
+            }
+            Ok(forget())
+        }
+        Kind::KeyStore => {
+            if ctx.key_store_state(id).await?.is_none() {
+                log.push(format!("key store {id} was already gone"));
+                return Ok(forget());
+            }
+            ctx.disconnect(id, log).await?;
+            let wanted = rollback || props.get("delete_with_stack").and_then(Value::as_bool) != Some(false);
+            if !wanted {
+                let reason = format!("key store {id} kept, disconnected: the stack file says delete_with_stack: false");
+                log.push(reason.clone());
+                return Ok(Effect::Keep(logical_id.to_owned(), reason));
+            }
+            match kms.delete_custom_key_store(ctx.caller, id).await {
+                Ok(()) => {
+                    log.push(format!("deleted key store {id}"));
+                    Ok(forget())
+                }
+                Err(KmsError::CustomKeyStoreHasCmks(_)) => {
+                    let reason = format!(
+                        "key store {id} disconnected, not deleted: it still has KMS keys (keys scheduled for \
+                         deletion count until they are deleted); delete the stack again after that"
+                    );
+                    log.push(reason.clone());
+                    Ok(Effect::Keep(logical_id.to_owned(), reason))
+                }
+                Err(e) => Err(kms_failure("DeleteCustomKeyStore", &e)),
+            }
+        }
+        Kind::CryptoUser | Kind::Activation | Kind::Certificate => {
+            if let Some(reason) = ctx.cluster_must_stay(rollback).await? {
+                log.push(reason.clone());
+                return Ok(Effect::Keep(logical_id.to_owned(), reason));
+            }
+            log.push(format!("{logical_id} goes with the cluster"));
+            Ok(forget())
+        }
+        Kind::Hsm => {
+            if let Some(reason) = ctx.cluster_must_stay(rollback).await? {
+                log.push(reason.clone());
+                return Ok(Effect::Keep(logical_id.to_owned(), reason));
+            }
+            let cluster_id = ctx.physical("cluster")?;
+            match plane.delete_hsm(ns, &cluster_id, &HsmSelector::HsmId(id.to_owned())).await {
+                Ok(_) => log.push(format!("deleted HSM {id}; its token is free again")),
+                Err(strongroom_cloudhsm::Error::ResourceNotFound(_)) => {
+                    log.push(format!("HSM {id} was already gone"))
+                }
+                Err(e) => return Err(hsm_failure("DeleteHsm", &e)),
+            }
+            Ok(forget())
+        }
+        Kind::Cluster => {
+            if let Some(reason) = ctx.cluster_must_stay(rollback).await? {
+                log.push(reason.clone());
+                return Ok(Effect::Keep(logical_id.to_owned(), reason));
+            }
+            match plane.delete_cluster(ns, id).await {
+                Ok(_) => log.push(format!("deleted cluster {id}")),
+                Err(strongroom_cloudhsm::Error::ResourceNotFound(_)) => {
+                    log.push(format!("cluster {id} was already gone"))
+                }
+                Err(e) => return Err(hsm_failure("DeleteCluster", &e)),
+            }
+            Ok(forget())
+        }
+    }
+}
+
