@@ -4,6 +4,7 @@
 //! Each module covers one area of the KMS API; `harness` holds the servers and shared helpers.
 
 mod aliases;
+mod ansible;
 mod asymmetric;
 mod audit;
 mod authorization;
