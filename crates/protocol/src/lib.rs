@@ -14,6 +14,7 @@ mod error;
 mod network;
 mod query;
 mod secrets;
+mod stacks;
 mod trail;
 mod validate;
 mod wire;
@@ -56,6 +57,7 @@ struct Edge {
     identities: Option<Arc<Identities>>,
     cloudhsm: Option<cloudhsm::CloudHsmApi>,
     secrets: Option<secrets::SecretsApi>,
+    stacks: Option<Arc<strongroom_stacks::Stacks>>,
 }
 
 /// Where the edge records every request: the audit log, and the account that receives the records of
@@ -86,6 +88,7 @@ pub fn router(
     identities: Option<Arc<Identities>>,
     cloudhsm: Option<Arc<strongroom_cloudhsm::ControlPlane>>,
     secrets: Option<Arc<strongroom_secrets::SecretsManager>>,
+    stacks: Option<Arc<strongroom_stacks::Stacks>>,
 ) -> Router {
     let edge = Arc::new(Edge {
         request_ids: RequestIds::new(),
@@ -96,6 +99,7 @@ pub fn router(
         identities,
         cloudhsm: cloudhsm.map(cloudhsm::CloudHsmApi::new),
         secrets: secrets.map(secrets::SecretsApi::new),
+        stacks,
     });
     Router::new()
         .route(NOOP_PATH, get(noop))
@@ -174,6 +178,27 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
                     .audit_other(
                         &parts,
                         "secretsmanager.amazonaws.com",
+                        &action,
+                        response,
+                        &request_id,
+                    )
+                    .await;
+            }
+            // Stack operations (`StrongroomStacks.*`) go to the stack engine, audited without parameters.
+            Ok(bytes) if stacks::is_stacks(&parts.headers) => {
+                let response = stacks::serve(
+                    edge.stacks.as_ref(),
+                    &edge.auth,
+                    &parts,
+                    &bytes,
+                    &request_id,
+                )
+                .await;
+                let action = stacks::operation(&parts.headers).to_owned();
+                return edge
+                    .audit_other(
+                        &parts,
+                        "stacks.strongroom.amazonaws.com",
                         &action,
                         response,
                         &request_id,

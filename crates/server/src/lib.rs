@@ -102,6 +102,16 @@ pub fn cloudhsm_control_plane(
     Ok(Arc::new(plane))
 }
 
+/// TEST ONLY: the pause before every stack step, from `STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS`, so that
+/// the server's tests can kill it between two steps deterministically; zero (no pause) when unset.
+fn test_only_stack_step_delay() -> std::time::Duration {
+    let millis = std::env::var("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0);
+    std::time::Duration::from_millis(millis)
+}
+
 /// A server that has finished starting (data directory, root key, database, credentials, seed file) and is
 /// ready to serve; the binary announces its address only then.
 pub struct Server {
@@ -169,8 +179,9 @@ impl Server {
         )
         .with_context(|| format!("write the audit public key in {}", audit_dir.display()))?;
         let secret_store: Arc<dyn strongroom_storage::secrets::SecretStore> = store.clone();
+        let stack_store: Arc<dyn strongroom_storage::stacks::StackStore> = store.clone();
         let kms = Arc::new(
-            Kms::new(store.clone(), root_key, clock)
+            Kms::new(store.clone(), root_key, clock.clone())
                 .with_identities(identities.clone())
                 .with_service_events(Arc::new(service_events::AuditedServiceEvents::new(
                     audit.clone(),
@@ -189,6 +200,23 @@ impl Server {
             strongroom_secrets::SecretsManager::new(kms.clone(), secret_store)
                 .with_identities(identities.clone()),
         );
+        let stacks = Arc::new(strongroom_stacks::Stacks::new(
+            kms.clone(),
+            cloudhsm.clone(),
+            secrets.clone(),
+            stack_store,
+            clock.clone(),
+            strongroom_stacks::StacksOptions {
+                test_only_step_delay: test_only_stack_step_delay(),
+            },
+        ));
+        let resumed = stacks
+            .resume()
+            .await
+            .context("resume the stacks in progress")?;
+        if resumed > 0 {
+            tracing::info!("resumed {resumed} stacks whose steps were in progress");
+        }
         if let Some(seed_file) = &config.seed_file {
             let created = seed::load(&kms, seed_file, &config.account_id).await?;
             tracing::info!("seed file {}: {created} keys created", seed_file.display());
@@ -210,6 +238,7 @@ impl Server {
             Some(identities.clone()),
             Some(cloudhsm),
             Some(secrets.clone()),
+            Some(stacks),
         );
         if config.dangerous_disable_audit {
             tracing::warn!(

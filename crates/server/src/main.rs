@@ -1,6 +1,7 @@
 //! The `strongroom` command: parses the command line and hands over to the library.
 
 mod hsm_cli;
+mod stack_cli;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -36,6 +37,10 @@ enum Command {
     /// crypto user, bring in HSMs added after the crypto user. Talks to the running server.
     #[command(subcommand)]
     Hsm(hsm_cli::HsmCommand),
+    /// Provision from stack files: an HSM cluster, its key store and its keys, brought up step by step by
+    /// the server (docs/STACKS.md). Talks to the running server.
+    #[command(subcommand)]
+    Stack(stack_cli::StackCommand),
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +166,7 @@ fn main() -> anyhow::Result<()> {
         Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
         Command::Account(AccountCommand::Create(args)) => runtime.block_on(create_account(args)),
         Command::Hsm(command) => runtime.block_on(hsm_cli::run(command)),
+        Command::Stack(command) => runtime.block_on(stack_cli::run(command)),
     }
 }
 

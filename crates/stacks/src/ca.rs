@@ -24,7 +24,9 @@ pub(crate) fn sign_csr(
             .map_err(|e| format!("the CA private key is not a PEM private key: {e}"))?,
     );
     let key = KeyPair::try_from(key_der.as_slice()).map_err(|e| {
-        format!("the CA private key cannot be used (PKCS#8, PKCS#1 or SEC1 RSA or ECDSA keys are): {e}")
+        format!(
+            "the CA private key cannot be used (PKCS#8, PKCS#1 or SEC1 RSA or ECDSA keys are): {e}"
+        )
     })?;
     let (_, certificate) = parse_x509_certificate(&certificate_der)
         .map_err(|e| format!("the CA certificate does not parse: {e}"))?;

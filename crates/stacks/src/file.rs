@@ -591,7 +591,9 @@ fn check(parsed: &Parsed, text: &str) -> Result<(), Error> {
                 at(
                     text,
                     &["keys", name, "key_spec"],
-                    &format!("'{text_spec}' is not a KMS key spec such as SYMMETRIC_DEFAULT or RSA_2048"),
+                    &format!(
+                        "'{text_spec}' is not a KMS key spec such as SYMMETRIC_DEFAULT or RSA_2048"
+                    ),
                 )
             })?,
         };
@@ -601,7 +603,9 @@ fn check(parsed: &Parsed, text: &str) -> Result<(), Error> {
                 at(
                     text,
                     &["keys", name, "key_usage"],
-                    &format!("'{text_usage}' is not a key usage such as ENCRYPT_DECRYPT or SIGN_VERIFY"),
+                    &format!(
+                        "'{text_usage}' is not a key usage such as ENCRYPT_DECRYPT or SIGN_VERIFY"
+                    ),
                 )
             })?,
         };
@@ -636,7 +640,9 @@ fn check(parsed: &Parsed, text: &str) -> Result<(), Error> {
                 return Err(at(
                     text,
                     &["keys", name, "aliases"],
-                    &format!("'{alias}' is not a valid alias: use letters, digits, '/', '-' and '_'"),
+                    &format!(
+                        "'{alias}' is not a valid alias: use letters, digits, '/', '-' and '_'"
+                    ),
                 ));
             }
             if let Some(other) = aliases.insert(alias.clone(), name.clone()) {
@@ -682,8 +688,9 @@ fn check(parsed: &Parsed, text: &str) -> Result<(), Error> {
 /// A key policy given as JSON text or a YAML mapping, as compact JSON text.
 pub(crate) fn policy_json(value: &serde_norway::Value) -> Result<String, String> {
     let json: serde_json::Value = match value {
-        serde_norway::Value::String(text) => serde_json::from_str(text)
-            .map_err(|e| format!("the policy is not valid JSON: {e}"))?,
+        serde_norway::Value::String(text) => {
+            serde_json::from_str(text).map_err(|e| format!("the policy is not valid JSON: {e}"))?
+        }
         serde_norway::Value::Mapping(_) => serde_json::to_value(value)
             .map_err(|e| format!("the policy cannot be written as JSON: {e}"))?,
         _ => {

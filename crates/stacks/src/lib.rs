@@ -136,7 +136,11 @@ impl Stacks {
     }
 
     /// Reads and checks a stack file: `validate`.
-    pub fn validate(&self, document: &str, parameters: &[(String, String)]) -> Result<Validated, Error> {
+    pub fn validate(
+        &self,
+        document: &str,
+        parameters: &[(String, String)],
+    ) -> Result<Validated, Error> {
         let parsed = file::parse(document, parameters)?;
         let resources = plan::desired(&parsed)
             .into_iter()
@@ -182,7 +186,10 @@ impl Stacks {
         if let Some(record) = &existing {
             self.check_idle(record)?;
         }
-        let recorded = existing.as_ref().map(|r| r.resources.clone()).unwrap_or_default();
+        let recorded = existing
+            .as_ref()
+            .map(|r| r.resources.clone())
+            .unwrap_or_default();
         let plan = plan::plan(&plan::desired(&parsed), &recorded);
         if !plan.refusals.is_empty() {
             return Err(Error::UnsupportedChange(format!(
@@ -212,7 +219,8 @@ impl Stacks {
                 finished: None,
                 log: Vec::new(),
                 desired: Some(
-                    serde_json::json!({ "before": change.before, "after": change.after }).to_string(),
+                    serde_json::json!({ "before": change.before, "after": change.after })
+                        .to_string(),
                 ),
             })
             .collect();
@@ -259,7 +267,11 @@ impl Stacks {
 
     /// Starts deleting the stack named `name`: `delete`. Returns the stack as recorded, with its
     /// deletion steps.
-    pub async fn delete(self: &Arc<Self>, caller: &Caller, name: &str) -> Result<StackRecord, Error> {
+    pub async fn delete(
+        self: &Arc<Self>,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<StackRecord, Error> {
         let mut record = self.describe(caller, name).await?;
         self.check_idle(&record)?;
         record.steps = record

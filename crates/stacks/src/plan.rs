@@ -235,7 +235,10 @@ pub(crate) fn plan(desired: &[Desired], recorded: &[StackResource]) -> Plan {
         plan.changes.push(Change {
             action: Action::Delete,
             logical_id: resource.logical_id.clone(),
-            detail: format!("delete {}", describe(&resource.logical_id, &props_of(resource))),
+            detail: format!(
+                "delete {}",
+                describe(&resource.logical_id, &props_of(resource))
+            ),
             before: Some(props_of(resource)),
             after: None,
         });
@@ -344,7 +347,13 @@ fn why_fixed(logical_id: &str, field: &str) -> &'static str {
 
 /// A resource in words, for plans and logs.
 pub(crate) fn describe(logical_id: &str, props: &Value) -> String {
-    let text = |field: &str| props.get(field).and_then(Value::as_str).unwrap_or_default().to_owned();
+    let text = |field: &str| {
+        props
+            .get(field)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
     match Kind::of(logical_id) {
         Some(Kind::Cluster) => {
             let zones: Vec<&str> = props
@@ -363,7 +372,11 @@ pub(crate) fn describe(logical_id: &str, props: &Value) -> String {
         Some(Kind::CryptoUser) => format!("crypto-user {}", text("name")),
         Some(Kind::KeyStore) => format!("key-store {}", text("name")),
         Some(Kind::Connection) => "key-store-connection".to_owned(),
-        Some(Kind::Key) => format!("{logical_id} ({}, {} key store)", text("key_spec"), text("key_store")),
+        Some(Kind::Key) => format!(
+            "{logical_id} ({}, {} key store)",
+            text("key_spec"),
+            text("key_store")
+        ),
         Some(Kind::Alias) => format!("{} -> {}", text("name"), text("key")),
         Some(Kind::Grant) => format!("{logical_id} (for {})", text("grantee")),
         None => logical_id.to_owned(),

@@ -129,8 +129,15 @@ impl Stacks {
                     },
                     Some(_) => {
                         let (before, after) = before_after(step.desired.as_deref());
-                        steps::apply(&ctx, &step.logical_id, before.as_ref(), &after, resumed, &mut log)
-                            .await
+                        steps::apply(
+                            &ctx,
+                            &step.logical_id,
+                            before.as_ref(),
+                            &after,
+                            resumed,
+                            &mut log,
+                        )
+                        .await
                     }
                     None => Err(format!("unknown action {}", step.action)),
                 }
@@ -149,7 +156,10 @@ impl Stacks {
                     tracing::warn!(stack = %record.name, step = %step.logical_id, "a stack step failed: {problem}");
                     current.state = StepState::Failed;
                     current.log.push(problem.clone());
-                    let reason = format!("step {} ({}) failed: {problem}", step.logical_id, step.action);
+                    let reason = format!(
+                        "step {} ({}) failed: {problem}",
+                        step.logical_id, step.action
+                    );
                     record.status = match (deleting, record.on_failure.as_str()) {
                         (true, _) => StackStatus::DeleteFailed,
                         (false, "preserve") => StackStatus::ApplyFailed,
@@ -192,14 +202,26 @@ impl Stacks {
                 let (before, after) = before_after(step.desired.as_deref());
                 match (Action::parse(&step.action), before) {
                     (Some(Action::Create), _) => {
-                        match record.resources.iter().find(|r| r.logical_id == step.logical_id) {
+                        match record
+                            .resources
+                            .iter()
+                            .find(|r| r.logical_id == step.logical_id)
+                        {
                             Some(resource) => steps::delete(&ctx, resource, true, &mut log).await,
                             None => Ok(Effect::Forget(step.logical_id.clone())),
                         }
                     }
                     (Some(Action::Update), Some(before)) => {
                         log.push("undoing the update".to_owned());
-                        steps::apply(&ctx, &step.logical_id, Some(&after), &before, false, &mut log).await
+                        steps::apply(
+                            &ctx,
+                            &step.logical_id,
+                            Some(&after),
+                            &before,
+                            false,
+                            &mut log,
+                        )
+                        .await
                     }
                     _ => {
                         log.push("a deletion cannot be undone".to_owned());
@@ -256,7 +278,10 @@ fn before_after(desired: Option<&str>) -> (Option<Value>, Value) {
 fn apply_effect(resources: &mut Vec<StackResource>, effect: Effect) {
     match effect {
         Effect::Record(resource) => {
-            match resources.iter_mut().find(|r| r.logical_id == resource.logical_id) {
+            match resources
+                .iter_mut()
+                .find(|r| r.logical_id == resource.logical_id)
+            {
                 Some(existing) => *existing = resource,
                 None => resources.push(resource),
             }

@@ -13,8 +13,12 @@
 //! it. Keys are scheduled for deletion after 7 days, the shortest waiting period AWS allows.
 
 use serde_json::Value;
-use strongroom_cloudhsm::{ClusterFilters, ClusterState, CreateClusterRequest, HsmSelector, PasswordAuthority, Pin};
-use strongroom_service::custom_key_stores::{CreateCustomKeyStoreRequest, UpdateCustomKeyStoreRequest};
+use strongroom_cloudhsm::{
+    ClusterFilters, ClusterState, CreateClusterRequest, HsmSelector, PasswordAuthority, Pin,
+};
+use strongroom_service::custom_key_stores::{
+    CreateCustomKeyStoreRequest, UpdateCustomKeyStoreRequest,
+};
 use strongroom_service::grants::CreateGrantRequest;
 use strongroom_service::keys::CreateKeyRequest;
 use strongroom_service::{Caller, Error as KmsError};
@@ -110,17 +114,32 @@ impl Ctx<'_> {
     }
 
     async fn admin_password(&self) -> Result<Pin, String> {
-        let cluster = self.parsed.file.cluster.as_ref().ok_or("the file declares no cluster")?;
-        let password = self.secret(&cluster.admin_password, "admin password").await?;
+        let cluster = self
+            .parsed
+            .file
+            .cluster
+            .as_ref()
+            .ok_or("the file declares no cluster")?;
+        let password = self
+            .secret(&cluster.admin_password, "admin password")
+            .await?;
         Ok(Pin::new(password.to_string()))
     }
 
     async fn kmsuser_password(&self) -> Result<Zeroizing<String>, String> {
-        let user = self.parsed.file.crypto_user.as_ref().ok_or("the file declares no crypto_user")?;
+        let user = self
+            .parsed
+            .file
+            .crypto_user
+            .as_ref()
+            .ok_or("the file declares no crypto_user")?;
         self.secret(&user.password, "crypto user password").await
     }
 
-    async fn cluster_record(&self, cluster_id: &str) -> Result<strongroom_cloudhsm::Cluster, String> {
+    async fn cluster_record(
+        &self,
+        cluster_id: &str,
+    ) -> Result<strongroom_cloudhsm::Cluster, String> {
         let filters = ClusterFilters {
             cluster_ids: Some(vec![cluster_id.to_owned()]),
             ..ClusterFilters::default()
@@ -163,19 +182,24 @@ impl Ctx<'_> {
             kms.disconnect_custom_key_store(self.caller, id)
                 .await
                 .map_err(|e| kms_failure("DisconnectCustomKeyStore", &e))?;
-            log.push(format!("disconnected {id}, which had failed to connect before"));
+            log.push(format!(
+                "disconnected {id}, which had failed to connect before"
+            ));
         }
         kms.connect_custom_key_store(self.caller, id)
             .await
             .map_err(|e| kms_failure("ConnectCustomKeyStore", &e))?;
         match self.key_store_state(id).await? {
             Some((state, _)) if state == "CONNECTED" => {
-                log.push(format!("connected {id}; kmsuser's password was rotated to one only Strongroom knows"));
+                log.push(format!(
+                    "connected {id}; kmsuser's password was rotated to one only Strongroom knows"
+                ));
                 Ok(())
             }
             Some((state, code)) => Err(format!(
                 "key store {id} did not connect: it is {state}{}",
-                code.map(|c| format!(" with ConnectionErrorCode {c}")).unwrap_or_default()
+                code.map(|c| format!(" with ConnectionErrorCode {c}"))
+                    .unwrap_or_default()
             )),
             None => Err(format!("key store {id} no longer exists")),
         }
@@ -202,7 +226,11 @@ impl Ctx<'_> {
         let Ok(cluster_id) = self.physical("cluster") else {
             return Ok(None);
         };
-        let destroy = self.props_of("cluster").get("destroy_on_delete").and_then(Value::as_bool) == Some(true);
+        let destroy = self
+            .props_of("cluster")
+            .get("destroy_on_delete")
+            .and_then(Value::as_bool)
+            == Some(true);
         let stores = self
             .stacks
             .kms
@@ -248,18 +276,29 @@ pub(crate) async fn apply(
                     .await
                     .map_err(|e| hsm_failure("DescribeClusters", &e))?;
                 let mine = all.items.iter().find(|c| {
-                    c.record.tags.iter().any(|t| t.key == STACK_TAG && t.value == ctx.stack_name)
+                    c.record
+                        .tags
+                        .iter()
+                        .any(|t| t.key == STACK_TAG && t.value == ctx.stack_name)
                         && c.record.state != ClusterState::Deleted
                 });
                 if let Some(found) = mine {
-                    log.push(format!("found cluster {} made by the interrupted run", found.record.cluster_id));
+                    log.push(format!(
+                        "found cluster {} made by the interrupted run",
+                        found.record.cluster_id
+                    ));
                     return Ok(record(logical_id, &found.record.cluster_id, after));
                 }
             }
             let zones: Vec<String> = after
                 .get("zones")
                 .and_then(Value::as_array)
-                .map(|z| z.iter().filter_map(Value::as_str).map(|z| format!("subnet-{z}")).collect())
+                .map(|z| {
+                    z.iter()
+                        .filter_map(Value::as_str)
+                        .map(|z| format!("subnet-{z}"))
+                        .collect()
+                })
                 .unwrap_or_default();
             let mut tags = tags_of(after);
             tags.push(Tag {
@@ -296,7 +335,10 @@ pub(crate) async fn apply(
                     .untag_resource(ns, &cluster_id, &removed)
                     .await
                     .map_err(|e| hsm_failure("UntagResource", &e))?;
-                log.push(format!("removed tags {} from {cluster_id}", removed.join(", ")));
+                log.push(format!(
+                    "removed tags {} from {cluster_id}",
+                    removed.join(", ")
+                ));
             }
             if !new_tags.is_empty() && new_tags != old_tags {
                 plane
@@ -325,7 +367,10 @@ pub(crate) async fn apply(
                     .iter()
                     .find(|h| h.availability_zone == zone && !known.contains(&h.hsm_id.as_str()))
                 {
-                    log.push(format!("found HSM {} made by the interrupted run", found.hsm_id));
+                    log.push(format!(
+                        "found HSM {} made by the interrupted run",
+                        found.hsm_id
+                    ));
                     return Ok(record(logical_id, &found.hsm_id, after));
                 }
             }
@@ -333,7 +378,10 @@ pub(crate) async fn apply(
                 .create_hsm(ns, &cluster_id, zone, None)
                 .await
                 .map_err(|e| hsm_failure(&format!("CreateHsm in {zone}"), &e))?;
-            log.push(format!("created HSM {} in {zone} (declared HSM {})", hsm.hsm_id, hsm.declared_hsm));
+            log.push(format!(
+                "created HSM {} in {zone} (declared HSM {})",
+                hsm.hsm_id, hsm.declared_hsm
+            ));
             Ok(record(logical_id, &hsm.hsm_id, after))
         }
         (Kind::Certificate, Some(physical)) => Ok(record(logical_id, &physical, after)),
@@ -341,13 +389,23 @@ pub(crate) async fn apply(
             let cluster_id = ctx.physical("cluster")?;
             let cluster = ctx.cluster_record(&cluster_id).await?;
             if cluster.record.state != ClusterState::Uninitialized {
-                log.push(format!("cluster {cluster_id} is already {}", cluster.record.state));
+                log.push(format!(
+                    "cluster {cluster_id} is already {}",
+                    cluster.record.state
+                ));
                 return Ok(record(logical_id, &cluster_id, after));
             }
             let Some(identity) = &cluster.record.identity else {
-                return Err(format!("cluster {cluster_id} has no CSR yet: it needs an HSM first"));
+                return Err(format!(
+                    "cluster {cluster_id} has no CSR yet: it needs an HSM first"
+                ));
             };
-            let spec = ctx.parsed.file.cluster.as_ref().ok_or("the file declares no cluster")?;
+            let spec = ctx
+                .parsed
+                .file
+                .cluster
+                .as_ref()
+                .ok_or("the file declares no cluster")?;
             let certificate = ctx
                 .secret(&spec.certificate_authority.certificate, "CA certificate")
                 .await?;
@@ -361,7 +419,9 @@ pub(crate) async fn apply(
                 .initialize_cluster(ns, &cluster_id, &signed, &certificate)
                 .await
                 .map_err(|e| hsm_failure("InitializeCluster", &e))?;
-            log.push(format!("initialized {cluster_id}: its trust anchor is the CA certificate"));
+            log.push(format!(
+                "initialized {cluster_id}: its trust anchor is the CA certificate"
+            ));
             Ok(record(logical_id, &cluster_id, after))
         }
         (Kind::Activation, Some(physical)) => {
@@ -371,7 +431,10 @@ pub(crate) async fn apply(
         (Kind::Activation, None) => {
             let cluster_id = ctx.physical("cluster")?;
             let cluster = ctx.cluster_record(&cluster_id).await?;
-            if matches!(cluster.record.state, ClusterState::Active | ClusterState::Degraded) {
+            if matches!(
+                cluster.record.state,
+                ClusterState::Active | ClusterState::Degraded
+            ) {
                 log.push(format!("cluster {cluster_id} is already active"));
                 return Ok(record(logical_id, &cluster_id, after));
             }
@@ -386,7 +449,12 @@ pub(crate) async fn apply(
         (Kind::CryptoUser, None) => {
             let cluster_id = ctx.physical("cluster")?;
             let name = text(after, "name");
-            let adopt = ctx.parsed.file.crypto_user.as_ref().is_some_and(|u| u.adopt);
+            let adopt = ctx
+                .parsed
+                .file
+                .crypto_user
+                .as_ref()
+                .is_some_and(|u| u.adopt);
             let view = plane
                 .cluster(ns, &cluster_id)
                 .await
@@ -397,14 +465,26 @@ pub(crate) async fn apply(
             if view.crypto_users.iter().any(|u| u == name) {
                 if adopt {
                     plane
-                        .change_crypto_user_password(ns, &cluster_id, name, PasswordAuthority::CurrentPassword(&pin), &pin)
+                        .change_crypto_user_password(
+                            ns,
+                            &cluster_id,
+                            name,
+                            PasswordAuthority::CurrentPassword(&pin),
+                            &pin,
+                        )
                         .await
-                        .map_err(|e| hsm_failure(&format!("Checking the password of {name}"), &e))?;
-                    log.push(format!("took over crypto user {name}, whose password is the file's"));
+                        .map_err(|e| {
+                            hsm_failure(&format!("Checking the password of {name}"), &e)
+                        })?;
+                    log.push(format!(
+                        "took over crypto user {name}, whose password is the file's"
+                    ));
                     return Ok(record(logical_id, name, after));
                 }
                 if resumed {
-                    log.push(format!("crypto user {name} was created by the interrupted run"));
+                    log.push(format!(
+                        "crypto user {name} was created by the interrupted run"
+                    ));
                     return Ok(record(logical_id, name, after));
                 }
                 return Err(format!(
@@ -419,11 +499,14 @@ pub(crate) async fn apply(
                 .create_crypto_user(ns, &cluster_id, &admin, name, &pin)
                 .await
                 .map_err(|e| hsm_failure(&format!("Creating crypto user {name}"), &e))?;
-            log.push(format!("created crypto user {name} on every HSM of {cluster_id}"));
+            log.push(format!(
+                "created crypto user {name} on every HSM of {cluster_id}"
+            ));
             Ok(record(logical_id, name, after))
         }
         (Kind::CryptoUser, Some(name)) => {
-            let generation_changed = before.and_then(|b| b.get("generation")) != after.get("generation")
+            let generation_changed = before.and_then(|b| b.get("generation"))
+                != after.get("generation")
                 || before.and_then(|b| b.get("password")) != after.get("password");
             if !generation_changed {
                 return Ok(record(logical_id, &name, after));
@@ -438,10 +521,18 @@ pub(crate) async fn apply(
             }
             let pin = Pin::new(password.to_string());
             plane
-                .change_crypto_user_password(ns, &cluster_id, &name, PasswordAuthority::AdminPassword(&admin), &pin)
+                .change_crypto_user_password(
+                    ns,
+                    &cluster_id,
+                    &name,
+                    PasswordAuthority::AdminPassword(&admin),
+                    &pin,
+                )
                 .await
                 .map_err(|e| hsm_failure(&format!("Changing the password of {name}"), &e))?;
-            log.push(format!("changed the password of {name} on every HSM of {cluster_id}"));
+            log.push(format!(
+                "changed the password of {name} on every HSM of {cluster_id}"
+            ));
             if let Some(store) = &store {
                 kms.update_custom_key_store(
                     ctx.caller,
@@ -463,7 +554,10 @@ pub(crate) async fn apply(
         (Kind::KeyStore, None) => {
             let cluster_id = ctx.physical("cluster")?;
             let name = text(after, "name");
-            let found = match kms.describe_custom_key_stores(ctx.caller, None, Some(name), None, None).await {
+            let found = match kms
+                .describe_custom_key_stores(ctx.caller, None, Some(name), None, None)
+                .await
+            {
                 Ok(page) => page.items.into_iter().next(),
                 Err(KmsError::CustomKeyStoreNotFound(_)) => None,
                 Err(e) => return Err(kms_failure("DescribeCustomKeyStores", &e)),
@@ -475,7 +569,10 @@ pub(crate) async fn apply(
                         existing.id, existing.cluster_id
                     ));
                 }
-                log.push(format!("key store {} ({name}) is already there", existing.id));
+                log.push(format!(
+                    "key store {} ({name}) is already there",
+                    existing.id
+                ));
                 return Ok(record(logical_id, &existing.id, after));
             }
             let view = plane
@@ -497,7 +594,9 @@ pub(crate) async fn apply(
                 )
                 .await
                 .map_err(|e| kms_failure("CreateCustomKeyStore", &e))?;
-            log.push(format!("created custom key store {id} ({name}) on {cluster_id}"));
+            log.push(format!(
+                "created custom key store {id} ({name}) on {cluster_id}"
+            ));
             Ok(record(logical_id, &id, after))
         }
         (Kind::KeyStore, Some(id)) => {
@@ -514,22 +613,30 @@ pub(crate) async fn apply(
                 )
                 .await
                 .map_err(|e| kms_failure("UpdateCustomKeyStore", &e))?;
-                log.push(format!("renamed key store {id} from {old_name} to {new_name}"));
+                log.push(format!(
+                    "renamed key store {id} from {old_name} to {new_name}"
+                ));
             }
             Ok(record(logical_id, &id, after))
         }
         (Kind::Connection, _) => {
             let store = ctx.physical("key-store")?;
             match ctx.key_store_state(&store).await? {
-                Some((state, _)) if state == "CONNECTED" => log.push(format!("key store {store} is connected")),
+                Some((state, _)) if state == "CONNECTED" => {
+                    log.push(format!("key store {store} is connected"))
+                }
                 _ => ctx.connect(&store, log).await?,
             }
             Ok(record(logical_id, &store, after))
         }
         (Kind::Key, None) => {
             let custom = text(after, "key_store") == "custom";
-            let key_spec: KeySpec = text(after, "key_spec").parse().map_err(|_| "bad key spec".to_owned())?;
-            let key_usage: KeyUsage = text(after, "key_usage").parse().map_err(|_| "bad key usage".to_owned())?;
+            let key_spec: KeySpec = text(after, "key_spec")
+                .parse()
+                .map_err(|_| "bad key spec".to_owned())?;
+            let key_usage: KeyUsage = text(after, "key_usage")
+                .parse()
+                .map_err(|_| "bad key usage".to_owned())?;
             let mut tags = tags_of(after);
             tags.push(Tag {
                 key: STACK_TAG.to_owned(),
@@ -540,7 +647,10 @@ pub(crate) async fn apply(
                 return Ok(record(logical_id, &found, after));
             }
             let request = CreateKeyRequest {
-                policy: after.get("policy").and_then(Value::as_str).map(str::to_owned),
+                policy: after
+                    .get("policy")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
                 description: Some(text(after, "description").to_owned()),
                 key_usage: Some(key_usage),
                 key_spec: Some(key_spec),
@@ -559,16 +669,24 @@ pub(crate) async fn apply(
             log.push(format!(
                 "created key {} ({key_spec}{})",
                 key.key_id.as_str(),
-                if custom { ", generated inside the HSMs" } else { "" }
+                if custom {
+                    ", generated inside the HSMs"
+                } else {
+                    ""
+                }
             ));
             Ok(record(logical_id, key.key_id.as_str(), after))
         }
         (Kind::Key, Some(key_id)) => {
             let field_changed = |field: &str| before.and_then(|b| b.get(field)) != after.get(field);
             if field_changed("description") {
-                kms.update_key_description(ctx.caller, &key_id, text(after, "description").to_owned())
-                    .await
-                    .map_err(|e| kms_failure("UpdateKeyDescription", &e))?;
+                kms.update_key_description(
+                    ctx.caller,
+                    &key_id,
+                    text(after, "description").to_owned(),
+                )
+                .await
+                .map_err(|e| kms_failure("UpdateKeyDescription", &e))?;
                 log.push(format!("updated the description of {key_id}"));
             }
             if field_changed("policy") {
@@ -648,7 +766,12 @@ pub(crate) async fn apply(
             let operations: Vec<String> = after
                 .get("operations")
                 .and_then(Value::as_array)
-                .map(|ops| ops.iter().filter_map(Value::as_str).map(str::to_owned).collect())
+                .map(|ops| {
+                    ops.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
                 .unwrap_or_default();
             let created = kms
                 .create_grant(
@@ -673,8 +796,18 @@ pub(crate) async fn apply(
     }
 }
 
-async fn revoke(ctx: &Ctx<'_>, key_id: &str, grant_id: &str, log: &mut Vec<String>) -> Result<(), String> {
-    match ctx.stacks.kms.revoke_grant(ctx.caller, key_id, grant_id, false).await {
+async fn revoke(
+    ctx: &Ctx<'_>,
+    key_id: &str,
+    grant_id: &str,
+    log: &mut Vec<String>,
+) -> Result<(), String> {
+    match ctx
+        .stacks
+        .kms
+        .revoke_grant(ctx.caller, key_id, grant_id, false)
+        .await
+    {
         Ok(()) => log.push(format!("revoked grant {grant_id} on {key_id}")),
         Err(KmsError::NotFound(_)) => log.push(format!("grant {grant_id} was already gone")),
         Err(e) => return Err(kms_failure("RevokeGrant", &e)),
@@ -739,15 +872,18 @@ pub(crate) async fn delete(
             Ok(forget())
         }
         Kind::Key => {
-            match kms.schedule_key_deletion(ctx.caller, id, Some(KEY_DELETION_DAYS)).await {
+            match kms
+                .schedule_key_deletion(ctx.caller, id, Some(KEY_DELETION_DAYS))
+                .await
+            {
                 Ok(scheduled) => log.push(format!(
                     "scheduled key {id} for deletion in {} days",
                     scheduled.pending_window_days
                 )),
                 Err(KmsError::NotFound(_)) => log.push(format!("key {id} was already gone")),
-                Err(KmsError::InvalidState(message)) => {
-                    log.push(format!("key {id} was not scheduled for deletion: {message}"))
-                }
+                Err(KmsError::InvalidState(message)) => log.push(format!(
+                    "key {id} was not scheduled for deletion: {message}"
+                )),
                 Err(e) => return Err(kms_failure("ScheduleKeyDeletion", &e)),
             }
             Ok(forget())
@@ -764,9 +900,12 @@ pub(crate) async fn delete(
                 return Ok(forget());
             }
             ctx.disconnect(id, log).await?;
-            let wanted = rollback || props.get("delete_with_stack").and_then(Value::as_bool) != Some(false);
+            let wanted =
+                rollback || props.get("delete_with_stack").and_then(Value::as_bool) != Some(false);
             if !wanted {
-                let reason = format!("key store {id} kept, disconnected: the stack file says delete_with_stack: false");
+                let reason = format!(
+                    "key store {id} kept, disconnected: the stack file says delete_with_stack: false"
+                );
                 log.push(reason.clone());
                 return Ok(Effect::Keep(logical_id.to_owned(), reason));
             }
@@ -800,7 +939,10 @@ pub(crate) async fn delete(
                 return Ok(Effect::Keep(logical_id.to_owned(), reason));
             }
             let cluster_id = ctx.physical("cluster")?;
-            match plane.delete_hsm(ns, &cluster_id, &HsmSelector::HsmId(id.to_owned())).await {
+            match plane
+                .delete_hsm(ns, &cluster_id, &HsmSelector::HsmId(id.to_owned()))
+                .await
+            {
                 Ok(_) => log.push(format!("deleted HSM {id}; its token is free again")),
                 Err(strongroom_cloudhsm::Error::ResourceNotFound(_)) => {
                     log.push(format!("HSM {id} was already gone"))
@@ -825,4 +967,3 @@ pub(crate) async fn delete(
         }
     }
 }
-

@@ -78,47 +78,89 @@ fn parameters_qualify_names_and_can_be_overridden() {
         .expect("a key store");
     assert_eq!(store.props["name"], "payments-1-keys");
 
-    let other = parse(FILE, &[("purpose".to_owned(), "2".to_owned()), ("zone_a".to_owned(), "us-east-1c".to_owned())])
-        .expect("overrides apply");
+    let other = parse(
+        FILE,
+        &[
+            ("purpose".to_owned(), "2".to_owned()),
+            ("zone_a".to_owned(), "us-east-1c".to_owned()),
+        ],
+    )
+    .expect("overrides apply");
     assert_eq!(other.name, "payments-2-hsm");
-    assert!(desired(&other).iter().any(|d| d.logical_id == "hsm/us-east-1c/1"));
-    let refused = parse(FILE, &[("nope".to_owned(), "x".to_owned())]).expect_err("unknown parameter");
-    assert!(refused.to_string().contains("'nope' is not declared"), "{refused}");
+    assert!(
+        desired(&other)
+            .iter()
+            .any(|d| d.logical_id == "hsm/us-east-1c/1")
+    );
+    let refused =
+        parse(FILE, &[("nope".to_owned(), "x".to_owned())]).expect_err("unknown parameter");
+    assert!(
+        refused.to_string().contains("'nope' is not declared"),
+        "{refused}"
+    );
     let refused = parse(FILE, &[("system".to_owned(), "a b".to_owned())]).expect_err("bad value");
-    assert!(refused.to_string().contains("parameter values"), "{refused}");
+    assert!(
+        refused.to_string().contains("parameter values"),
+        "{refused}"
+    );
 }
 
 #[test]
 fn errors_name_the_line_and_the_field() {
     let typo = FILE.replace("  hsms:", "  hsmz:");
     let error = parse(&typo, &[]).expect_err("unknown field").to_string();
-    assert!(error.contains("hsmz") && error.contains("line 6"), "{error}");
+    assert!(
+        error.contains("hsmz") && error.contains("line 6"),
+        "{error}"
+    );
 
     let zero = FILE.replace("    us-east-1b: 1", "    us-east-1b: 0");
     let error = parse(&zero, &[]).expect_err("zero HSMs").to_string();
-    assert!(error.starts_with("line 8: cluster.hsms.us-east-1b:"), "{error}");
+    assert!(
+        error.starts_with("line 8: cluster.hsms.us-east-1b:"),
+        "{error}"
+    );
 
     let spec = FILE.replace("    key_spec: ECC_NIST_P256", "    key_spec: ECC_NIST_P999");
     let error = parse(&spec, &[]).expect_err("bad spec").to_string();
-    assert!(error.starts_with("line 28: keys.signing.key_spec:"), "{error}");
+    assert!(
+        error.starts_with("line 28: keys.signing.key_spec:"),
+        "{error}"
+    );
 
     let custom_rsa = FILE.replace("    key_store: default\n", "");
-    let error = parse(&custom_rsa, &[]).expect_err("custom key store spec").to_string();
-    assert!(error.contains("keys.signing.key_spec") && error.contains("SYMMETRIC_DEFAULT"), "{error}");
+    let error = parse(&custom_rsa, &[])
+        .expect_err("custom key store spec")
+        .to_string();
+    assert!(
+        error.contains("keys.signing.key_spec") && error.contains("SYMMETRIC_DEFAULT"),
+        "{error}"
+    );
 
     let unknown = FILE.replace("${zone_a}", "${zone_b}");
-    let error = parse(&unknown, &[]).expect_err("unknown reference").to_string();
-    assert!(error.contains("line 7") && error.contains("${zone_b}"), "{error}");
+    let error = parse(&unknown, &[])
+        .expect_err("unknown reference")
+        .to_string();
+    assert!(
+        error.contains("line 7") && error.contains("${zone_b}"),
+        "{error}"
+    );
 
-    let no_store = FILE
-        .replace("key_store:\n  name: keys\n", "")
-        .replace("    description: Orders", "    key_store: custom\n    description: Orders");
-    let error = parse(&no_store, &[]).expect_err("key in no store").to_string();
+    let no_store = FILE.replace("key_store:\n  name: keys\n", "").replace(
+        "    description: Orders",
+        "    key_store: custom\n    description: Orders",
+    );
+    let error = parse(&no_store, &[])
+        .expect_err("key in no store")
+        .to_string();
     assert!(error.contains("keys.orders.key_store"), "{error}");
 
     let yaml = "name: [unclosed\n";
     let error = parse(yaml, &[]).expect_err("bad YAML").to_string();
-    assert!(error.contains("not valid YAML") && error.contains("line"), "{error}");
+    assert!(
+        error.contains("not valid YAML") && error.contains("line"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -126,7 +168,10 @@ fn an_unchanged_file_plans_nothing_and_changes_are_classified() {
     let parsed = parse(FILE, &[]).expect("valid");
     let recorded = recorded(&parsed);
     let same = plan(&desired(&parsed), &recorded);
-    assert!(same.changes.is_empty() && same.refusals.is_empty(), "{same:?}");
+    assert!(
+        same.changes.is_empty() && same.refusals.is_empty(),
+        "{same:?}"
+    );
 
     let fresh = plan(&desired(&parsed), &[]);
     assert_eq!(fresh.changes.len(), 12);
@@ -160,7 +205,10 @@ fn an_unchanged_file_plans_nothing_and_changes_are_classified() {
     let parsed = parse(&refused, &[]).expect("valid");
     let refusal = plan(&desired(&parsed), &recorded);
     let text = refusal.refusals.join("\n");
-    assert!(text.contains("key/signing: key_spec cannot change"), "{text}");
+    assert!(
+        text.contains("key/signing: key_spec cannot change"),
+        "{text}"
+    );
     assert!(text.contains("cluster: zones cannot change"), "{text}");
     assert!(text.contains("hsm/us-east-1c/1: adding HSMs"), "{text}");
 }
