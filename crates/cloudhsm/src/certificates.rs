@@ -124,6 +124,48 @@ pub(crate) fn reparse(installed: &ClusterCertificates) -> Result<Checked, Error>
     }
 }
 
+/// Checks that `leaf` (the DER of a cluster certificate as an HSM holds it), with the intermediate CA
+/// certificates that follow the cluster certificate in `signed_cert_pem`, chains to `trust_anchor_pem` at
+/// time `now_secs`: what a client checks before it trusts an HSM. The error says why not, in words.
+pub(crate) fn chains_to(
+    leaf: &[u8],
+    signed_cert_pem: &str,
+    trust_anchor_pem: &str,
+    now_secs: i64,
+) -> Result<(), String> {
+    let anchor_ders =
+        pem_certificates(trust_anchor_pem, "TrustAnchor").map_err(|e| e.to_string())?;
+    let [anchor_der] = anchor_ders.as_slice() else {
+        return Err("the trust anchor holds more than one certificate".to_owned());
+    };
+    let anchor = parse(anchor_der, "the trust anchor").map_err(|e| e.to_string())?;
+    let stored = pem_certificates(signed_cert_pem, "SignedCert").map_err(|e| e.to_string())?;
+    let mut chain = vec![parse(leaf, "the HSM's cluster certificate").map_err(|e| e.to_string())?];
+    for (index, der) in stored.iter().enumerate().skip(1) {
+        chain.push(
+            parse(der, &format!("intermediate certificate {index}")).map_err(|e| e.to_string())?,
+        );
+    }
+    let now = ASN1Time::from_timestamp(now_secs)
+        .map_err(|_| "the clock is outside the range of X.509 times".to_owned())?;
+    for (index, cert) in chain.iter().enumerate() {
+        let issuer = chain.get(index + 1).unwrap_or(&anchor);
+        if !cert.validity().is_valid_at(now) {
+            return Err(format!("certificate {index} of the chain is not valid now"));
+        }
+        if cert.issuer().as_raw() != issuer.subject().as_raw() {
+            return Err(format!(
+                "certificate {index} of the chain was issued by '{}', not by '{}'",
+                cert.issuer(),
+                issuer.subject()
+            ));
+        }
+        verify_signature(cert, issuer.public_key())
+            .map_err(|reason| format!("certificate {index} of the chain: {reason}"))?;
+    }
+    Ok(())
+}
+
 /// The trust anchor must be a root: self-issued, self-signed, a CA if it says what it is, and current.
 fn check_anchor(anchor: &X509Certificate<'_>, now: ASN1Time) -> Result<(), Error> {
     if anchor.issuer().as_raw() != anchor.subject().as_raw() {

@@ -7,8 +7,8 @@ use strongroom_keystore_pkcs11::{Cluster as Pkcs11Cluster, ClusterOptions};
 use strongroom_storage::clusters::{ClusterState, HsmState};
 use strongroom_types::Namespace;
 
-use crate::ControlPlane;
 use crate::error::Error;
+use crate::{ControlPlane, certificates, tokens};
 
 /// A cluster as a custom key store sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,5 +100,38 @@ impl ControlPlane {
             tokio::task::spawn_blocking(move || Pkcs11Cluster::open(&configs, &modules, options))
                 .await??;
         Ok(Arc::new(cluster))
+    }
+}
+
+impl ControlPlane {
+    /// Checks that every HSM of `cluster` that answers holds a certificate of cluster `cluster_id` that
+    /// chains to `trust_anchor_pem`, as the CloudHSM client authenticates each HSM before a custom key
+    /// store uses it; HSMs that do not answer are left to the failover. Blocks on PKCS#11, and needs the
+    /// crypto user logged in. The error names the HSM and says what is wrong.
+    pub fn check_hsm_certificates(
+        &self,
+        cluster: &Pkcs11Cluster,
+        view: &ClusterView,
+        trust_anchor_pem: &str,
+    ) -> Result<(), String> {
+        let Some(chain) = &view.cluster_certificate_pem else {
+            return Err(format!("cluster {} has no certificate", view.cluster_id));
+        };
+        let now = self.now().as_secs();
+        let label = tokens::certificate_label(&view.cluster_id);
+        for answer in cluster.read_certificate_everywhere(&label) {
+            match answer.result {
+                Ok(der) => certificates::chains_to(&der, chain, trust_anchor_pem, now)
+                    .map_err(|reason| format!("HSM {}: {reason}", answer.hsm))?,
+                Err(e) if e.is_device_failure() => {}
+                Err(e) => {
+                    return Err(format!(
+                        "HSM {} has no readable cluster certificate: {e}",
+                        answer.hsm
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }

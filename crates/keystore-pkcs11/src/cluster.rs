@@ -575,6 +575,18 @@ impl Cluster {
             .collect()
     }
 
+    /// The certificate stored under `label` as each HSM holds it, to check every HSM's identity.
+    pub fn read_certificate_everywhere(&self, label: &str) -> Vec<HsmResult<Vec<u8>>> {
+        self.inner
+            .hsms()
+            .iter()
+            .map(|hsm| HsmResult {
+                hsm: hsm.id().to_owned(),
+                result: hsm.read_data(label),
+            })
+            .collect()
+    }
+
     /// Whether each HSM holds the backing key `label`.
     pub fn key_exists(&self, label: &str) -> Vec<HsmResult<bool>> {
         self.inner

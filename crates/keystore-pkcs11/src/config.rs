@@ -3,12 +3,14 @@
 use std::fmt;
 use std::io::Read;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use cryptoki::types::AuthPin;
 use zeroize::Zeroizing;
 
 use crate::error::Error;
+use crate::hsm::HsmState;
 
 /// One HSM of a cluster: a token in a PKCS#11 module, named by its label.
 ///
@@ -133,8 +135,16 @@ impl fmt::Debug for Pin {
     }
 }
 
+/// Told when an HSM leaves service or comes back, for example to record it in an audit trail.
+///
+/// Called on the thread that saw the change, after the change; implementations must not block.
+pub trait HsmEvents: Send + Sync + 'static {
+    /// HSM `hsm` (its configured id) is now in `state`; `error` says what degraded it.
+    fn hsm_state_changed(&self, hsm: &str, state: HsmState, error: Option<&str>);
+}
+
 /// How a cluster behaves; the defaults suit a KMS custom key store.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ClusterOptions {
     /// Logged-in sessions kept per HSM; operations beyond this wait for a free session.
     pub sessions_per_hsm: usize,
@@ -145,6 +155,8 @@ pub struct ClusterOptions {
     pub key_availability_quorum: usize,
     /// Minimum time between two probes of a degraded HSM made on behalf of requests.
     pub probe_interval: Duration,
+    /// Where HSM state changes are reported, if anywhere.
+    pub events: Option<Arc<dyn HsmEvents>>,
 }
 
 impl Default for ClusterOptions {
@@ -154,6 +166,19 @@ impl Default for ClusterOptions {
             session_wait: Duration::from_secs(5),
             key_availability_quorum: 2,
             probe_interval: Duration::from_secs(5),
+            events: None,
         }
+    }
+}
+
+impl fmt::Debug for ClusterOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClusterOptions")
+            .field("sessions_per_hsm", &self.sessions_per_hsm)
+            .field("session_wait", &self.session_wait)
+            .field("key_availability_quorum", &self.key_availability_quorum)
+            .field("probe_interval", &self.probe_interval)
+            .field("events", &self.events.is_some())
+            .finish()
     }
 }

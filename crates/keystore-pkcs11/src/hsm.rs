@@ -19,7 +19,7 @@ use cryptoki::slot::Slot;
 use zeroize::Zeroizing;
 
 use crate::attributes::{self, ObjectKind, WRAPPING_KEY_LABEL};
-use crate::config::{ClusterOptions, HsmConfig, Pin, SecretSource};
+use crate::config::{ClusterOptions, HsmConfig, HsmEvents, Pin, SecretSource};
 use crate::der;
 use crate::error::{self, Error, Role};
 use crate::module::{Module, ModuleSet};
@@ -54,6 +54,20 @@ pub struct Hsm {
     simulated_outage: AtomicBool,
     in_flight: AtomicUsize,
     operations: AtomicU64,
+    events: Listener,
+}
+
+/// Where state changes go; a newtype so that `Hsm` can stay `Debug`.
+struct Listener(Option<Arc<dyn HsmEvents>>);
+
+impl std::fmt::Debug for Listener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Listener(..)"
+        } else {
+            "Listener(None)"
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -204,6 +218,7 @@ impl Hsm {
             simulated_outage: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             operations: AtomicU64::new(0),
+            events: Listener(options.events.clone()),
         })
     }
 
@@ -294,25 +309,38 @@ impl Hsm {
     }
 
     fn mark_active(&self) {
-        let mut health = lock(&self.health);
-        if health.state == HsmState::Degraded {
+        let recovered = {
+            let mut health = lock(&self.health);
+            let recovered = health.state == HsmState::Degraded;
+            health.state = HsmState::Active;
+            recovered
+        };
+        if recovered {
             tracing::info!(hsm = %self.id, "HSM active again");
+            if let Some(events) = &self.events.0 {
+                events.hsm_state_changed(&self.id, HsmState::Active, None);
+            }
         }
-        health.state = HsmState::Active;
     }
 
     /// Takes the HSM out of service after `err` and closes its sessions.
     fn degrade(&self, err: &Error) {
-        {
+        let message = err.to_string();
+        let newly = {
             let mut health = lock(&self.health);
-            if health.state == HsmState::Active {
-                tracing::warn!(hsm = %self.id, error = %err, "HSM degraded");
-            }
+            let newly = health.state == HsmState::Active;
             health.state = HsmState::Degraded;
-            health.last_error = Some(err.to_string());
-        }
+            health.last_error = Some(message.clone());
+            newly
+        };
         self.pool.drain();
         self.forget_handles();
+        if newly {
+            tracing::warn!(hsm = %self.id, error = %err, "HSM degraded");
+            if let Some(events) = &self.events.0 {
+                events.hsm_state_changed(&self.id, HsmState::Degraded, Some(&message));
+            }
+        }
     }
 
     /// Classifies a failed call; failures that are ambiguous (SoftHSM reports a bad GCM tag as
@@ -352,7 +380,8 @@ impl Hsm {
     }
 
     fn check_reachable(&self) -> Result<(), Error> {
-        match self.simulated_outage.load(Ordering::SeqCst) {
+        let injected = self.module.check_faults(&self.token_label);
+        match self.simulated_outage.load(Ordering::SeqCst) || injected.is_err() {
             true => Err(Error::Device {
                 hsm: self.id.clone(),
                 source: simulated_failure(),

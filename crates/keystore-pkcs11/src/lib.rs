@@ -116,11 +116,11 @@ mod throughput;
 pub use crate::cluster::{
     Cluster, HsmResult, KeyHandleSet, KeyReplica, SyncFailure, SyncItem, SyncReport,
 };
-pub use crate::config::{ClusterOptions, HsmConfig, Pin, SecretSource};
+pub use crate::config::{ClusterOptions, HsmConfig, HsmEvents, Pin, SecretSource};
 pub use crate::error::{Error, Role};
 pub use crate::health::HealthMonitor;
 pub use crate::hsm::{Hsm, HsmState, HsmStatus, KeyPairSpec, Sealed, SignMechanism};
-pub use crate::module::{Module, ModuleSet};
+pub use crate::module::{Fault, Module, ModuleSet};
 pub use crate::root_key::HsmRootKey;
 pub use crate::throughput::{RawKey, Throughput, raw_gcm_throughput};
 

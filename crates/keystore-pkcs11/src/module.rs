@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use cryptoki::context::{CInitializeArgs, CInitializeFlags, Pkcs11};
 use cryptoki::error::{Error as Pkcs11Error, RvError};
@@ -28,6 +28,25 @@ pub struct ModuleSet {
 pub struct Module {
     path: Arc<PathBuf>,
     pkcs11: Pkcs11,
+    faults: Arc<Faults>,
+}
+
+/// A fault injected into a token with [`Module::inject_fault`], for failover drills and tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Every call to the token fails as if the device had lost power (`CKR_DEVICE_ERROR`).
+    Outage,
+    /// Every call to the token waits until the fault is lifted, as a device that stopped answering
+    /// on the network would.
+    Stall,
+}
+
+/// The faults injected into a module's tokens, by token label; shared by every clone of the module, so
+/// every HSM opened on a token sees them, whichever cluster opened it.
+#[derive(Debug, Default)]
+struct Faults {
+    by_token: Mutex<HashMap<String, Fault>>,
+    lifted: Condvar,
 }
 
 impl ModuleSet {
@@ -57,6 +76,7 @@ impl ModuleSet {
         let module = Module {
             path: Arc::new(path.to_path_buf()),
             pkcs11,
+            faults: Arc::default(),
         };
         loaded.insert(path.to_path_buf(), module.clone());
         Ok(module)
@@ -74,6 +94,46 @@ impl Module {
     /// Use it rather than loading the library again: a second `C_Initialize` would fail.
     pub fn pkcs11(&self) -> &Pkcs11 {
         &self.pkcs11
+    }
+
+    /// Injects `fault` into the token labelled `label`, or lifts the fault with `None`.
+    ///
+    /// Unlike [`crate::Hsm::simulate_outage`], which affects one `Hsm` value, this affects every HSM
+    /// opened on the token through this module, including those a server opens later; a stalled call
+    /// resumes as soon as the fault is lifted.
+    pub fn inject_fault(&self, label: &str, fault: Option<Fault>) {
+        let mut faults = self
+            .faults
+            .by_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match fault {
+            Some(fault) => faults.insert(label.to_owned(), fault),
+            None => faults.remove(label),
+        };
+        self.faults.lifted.notify_all();
+    }
+
+    /// Waits while the token labelled `label` is stalled; `Err(())` while it is out.
+    pub(crate) fn check_faults(&self, label: &str) -> Result<(), ()> {
+        let mut faults = self
+            .faults
+            .by_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        loop {
+            match faults.get(label) {
+                None => return Ok(()),
+                Some(Fault::Outage) => return Err(()),
+                Some(Fault::Stall) => {
+                    faults = self
+                        .faults
+                        .lifted
+                        .wait(faults)
+                        .unwrap_or_else(PoisonError::into_inner);
+                }
+            }
+        }
     }
 
     /// Initializes a fresh token labelled `label` in a free slot (`C_InitToken`), setting its

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
-use strongroom_keystore_pkcs11::{HsmConfig, SecretSource};
+use strongroom_keystore_pkcs11::{HsmConfig, ModuleSet, SecretSource};
 use strongroom_types::{AccountId, Region};
 
 /// The address the server listens on when none is configured: loopback only.
@@ -41,6 +41,9 @@ pub struct Config {
     pub dangerous_disable_audit: bool,
     /// The HSMs the CloudHSM control plane may put in clusters (`[[hsm]]` tables); none by default.
     pub hsms: Vec<HsmConfig>,
+    /// The PKCS#11 modules the HSMs are loaded from, loaded on first use; tests running the server in
+    /// their own process pass the set they already loaded, to inspect tokens and inject faults.
+    pub hsm_modules: ModuleSet,
     /// Address ranges treated as VPCs, and proxies whose `X-Forwarded-For` is believed.
     pub network: strongroom_protocol::NetworkContext,
     /// Services that call on behalf of callers (`kms:ViaService`), with their own credentials.
@@ -253,6 +256,7 @@ impl Config {
             .collect::<anyhow::Result<Vec<HsmConfig>>>()?;
         Ok(Config {
             hsms,
+            hsm_modules: ModuleSet::new(),
             network,
             service_principals,
             listen,

@@ -48,8 +48,18 @@ impl HsmClusters for ControlPlaneClusters {
         &self,
         namespace: &Namespace,
         cluster_id: &str,
+        custom_key_store_id: &str,
+        trust_anchor_pem: &str,
         password: Zeroizing<String>,
     ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError> {
+        let view = match self.0.cluster(namespace, cluster_id).await {
+            Ok(Some(view)) => view,
+            Ok(None) => return Err(ConnectionError::ClusterNotFound),
+            Err(e) => {
+                tracing::error!(cluster_id, "failed to describe the cluster: {e:#}");
+                return Err(ConnectionError::InternalError);
+            }
+        };
         let cluster = match self
             .0
             .open_pkcs11_cluster(namespace, cluster_id, ClusterOptions::default())
@@ -70,23 +80,51 @@ impl HsmClusters for ControlPlaneClusters {
             tokio::task::spawn_blocking(move || cluster.login_crypto_user(&pin)).await
         };
         match login {
-            Ok(Ok(())) => Ok(Arc::new(Pkcs11Connected(cluster))),
-            Ok(Err(e)) => Err(match e {
-                HsmErr::InvalidCredentials { .. } => ConnectionError::InvalidCredentials,
-                HsmErr::UserLockedOut { .. } => ConnectionError::UserLockedOut,
-                HsmErr::UserNotFound { .. } => ConnectionError::UserNotFound,
-                HsmErr::UserLoggedIn { .. } => ConnectionError::UserLoggedIn,
-                HsmErr::NoActiveHsm => ConnectionError::InsufficientCloudHsmHsms,
-                other => {
-                    tracing::error!(cluster_id, "failed to log kmsuser in: {other:#}");
-                    ConnectionError::InternalError
-                }
-            }),
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                return Err(match e {
+                    HsmErr::InvalidCredentials { .. } => ConnectionError::InvalidCredentials,
+                    HsmErr::UserLockedOut { .. } => ConnectionError::UserLockedOut,
+                    HsmErr::UserNotFound { .. } => ConnectionError::UserNotFound,
+                    HsmErr::UserLoggedIn { .. } => ConnectionError::UserLoggedIn,
+                    HsmErr::NoActiveHsm => ConnectionError::InsufficientCloudHsmHsms,
+                    other => {
+                        tracing::error!(cluster_id, "failed to log kmsuser in: {other:#}");
+                        ConnectionError::InternalError
+                    }
+                });
+            }
             Err(e) => {
                 tracing::error!(cluster_id, "failed to log kmsuser in: {e:#}");
-                Err(ConnectionError::InternalError)
+                return Err(ConnectionError::InternalError);
             }
         }
+        // Like a CloudHSM client, trust no HSM whose certificate does not chain to the trust anchor.
+        let checked = {
+            let (plane, cluster, anchor) =
+                (self.0.clone(), cluster.clone(), trust_anchor_pem.to_owned());
+            tokio::task::spawn_blocking(move || {
+                plane.check_hsm_certificates(&cluster, &view, &anchor)
+            })
+            .await
+        };
+        let refusal = match checked {
+            Ok(Ok(())) => return Ok(Arc::new(Pkcs11Connected(cluster))),
+            Ok(Err(reason)) => {
+                tracing::error!(
+                    cluster_id,
+                    custom_key_store_id,
+                    "an HSM does not authenticate against the store's trust anchor: {reason}"
+                );
+                ConnectionError::NetworkErrors
+            }
+            Err(e) => {
+                tracing::error!(cluster_id, "failed to check the HSMs' certificates: {e:#}");
+                ConnectionError::InternalError
+            }
+        };
+        let _ = tokio::task::spawn_blocking(move || cluster.logout_crypto_user()).await;
+        Err(refusal)
     }
 }
 

@@ -95,7 +95,7 @@ pub fn cloudhsm_control_plane(
     let plane = strongroom_cloudhsm::ControlPlane::new(
         store,
         config.hsms.clone(),
-        strongroom_keystore_pkcs11::ModuleSet::new(),
+        config.hsm_modules.clone(),
         now,
     )
     .context("check the [[hsm]] declarations")?;

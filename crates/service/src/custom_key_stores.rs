@@ -6,20 +6,30 @@
 //! [`ConnectedCluster`]. The kmsuser password is stored only wrapped by the root key, bound to the
 //! store id; every successful connect rotates it to a new random 32-character value.
 //!
-//! Connecting is synchronous here (AWS's is asynchronous): `ConnectCustomKeyStore` returns once the
-//! store is CONNECTED or FAILED, so the next `DescribeCustomKeyStores` shows the outcome.
+//! Connecting is asynchronous, as in AWS: `ConnectCustomKeyStore` records the store CONNECTING and
+//! returns; a background attempt logs kmsuser in on every HSM, checks each HSM's certificate against
+//! the store's trust anchor, rotates the password, and records CONNECTED or FAILED with a
+//! `ConnectionErrorCode`, reporting the outcome as a service event. `DisconnectCustomKeyStore` while
+//! CONNECTING abandons the attempt: the store is DISCONNECTED at once and the attempt's outcome is
+//! discarded (it logs out if it got that far).
+//!
+//! Locks: a request that changes a store holds `Kms::writes`, then `Connections::state`; an attempt
+//! holds its store's `establishing` lock while it logs in, then `Connections::state` while it records
+//! the outcome. Nothing holding `state` waits for another lock.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
+use strongroom_keystore::RootKey;
 use strongroom_storage::StoreError;
 use strongroom_storage::key_stores::{CustomKeyStoreRecord, KeyStoreStore};
 use strongroom_types::Namespace;
 use zeroize::Zeroizing;
 
 use crate::pagination::{self, Page};
-use crate::{Caller, Error, Kms};
+use crate::{Caller, Error, Kms, ServiceEvents};
 
 /// At most this many custom key stores per account and Region.
 pub const MAX_CUSTOM_KEY_STORES: usize = 10;
@@ -117,6 +127,9 @@ pub enum ConnectionError {
     UserNotFound,
     /// kmsuser is logged in elsewhere.
     UserLoggedIn,
+    /// An HSM could not be reached or authenticated: its certificate does not chain to the trust
+    /// anchor, as a CloudHSM client refuses to talk to such an HSM.
+    NetworkErrors,
     /// Anything else.
     InternalError,
 }
@@ -131,6 +144,7 @@ impl ConnectionError {
             ConnectionError::UserLockedOut => "USER_LOCKED_OUT",
             ConnectionError::UserNotFound => "USER_NOT_FOUND",
             ConnectionError::UserLoggedIn => "USER_LOGGED_IN",
+            ConnectionError::NetworkErrors => "NETWORK_ERRORS",
             ConnectionError::InternalError => "INTERNAL_ERROR",
         }
     }
@@ -146,31 +160,115 @@ pub trait HsmClusters: Send + Sync + 'static {
         cluster_id: &str,
     ) -> Result<Option<ClusterInfo>, Error>;
 
-    /// Opens the cluster's active HSMs and logs kmsuser in with `password`.
+    /// Opens the cluster's active HSMs for store `custom_key_store_id`, logs kmsuser in with
+    /// `password` on each, and checks that each HSM's cluster certificate chains to
+    /// `trust_anchor_pem` (`NETWORK_ERRORS` when one does not).
     async fn connect(
         &self,
         namespace: &Namespace,
         cluster_id: &str,
+        custom_key_store_id: &str,
+        trust_anchor_pem: &str,
         password: Zeroizing<String>,
     ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError>;
 }
 
-/// The service's custom key store state: records, clusters, and the connected stores.
+/// A change of a custom key store's connection that no request made directly (the end of a
+/// connection attempt, or a connection the service dropped), for the audit trail's service events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionChange {
+    /// The store's account and Region.
+    pub namespace: Namespace,
+    /// `CustomKeyStoreId`.
+    pub custom_key_store_id: String,
+    /// `CustomKeyStoreName`.
+    pub name: String,
+    /// `CloudHsmClusterId`.
+    pub cluster_id: String,
+    /// The new `ConnectionState`: CONNECTED, FAILED or DISCONNECTED.
+    pub connection_state: &'static str,
+    /// The `ConnectionErrorCode` of a FAILED store; for a DISCONNECTED one, why it was dropped.
+    pub connection_error: Option<&'static str>,
+}
+
+/// The service's custom key store state: records, clusters, and the connections of this process.
 #[derive(Default)]
 pub(crate) struct CustomKeyStores {
     pub(crate) records: Option<Arc<dyn KeyStoreStore>>,
     pub(crate) clusters: Option<Arc<dyn HsmClusters>>,
-    connected: Mutex<HashMap<String, Arc<dyn ConnectedCluster>>>,
+    connections: Arc<Connections>,
 }
 
 impl CustomKeyStores {
     pub(crate) fn connected(&self, id: &str) -> Option<Arc<dyn ConnectedCluster>> {
-        self.connected
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(id)
-            .cloned()
+        self.connections.connected(id)
     }
+}
+
+/// The connections this process holds and the connection attempts under way.
+struct Connections {
+    connected: Mutex<HashMap<String, Arc<dyn ConnectedCluster>>>,
+    /// The attempt under way for each CONNECTING store, by number; a disconnect forgets it, which
+    /// tells the attempt to discard its outcome.
+    attempts: Mutex<HashMap<String, u64>>,
+    next_attempt: AtomicU64,
+    /// Held while a store's connection state is read and changed.
+    state: tokio::sync::Mutex<()>,
+    /// One lock per store, held by whoever is logging in to its cluster, so that a new attempt does
+    /// not race an abandoned one for the HSMs' login state.
+    establishing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Counts ended attempts, so that callers can wait for one to end.
+    settled: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for Connections {
+    fn default() -> Connections {
+        Connections {
+            connected: Mutex::default(),
+            attempts: Mutex::default(),
+            next_attempt: AtomicU64::default(),
+            state: tokio::sync::Mutex::default(),
+            establishing: Mutex::default(),
+            settled: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+impl Connections {
+    fn connected(&self, id: &str) -> Option<Arc<dyn ConnectedCluster>> {
+        lock(&self.connected).get(id).cloned()
+    }
+
+    /// Registers a new attempt for store `id` and returns its number.
+    fn begin(&self, id: &str) -> u64 {
+        let number = self.next_attempt.fetch_add(1, Ordering::Relaxed);
+        lock(&self.attempts).insert(id.to_owned(), number);
+        number
+    }
+
+    fn in_flight(&self, id: &str) -> bool {
+        lock(&self.attempts).contains_key(id)
+    }
+
+    /// Whether attempt `number` is still wanted: false once the store was disconnected since.
+    fn is_current(&self, id: &str, number: u64) -> bool {
+        lock(&self.attempts).get(id) == Some(&number)
+    }
+
+    fn end_attempt(&self, id: &str) {
+        lock(&self.attempts).remove(id);
+    }
+
+    fn establishing(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.establishing)
+            .entry(id.to_owned())
+            .or_default()
+            .clone()
+    }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The wire spellings of `ConnectionState`.
@@ -181,6 +279,8 @@ pub mod state {
     pub const DISCONNECTED: &str = "DISCONNECTED";
     /// A connection attempt failed.
     pub const FAILED: &str = "FAILED";
+    /// A connection attempt is under way.
+    pub const CONNECTING: &str = "CONNECTING";
     /// Disconnecting.
     pub const DISCONNECTING: &str = "DISCONNECTING";
 }
@@ -327,13 +427,24 @@ impl Kms {
     }
 
     fn unwrap_password(&self, record: &CustomKeyStoreRecord) -> Result<Zeroizing<String>, Error> {
-        let bytes = self.root_key.unwrap(
-            &wrap_context(&record.custom_key_store_id),
-            &record.wrapped_password,
-        )?;
-        let text = std::str::from_utf8(&bytes)
-            .map_err(|_| Error::internal(HsmError("stored password is not UTF-8".to_owned())))?;
-        Ok(Zeroizing::new(text.to_owned()))
+        unwrap_password(self.root_key.as_ref(), record)
+    }
+
+    /// What a background connection attempt needs, detached from `self`.
+    fn connector(&self) -> Result<Connector, Error> {
+        let records = self.cks_records()?.clone();
+        let clusters = self.custom_key_stores.clusters.clone().ok_or_else(|| {
+            Error::UnsupportedOperation(
+                "Custom key stores are not configured on this server.".to_owned(),
+            )
+        })?;
+        Ok(Connector {
+            records,
+            clusters,
+            root_key: self.root_key.clone(),
+            events: self.events.clone(),
+            connections: self.custom_key_stores.connections.clone(),
+        })
     }
 
     /// Checks a cluster meets the prerequisites of Create and Update, and that no other store of
@@ -517,27 +628,70 @@ impl Kms {
         Ok(pagination::page(rest, limit, |s| s.id.clone()))
     }
 
-    async fn set_connection(
-        &self,
-        mut record: CustomKeyStoreRecord,
-        state: &str,
-        error: Option<ConnectionError>,
-    ) -> Result<(), Error> {
-        record.connection_state = state.to_owned();
-        record.connection_error = error.map(|e| e.as_str().to_owned());
-        self.cks_records()?.put_key_store(&record).await?;
+    /// `ConnectCustomKeyStore`: starts connecting the store in the background and returns; the store is
+    /// CONNECTING until the attempt ends CONNECTED or FAILED. A CONNECTED or CONNECTING store is left
+    /// as it is; a FAILED one must be disconnected first.
+    pub async fn connect_custom_key_store(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+        let namespace = &caller.namespace;
+        let connector = self.connector()?;
+        let _writes = self.writes.lock().await;
+        let _state = connector.connections.state.lock().await;
+        let mut record = self.cks_record(namespace, id).await?;
+        match record.connection_state.as_str() {
+            // A store recorded CONNECTED whose connection this process does not hold (the server
+            // restarted since) connects again on first use.
+            state::CONNECTED => return Ok(()),
+            state::CONNECTING if connector.connections.in_flight(id) => return Ok(()),
+            // CONNECTING without an attempt: the server stopped during one; start another.
+            state::CONNECTING | state::DISCONNECTED => {}
+            other => {
+                return Err(Error::CustomKeyStoreInvalidState(format!(
+                    "Custom key store '{id}' is {other}; disconnect it before connecting it again."
+                )));
+            }
+        }
+        // As in AWS, a cluster that is not active is refused at once and the store stays as it is.
+        if let Some(cluster) = self.cks_cluster(namespace, &record.cluster_id).await?
+            && !cluster.active
+        {
+            return Err(Error::CloudHsmClusterNotActive(format!(
+                "AWS CloudHSM cluster '{}' is not active.",
+                record.cluster_id
+            )));
+        }
+        record.connection_state = state::CONNECTING.to_owned();
+        record.connection_error = None;
+        connector.records.put_key_store(&record).await?;
+        let number = connector.connections.begin(id);
+        tokio::spawn(
+            connector
+                .clone()
+                .attempt(namespace.clone(), id.to_owned(), number),
+        );
         Ok(())
     }
 
-    /// `ConnectCustomKeyStore`: logs kmsuser in on the cluster and rotates its password; the store
-    /// becomes CONNECTED, or FAILED with a `ConnectionErrorCode`.
-    pub async fn connect_custom_key_store(&self, caller: &Caller, id: &str) -> Result<(), Error> {
-        self.connect_store(&caller.namespace, id, false).await
+    /// Waits until store `id` is no longer CONNECTING (its connection attempt ended) and describes it;
+    /// for callers inside the server that need the outcome of `ConnectCustomKeyStore`.
+    pub async fn wait_for_custom_key_store_connection(
+        &self,
+        caller: &Caller,
+        id: &str,
+    ) -> Result<CustomKeyStoreInfo, Error> {
+        let connections = &self.custom_key_stores.connections;
+        let mut ended = connections.settled.subscribe();
+        loop {
+            let record = self.cks_record(&caller.namespace, id).await?;
+            if record.connection_state != state::CONNECTING || !connections.in_flight(id) {
+                return Ok(info(&record));
+            }
+            // The sender lives as long as `self`, so this only returns when an attempt ends.
+            let _ = ended.changed().await;
+        }
     }
 
     /// The live connection of store `id`; a store recorded CONNECTED whose connection this process
-    /// does not hold (the server restarted since) is connected again first. Must not be called
-    /// with `Kms::writes` held.
+    /// does not hold (the server restarted since) is connected again first, waiting for it.
     pub(crate) async fn live_cluster(
         &self,
         namespace: &Namespace,
@@ -546,113 +700,24 @@ impl Kms {
         if let Some(cluster) = self.custom_key_stores.connected(id) {
             return Ok(Some(cluster));
         }
-        if self.custom_key_stores.records.is_none() {
+        let Ok(connector) = self.connector() else {
             return Ok(None);
-        }
-        self.connect_store(namespace, id, true).await?;
+        };
+        connector.restore(namespace, id).await?;
         Ok(self.custom_key_stores.connected(id))
     }
 
-    /// Connects store `id`; with `restoring`, only a store recorded CONNECTED without a live
-    /// connection, and silently.
-    async fn connect_store(
-        &self,
-        namespace: &Namespace,
-        id: &str,
-        restoring: bool,
-    ) -> Result<(), Error> {
-        let _writes = self.writes.lock().await;
-        let mut record = self.cks_record(namespace, id).await?;
-        match record.connection_state.as_str() {
-            state::CONNECTED if self.custom_key_stores.connected(id).is_some() => return Ok(()),
-            // CONNECTED without a live connection: the server restarted since; connect again.
-            state::CONNECTED => {}
-            state::DISCONNECTED if !restoring => {}
-            _ if restoring => return Ok(()),
-            other => {
-                return Err(Error::CustomKeyStoreInvalidState(format!(
-                    "Custom key store '{id}' is {other}; disconnect it before connecting it again."
-                )));
-            }
-        }
-        let cluster_id = record.cluster_id.clone();
-        let failed = |code| (state::FAILED, Some(code));
-        let outcome = match self.cks_cluster(namespace, &cluster_id).await? {
-            None => failed(ConnectionError::ClusterNotFound),
-            Some(cluster) if !cluster.active => {
-                return Err(Error::CloudHsmClusterNotActive(format!(
-                    "AWS CloudHSM cluster '{cluster_id}' is not active."
-                )));
-            }
-            Some(cluster) if cluster.active_hsms() == 0 => {
-                failed(ConnectionError::InsufficientCloudHsmHsms)
-            }
-            Some(cluster) if !cluster.crypto_users.iter().any(|u| u == KMSUSER) => {
-                failed(ConnectionError::UserNotFound)
-            }
-            Some(_) => {
-                let clusters = self
-                    .custom_key_stores
-                    .clusters
-                    .clone()
-                    .ok_or_else(|| not_found(id))?;
-                let old = self.unwrap_password(&record)?;
-                match clusters.connect(namespace, &cluster_id, old.clone()).await {
-                    Err(code) => failed(code),
-                    Ok(connected) => {
-                        let new = random_password();
-                        let rotate = {
-                            let (connected, old, new) =
-                                (connected.clone(), old.clone(), new.clone());
-                            tokio::task::spawn_blocking(move || {
-                                connected.change_password(&old, &new)
-                            })
-                            .await
-                        };
-                        match rotate {
-                            Ok(Ok(())) => {
-                                record.wrapped_password =
-                                    self.root_key.wrap(&wrap_context(id), new.as_bytes())?;
-                                if let Err(e) = self
-                                    .set_connection(record.clone(), state::CONNECTED, None)
-                                    .await
-                                {
-                                    // The new password was not saved: put the old one back.
-                                    let _ = connected.change_password(&new, &old);
-                                    connected.logout();
-                                    return Err(e);
-                                }
-                                self.custom_key_stores
-                                    .connected
-                                    .lock()
-                                    .unwrap_or_else(PoisonError::into_inner)
-                                    .insert(id.to_owned(), connected);
-                                return Ok(());
-                            }
-                            other => {
-                                tracing::error!(
-                                    custom_key_store_id = id,
-                                    "failed to rotate the kmsuser password: {other:?}"
-                                );
-                                connected.logout();
-                                failed(ConnectionError::InternalError)
-                            }
-                        }
-                    }
-                }
-            }
-        };
-        self.set_connection(record, outcome.0, outcome.1).await
-    }
-
-    /// `DisconnectCustomKeyStore`: logs kmsuser out; the store's keys become unavailable.
+    /// `DisconnectCustomKeyStore`: logs kmsuser out, or abandons the connection attempt under way; the
+    /// store's keys become unavailable.
     pub async fn disconnect_custom_key_store(
         &self,
         caller: &Caller,
         id: &str,
     ) -> Result<(), Error> {
+        let connector = self.connector()?;
         let _writes = self.writes.lock().await;
-        let record = self.cks_record(&caller.namespace, id).await?;
+        let _state = connector.connections.state.lock().await;
+        let mut record = self.cks_record(&caller.namespace, id).await?;
         if matches!(
             record.connection_state.as_str(),
             state::DISCONNECTED | state::DISCONNECTING
@@ -662,16 +727,15 @@ impl Kms {
                 record.connection_state
             )));
         }
-        let connected = self
-            .custom_key_stores
-            .connected
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(id);
+        connector.connections.end_attempt(id);
+        let connected = lock(&connector.connections.connected).remove(id);
         if let Some(connected) = connected {
             let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
         }
-        self.set_connection(record, state::DISCONNECTED, None).await
+        record.connection_state = state::DISCONNECTED.to_owned();
+        record.connection_error = None;
+        connector.records.put_key_store(&record).await?;
+        Ok(())
     }
 
     /// `UpdateCustomKeyStore`: the name at any time; the password and cluster only when DISCONNECTED.
@@ -683,6 +747,7 @@ impl Kms {
         let namespace = &caller.namespace;
         let records = self.cks_records()?.clone();
         let _writes = self.writes.lock().await;
+        let _state = self.custom_key_stores.connections.state.lock().await;
         let mut record = self.cks_record(namespace, &req.id).await?;
         if (req.key_store_password.is_some() || req.cluster_id.is_some())
             && record.connection_state != state::DISCONNECTED
@@ -748,6 +813,7 @@ impl Kms {
         let namespace = &caller.namespace;
         let records = self.cks_records()?.clone();
         let _writes = self.writes.lock().await;
+        let _state = self.custom_key_stores.connections.state.lock().await;
         let record = self.cks_record(namespace, id).await?;
         if record.connection_state != state::DISCONNECTED {
             return Err(Error::CustomKeyStoreInvalidState(format!(
@@ -763,6 +829,225 @@ impl Kms {
         }
         records.delete_key_store(namespace, id).await?;
         Ok(())
+    }
+}
+
+fn unwrap_password(
+    root_key: &dyn RootKey,
+    record: &CustomKeyStoreRecord,
+) -> Result<Zeroizing<String>, Error> {
+    let bytes = root_key.unwrap(
+        &wrap_context(&record.custom_key_store_id),
+        &record.wrapped_password,
+    )?;
+    let text = std::str::from_utf8(&bytes)
+        .map_err(|_| Error::internal(HsmError("stored password is not UTF-8".to_owned())))?;
+    Ok(Zeroizing::new(text.to_owned()))
+}
+
+/// A connection and the password it logged in with.
+type Established = Result<(Arc<dyn ConnectedCluster>, Zeroizing<String>), ConnectionError>;
+
+/// Connects stores, in the background or for a request, holding only shared parts of the service.
+#[derive(Clone)]
+struct Connector {
+    records: Arc<dyn KeyStoreStore>,
+    clusters: Arc<dyn HsmClusters>,
+    root_key: Arc<dyn RootKey>,
+    events: Arc<dyn ServiceEvents>,
+    connections: Arc<Connections>,
+}
+
+impl Connector {
+    /// Runs attempt `number` to connect store `id`, in the background, and records its outcome unless
+    /// the store was disconnected meanwhile.
+    async fn attempt(self, namespace: Namespace, id: String, number: u64) {
+        let gate = self.connections.establishing(&id);
+        let _one_at_a_time = gate.lock().await;
+        let established = self.establish(&namespace, &id).await;
+        let _state = self.connections.state.lock().await;
+        if !self.connections.is_current(&id, number) {
+            tracing::info!(
+                custom_key_store_id = %id,
+                "the store was disconnected while connecting: the connection attempt is abandoned"
+            );
+            if let Ok((connected, _)) = established {
+                let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
+            }
+            return;
+        }
+        if let Err(e) = self.commit(&namespace, &id, established).await {
+            tracing::error!(custom_key_store_id = %id, "failed to record a connection attempt: {e}");
+        }
+        // Only now, with the outcome recorded, is the attempt over.
+        self.connections.end_attempt(&id);
+        self.connections.settled.send_modify(|ended| *ended += 1);
+    }
+
+    /// Connects a store recorded CONNECTED whose connection this process does not hold, for a request
+    /// that needs it; a failure leaves it FAILED.
+    async fn restore(&self, namespace: &Namespace, id: &str) -> Result<(), Error> {
+        // Only a CONNECTED store is restored; others must not wait for an attempt under way.
+        if !self.recorded_connected(namespace, id).await? {
+            return Ok(());
+        }
+        let gate = self.connections.establishing(id);
+        let _one_at_a_time = gate.lock().await;
+        let _state = self.connections.state.lock().await;
+        if self.connections.connected(id).is_some()
+            || !self.recorded_connected(namespace, id).await?
+        {
+            return Ok(());
+        }
+        let established = self.establish(namespace, id).await;
+        self.commit(namespace, id, established).await
+    }
+
+    async fn recorded_connected(&self, namespace: &Namespace, id: &str) -> Result<bool, Error> {
+        Ok(self
+            .records
+            .key_store(namespace, id)
+            .await?
+            .is_some_and(|record| record.connection_state == state::CONNECTED))
+    }
+
+    /// Checks the cluster and logs kmsuser in on its HSMs with the stored password.
+    async fn establish(&self, namespace: &Namespace, id: &str) -> Established {
+        let internal = |what: &str, e: &dyn std::fmt::Display| {
+            tracing::error!(custom_key_store_id = %id, "failed to {what}: {e}");
+            ConnectionError::InternalError
+        };
+        let record = match self.records.key_store(namespace, id).await {
+            Ok(Some(record)) => record,
+            Ok(None) => return Err(internal("read the store", &"it is gone")),
+            Err(e) => return Err(internal("read the store", &e)),
+        };
+        let cluster = match self.clusters.cluster(namespace, &record.cluster_id).await {
+            Ok(Some(cluster)) => cluster,
+            Ok(None) => return Err(ConnectionError::ClusterNotFound),
+            Err(e) => return Err(internal("describe the cluster", &e)),
+        };
+        if !cluster.active {
+            return Err(internal("connect", &"the cluster is no longer active"));
+        }
+        if cluster.active_hsms() == 0 {
+            return Err(ConnectionError::InsufficientCloudHsmHsms);
+        }
+        if !cluster.crypto_users.iter().any(|u| u == KMSUSER) {
+            return Err(ConnectionError::UserNotFound);
+        }
+        let password = match unwrap_password(self.root_key.as_ref(), &record) {
+            Ok(password) => password,
+            Err(e) => return Err(internal("unwrap the kmsuser password", &e)),
+        };
+        let connected = self
+            .clusters
+            .connect(
+                namespace,
+                &record.cluster_id,
+                id,
+                &record.trust_anchor_pem,
+                password.clone(),
+            )
+            .await?;
+        Ok((connected, password))
+    }
+
+    /// Records an attempt's outcome; on success rotates kmsuser's password first. Runs with
+    /// `Connections::state` held.
+    async fn commit(
+        &self,
+        namespace: &Namespace,
+        id: &str,
+        established: Established,
+    ) -> Result<(), Error> {
+        let mut record = self
+            .records
+            .key_store(namespace, id)
+            .await?
+            .ok_or_else(|| not_found(id))?;
+        let (connected, old) = match established {
+            Ok(pair) => pair,
+            Err(code) => return self.settle(record, state::FAILED, Some(code)).await,
+        };
+        let new = random_password();
+        let rotate = {
+            let (connected, old, new) = (connected.clone(), old.clone(), new.clone());
+            tokio::task::spawn_blocking(move || connected.change_password(&old, &new)).await
+        };
+        if let Err(e) = rotate
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.0))
+        {
+            tracing::error!(custom_key_store_id = %id, "failed to rotate the kmsuser password: {e}");
+            let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
+            return self
+                .settle(record, state::FAILED, Some(ConnectionError::InternalError))
+                .await;
+        }
+        let before = std::mem::replace(&mut record.connection_state, state::CONNECTED.to_owned());
+        record.connection_error = None;
+        let saved = match self.root_key.wrap(&wrap_context(id), new.as_bytes()) {
+            Ok(wrapped) => {
+                record.wrapped_password = wrapped;
+                self.records
+                    .put_key_store(&record)
+                    .await
+                    .map_err(Error::from)
+            }
+            Err(e) => Err(Error::from(e)),
+        };
+        if let Err(e) = saved {
+            // The new password was not saved: put the old one back.
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = connected.change_password(&new, &old);
+                connected.logout();
+            })
+            .await;
+            record.connection_state = before;
+            return match self
+                .settle(record, state::FAILED, Some(ConnectionError::InternalError))
+                .await
+            {
+                Ok(()) => Err(e),
+                Err(also) => Err(also),
+            };
+        }
+        lock(&self.connections.connected).insert(id.to_owned(), connected);
+        if before != state::CONNECTED {
+            self.report(&record, state::CONNECTED, None);
+        }
+        Ok(())
+    }
+
+    /// Records a store in `new_state` and reports the change.
+    async fn settle(
+        &self,
+        mut record: CustomKeyStoreRecord,
+        new_state: &'static str,
+        error: Option<ConnectionError>,
+    ) -> Result<(), Error> {
+        record.connection_state = new_state.to_owned();
+        record.connection_error = error.map(|e| e.as_str().to_owned());
+        self.records.put_key_store(&record).await?;
+        self.report(&record, new_state, error.map(ConnectionError::as_str));
+        Ok(())
+    }
+
+    fn report(
+        &self,
+        record: &CustomKeyStoreRecord,
+        new_state: &'static str,
+        error: Option<&'static str>,
+    ) {
+        self.events.custom_key_store_connection(&ConnectionChange {
+            namespace: record.namespace.clone(),
+            custom_key_store_id: record.custom_key_store_id.clone(),
+            name: record.name.clone(),
+            cluster_id: record.cluster_id.clone(),
+            connection_state: new_state,
+            connection_error: error,
+        });
     }
 }
 

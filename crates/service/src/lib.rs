@@ -77,6 +77,9 @@ pub trait ServiceEvents: Send + Sync + 'static {
     fn key_rotated(&self, key: &strongroom_types::KeyRecord);
     /// `key` was deleted at the end of its waiting period.
     fn key_deleted(&self, key: &strongroom_types::KeyRecord);
+    /// A custom key store's connection changed on its own: a connection attempt ended, or the service
+    /// dropped a connection.
+    fn custom_key_store_connection(&self, change: &custom_key_stores::ConnectionChange);
 }
 
 /// Reports nothing; for services without an audit trail (unit tests).
@@ -85,6 +88,7 @@ struct NoServiceEvents;
 impl ServiceEvents for NoServiceEvents {
     fn key_rotated(&self, _key: &strongroom_types::KeyRecord) {}
     fn key_deleted(&self, _key: &strongroom_types::KeyRecord) {}
+    fn custom_key_store_connection(&self, _change: &custom_key_stores::ConnectionChange) {}
 }
 
 /// The key management service; one per server, shared by every request.

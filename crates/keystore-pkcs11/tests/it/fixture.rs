@@ -156,6 +156,7 @@ impl Fixture {
             key_availability_quorum: 2,
             // Requests probe degraded HSMs at once, so tests need no sleeping.
             probe_interval: Duration::ZERO,
+            events: None,
         }
     }
 

@@ -158,9 +158,23 @@ impl SoftHsm {
         dirs
     }
 
+    /// A server over the declared HSMs, loading SoftHSM through this process's module set, so that the
+    /// test can inspect the tokens and inject faults into them.
     pub(crate) async fn server(&self) -> TestServer {
         let hsms = self.hsms.clone();
-        TestServer::start_in(&self.data_dir, move |config| config.hsms = hsms).await
+        let modules = self.modules.clone();
+        TestServer::start_in(&self.data_dir, move |config| {
+            config.hsms = hsms;
+            config.hsm_modules = modules;
+        })
+        .await
+    }
+
+    /// The SoftHSM module, as the server loaded it, to inject faults into its tokens.
+    pub(crate) fn module(&self) -> strongroom_keystore_pkcs11::Module {
+        self.modules
+            .load(Path::new(SOFTHSM))
+            .expect("SoftHSM is loaded")
     }
 
     /// Runs `strongroom hsm <args>` against `server` as the default dev-mode root, and returns whether
@@ -254,7 +268,7 @@ fn pem(der: &[u8]) -> String {
     )
 }
 
-fn pem_body(text: &str, label: &str) -> Vec<u8> {
+pub(crate) fn pem_body(text: &str, label: &str) -> Vec<u8> {
     let begin = format!("-----BEGIN {label}-----");
     let end = format!("-----END {label}-----");
     let start = text.find(&begin).expect("a BEGIN line") + begin.len();

@@ -1,17 +1,21 @@
 //! Custom key stores of the AWS_CLOUDHSM type over SoftHSM tokens: the prerequisites checked by
-//! CreateCustomKeyStore, the connection life cycle with kmsuser's password rotation, and deletion.
+//! CreateCustomKeyStore, the asynchronous connection life cycle with kmsuser's password rotation and
+//! the HSMs' certificates checked against the trust anchor, failover, and deletion.
 //!
-//! Uses the SoftHSM child-process scheme and bring-up helpers of the `cloudhsm` tests.
+//! Uses the SoftHSM child-process scheme and bring-up helpers of the `cloudhsm` tests. Faults are
+//! injected into the tokens through the SoftHSM module the server shares with the test.
+
+use std::time::{Duration, Instant};
 
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
     ConnectionErrorCodeType, ConnectionStateType, DataKeySpec, KeyState, OriginType,
 };
-use strongroom_keystore_pkcs11::{Cluster as Pkcs11Cluster, ClusterOptions, Pin};
+use strongroom_keystore_pkcs11::{Cluster as Pkcs11Cluster, ClusterOptions, Fault, Pin};
 
 use crate::cloudhsm::{
     CustomerCa, KMSUSER_PASSWORD, SoftHsm, client as cloudhsm_client, create_cluster, create_hsm,
-    describe, with_softhsm,
+    describe, pem_body, with_softhsm,
 };
 use crate::harness::{TestServer, create_key, decrypt, encrypt, failure};
 
@@ -93,6 +97,48 @@ async fn connection(
         store.connection_state().expect("a state").clone(),
         store.connection_error_code().cloned(),
     )
+}
+
+/// How long a connection attempt may take before a test gives up on it; attempts on SoftHSM take well
+/// under a second, so reaching this means the attempt hangs.
+const CONNECTION_PATIENCE: Duration = Duration::from_secs(120);
+
+/// The store's state once its connection attempt has ended: ConnectCustomKeyStore returns while the
+/// store is still CONNECTING, so tests poll, as AWS's guide tells callers to.
+async fn settled_connection(
+    kms: &aws_sdk_kms::Client,
+    id: &str,
+) -> (ConnectionStateType, Option<ConnectionErrorCodeType>) {
+    let deadline = Instant::now() + CONNECTION_PATIENCE;
+    loop {
+        let (state, code) = connection(kms, id).await;
+        if state != ConnectionStateType::Connecting {
+            return (state, code);
+        }
+        assert!(
+            Instant::now() < deadline,
+            "store {id} is still CONNECTING after {CONNECTION_PATIENCE:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Connects store `id` and waits for the attempt to end CONNECTED.
+async fn connect_store(kms: &aws_sdk_kms::Client, id: &str) {
+    kms.connect_custom_key_store()
+        .custom_key_store_id(id)
+        .send()
+        .await
+        .expect("ConnectCustomKeyStore is accepted");
+    assert_eq!(
+        settled_connection(kms, id).await,
+        (ConnectionStateType::Connected, None)
+    );
+}
+
+/// The PKCS#11 label of a cluster's certificate on its HSMs (as the control plane writes it).
+fn certificate_label(cluster: &str) -> String {
+    format!("{cluster} cluster certificate")
 }
 
 #[test]
@@ -183,7 +229,7 @@ async fn life_cycle(softhsm: SoftHsm) {
         .await
         .expect("ConnectCustomKeyStore is accepted");
     assert_eq!(
-        connection(&kms, &id).await,
+        settled_connection(&kms, &id).await,
         (
             ConnectionStateType::Failed,
             Some(ConnectionErrorCodeType::InvalidCredentials)
@@ -247,15 +293,88 @@ async fn life_cycle(softhsm: SoftHsm) {
             .await,
     );
     assert_eq!(refused.code, "CustomKeyStoreInvalidStateException");
+
+    // An HSM whose cluster certificate does not chain to the store's trust anchor is not trusted:
+    // the connection fails with NETWORK_ERRORS, as a CloudHSM client refuses such an HSM.
+    let hsm_a = Pkcs11Cluster::open(
+        &softhsm.hsms[..1],
+        &softhsm.modules,
+        ClusterOptions::default(),
+    )
+    .expect("open hsm-a");
+    let kmsuser = Pin::new(KMSUSER_PASSWORD.to_owned());
+    hsm_a.login_crypto_user(&kmsuser).expect("kmsuser logs in");
+    let genuine = hsm_a
+        .read_certificate(&certificate_label(&cluster))
+        .expect("hsm-a holds the cluster certificate");
+    let impostor = pem_body(&CustomerCa::new("impostor").pem, "CERTIFICATE");
+    hsm_a
+        .write_certificate(&certificate_label(&cluster), &impostor)
+        .expect("replace hsm-a's certificate");
+    hsm_a.logout_crypto_user();
     kms.connect_custom_key_store()
         .custom_key_store_id(&id)
         .send()
         .await
-        .expect("ConnectCustomKeyStore succeeds");
+        .expect("ConnectCustomKeyStore is accepted");
+    assert_eq!(
+        settled_connection(&kms, &id).await,
+        (
+            ConnectionStateType::Failed,
+            Some(ConnectionErrorCodeType::NetworkErrors)
+        )
+    );
+    kms.disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("DisconnectCustomKeyStore succeeds");
+    hsm_a
+        .login_crypto_user(&kmsuser)
+        .expect("the failed attempt left the password as it was");
+    hsm_a
+        .write_certificate(&certificate_label(&cluster), &genuine)
+        .expect("put hsm-a's certificate back");
+    hsm_a.logout_crypto_user();
+    drop(hsm_a);
+
+    // Connecting is asynchronous: while an HSM does not answer, ConnectCustomKeyStore has returned
+    // and the store is CONNECTING; disconnecting then abandons the attempt.
+    let module = softhsm.module();
+    module.inject_fault("hsm-a", Some(Fault::Stall));
+    kms.connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("ConnectCustomKeyStore returns while an HSM hangs");
     assert_eq!(
         connection(&kms, &id).await,
-        (ConnectionStateType::Connected, None)
+        (ConnectionStateType::Connecting, None)
     );
+    kms.connect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("connecting a CONNECTING store is accepted");
+    let refused = failure(
+        kms.create_key()
+            .origin(OriginType::AwsCloudhsm)
+            .custom_key_store_id(&id)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "CustomKeyStoreInvalidStateException");
+    kms.disconnect_custom_key_store()
+        .custom_key_store_id(&id)
+        .send()
+        .await
+        .expect("DisconnectCustomKeyStore abandons the attempt");
+    assert_eq!(
+        connection(&kms, &id).await,
+        (ConnectionStateType::Disconnected, None)
+    );
+    module.inject_fault("hsm-a", None);
+    connect_store(&kms, &id).await;
     let listed = kms
         .describe_custom_key_stores()
         .custom_key_store_name("renamed")
@@ -457,15 +576,7 @@ async fn life_cycle(softhsm: SoftHsm) {
         .send()
         .await
         .expect("UpdateCustomKeyStore succeeds");
-    kms.connect_custom_key_store()
-        .custom_key_store_id(&id)
-        .send()
-        .await
-        .expect("ConnectCustomKeyStore succeeds");
-    assert_eq!(
-        connection(&kms, &id).await,
-        (ConnectionStateType::Connected, None)
-    );
+    connect_store(&kms, &id).await;
     assert_eq!(decrypt(&kms, &ciphertext, &context).await, b"in the HSM");
 
     // Two active HSMs in one zone are not enough to create keys.
@@ -552,15 +663,7 @@ async fn hsm_loss(softhsm: SoftHsm) {
         .custom_key_store_id()
         .expect("an id")
         .to_owned();
-    kms.connect_custom_key_store()
-        .custom_key_store_id(&id)
-        .send()
-        .await
-        .expect("connect");
-    assert_eq!(
-        connection(&kms, &id).await.0,
-        ConnectionStateType::Connected
-    );
+    connect_store(&kms, &id).await;
     let key = kms
         .create_key()
         .origin(OriginType::AwsCloudhsm)

@@ -1,5 +1,5 @@
 //! Custom key store rules against a fake cluster: the prerequisites of CreateCustomKeyStore, the
-//! quota, and the ConnectionErrorCode of each failed connection.
+//! quota, the ConnectionErrorCode of each failed connection, and the asynchronous connection's states.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -22,15 +22,23 @@ type ChangeCluster = Box<dyn Fn(&mut ClusterInfo)>;
 struct FakeClusters {
     clusters: Mutex<HashMap<String, ClusterInfo>>,
     login: Mutex<Option<ConnectionError>>,
+    /// When set, logins wait for a permit: the test decides when a connection attempt ends.
+    gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
+    logouts: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-struct FakeConnected;
+struct FakeConnected {
+    logouts: Arc<std::sync::atomic::AtomicUsize>,
+}
 
 impl ConnectedCluster for FakeConnected {
     fn change_password(&self, _old: &str, _new: &str) -> Result<(), HsmError> {
         Ok(())
     }
-    fn logout(&self) {}
+    fn logout(&self) {
+        self.logouts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
     fn generate_key(&self, _label: &str) -> Result<(), HsmError> {
         Ok(())
     }
@@ -61,13 +69,55 @@ impl HsmClusters for FakeClusters {
         &self,
         _: &Namespace,
         _: &str,
+        _: &str,
+        _: &str,
         _: Zeroizing<String>,
     ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError> {
+        let gate = self.gate.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.acquire().await.expect("the gate stays open").forget();
+        }
         match *self.login.lock().unwrap() {
             Some(code) => Err(code),
-            None => Ok(Arc::new(FakeConnected)),
+            None => Ok(Arc::new(FakeConnected {
+                logouts: self.logouts.clone(),
+            })),
         }
     }
+}
+
+/// Records connection changes, as the audit trail would.
+#[derive(Default)]
+struct RecordedEvents(Mutex<Vec<(String, Option<String>)>>);
+
+impl crate::ServiceEvents for RecordedEvents {
+    fn key_rotated(&self, _key: &strongroom_types::KeyRecord) {}
+    fn key_deleted(&self, _key: &strongroom_types::KeyRecord) {}
+    fn custom_key_store_connection(&self, change: &ConnectionChange) {
+        self.0.lock().unwrap().push((
+            change.connection_state.to_owned(),
+            change.connection_error.map(str::to_owned),
+        ));
+    }
+}
+
+/// The store's state once no connection attempt is under way (the attempt runs in the background).
+async fn settled(kms: &Kms, caller: &Caller, id: &str) -> (String, Option<String>) {
+    for _ in 0..1000 {
+        let page = kms
+            .describe_custom_key_stores(caller, Some(id), None, None, None)
+            .await
+            .unwrap();
+        let store = &page.items[0];
+        if store.connection_state != state::CONNECTING {
+            return (
+                store.connection_state.clone(),
+                store.connection_error.clone(),
+            );
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    panic!("the connection attempt never ended");
 }
 
 fn cluster(zones: &[&str]) -> ClusterInfo {
@@ -87,13 +137,20 @@ fn cluster(zones: &[&str]) -> ClusterInfo {
 }
 
 fn setup(name: &str) -> (Kms, Arc<FakeClusters>, Caller) {
+    let (kms, clusters, caller, _) = setup_with_events(name);
+    (kms, clusters, caller)
+}
+
+fn setup_with_events(name: &str) -> (Kms, Arc<FakeClusters>, Caller, Arc<RecordedEvents>) {
     let dir = std::env::temp_dir().join(format!("strongroom-cks-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let store = Arc::new(SqliteStore::open(&dir.join("db")).unwrap());
     let root = Arc::new(FileRootKey::open_or_create(&dir.join("root.key")).unwrap());
     let clusters = Arc::new(FakeClusters::default());
+    let events = Arc::new(RecordedEvents::default());
     let kms = Kms::new(store.clone(), root, Arc::new(ManualClock::starting_now()))
+        .with_service_events(events.clone())
         .with_custom_key_stores(store, clusters.clone());
     let caller = Caller {
         namespace: Namespace {
@@ -107,7 +164,7 @@ fn setup(name: &str) -> (Kms, Arc<FakeClusters>, Caller) {
         source_vpce: None,
         via_service: None,
     };
-    (kms, clusters, caller)
+    (kms, clusters, caller, events)
 }
 
 fn request(
@@ -222,7 +279,7 @@ fn create_checks_the_cluster_and_the_request() {
 #[test]
 fn failed_connections_carry_their_error_code() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let (kms, clusters, caller) = setup("connect");
+        let (kms, clusters, caller, events) = setup_with_events("connect");
         clusters
             .clusters
             .lock()
@@ -235,16 +292,7 @@ fn failed_connections_carry_their_error_code() {
             )
             .await
             .unwrap();
-        let state = || async {
-            let page = kms
-                .describe_custom_key_stores(&caller, Some(&id), None, None, None)
-                .await
-                .unwrap();
-            (
-                page.items[0].connection_state.clone(),
-                page.items[0].connection_error.clone(),
-            )
-        };
+        let state = || settled(&kms, &caller, &id);
         let attempt = |setup: &dyn Fn(&mut ClusterInfo), login: Option<ConnectionError>| {
             let mut info = cluster(&["a", "b"]);
             setup(&mut info);
@@ -305,6 +353,22 @@ fn failed_connections_carry_their_error_code() {
         attempt(&|_| {}, None);
         kms.connect_custom_key_store(&caller, &id).await.unwrap();
         assert_eq!(state().await, (state::CONNECTED.to_owned(), None));
+        assert_eq!(
+            events.0.lock().unwrap().as_slice(),
+            &[
+                ("FAILED".to_owned(), Some("USER_NOT_FOUND".to_owned())),
+                (
+                    "FAILED".to_owned(),
+                    Some("INSUFFICIENT_CLOUDHSM_HSMS".to_owned())
+                ),
+                ("FAILED".to_owned(), Some("INVALID_CREDENTIALS".to_owned())),
+                ("FAILED".to_owned(), Some("USER_LOCKED_OUT".to_owned())),
+                ("FAILED".to_owned(), Some("USER_LOGGED_IN".to_owned())),
+                ("FAILED".to_owned(), Some("CLUSTER_NOT_FOUND".to_owned())),
+                ("CONNECTED".to_owned(), None),
+            ],
+            "every attempt's end is reported"
+        );
         let random = kms
             .generate_random(&caller, Some(5), Some(&id))
             .await
@@ -348,5 +412,84 @@ fn failed_connections_carry_their_error_code() {
             "CustomKeyStoreInvalidStateException"
         );
         kms.delete_custom_key_store(&caller, &id).await.unwrap();
+    });
+}
+
+#[test]
+fn connecting_is_asynchronous_and_a_disconnect_abandons_the_attempt() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller, events) = setup_with_events("connecting");
+        clusters
+            .clusters
+            .lock()
+            .unwrap()
+            .insert("cluster-good".to_owned(), cluster(&["a", "b"]));
+        let id = kms
+            .create_custom_key_store(
+                &caller,
+                request("s", "cluster-good", ANCHOR, "kmsuser-password"),
+            )
+            .await
+            .unwrap();
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *clusters.gate.lock().unwrap() = Some(gate.clone());
+        let describe = || async {
+            let page = kms
+                .describe_custom_key_stores(&caller, Some(&id), None, None, None)
+                .await
+                .unwrap();
+            page.items[0].connection_state.clone()
+        };
+
+        // The call returns while the login waits at the gate.
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(describe().await, state::CONNECTING);
+        kms.connect_custom_key_store(&caller, &id)
+            .await
+            .expect("connecting a CONNECTING store is accepted");
+        assert_eq!(
+            code(kms.generate_random(&caller, Some(4), Some(&id)).await),
+            "CustomKeyStoreInvalidStateException"
+        );
+        assert_eq!(
+            code(kms.delete_custom_key_store(&caller, &id).await),
+            "CustomKeyStoreInvalidStateException"
+        );
+
+        // Disconnecting abandons the attempt: DISCONNECTED at once, and the late login is undone.
+        kms.disconnect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(describe().await, state::DISCONNECTED);
+        gate.add_permits(1);
+        for _ in 0..1000 {
+            if clusters.logouts.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            clusters.logouts.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the abandoned attempt logged out"
+        );
+        assert_eq!(describe().await, state::DISCONNECTED);
+        assert!(kms.custom_key_stores.connected(&id).is_none());
+        assert!(events.0.lock().unwrap().is_empty(), "nothing was reported");
+
+        // Connecting again succeeds once the gate lets it.
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(describe().await, state::CONNECTING);
+        gate.add_permits(1);
+        let described = kms
+            .wait_for_custom_key_store_connection(&caller, &id)
+            .await
+            .unwrap();
+        assert_eq!(
+            (described.connection_state, described.connection_error),
+            (state::CONNECTED.to_owned(), None)
+        );
+        assert_eq!(
+            events.0.lock().unwrap().as_slice(),
+            &[("CONNECTED".to_owned(), None)]
+        );
     });
 }
