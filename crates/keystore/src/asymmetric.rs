@@ -18,10 +18,11 @@ use aws_lc_rs::signature::{
     self, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair, PqdsaKeyPair,
     PqdsaSigningAlgorithm, UnparsedPublicKey, VerificationAlgorithm,
 };
+use ed25519_dalek::{Digest as _, Sha512};
 use strongroom_types::{EncryptionAlgorithm, KeySpec, MacAlgorithm, SigningAlgorithm};
 use zeroize::Zeroizing;
 
-use crate::KeyStoreError;
+use crate::{KeyStoreError, pkcs8};
 
 /// What Sign and Verify are given: the message, or its digest made with the algorithm's hash.
 #[derive(Debug, Clone, Copy)]
@@ -327,6 +328,11 @@ impl PrivateKey {
                     .as_ref()
                     .to_vec())
             }
+            (Pair::Ed25519(_), Message::Raw(bytes) | Message::Digest(bytes))
+                if algorithm == SigningAlgorithm::Ed25519PhSha512 =>
+            {
+                ed25519ph_sign(&self.pkcs8, &self.public_raw, bytes)
+            }
             (Pair::Ed25519(pair), Message::Raw(bytes)) => Ok(pair
                 .try_sign(bytes)
                 .map_err(|_| KeyStoreError::Crypto)?
@@ -483,6 +489,61 @@ impl PrivateKey {
     }
 }
 
+/// Ed25519ph (RFC 8032 section 5.1, HashEdDSA with SHA-512 and the empty context) over `message`, which
+/// it hashes with SHA-512 first.
+///
+/// KMS's `ED25519_PH_SHA_512` takes a 64-byte DIGEST message and still applies this prehash to it (the
+/// API reference says so of `MessageType`), so both message kinds are signed the same way here: the bytes
+/// given are Ed25519ph's message M.
+///
+/// aws-lc-rs, our one crypto library, has Ed25519ph only in its raw C bindings, which would take `unsafe`
+/// code (forbidden here). ed25519-dalek (audited, maintained by the dalek-cryptography project) signs it
+/// instead, with the very same private key: the 32-byte seed inside the PKCS#8 the key store already keeps,
+/// so stored keys need no new format. The seed lives only in a `Zeroizing` buffer and in dalek's
+/// `SigningKey`, which wipes itself on drop.
+fn ed25519ph_sign(
+    pkcs8: &[u8],
+    public_raw: &[u8],
+    message: &[u8],
+) -> Result<Vec<u8>, KeyStoreError> {
+    let seed = pkcs8::ed25519_seed(pkcs8).ok_or(KeyStoreError::Crypto)?;
+    let signing = ed25519_dalek::SigningKey::from_bytes(&seed);
+    // The two libraries must agree on the key before dalek signs with it.
+    if signing.verifying_key().as_bytes().as_slice() != public_raw {
+        return Err(KeyStoreError::Crypto);
+    }
+    let signature = signing
+        .sign_prehashed(Sha512::new().chain_update(message), None)
+        .map_err(|_| KeyStoreError::Crypto)?;
+    Ok(signature.to_bytes().to_vec())
+}
+
+/// Whether `signature` is a valid Ed25519ph signature of `message` (see [`ed25519ph_sign`]) under a public
+/// key given raw (32 bytes) or as DER SubjectPublicKeyInfo. dalek's strict check also refuses small-order
+/// keys and commitments, which honest signers never produce.
+fn ed25519ph_verify(
+    public: &[u8],
+    message: &[u8],
+    signature: &[u8],
+) -> Result<bool, KeyStoreError> {
+    const SPKI_PREFIX: &[u8] = &[
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    let raw = public.strip_prefix(SPKI_PREFIX).unwrap_or(public);
+    let raw: &[u8; 32] = raw.try_into().map_err(|_| {
+        KeyStoreError::InvalidInput("the public key is not an Ed25519 public key".to_owned())
+    })?;
+    let Ok(key) = ed25519_dalek::VerifyingKey::from_bytes(raw) else {
+        return Ok(false);
+    };
+    let Ok(signature) = ed25519_dalek::Signature::from_slice(signature) else {
+        return Ok(false);
+    };
+    Ok(key
+        .verify_prehashed_strict(Sha512::new().chain_update(message), None, &signature)
+        .is_ok())
+}
+
 /// Checks a signature with a public key in aws-lc-rs's verification encoding.
 fn verify_with(
     spec: KeySpec,
@@ -491,6 +552,15 @@ fn verify_with(
     message: Message<'_>,
     signature: &[u8],
 ) -> Result<bool, KeyStoreError> {
+    if (spec, algorithm)
+        == (
+            KeySpec::EccNistEdwards25519,
+            SigningAlgorithm::Ed25519PhSha512,
+        )
+    {
+        let (Message::Raw(bytes) | Message::Digest(bytes)) = message;
+        return ed25519ph_verify(public_raw, bytes, signature);
+    }
     let verifier: &'static dyn VerificationAlgorithm = match (spec, algorithm) {
         (_, SigningAlgorithm::RsassaPssSha256) => &signature::RSA_PSS_2048_8192_SHA256,
         (_, SigningAlgorithm::RsassaPssSha384) => &signature::RSA_PSS_2048_8192_SHA384,

@@ -10,6 +10,7 @@
 mod asymmetric;
 mod import;
 mod material;
+mod pkcs8;
 mod root;
 mod symmetric;
 

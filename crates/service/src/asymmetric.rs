@@ -243,14 +243,25 @@ fn signable<'m>(
     }
     match message_type {
         MessageType::Raw => {
+            // AWS signs Ed25519ph only over a SHA-512 digest the caller made (which it hashes once more,
+            // as Ed25519ph does), and refuses RAW with this wording.
             if algorithm == SigningAlgorithm::Ed25519PhSha512 {
                 return Err(Error::Validation(
-                    "ED25519_PH_SHA_512 takes MessageType DIGEST.".to_owned(),
+                    "Message type RAW is incompatible with algorithm ED25519_PH_SHA_512: send the message's \
+                     64-byte SHA-512 digest with MessageType DIGEST."
+                        .to_owned(),
                 ));
             }
             Ok(Message::Raw(message))
         }
         MessageType::Digest => {
+            if algorithm == SigningAlgorithm::Ed25519Sha512 {
+                return Err(Error::Validation(
+                    "Message type DIGEST is incompatible with algorithm ED25519_SHA_512: it signs the message \
+                     itself. Send MessageType RAW, or use ED25519_PH_SHA_512 for a SHA-512 digest."
+                        .to_owned(),
+                ));
+            }
             let Some(len) = algorithm.digest_len() else {
                 return Err(Error::Validation(format!(
                     "MessageType DIGEST is not valid with {algorithm}: it signs the message itself. Send \

@@ -540,8 +540,10 @@ impl KeySpec {
             KeySpec::EccNistP256 | KeySpec::EccSecgP256k1 => &[SigningAlgorithm::EcdsaSha256],
             KeySpec::EccNistP384 => &[SigningAlgorithm::EcdsaSha384],
             KeySpec::EccNistP521 => &[SigningAlgorithm::EcdsaSha512],
-            // Ed25519ph is not offered by aws-lc-rs's safe API; see docs/KEY-TYPES.md.
-            KeySpec::EccNistEdwards25519 => &[SigningAlgorithm::Ed25519Sha512],
+            KeySpec::EccNistEdwards25519 => &[
+                SigningAlgorithm::Ed25519Sha512,
+                SigningAlgorithm::Ed25519PhSha512,
+            ],
             KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87 => {
                 &[SigningAlgorithm::MlDsaShake256]
             }

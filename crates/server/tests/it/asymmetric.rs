@@ -1,6 +1,6 @@
-//! Asymmetric and HMAC keys through the SDK: CreateKey for every spec, Sign and Verify (RAW and DIGEST),
-//! GetPublicKey, GenerateMac and VerifyMac, DeriveSharedSecret, RSA Encrypt/Decrypt/ReEncrypt and the data
-//! key pairs, with their error paths and key states.
+//! Asymmetric and HMAC keys through the SDK: CreateKey for every spec, Sign and Verify (RAW and DIGEST,
+//! Ed25519ph), GetPublicKey, GenerateMac and VerifyMac, DeriveSharedSecret, RSA Encrypt/Decrypt/ReEncrypt
+//! and the data key pairs, with their error paths and key states.
 
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
@@ -8,6 +8,8 @@ use aws_sdk_kms::types::{
     DataKeyPairSpec, EncryptionAlgorithmSpec, KeyAgreementAlgorithmSpec, KeySpec, KeyUsageType,
     MacAlgorithmSpec, MessageType, SigningAlgorithmSpec,
 };
+use strongroom_keystore::{Message, verify_public};
+use strongroom_types::SigningAlgorithm;
 
 use crate::harness::{TestServer, create_key, failure};
 
@@ -272,6 +274,195 @@ async fn digest_messages_are_not_hashed_again() {
             .message(Blob::new(sha512.as_ref()))
             .message_type(MessageType::Digest)
             .signing_algorithm(SigningAlgorithmSpec::Ed25519Sha512)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "ValidationException", "{}", refused.message);
+}
+
+/// ED25519_PH_SHA_512 takes the message's SHA-512 digest as a DIGEST message and, as AWS documents,
+/// hashes it once more: the signature is Ed25519ph (RFC 8032) with those 64 bytes as its message, which
+/// anyone can check with the public key alone. RAW is refused, as AWS refuses it.
+#[tokio::test]
+async fn ed25519ph_signs_a_sha512_digest_and_verifies_with_the_public_key() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let key_id = create(
+        &client,
+        KeySpec::EccNistEdwards25519,
+        KeyUsageType::SignVerify,
+    )
+    .await;
+    let described = client.describe_key().key_id(&key_id).send().await.unwrap();
+    assert_eq!(
+        described.key_metadata().unwrap().signing_algorithms(),
+        &[
+            SigningAlgorithmSpec::Ed25519Sha512,
+            SigningAlgorithmSpec::Ed25519PhSha512
+        ]
+    );
+    let public = client
+        .get_public_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        public.signing_algorithms(),
+        &[
+            SigningAlgorithmSpec::Ed25519Sha512,
+            SigningAlgorithmSpec::Ed25519PhSha512
+        ]
+    );
+    let public = public.public_key().unwrap().as_ref().to_vec();
+
+    let message = b"a message longer than KMS would take whole, hashed by the caller";
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, message);
+    let ph = SigningAlgorithmSpec::Ed25519PhSha512;
+    let signature = sign(
+        &client,
+        &key_id,
+        digest.as_ref(),
+        MessageType::Digest,
+        ph.clone(),
+    )
+    .await;
+    assert_eq!(signature.len(), 64);
+    // Ed25519ph is deterministic (RFC 8032): the same digest gives the same signature.
+    assert_eq!(
+        sign(
+            &client,
+            &key_id,
+            digest.as_ref(),
+            MessageType::Digest,
+            ph.clone()
+        )
+        .await,
+        signature
+    );
+    // With the public key alone, as anyone outside KMS would check it.
+    let outside = |message: &[u8], algorithm, signature: &[u8]| {
+        verify_public(
+            strongroom_types::KeySpec::EccNistEdwards25519,
+            &public,
+            algorithm,
+            Message::Raw(message),
+            signature,
+        )
+        .unwrap()
+    };
+    assert!(outside(
+        digest.as_ref(),
+        SigningAlgorithm::Ed25519PhSha512,
+        &signature
+    ));
+    assert!(!outside(
+        message,
+        SigningAlgorithm::Ed25519PhSha512,
+        &signature
+    ));
+    assert!(!outside(
+        digest.as_ref(),
+        SigningAlgorithm::Ed25519Sha512,
+        &signature
+    ));
+
+    assert_eq!(
+        verify(
+            &client,
+            &key_id,
+            digest.as_ref(),
+            MessageType::Digest,
+            ph.clone(),
+            &signature
+        )
+        .await,
+        Ok(true)
+    );
+    let other = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA512, b"another message");
+    assert_eq!(
+        verify(
+            &client,
+            &key_id,
+            other.as_ref(),
+            MessageType::Digest,
+            ph.clone(),
+            &signature
+        )
+        .await,
+        Err("KMSInvalidSignatureException".to_owned())
+    );
+    // Pure Ed25519 over the same bytes is another signature, and a truncated one is merely invalid.
+    assert_eq!(
+        verify(
+            &client,
+            &key_id,
+            digest.as_ref(),
+            MessageType::Raw,
+            SigningAlgorithmSpec::Ed25519Sha512,
+            &signature
+        )
+        .await,
+        Err("KMSInvalidSignatureException".to_owned())
+    );
+    assert_eq!(
+        verify(
+            &client,
+            &key_id,
+            digest.as_ref(),
+            MessageType::Digest,
+            ph.clone(),
+            &signature[..63]
+        )
+        .await,
+        Err("KMSInvalidSignatureException".to_owned())
+    );
+
+    for (message, message_type, wording) in [
+        (message.as_slice(), MessageType::Raw, "Message type RAW"),
+        (
+            &digest.as_ref()[..32],
+            MessageType::Digest,
+            "Digest is invalid length",
+        ),
+        (digest.as_ref(), MessageType::ExternalMu, "EXTERNAL_MU"),
+    ] {
+        let refused = failure(
+            client
+                .sign()
+                .key_id(&key_id)
+                .message(Blob::new(message))
+                .message_type(message_type.clone())
+                .signing_algorithm(ph.clone())
+                .send()
+                .await,
+        );
+        assert_eq!(
+            refused.code, "ValidationException",
+            "{message_type:?}: {}",
+            refused.message
+        );
+        assert!(refused.message.contains(wording), "{}", refused.message);
+        let refused = failure(
+            client
+                .verify()
+                .key_id(&key_id)
+                .message(Blob::new(message))
+                .message_type(message_type.clone())
+                .signing_algorithm(ph.clone())
+                .signature(Blob::new(signature.clone()))
+                .send()
+                .await,
+        );
+        assert_eq!(refused.code, "ValidationException", "{message_type:?}");
+    }
+    // Without MessageType the message is RAW, which Ed25519ph does not take.
+    let refused = failure(
+        client
+            .sign()
+            .key_id(&key_id)
+            .message(Blob::new(digest.as_ref()))
+            .signing_algorithm(ph.clone())
             .send()
             .await,
     );
