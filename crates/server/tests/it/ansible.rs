@@ -359,3 +359,16 @@ fn the_recap_line_is_read_field_by_field() {
     );
     assert_eq!(Recap::parse("PLAY [x] ***\n"), None);
 }
+
+#[test]
+fn the_guide_shows_the_playbook_ci_runs() {
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let guide = std::fs::read_to_string(crate_dir.join("../../docs/ANSIBLE.md"))
+        .expect("read docs/ANSIBLE.md");
+    let playbook = std::fs::read_to_string(crate_dir.join("tests/ansible/create.yml"))
+        .expect("read tests/ansible/create.yml");
+    assert!(
+        guide.contains(&format!("```yaml\n{playbook}```")),
+        "docs/ANSIBLE.md shows tests/ansible/create.yml as it is"
+    );
+}
