@@ -190,7 +190,7 @@ impl AuditLog {
         let account = account.to_owned();
         tokio::task::spawn_blocking(move || {
             let connection = lock(&shared.reader);
-            lookup::lookup(&connection, &account, &query)
+            lookup::lookup(&connection, &shared.journal_dir, &account, &query)
         })
         .await
         .map_err(|_| Error::Closed)?
@@ -268,7 +268,7 @@ impl Shared {
         let shared = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let mut connection = lock(&shared.control);
-            index::expire(&mut connection, cutoff)
+            index::expire(&mut connection, cutoff, &shared.journal_dir)
         })
         .await
         .map_err(|_| Error::Closed)?
@@ -293,10 +293,13 @@ fn open_blocking(config: AuditConfig) -> Result<Shared, Error> {
         control.query_row("SELECT max(number) FROM delivered_segments", [], |row| {
             row.get(0)
         })?;
+    // Kept segments count too: a segment number names an event's place in the index.
+    let kept = journal::list_kept(&journal_dir)?;
     let highest = found
         .last()
         .copied()
         .unwrap_or(0)
+        .max(kept.last().copied().unwrap_or(0))
         .max(delivered.map_or(0, |number| u64::try_from(number).unwrap_or(0)));
     let first_active = highest + 1;
 
@@ -380,7 +383,7 @@ fn run_indexer(
                 pending_events += batch
                     .records
                     .iter()
-                    .map(|records| records.entries.len())
+                    .map(|(_, records)| records.entries.len())
                     .sum::<usize>();
                 pending.push(batch);
                 deadline.get_or_insert_with(|| std::time::Instant::now() + INDEX_INTERVAL);
@@ -423,10 +426,12 @@ fn index_pending(connection: &mut Connection, pending: &[IndexBatch]) {
         .and_then(|transaction| {
             index::insert_events(
                 &transaction,
-                pending
-                    .iter()
-                    .flat_map(|batch| batch.records.iter())
-                    .flat_map(Records::rows),
+                pending.iter().flat_map(|batch| {
+                    batch
+                        .records
+                        .iter()
+                        .flat_map(move |(base, records)| records.rows(batch.segment, *base))
+                }),
             )?;
             transaction.commit().map_err(Error::from)
         });

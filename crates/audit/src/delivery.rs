@@ -35,7 +35,7 @@ use time::macros::format_description;
 use crate::error::Error;
 use crate::event::{Event, timestamp};
 use crate::index::{self, IndexEntry};
-use crate::journal::{self, list_segments, read_segment, segment_path};
+use crate::journal::{self, Location, list_segments, read_segment, segment_path};
 use crate::signing::{HASH_ALGORITHM, SIGNATURE_ALGORITHM, SigningKey, sha256, sha256_hex};
 
 /// The trail name written into digest file names.
@@ -205,9 +205,9 @@ impl Delivery<'_> {
             )
             .optional()?;
         let delivered_at = match row {
-            // The segment was delivered but the process stopped before removing it.
+            // The segment was delivered but the process stopped before keeping it.
             Some((_, true)) => {
-                remove_segment(self.journal_dir, &path)?;
+                keep_segment(self.journal_dir, number)?;
                 return Ok(0);
             }
             // A crash interrupted this delivery: redo it with the same time, hence the same names.
@@ -291,14 +291,24 @@ impl Delivery<'_> {
             &transaction,
             entries
                 .iter()
-                .zip(contents.lines.iter().map(String::as_str)),
+                .zip(
+                    contents
+                        .offsets
+                        .iter()
+                        .zip(&contents.lines)
+                        .map(|(offset, line)| Location {
+                            segment: number,
+                            offset: *offset,
+                            len: line.len() as u64,
+                        }),
+                ),
         )?;
         transaction.execute(
             "UPDATE delivered_segments SET done = 1 WHERE number = ?1",
             params![number as i64],
         )?;
         transaction.commit()?;
-        remove_segment(self.journal_dir, &path)?;
+        keep_segment(self.journal_dir, number)?;
         Ok(delivered.len())
     }
 
@@ -550,10 +560,13 @@ fn write_once(root: &Path, key: &str, bytes: &[u8]) -> Result<(), Error> {
     journal::sync_dir(&dir)
 }
 
-fn remove_segment(journal_dir: &Path, path: &Path) -> Result<(), Error> {
-    match fs::remove_file(path) {
+/// Renames a delivered segment out of the journal, keeping it for LookupEvents until its events
+/// expire (see [`crate::index::expire`]).
+fn keep_segment(journal_dir: &Path, number: u64) -> Result<(), Error> {
+    let path = segment_path(journal_dir, number);
+    match fs::rename(&path, journal::kept_path(journal_dir, number)) {
         Ok(()) => journal::sync_dir(journal_dir),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(Error::io("remove a delivered journal segment", path, e)),
+        Err(e) => Err(Error::io("keep a delivered journal segment", &path, e)),
     }
 }

@@ -484,8 +484,10 @@ impl Event {
     }
 }
 
+/// A new event id: a UUID of version 7 (time-ordered, 74 random bits), so that the query index on
+/// event ids grows at its end; see `index::event_key`.
 fn new_event_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    uuid::Uuid::now_v7().to_string()
 }
 
 fn truncate_to_second(time: OffsetDateTime) -> OffsetDateTime {

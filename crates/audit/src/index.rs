@@ -12,14 +12,16 @@ use rusqlite::{Connection, OpenFlags, Transaction, params};
 
 use crate::error::Error;
 use crate::event::Event;
+use crate::journal::{self, Location};
 
 /// The index file's name inside the audit directory.
 pub(crate) const INDEX_FILE: &str = "index.sqlite3";
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS events (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    event_id TEXT NOT NULL UNIQUE,
+    seq INTEGER PRIMARY KEY,
+    event_id TEXT NOT NULL,
+    event_key INTEGER NOT NULL,
     account TEXT NOT NULL,
     region TEXT NOT NULL,
     event_time INTEGER NOT NULL,
@@ -28,9 +30,11 @@ CREATE TABLE IF NOT EXISTS events (
     username TEXT,
     access_key_id TEXT,
     event_source TEXT NOT NULL,
-    record TEXT NOT NULL
+    record_len INTEGER NOT NULL,
+    record TEXT
 );
 CREATE INDEX IF NOT EXISTS events_by_time ON events (account, event_time, seq);
+CREATE INDEX IF NOT EXISTS events_by_key ON events (event_key);
 CREATE TABLE IF NOT EXISTS event_resources (
     event_seq INTEGER NOT NULL,
     resource_type TEXT,
@@ -65,6 +69,98 @@ CREATE TABLE IF NOT EXISTS undigested_log_files (
 );
 ";
 
+/// The schema version this code writes (`PRAGMA user_version`).
+///
+/// Version 1 kept each event's JSON record in the `events` table, with a unique index on the
+/// event id; version 2 keeps only where the record is in the journal (`seq` encodes the segment
+/// and byte offset, `record_len` the length), which made indexing about twice as cheap. Rows
+/// migrated from version 1 keep their `record`.
+const SCHEMA_VERSION: i64 = 2;
+
+/// Rebuilds a version 1 `events` table in the version 2 layout, keeping every row.
+fn migrate_from_version_1(connection: &mut Connection) -> Result<(), Error> {
+    let has_v1_events: bool = connection.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'events'
+             AND sql LIKE '%event_id TEXT NOT NULL UNIQUE%'",
+        [],
+        |row| row.get::<_, i64>(0).map(|n| n > 0),
+    )?;
+    if !has_v1_events {
+        return Ok(());
+    }
+    let transaction = connection.transaction()?;
+    transaction.execute_batch(
+        "ALTER TABLE events RENAME TO events_v1;
+         DROP INDEX IF EXISTS events_by_time;",
+    )?;
+    transaction.execute_batch(SCHEMA)?;
+    {
+        let mut select = transaction.prepare(
+            "SELECT seq, event_id, account, region, event_time, event_name, read_only, username,
+                    access_key_id, event_source, record FROM events_v1",
+        )?;
+        let mut insert = transaction.prepare(
+            "INSERT INTO events (seq, event_id, event_key, account, region, event_time, event_name,
+                                 read_only, username, access_key_id, event_source, record_len, record)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+        )?;
+        let mut rows = select.query([])?;
+        while let Some(row) = rows.next()? {
+            let event_id: String = row.get(1)?;
+            let record: String = row.get(10)?;
+            insert.execute(params![
+                row.get::<_, i64>(0)?,
+                event_id,
+                event_key(&event_id),
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, i64>(4)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, String>(6)?,
+                row.get::<_, Option<String>>(7)?,
+                row.get::<_, Option<String>>(8)?,
+                row.get::<_, String>(9)?,
+                record.len() as i64,
+                record,
+            ])?;
+        }
+    }
+    transaction.execute_batch("DROP TABLE events_v1;")?;
+    transaction.commit()?;
+    Ok(())
+}
+
+/// The indexed form of an event id: its first 64 bits when it is a UUID (as every id Strongroom
+/// writes is), else a hash of it. Event ids are UUID version 7, so these keys grow with time and
+/// the index on them is appended to rather than written at random places.
+pub(crate) fn event_key(event_id: &str) -> i64 {
+    match uuid::Uuid::try_parse(event_id) {
+        Ok(id) => id.as_u64_pair().0 as i64,
+        Err(_) => {
+            let digest = crate::signing::sha256(event_id.as_bytes());
+            let mut first = [0u8; 8];
+            first.copy_from_slice(&digest[..8]);
+            i64::from_be_bytes(first)
+        }
+    }
+}
+
+/// The `seq` of an event stored at `location`: segment and byte offset in one integer, so that
+/// indexing the same event twice (the indexer, then delivery) finds the row already there.
+pub(crate) fn seq_of(location: Location) -> i64 {
+    ((location.segment << 32) | (location.offset & 0xffff_ffff)) as i64
+}
+
+/// Where the JSON line of the event with this `seq` and length is.
+pub(crate) fn location_of(seq: i64, record_len: i64) -> Location {
+    let seq = seq as u64;
+    Location {
+        segment: seq >> 32,
+        offset: seq & 0xffff_ffff,
+        len: u64::try_from(record_len).unwrap_or(0),
+    }
+}
+
 /// Opens (creating if needed) the index in `dir`, with the schema in place.
 ///
 /// `durable` selects `synchronous=FULL`, for the connection whose commits gate the deletion of
@@ -94,7 +190,13 @@ pub(crate) fn open(dir: &Path, durable: bool) -> Result<Connection, Error> {
             false => "NORMAL",
         },
     )?;
-    connection.execute_batch(SCHEMA)?;
+    let mut connection = connection;
+    let version: i64 = connection.pragma_query_value(None, "user_version", |row| row.get(0))?;
+    if version < SCHEMA_VERSION {
+        migrate_from_version_1(&mut connection)?;
+        connection.execute_batch(SCHEMA)?;
+        connection.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
     Ok(connection)
 }
 
@@ -138,24 +240,27 @@ impl IndexEntry {
     }
 }
 
-/// Adds events to the index, each with its JSON record as written to the journal, skipping any
+/// Adds events to the index, each with where its JSON record is in the journal, skipping any
 /// already there.
 pub(crate) fn insert_events<'a>(
     transaction: &Transaction<'_>,
-    events: impl IntoIterator<Item = (&'a IndexEntry, &'a str)>,
+    events: impl IntoIterator<Item = (&'a IndexEntry, Location)>,
 ) -> Result<(), Error> {
     let mut insert_event = transaction.prepare_cached(
         "INSERT OR IGNORE INTO events
-             (event_id, account, region, event_time, event_name, read_only, username,
-              access_key_id, event_source, record)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+             (seq, event_id, event_key, account, region, event_time, event_name, read_only,
+              username, access_key_id, event_source, record_len)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
     )?;
     let mut insert_resource = transaction.prepare_cached(
         "INSERT INTO event_resources (event_seq, resource_type, resource_name) VALUES (?1, ?2, ?3)",
     )?;
-    for (event, record) in events {
+    for (event, location) in events {
+        let seq = seq_of(location);
         let inserted = insert_event.execute(params![
+            seq,
             event.event_id,
+            event_key(&event.event_id),
             event.account,
             event.region,
             event.event_time,
@@ -164,12 +269,11 @@ pub(crate) fn insert_events<'a>(
             event.username,
             event.access_key_id,
             event.event_source,
-            record,
+            location.len as i64,
         ])?;
         if inserted == 0 {
             continue;
         }
-        let seq = transaction.last_insert_rowid();
         for (resource_type, arn) in &event.resources {
             insert_resource.execute(params![seq, resource_type, arn])?;
         }
@@ -178,7 +282,11 @@ pub(crate) fn insert_events<'a>(
 }
 
 /// Removes index rows for events before `cutoff` (Unix seconds); delivered files stay.
-pub(crate) fn expire(connection: &mut Connection, cutoff: i64) -> Result<usize, Error> {
+pub(crate) fn expire(
+    connection: &mut Connection,
+    cutoff: i64,
+    journal_dir: &Path,
+) -> Result<usize, Error> {
     let transaction = connection.transaction()?;
     transaction.execute(
         "DELETE FROM event_resources
@@ -188,5 +296,34 @@ pub(crate) fn expire(connection: &mut Connection, cutoff: i64) -> Result<usize, 
     let removed =
         transaction.execute("DELETE FROM events WHERE event_time < ?1", params![cutoff])?;
     transaction.commit()?;
+    // A kept segment is needed while any of its events can still be looked up. Delivery indexes
+    // every event of a segment before keeping it, so a segment without rows has only expired ones.
+    let mut any_left = connection
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE seq >= ?1 AND seq < ?2)")?;
+    let mut dropped = false;
+    for number in journal::list_kept(journal_dir)? {
+        let first = seq_of(Location {
+            segment: number,
+            offset: 0,
+            len: 0,
+        });
+        let end = seq_of(Location {
+            segment: number + 1,
+            offset: 0,
+            len: 0,
+        });
+        let left: bool = any_left.query_row(params![first, end], |row| row.get(0))?;
+        if !left {
+            let path = journal::kept_path(journal_dir, number);
+            match std::fs::remove_file(&path) {
+                Ok(()) => dropped = true,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(Error::io("remove an expired journal segment", &path, e)),
+            }
+        }
+    }
+    if dropped {
+        journal::sync_dir(journal_dir)?;
+    }
     Ok(removed)
 }

@@ -18,6 +18,10 @@
 //!
 //! **Invariant:** only the segment with the highest number is ever written; every lower one is
 //! sealed (no preallocated tail) and may be delivered.
+//!
+//! A delivered segment is renamed from `N.journal` to `N.kept` and stays until every event in it
+//! has outlived the LookupEvents retention: the query index stores where each event's JSON line
+//! is (segment, byte offset, length), not the line itself, so the bytes are written to disk once.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Read;
@@ -74,28 +78,92 @@ pub(crate) struct Records {
 }
 
 impl Records {
-    /// Each event's index entry with its JSON record.
-    pub(crate) fn rows(&self) -> impl Iterator<Item = (&IndexEntry, &str)> {
-        self.entries.iter().filter_map(|(entry, range)| {
-            // The payload is serde_json's output, so this is always UTF-8.
-            let record = std::str::from_utf8(self.payload.get(range.clone())?).ok()?;
-            Some((entry, record))
+    /// Each event's index entry with where its JSON line is, given that `payload` starts at byte
+    /// `base` of segment `segment`.
+    pub(crate) fn rows(
+        &self,
+        segment: u64,
+        base: u64,
+    ) -> impl Iterator<Item = (&IndexEntry, Location)> {
+        self.entries.iter().map(move |(entry, range)| {
+            (
+                entry,
+                Location {
+                    segment,
+                    offset: base + range.start as u64,
+                    len: (range.end - range.start) as u64,
+                },
+            )
         })
     }
+}
+
+/// Where one event's JSON line is: a segment, a byte offset in it, and a length.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Location {
+    pub(crate) segment: u64,
+    pub(crate) offset: u64,
+    pub(crate) len: u64,
 }
 
 /// An acknowledged batch, on its way to the query index.
 pub(crate) struct IndexBatch {
     pub(crate) number: u64,
-    pub(crate) records: Vec<Records>,
+    /// The segment the batch's frame was written to.
+    pub(crate) segment: u64,
+    /// Each `record` call's events, with the byte offset of its payload in the segment.
+    pub(crate) records: Vec<(u64, Records)>,
 }
 
 pub(crate) fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:020}.journal"))
 }
 
+/// Where a delivered segment is kept for LookupEvents.
+pub(crate) fn kept_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}.kept"))
+}
+
+/// The numbers of the delivered segments kept in `dir`, ascending.
+pub(crate) fn list_kept(dir: &Path) -> Result<Vec<u64>, Error> {
+    list_with_suffix(dir, ".kept")
+}
+
+/// Reads one event's JSON line, from the segment if it is still in the journal, or from its kept
+/// copy once delivered. `None` when neither holds it any more (expired).
+pub(crate) fn read_line(dir: &Path, location: Location) -> Result<Option<String>, Error> {
+    let len = usize::try_from(location.len).unwrap_or(usize::MAX);
+    // Delivery may rename the file between the two attempts, so the journal name is tried first.
+    for path in [
+        segment_path(dir, location.segment),
+        kept_path(dir, location.segment),
+    ] {
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(Error::io("read an audit record", &path, e)),
+        };
+        let mut bytes = vec![0; len];
+        file.read_exact_at(&mut bytes, location.offset)
+            .map_err(|e| Error::io("read an audit record", &path, e))?;
+        return match String::from_utf8(bytes) {
+            Ok(line) => Ok(Some(line)),
+            Err(_) => Err(Error::io(
+                "read an audit record",
+                &path,
+                std::io::Error::new(std::io::ErrorKind::InvalidData, "not UTF-8"),
+            )),
+        };
+    }
+    Ok(None)
+}
+
 /// The numbers of the segments in `dir`, ascending.
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, Error> {
+    list_with_suffix(dir, ".journal")
+}
+
+fn list_with_suffix(dir: &Path, suffix: &str) -> Result<Vec<u64>, Error> {
     let entries = fs::read_dir(dir).map_err(|e| Error::io("list the journal", dir, e))?;
     let mut numbers = Vec::new();
     for entry in entries {
@@ -103,7 +171,7 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, Error> {
         let name = entry.file_name();
         let number = name
             .to_str()
-            .and_then(|name| name.strip_suffix(".journal"))
+            .and_then(|name| name.strip_suffix(suffix))
             .and_then(|stem| stem.parse::<u64>().ok());
         if let Some(number) = number {
             numbers.push(number);
@@ -116,6 +184,8 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<u64>, Error> {
 /// The event lines of a segment, and the length of its valid prefix.
 pub(crate) struct SegmentContents {
     pub(crate) lines: Vec<String>,
+    /// The byte offset of each line in the segment.
+    pub(crate) offsets: Vec<u64>,
     pub(crate) valid_len: u64,
     pub(crate) file_len: u64,
     /// Whether anything but preallocated zeros follows the last intact frame.
@@ -129,20 +199,26 @@ pub(crate) fn read_segment(path: &Path) -> Result<SegmentContents, Error> {
         .and_then(|mut file| file.read_to_end(&mut bytes))
         .map_err(|e| Error::io("read a journal segment", path, e))?;
     let mut lines = Vec::new();
+    let mut offsets = Vec::new();
     let mut offset = 0;
     while let Some(payload) = frame_at(&bytes, offset) {
+        let mut line_start = offset + FRAME_HEADER_LEN;
         for line in payload.split(|byte| *byte == b'\n') {
+            let at = line_start;
+            line_start += line.len() + 1;
             if line.is_empty() {
                 continue;
             }
             // A frame with a valid checksum holds the UTF-8 JSON the writer put there.
             lines.push(String::from_utf8_lossy(line).into_owned());
+            offsets.push(at as u64);
         }
         offset += FRAME_HEADER_LEN + payload.len();
     }
     let torn = bytes[offset..].iter().any(|byte| *byte != 0);
     Ok(SegmentContents {
         lines,
+        offsets,
         valid_len: offset as u64,
         file_len: bytes.len() as u64,
         torn,
@@ -265,7 +341,7 @@ impl Writer {
             let mut frame = std::mem::take(&mut self.frame);
             frame.clear();
             frame.resize(FRAME_HEADER_LEN, 0);
-            let mut records = Vec::new();
+            let mut records: Vec<(u64, Records)> = Vec::new();
             let mut acks = Vec::new();
             let mut rotations = Vec::new();
             let mut next = Some(first);
@@ -275,8 +351,13 @@ impl Writer {
                         records: batch,
                         ack,
                     } => {
+                        // Relative to the frame for now; made absolute once the frame is placed.
+                        let start = frame.len() as u64;
+                        let mut batch = batch;
                         frame.extend_from_slice(&batch.payload);
-                        records.push(batch);
+                        // The index needs only where the lines are, not the bytes.
+                        batch.payload = Vec::new();
+                        records.push((start, batch));
                         acks.push(ack);
                     }
                     Command::Rotate { ack } => rotations.push(ack),
@@ -287,6 +368,10 @@ impl Writer {
             }
             if !acks.is_empty() {
                 batch_number += 1;
+                let (segment, frame_start) = (self.active_number, self.active_len);
+                for (start, _) in &mut records {
+                    *start += frame_start;
+                }
                 let outcome = self.append(&mut frame);
                 match outcome {
                     Ok(()) => {
@@ -295,6 +380,7 @@ impl Writer {
                         // new count and then asks the indexer to catch up finds the batch queued.
                         let _ = self.index.send(IndexMessage::Batch(IndexBatch {
                             number: batch_number,
+                            segment,
                             records,
                         }));
                         self.stats

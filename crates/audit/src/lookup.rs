@@ -5,6 +5,7 @@
 //! A next token names the last event returned and is bound to the account and the query that
 //! produced it; CloudTrail requires the same parameters with a token, and rejects others.
 
+use std::path::Path;
 use std::str::FromStr;
 
 use rusqlite::types::Value as SqlValue;
@@ -13,6 +14,7 @@ use time::OffsetDateTime;
 
 use crate::error::Error;
 use crate::signing::{sha256, to_hex};
+use crate::{index, journal};
 
 /// The page size when the request names none, and the largest allowed.
 pub const MAX_LOOKUP_RESULTS: u32 = 50;
@@ -117,7 +119,7 @@ impl LookupAttributeKey {
     /// The SQL condition for this attribute, with its value bound to `?`.
     fn condition(self) -> &'static str {
         match self {
-            LookupAttributeKey::EventId => "event_id = ?",
+            LookupAttributeKey::EventId => "event_key = ? AND event_id = ?",
             LookupAttributeKey::EventName => "event_name = ?",
             LookupAttributeKey::ReadOnly => "read_only = ?",
             LookupAttributeKey::Username => "username = ?",
@@ -163,6 +165,7 @@ struct Position {
 /// Runs a lookup for `account` against the index.
 pub(crate) fn lookup(
     connection: &Connection,
+    journal_dir: &Path,
     account: &str,
     query: &LookupQuery,
 ) -> Result<LookupPage, Error> {
@@ -200,7 +203,7 @@ pub(crate) fn lookup(
 
     let mut sql = String::from(
         "SELECT seq, event_id, event_name, read_only, access_key_id, event_time, event_source,
-                username, record
+                username, record, record_len
          FROM events WHERE account = ? AND event_time >= ? AND event_time <= ?",
     );
     let mut values: Vec<SqlValue> = vec![
@@ -215,6 +218,9 @@ pub(crate) fn lookup(
     if let Some((key, value)) = attribute {
         sql.push_str(" AND ");
         sql.push_str(key.condition());
+        if *key == LookupAttributeKey::EventId {
+            values.push(SqlValue::Integer(index::event_key(value)));
+        }
         values.push(SqlValue::Text(value.clone()));
     }
     if let Some(position) = &position {
@@ -232,6 +238,16 @@ pub(crate) fn lookup(
     while let Some(row) = rows.next()? {
         let seq: i64 = row.get(0)?;
         let event_time: i64 = row.get(5)?;
+        // Rows indexed before schema version 2 carry their record; newer ones point into the
+        // journal.
+        let record = match row.get::<_, Option<String>>(8)? {
+            Some(record) => Some(record),
+            None => journal::read_line(journal_dir, index::location_of(seq, row.get(9)?))?,
+        };
+        // A record can vanish only when its segment expired between the query and the read.
+        let Some(cloud_trail_event) = record else {
+            continue;
+        };
         let entry = LookupEventEntry {
             event_id: row.get(1)?,
             event_name: row.get(2)?,
@@ -242,7 +258,7 @@ pub(crate) fn lookup(
             event_source: row.get(6)?,
             username: row.get(7)?,
             resources: Vec::new(),
-            cloud_trail_event: row.get(8)?,
+            cloud_trail_event,
         };
         found.push((seq, event_time, entry));
     }

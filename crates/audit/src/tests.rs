@@ -888,30 +888,35 @@ async fn lookup_rejects_invalid_requests() {
 async fn retention_expires_index_rows_but_not_delivered_files() {
     let dir = TempDir::new("retention");
     let log = open_log(&dir).await;
-    record_series(&log, ACCOUNT, 3).await;
+    // record_series dates its events on this day.
+    let recorded_at = datetime!(2026-11-22 10:00:00 UTC);
+    let ids = record_series(&log, ACCOUNT, 3).await;
     log.flush_now().await.unwrap();
     let delivered = count_files(&log.dir().join("AWSLogs"));
     assert!(
         delivered >= 3,
         "expected a log file, a digest and its signature"
     );
+    let journal_dir = log.dir().join("journal");
+    let kept = crate::journal::list_kept(&journal_dir).unwrap();
+    assert_eq!(kept.len(), 1, "the delivered segment is kept for lookups");
 
-    // 89 days later everything is still visible; 91 days later nothing is.
+    // 89 days later everything is still visible, read back from the kept segment; 91 days later
+    // nothing is, and the kept segment is gone.
     let removed = log
-        .expire(datetime!(2026-11-22 10:00:00 UTC) + time::Duration::days(89))
+        .expire(recorded_at + time::Duration::days(89))
         .await
         .unwrap();
     assert_eq!(removed, 0);
-    assert_eq!(
-        log.lookup(ACCOUNT, LookupQuery::default())
-            .await
-            .unwrap()
-            .events
-            .len(),
-        3
-    );
+    let page = log.lookup(ACCOUNT, LookupQuery::default()).await.unwrap();
+    assert_eq!(page.events.len(), 3);
+    for event in &page.events {
+        let record: serde_json::Value = serde_json::from_str(&event.cloud_trail_event).unwrap();
+        assert_eq!(record["eventID"], event.event_id.as_str());
+        assert!(ids.contains(&event.event_id));
+    }
     let removed = log
-        .expire(datetime!(2026-11-22 10:00:00 UTC) + time::Duration::days(91))
+        .expire(recorded_at + time::Duration::days(91))
         .await
         .unwrap();
     assert_eq!(removed, 3);
@@ -922,7 +927,65 @@ async fn retention_expires_index_rows_but_not_delivered_files() {
             .events
             .is_empty()
     );
+    assert!(crate::journal::list_kept(&journal_dir).unwrap().is_empty());
     assert_eq!(count_files(&log.dir().join("AWSLogs")), delivered);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_of_schema_version_1_is_migrated_with_its_records() {
+    let dir = TempDir::new("migrate");
+    std::fs::create_dir_all(dir.0.join("audit")).unwrap();
+    let record = r#"{"eventVersion":"1.08","eventID":"legacy-event","eventName":"Encrypt"}"#;
+    {
+        let connection =
+            rusqlite::Connection::open(dir.0.join("audit").join(crate::index::INDEX_FILE)).unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+                    event_id TEXT NOT NULL UNIQUE,
+                    account TEXT NOT NULL,
+                    region TEXT NOT NULL,
+                    event_time INTEGER NOT NULL,
+                    event_name TEXT NOT NULL,
+                    read_only TEXT NOT NULL,
+                    username TEXT,
+                    access_key_id TEXT,
+                    event_source TEXT NOT NULL,
+                    record TEXT NOT NULL
+                );
+                CREATE INDEX events_by_time ON events (account, event_time, seq);",
+            )
+            .unwrap();
+        connection
+            .execute(
+                "INSERT INTO events (event_id, account, region, event_time, event_name, read_only,
+                                     username, access_key_id, event_source, record)
+                 VALUES ('legacy-event', ?1, 'us-east-1', ?2, 'Encrypt', 'false', 'alice',
+                         'AKIDLEGACY', 'kms.amazonaws.com', ?3)",
+                rusqlite::params![
+                    ACCOUNT,
+                    datetime!(2026-11-22 09:00:00 UTC).unix_timestamp(),
+                    record
+                ],
+            )
+            .unwrap();
+    }
+    let log = open_log(&dir).await;
+    let new_ids = record_series(&log, ACCOUNT, 2).await;
+    let page = log.lookup(ACCOUNT, LookupQuery::default()).await.unwrap();
+    assert_eq!(page.events.len(), 3);
+    assert_eq!(page.events[2].event_id, "legacy-event");
+    assert_eq!(page.events[2].cloud_trail_event, record);
+    for id in ["legacy-event", new_ids[0].as_str()] {
+        let query = LookupQuery {
+            attributes: vec![(LookupAttributeKey::EventId, id.to_owned())],
+            ..LookupQuery::default()
+        };
+        let page = log.lookup(ACCOUNT, query).await.unwrap();
+        assert_eq!(page.events.len(), 1, "{id}");
+        assert_eq!(page.events[0].event_id, id);
+    }
 }
 
 fn count_files(dir: &std::path::Path) -> usize {

@@ -125,13 +125,28 @@ async fn delivery_writes_cloudtrail_layout_per_account_and_region() {
         assert!(!text.contains("UExBSU5URVhULU1BUktFUg=="), "{key}");
     }
 
-    // The journal keeps only its empty active segment once everything is delivered.
-    let journal: Vec<_> = std::fs::read_dir(root.join("journal"))
+    // Once everything is delivered the journal holds its empty active segment, and the delivered
+    // segment is kept (renamed) for LookupEvents until its events expire.
+    let mut journal: Vec<_> = std::fs::read_dir(root.join("journal"))
         .unwrap()
         .flatten()
+        .map(|entry| {
+            (
+                entry.file_name().into_string().unwrap(),
+                entry.metadata().unwrap().len(),
+            )
+        })
         .collect();
-    assert_eq!(journal.len(), 1);
-    assert_eq!(journal[0].metadata().unwrap().len(), 0);
+    journal.sort();
+    assert_eq!(journal.len(), 2, "{journal:?}");
+    assert!(
+        journal[0].0.ends_with(".kept") && journal[0].1 > 0,
+        "{journal:?}"
+    );
+    assert!(
+        journal[1].0.ends_with(".journal") && journal[1].1 == 0,
+        "{journal:?}"
+    );
 
     // One digest per account and Region, listing that chain's log file.
     for (account, region, log_key) in [
