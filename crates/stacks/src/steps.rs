@@ -33,6 +33,9 @@ use crate::{ca, sources};
 
 /// The tag every cluster and key a stack creates carries, naming the stack.
 pub(crate) const STACK_TAG: &str = "strongroom:stack";
+/// How long a step waits for a key store to finish connecting or disconnecting, and how often it looks.
+const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 /// The waiting period of keys a stack deletes.
 const KEY_DELETION_DAYS: i64 = 7;
 
@@ -176,7 +179,7 @@ impl Ctx<'_> {
 
     async fn connect(&self, id: &str, log: &mut Vec<String>) -> Result<(), String> {
         let kms = &self.stacks.kms;
-        if let Some((state, _)) = self.key_store_state(id).await?
+        if let Some((state, _)) = self.settled_state(id, "CONNECTING").await?
             && state == "FAILED"
         {
             kms.disconnect_custom_key_store(self.caller, id)
@@ -189,7 +192,7 @@ impl Ctx<'_> {
         kms.connect_custom_key_store(self.caller, id)
             .await
             .map_err(|e| kms_failure("ConnectCustomKeyStore", &e))?;
-        match self.key_store_state(id).await? {
+        match self.settled_state(id, "CONNECTING").await? {
             Some((state, _)) if state == "CONNECTED" => {
                 log.push(format!(
                     "connected {id}; kmsuser's password was rotated to one only Strongroom knows"
@@ -205,8 +208,28 @@ impl Ctx<'_> {
         }
     }
 
+    /// The key store's state once it has left the transient state `transient` (connecting happens in the
+    /// background, as in AWS); gives up after [`SETTLE_TIMEOUT`].
+    async fn settled_state(
+        &self,
+        id: &str,
+        transient: &str,
+    ) -> Result<Option<(String, Option<String>)>, String> {
+        let deadline = tokio::time::Instant::now() + SETTLE_TIMEOUT;
+        loop {
+            let state = self.key_store_state(id).await?;
+            match &state {
+                Some((now, _)) if now == transient && tokio::time::Instant::now() < deadline => {
+                    tokio::time::sleep(SETTLE_POLL).await;
+                }
+                _ => return Ok(state),
+            }
+        }
+    }
+
     async fn disconnect(&self, id: &str, log: &mut Vec<String>) -> Result<bool, String> {
-        match self.key_store_state(id).await? {
+        let was_connected = match self.settled_state(id, "CONNECTING").await? {
+            Some((state, _)) if state == "DISCONNECTING" => false,
             Some((state, _)) if state != "DISCONNECTED" => {
                 self.stacks
                     .kms
@@ -214,10 +237,12 @@ impl Ctx<'_> {
                     .await
                     .map_err(|e| kms_failure("DisconnectCustomKeyStore", &e))?;
                 log.push(format!("disconnected key store {id}"));
-                Ok(true)
+                true
             }
-            _ => Ok(false),
-        }
+            _ => false,
+        };
+        self.settled_state(id, "DISCONNECTING").await?;
+        Ok(was_connected)
     }
 
     /// Why the cluster (and what goes with it) must stay, if it must: the file does not say to destroy
@@ -621,7 +646,7 @@ pub(crate) async fn apply(
         }
         (Kind::Connection, _) => {
             let store = ctx.physical("key-store")?;
-            match ctx.key_store_state(&store).await? {
+            match ctx.settled_state(&store, "CONNECTING").await? {
                 Some((state, _)) if state == "CONNECTED" => {
                     log.push(format!("key store {store} is connected"))
                 }

@@ -28,5 +28,6 @@ mod protocol;
 mod python;
 mod rotation;
 mod secrets;
+mod stacks;
 mod seed;
 mod tags;

@@ -1,0 +1,1115 @@
+//! Stacks end to end: the `strongroom stack` command against the real `strongroom` binary, whose declared
+//! HSMs are SoftHSM tokens private to each test (initialized with `softhsm2-util`, so the test process
+//! itself never loads SoftHSM). Secrets are in Secrets Manager, written with the AWS SDK; the results
+//! are checked with the AWS SDKs for KMS and CloudHSM.
+//!
+//! The kill test uses `STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS`, a test-only pause before every step,
+//! so that it can kill the server between two known steps.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aws_credential_types::Credentials;
+use aws_sdk_kms::primitives::Blob;
+use aws_sdk_kms::types::{ConnectionStateType, KeyState, OriginType};
+use base64::Engine;
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, PKCS_RSA_SHA256,
+};
+use serde_json::Value;
+
+use crate::harness::{ProcessServer, TempDir, sdk_client};
+
+const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
+const SO_PIN: &str = "officer-Passw0rd";
+const KMSUSER_PASSWORD: &str = "kmsuser-Passw0rd";
+const PATIENCE: Duration = Duration::from_secs(120);
+
+/// The example file of docs/STACKS.md, as written there.
+fn example_file() -> String {
+    let doc = include_str!("../../../../docs/STACKS.md");
+    let start = doc
+        .find("<!-- example: payments.yaml -->\n```yaml\n")
+        .expect("docs/STACKS.md has the example")
+        + "<!-- example: payments.yaml -->\n```yaml\n".len();
+    let end = start + doc[start..].find("```").expect("the example ends");
+    doc[start..end].to_owned()
+}
+
+/// A private SoftHSM with the given tokens, a server configuration declaring them, and a data directory.
+struct Hsms {
+    dir: TempDir,
+}
+
+impl Hsms {
+    fn new(label: &str, tokens: &[(&str, &str)]) -> Hsms {
+        assert!(
+            Path::new(SOFTHSM).exists(),
+            "SoftHSM is not installed: run `cargo xtask ci` or `apt-get install softhsm2`"
+        );
+        let dir = TempDir::new(label);
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("tokens")).expect("token directory");
+        std::fs::write(
+            root.join("softhsm2.conf"),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
+                root.join("tokens").display()
+            ),
+        )
+        .expect("SoftHSM configuration");
+        std::fs::write(root.join("so.pin"), SO_PIN).expect("SO PIN file");
+        let mut config = format!("data_dir = \"{}\"\n", root.join("data").display());
+        for (token, zone) in tokens {
+            let status = Command::new("softhsm2-util")
+                .args([
+                    "--init-token",
+                    "--free",
+                    "--label",
+                    token,
+                    "--so-pin",
+                    SO_PIN,
+                    "--pin",
+                    "unused-pin-1",
+                ])
+                .env("SOFTHSM2_CONF", root.join("softhsm2.conf"))
+                .stdout(Stdio::null())
+                .status()
+                .expect("run softhsm2-util");
+            assert!(status.success(), "softhsm2-util --init-token {token}");
+            config.push_str(&format!(
+                "\n[[hsm]]\nmodule = \"{SOFTHSM}\"\ntoken_label = \"{token}\"\navailability_zone = \"{zone}\"\nso_pin_file = \"{}\"\n",
+                root.join("so.pin").display()
+            ));
+        }
+        std::fs::write(root.join("strongroom.toml"), config).expect("server configuration");
+        Hsms { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Starts the server binary on this SoftHSM, with `env` added to its environment.
+    fn serve(&self, env: &[(&str, &str)]) -> Server {
+        Server::start(self, env)
+    }
+}
+
+/// The `strongroom` binary serving on a SoftHSM.
+struct Server {
+    child: Child,
+    endpoint: String,
+    address: std::net::SocketAddr,
+}
+
+impl Server {
+    fn start(hsms: &Hsms, env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_strongroom"));
+        command
+            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--config"])
+            .arg(hsms.path("strongroom.toml"))
+            .env("SOFTHSM2_CONF", hsms.path("softhsm2.conf"))
+            .env("STRONGROOM_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (name, value) in env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().expect("start the strongroom binary");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let (sender, receiver) = mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if let Some(rest) = line.strip_prefix("strongroom listening on http://") {
+                    let _ = sender.send(rest.trim().to_owned());
+                }
+            }
+        });
+        let address: std::net::SocketAddr = receiver
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the server prints its address")
+            .parse()
+            .expect("an address");
+        Server {
+            child,
+            endpoint: format!("http://{address}"),
+            address,
+        }
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        let _ = self.child.wait();
+    }
+
+    fn kms(&self) -> aws_sdk_kms::Client {
+        sdk_client(self.address, "test", "test", "us-east-1")
+    }
+
+    fn secrets(&self) -> aws_sdk_secretsmanager::Client {
+        let config = aws_sdk_secretsmanager::Config::builder()
+            .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
+            .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "stacks"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_secretsmanager::Client::from_conf(config)
+    }
+
+    fn cloudhsm(&self) -> aws_sdk_cloudhsmv2::Client {
+        let config = aws_sdk_cloudhsmv2::Config::builder()
+            .behavior_version(aws_sdk_cloudhsmv2::config::BehaviorVersion::latest())
+            .region(aws_sdk_cloudhsmv2::config::Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "stacks"))
+            .endpoint_url(&self.endpoint)
+            .build();
+        aws_sdk_cloudhsmv2::Client::from_conf(config)
+    }
+
+    /// Runs `strongroom <args> --endpoint <this server>` and returns whether it succeeded and its output.
+    fn command(&self, args: &[&str]) -> (bool, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .args(args)
+            .arg("--endpoint")
+            .arg(&self.endpoint)
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("STRONGROOM_LOG", "warn")
+            .output()
+            .expect("run strongroom");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    }
+
+    fn stack(&self, args: &[&str]) -> (bool, String) {
+        let mut full = vec!["stack"];
+        full.extend_from_slice(args);
+        self.command(&full)
+    }
+
+    /// The stack's status, read with `strongroom stack status`, which must succeed.
+    fn describe(&self, name: &str) -> Value {
+        let (ok, _) = self.stack(&["status", name]);
+        assert!(ok, "stack {name} exists");
+        raw_describe(&self.endpoint, name)
+    }
+
+    async fn put_secret(&self, name: &str, value: &str) {
+        let client = self.secrets();
+        match client
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(_) => {
+                client
+                    .put_secret_value()
+                    .secret_id(name)
+                    .secret_string(value)
+                    .send()
+                    .await
+                    .expect("PutSecretValue");
+            }
+        }
+    }
+
+    /// Waits until the stack's runner is done, returning its final record.
+    fn wait_done(&self, name: &str) -> Value {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let stack = raw_describe(&self.endpoint, name);
+            let status = stack["Status"].as_str().unwrap_or_default().to_owned();
+            if !status.ends_with("_IN_PROGRESS") {
+                return stack;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stack {name} never finished: {stack:#}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The stack's status, read with `strongroom stack status`.
+fn raw_describe(endpoint: &str, name: &str) -> Value {
+    let output = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["stack", "status", name, "--endpoint", endpoint])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .expect("run strongroom stack status");
+    let text = String::from_utf8_lossy(&output.stdout).to_string();
+    parse_status(&text)
+}
+
+/// Reads `strongroom stack status` back into the fields the tests look at.
+fn parse_status(text: &str) -> Value {
+    let mut lines = text.lines();
+    let first = lines.next().unwrap_or_default();
+    let status = first.rsplit(": ").next().unwrap_or_default();
+    let mut resources = Vec::new();
+    let mut steps: Vec<Value> = Vec::new();
+    let mut reason = Value::Null;
+    let mut section = "";
+    for line in lines {
+        if let Some(rest) = line.strip_prefix("reason: ") {
+            reason = Value::String(rest.to_owned());
+            continue;
+        }
+        match line {
+            "resources:" | "steps:" => {
+                section = line;
+                continue;
+            }
+            _ => {}
+        }
+        if section == "resources:" && line.starts_with("  ") {
+            let fields: Vec<&str> = line.trim().split('\t').collect();
+            resources.push(serde_json::json!({
+                "LogicalId": fields[0],
+                "PhysicalId": fields.get(1).copied().unwrap_or_default(),
+                "Retained": fields.get(2).map(|r| r.trim_matches(|c| c == '(' || c == ')')),
+            }));
+        } else if section == "steps:" && line.starts_with("  [") {
+            let state_end = line.find(']').expect("a state");
+            let state = &line[3..state_end];
+            let rest: Vec<&str> = line[state_end + 2..]
+                .split('\t')
+                .next()
+                .unwrap_or_default()
+                .splitn(2, ' ')
+                .collect();
+            steps.push(serde_json::json!({
+                "State": state,
+                "Action": rest[0],
+                "LogicalId": rest.get(1).copied().unwrap_or_default(),
+                "Log": [],
+            }));
+        } else if section == "steps:" && line.starts_with("      ") {
+            if let Some(last) = steps.last_mut() {
+                last["Log"]
+                    .as_array_mut()
+                    .expect("a log")
+                    .push(Value::String(line.trim().to_owned()));
+            }
+        }
+    }
+    serde_json::json!({ "Status": status, "Reason": reason, "Resources": resources, "Steps": steps, "Text": text })
+}
+
+fn logical_ids(stack: &Value, field: &str) -> Vec<String> {
+    stack[field]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|item| item["LogicalId"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn steps_in(stack: &Value, state: &str) -> Vec<String> {
+    stack["Steps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|step| step["State"] == state)
+        .map(|step| step["LogicalId"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// The operator's CA: a self-signed RSA root, with its key as PKCS#8 PEM.
+struct Ca {
+    certificate: String,
+    key: String,
+}
+
+impl Ca {
+    fn new(name: &str) -> Ca {
+        let key = KeyPair::generate_for(&PKCS_RSA_SHA256).expect("an RSA key");
+        let mut params = CertificateParams::default();
+        let mut subject = DistinguishedName::new();
+        subject.push(DnType::CommonName, name);
+        params.distinguished_name = subject;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let cert = params.self_signed(&key).expect("a self-signed CA");
+        Ca {
+            certificate: pem("CERTIFICATE", cert.der()),
+            key: pem("PRIVATE KEY", &key.serialize_der()),
+        }
+    }
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+/// Puts the example's four secrets (prefix `payments/hsm/`) into Secrets Manager.
+async fn put_secrets(server: &Server, ca: &Ca, admin_password: &str) {
+    server
+        .put_secret("payments/hsm/admin-password", admin_password)
+        .await;
+    server
+        .put_secret("payments/hsm/ca-certificate", &ca.certificate)
+        .await;
+    server.put_secret("payments/hsm/ca-key", &ca.key).await;
+    server
+        .put_secret("payments/hsm/kmsuser-password", KMSUSER_PASSWORD)
+        .await;
+}
+
+fn write(hsms: &Hsms, name: &str, text: &str) -> String {
+    let path = hsms.path(name);
+    std::fs::write(&path, text).expect("write a stack file");
+    path.display().to_string()
+}
+
+const TWO_ZONES: &[(&str, &str)] = &[
+    ("hsm-a", "us-east-1a"),
+    ("hsm-b", "us-east-1b"),
+    ("hsm-c", "us-east-1b"),
+];
+const STACK: &str = "payments-1-keys";
+
+async fn clusters(server: &Server) -> Vec<aws_sdk_cloudhsmv2::types::Cluster> {
+    server
+        .cloudhsm()
+        .describe_clusters()
+        .send()
+        .await
+        .expect("DescribeClusters")
+        .clusters()
+        .to_vec()
+}
+
+async fn key_stores(server: &Server) -> Vec<aws_sdk_kms::types::CustomKeyStoresListEntry> {
+    server
+        .kms()
+        .describe_custom_key_stores()
+        .send()
+        .await
+        .expect("DescribeCustomKeyStores")
+        .custom_key_stores()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_stack_is_applied_changed_and_deleted_through_the_cli() {
+    let hsms = Hsms::new("stack-full", TWO_ZONES);
+    let server = hsms.serve(&[]);
+    let ca = Ca::new("Payments HSM CA");
+    put_secrets(&server, &ca, SO_PIN).await;
+    let file = write(&hsms, "payments.yaml", &example_file());
+
+    let (ok, output) = server.stack(&["validate", &file]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("valid: stack payments-1-keys")
+            && output.contains("key-store payments-1-hsm"),
+        "{output}"
+    );
+    let (ok, output) = server.stack(&["plan", &file]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("create cluster (hsm2m.medium, zones us-east-1a, us-east-1b)"),
+        "{output}"
+    );
+    assert!(
+        output.contains("create alias/payments/1/orders -> key/orders"),
+        "{output}"
+    );
+
+    let (ok, output) = server.stack(&["apply", &file, "--wait"]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("[done] create key-store-connection") && output.contains("APPLY_COMPLETE"),
+        "{output}"
+    );
+    for secret in [SO_PIN, KMSUSER_PASSWORD, "BEGIN PRIVATE KEY"] {
+        assert!(
+            !output.contains(secret),
+            "the apply output shows a secret: {output}"
+        );
+    }
+
+    // A connected key store with a key inside the HSMs, reachable by its qualified alias.
+    let stores = key_stores(&server).await;
+    assert_eq!(stores.len(), 1);
+    assert_eq!(stores[0].custom_key_store_name(), Some("payments-1-hsm"));
+    assert_eq!(
+        stores[0].connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    let kms = server.kms();
+    let orders = kms
+        .describe_key()
+        .key_id("alias/payments/1/orders")
+        .send()
+        .await
+        .expect("the alias names the key")
+        .key_metadata()
+        .cloned()
+        .expect("metadata");
+    assert_eq!(orders.origin(), Some(&OriginType::AwsCloudhsm));
+    assert_eq!(
+        orders.custom_key_store_id(),
+        stores[0].custom_key_store_id()
+    );
+    assert_eq!(orders.description(), Some("Encrypts order records"));
+    let sealed = kms
+        .encrypt()
+        .key_id("alias/payments/1/orders")
+        .plaintext(Blob::new(b"order 42".to_vec()))
+        .send()
+        .await
+        .expect("Encrypt in the HSMs");
+    let opened = kms
+        .decrypt()
+        .ciphertext_blob(sealed.ciphertext_blob().expect("a ciphertext").clone())
+        .send()
+        .await
+        .expect("Decrypt in the HSMs");
+    assert_eq!(
+        opened.plaintext().expect("a plaintext").as_ref(),
+        b"order 42"
+    );
+    let grants = kms
+        .list_grants()
+        .key_id(orders.key_id())
+        .send()
+        .await
+        .expect("ListGrants");
+    assert_eq!(grants.grants().len(), 1);
+    assert_eq!(grants.grants()[0].name(), Some("orders-service"));
+    let signing = kms
+        .describe_key()
+        .key_id("alias/payments/1/receipts-signing")
+        .send()
+        .await
+        .expect("the signing key")
+        .key_metadata()
+        .cloned()
+        .expect("metadata");
+    assert_eq!(signing.origin(), Some(&OriginType::AwsKms));
+
+    // The status shows every step done, with logs, and no secret.
+    let stack = server.describe(STACK);
+    assert_eq!(stack["Status"], "APPLY_COMPLETE");
+    assert_eq!(steps_in(&stack, "done").len(), 13, "{stack:#}");
+    let text = stack["Text"].as_str().unwrap_or_default();
+    assert!(text.contains("created custom key store"), "{text}");
+    for secret in [SO_PIN, KMSUSER_PASSWORD, "BEGIN"] {
+        assert!(!text.contains(secret), "the status shows a secret: {text}");
+    }
+
+    // An unchanged file changes nothing.
+    let (ok, output) = server.stack(&["plan", &file]);
+    assert!(ok && output.contains("no changes"), "{output}");
+    let (ok, output) = server.stack(&["apply", &file]);
+    assert!(ok && output.contains("no changes"), "{output}");
+
+    // Supported changes: a description, a tag, the key store's name, and kmsuser's password.
+    server
+        .put_secret("payments/hsm/kmsuser-password", "kmsuser-Passw0rd-2")
+        .await;
+    let changed = example_file()
+        .replace(
+            "Encrypts order records",
+            "Encrypts order records and refunds",
+        )
+        .replace("      data: orders", "      data: orders\n      tier: gold")
+        .replace("  name: hsm ", "  name: vault ")
+        .replace("  generation: 1 ", "  generation: 2 ");
+    let changed_file = write(&hsms, "changed.yaml", &changed);
+    let (ok, output) = server.stack(&["plan", &changed_file]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("update key/orders: description, tags"),
+        "{output}"
+    );
+    assert!(output.contains("update key-store: name"), "{output}");
+    assert!(
+        output.contains("update crypto-user: generation"),
+        "{output}"
+    );
+    let (ok, output) = server.stack(&["apply", &changed_file, "--wait"]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("changed the password of kmsuser"),
+        "{output}"
+    );
+    let stores = key_stores(&server).await;
+    assert_eq!(stores[0].custom_key_store_name(), Some("payments-1-vault"));
+    assert_eq!(
+        stores[0].connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    let orders_now = kms
+        .describe_key()
+        .key_id(orders.key_id())
+        .send()
+        .await
+        .expect("DescribeKey");
+    assert_eq!(
+        orders_now.key_metadata().and_then(|m| m.description()),
+        Some("Encrypts order records and refunds")
+    );
+    kms.encrypt()
+        .key_id("alias/payments/1/orders")
+        .plaintext(Blob::new(b"still works".to_vec()))
+        .send()
+        .await
+        .expect("Encrypt after the password rotation");
+
+    // Unsupported changes are refused before anything is touched.
+    let refused = changed
+        .replace("key_spec: ECC_NIST_P256", "key_spec: ECC_NIST_P384")
+        .replace("    us-east-1b: 1", "    us-east-1b: 2");
+    let refused_file = write(&hsms, "refused.yaml", &refused);
+    let (ok, output) = server.stack(&["plan", &refused_file]);
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains("refused: key/receipts-signing: key_spec cannot change"),
+        "{output}"
+    );
+    assert!(
+        output.contains("refused: hsm/us-east-1b/2: adding HSMs"),
+        "{output}"
+    );
+    let (ok, output) = server.stack(&["apply", &refused_file]);
+    assert!(
+        !ok && output.contains("UnsupportedStackChangeException"),
+        "{output}"
+    );
+    assert_eq!(server.describe(STACK)["Status"], "APPLY_COMPLETE");
+
+    // Deletion: keys scheduled for deletion, the key store only disconnected (it still has a key), the
+    // cluster kept.
+    let (ok, output) = server.stack(&["delete", STACK, "--wait"]);
+    assert!(ok, "{output}");
+    let stack = server.describe(STACK);
+    assert_eq!(stack["Status"], "DELETE_COMPLETE");
+    let reason = stack["Reason"].as_str().unwrap_or_default();
+    assert!(
+        reason.contains("disconnected, not deleted: it still has KMS keys"),
+        "{reason}"
+    );
+    assert!(
+        reason.contains("does not say destroy_on_delete") || reason.contains("still refers to it"),
+        "{reason}"
+    );
+    let kept = logical_ids(&stack, "Resources");
+    assert!(
+        kept.contains(&"key-store".to_owned()) && kept.contains(&"cluster".to_owned()),
+        "{kept:?}"
+    );
+    assert!(
+        !kept
+            .iter()
+            .any(|id| id.starts_with("key/") || id.starts_with("alias/")),
+        "{kept:?}"
+    );
+    let stores = key_stores(&server).await;
+    assert_eq!(stores.len(), 1);
+    assert_eq!(
+        stores[0].connection_state(),
+        Some(&ConnectionStateType::Disconnected)
+    );
+    for key_id in [orders.key_id(), signing.key_id()] {
+        let state = kms
+            .describe_key()
+            .key_id(key_id)
+            .send()
+            .await
+            .expect("DescribeKey");
+        assert_eq!(
+            state.key_metadata().and_then(|m| m.key_state()),
+            Some(&KeyState::PendingDeletion)
+        );
+    }
+    let aliases = kms.list_aliases().send().await.expect("ListAliases");
+    assert!(
+        !aliases.aliases().iter().any(|a| a
+            .alias_name()
+            .unwrap_or_default()
+            .starts_with("alias/payments/")),
+        "the stack's aliases are deleted"
+    );
+    let remaining = clusters(&server).await;
+    assert_eq!(remaining.len(), 1, "the cluster stays");
+    assert_eq!(remaining[0].hsms().len(), 2);
+    let (ok, output) = server.stack(&["list"]);
+    assert!(
+        ok && output.contains("payments-1-keys\tDELETE_COMPLETE"),
+        "{output}"
+    );
+}
+
+/// Runs `file` with `on_failure`, waits, and returns the stack's record.
+fn apply_and_wait(server: &Server, file: &str, on_failure: &str) -> Value {
+    let (ok, output) = server.stack(&["apply", file, "--on-failure", on_failure]);
+    assert!(ok, "the apply is accepted: {output}");
+    server.wait_done(STACK)
+}
+
+/// A stack file with the cluster, the crypto user and the key store of the example, and no keys.
+fn store_only_file() -> String {
+    let example = example_file();
+    let keys = example.find("\nkeys:").expect("the example has keys");
+    example[..keys + 1].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_admin_password_rolls_back_or_is_preserved_and_a_fixed_secret_completes() {
+    let hsms = Hsms::new("stack-admin", TWO_ZONES);
+    let server = hsms.serve(&[]);
+    let ca = Ca::new("CA");
+    put_secrets(&server, &ca, "not-the-SO-pin").await;
+    let file = write(&hsms, "stack.yaml", &store_only_file());
+
+    let stack = apply_and_wait(&server, &file, "rollback");
+    assert_eq!(stack["Status"], "ROLLBACK_COMPLETE", "{stack:#}");
+    assert_eq!(steps_in(&stack, "failed"), ["cluster-activation"]);
+    assert!(
+        stack["Reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not the Security Officer PIN"),
+        "{stack:#}"
+    );
+    assert_eq!(
+        steps_in(&stack, "rolled back"),
+        [
+            "cluster",
+            "hsm/us-east-1a/1",
+            "hsm/us-east-1b/1",
+            "cluster-certificate"
+        ]
+    );
+    assert!(logical_ids(&stack, "Resources").is_empty(), "{stack:#}");
+    assert!(
+        clusters(&server).await.is_empty(),
+        "rollback leaves no cluster behind"
+    );
+
+    let stack = apply_and_wait(&server, &file, "preserve");
+    assert_eq!(stack["Status"], "APPLY_FAILED", "{stack:#}");
+    assert_eq!(
+        logical_ids(&stack, "Resources"),
+        [
+            "cluster",
+            "hsm/us-east-1a/1",
+            "hsm/us-east-1b/1",
+            "cluster-certificate"
+        ]
+    );
+    assert_eq!(clusters(&server).await.len(), 1);
+
+    server
+        .put_secret("payments/hsm/admin-password", SO_PIN)
+        .await;
+    let stack = apply_and_wait(&server, &file, "rollback");
+    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    assert_eq!(
+        logical_ids(&stack, "Steps"),
+        [
+            "cluster-activation",
+            "crypto-user",
+            "key-store",
+            "key-store-connection"
+        ],
+        "the re-apply continues from where the stack stopped"
+    );
+    assert_eq!(
+        key_stores(&server).await[0].connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_hsm_missing_from_a_zone_rolls_back_or_is_preserved_and_a_freed_hsm_completes() {
+    let hsms = Hsms::new("stack-zone", TWO_ZONES);
+    let server = hsms.serve(&[]);
+    put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
+    let file = write(
+        &hsms,
+        "stack.yaml",
+        &store_only_file().replace("    us-east-1b: 1", "    us-east-1b: 2"),
+    );
+    // Another cluster holds one of the two HSMs of us-east-1b.
+    let cloudhsm = server.cloudhsm();
+    let squatter = cloudhsm
+        .create_cluster()
+        .hsm_type("hsm2m.medium")
+        .subnet_ids("subnet-us-east-1b")
+        .send()
+        .await
+        .expect("CreateCluster")
+        .cluster()
+        .and_then(|c| c.cluster_id())
+        .expect("an id")
+        .to_owned();
+    let squatting = cloudhsm
+        .create_hsm()
+        .cluster_id(&squatter)
+        .availability_zone("us-east-1b")
+        .send()
+        .await
+        .expect("CreateHsm")
+        .hsm()
+        .map(|h| h.hsm_id())
+        .expect("an HSM id")
+        .to_owned();
+
+    let stack = apply_and_wait(&server, &file, "rollback");
+    assert_eq!(stack["Status"], "ROLLBACK_COMPLETE", "{stack:#}");
+    assert_eq!(steps_in(&stack, "failed"), ["hsm/us-east-1b/2"]);
+    assert!(
+        stack["Reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("No free HSM in us-east-1b"),
+        "{stack:#}"
+    );
+    assert!(logical_ids(&stack, "Resources").is_empty());
+    let left: Vec<String> = clusters(&server)
+        .await
+        .iter()
+        .filter_map(|c| c.cluster_id().map(str::to_owned))
+        .collect();
+    assert_eq!(left, [squatter.clone()], "only the other cluster remains");
+
+    let stack = apply_and_wait(&server, &file, "preserve");
+    assert_eq!(stack["Status"], "APPLY_FAILED");
+    assert_eq!(
+        logical_ids(&stack, "Resources"),
+        ["cluster", "hsm/us-east-1a/1", "hsm/us-east-1b/1"]
+    );
+
+    cloudhsm
+        .delete_hsm()
+        .cluster_id(&squatter)
+        .hsm_id(&squatting)
+        .send()
+        .await
+        .expect("DeleteHsm");
+    let stack = apply_and_wait(&server, &file, "rollback");
+    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    assert_eq!(logical_ids(&stack, "Steps")[0], "hsm/us-east-1b/2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_ca_that_does_not_match_rolls_back_or_is_preserved_and_the_right_key_completes() {
+    let hsms = Hsms::new("stack-ca", TWO_ZONES);
+    let server = hsms.serve(&[]);
+    let ca = Ca::new("CA");
+    let other = Ca::new("Another CA");
+    put_secrets(&server, &ca, SO_PIN).await;
+    server.put_secret("payments/hsm/ca-key", &other.key).await;
+    let file = write(&hsms, "stack.yaml", &store_only_file());
+
+    let stack = apply_and_wait(&server, &file, "rollback");
+    assert_eq!(stack["Status"], "ROLLBACK_COMPLETE", "{stack:#}");
+    assert_eq!(steps_in(&stack, "failed"), ["cluster-certificate"]);
+    assert!(
+        stack["Reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("does not belong to the CA certificate"),
+        "{stack:#}"
+    );
+    assert!(logical_ids(&stack, "Resources").is_empty());
+    assert!(clusters(&server).await.is_empty());
+
+    let stack = apply_and_wait(&server, &file, "preserve");
+    assert_eq!(stack["Status"], "APPLY_FAILED");
+    assert_eq!(
+        logical_ids(&stack, "Resources"),
+        ["cluster", "hsm/us-east-1a/1", "hsm/us-east-1b/1"]
+    );
+
+    server.put_secret("payments/hsm/ca-key", &ca.key).await;
+    let stack = apply_and_wait(&server, &file, "rollback");
+    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    assert_eq!(logical_ids(&stack, "Steps")[0], "cluster-certificate");
+}
+
+/// Waits until the step `logical_id` of the stack is running.
+fn wait_running(server: &Server, logical_id: &str) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let stack = raw_describe(&server.endpoint, STACK);
+        if steps_in(&stack, "running")
+            .iter()
+            .any(|id| id == logical_id)
+        {
+            return;
+        }
+        assert!(
+            stack["Status"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with("_IN_PROGRESS"),
+            "the stack finished before {logical_id} ran: {stack:#}"
+        );
+        assert!(
+            Instant::now() < deadline,
+            "{logical_id} never ran: {stack:#}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kmsuser_already_present_rolls_back_or_is_preserved_and_adopting_it_completes() {
+    let hsms = Hsms::new("stack-kmsuser", TWO_ZONES);
+    // A pause before every step, so that kmsuser can be created behind the stack's back.
+    let server = hsms.serve(&[("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "2000")]);
+    put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
+    std::fs::write(hsms.path("kmsuser.pw"), KMSUSER_PASSWORD).expect("a password file");
+    let file = write(&hsms, "stack.yaml", &store_only_file());
+    let create_user_behind_its_back = || {
+        wait_running(&server, "crypto-user");
+        let stack = raw_describe(&server.endpoint, STACK);
+        let cluster = stack["Resources"][0]["PhysicalId"]
+            .as_str()
+            .expect("the cluster")
+            .to_owned();
+        let so_pin = hsms.path("so.pin").display().to_string();
+        let password = hsms.path("kmsuser.pw").display().to_string();
+        let (ok, output) = server.command(&[
+            "hsm",
+            "create-user",
+            "--cluster",
+            &cluster,
+            "--password-file",
+            &password,
+            "--admin-password-file",
+            &so_pin,
+        ]);
+        assert!(ok, "{output}");
+    };
+
+    let (ok, output) = server.stack(&["apply", &file]);
+    assert!(ok, "{output}");
+    create_user_behind_its_back();
+    let stack = server.wait_done(STACK);
+    assert_eq!(stack["Status"], "ROLLBACK_COMPLETE", "{stack:#}");
+    assert_eq!(steps_in(&stack, "failed"), ["crypto-user"]);
+    assert!(
+        stack["Reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("already present"),
+        "{stack:#}"
+    );
+    assert!(logical_ids(&stack, "Resources").is_empty());
+    assert!(
+        clusters(&server).await.is_empty(),
+        "rollback deleted the cluster the apply created"
+    );
+
+    let (ok, output) = server.stack(&["apply", &file, "--on-failure", "preserve"]);
+    assert!(ok, "{output}");
+    create_user_behind_its_back();
+    let stack = server.wait_done(STACK);
+    assert_eq!(stack["Status"], "APPLY_FAILED", "{stack:#}");
+    assert_eq!(
+        logical_ids(&stack, "Resources"),
+        [
+            "cluster",
+            "hsm/us-east-1a/1",
+            "hsm/us-east-1b/1",
+            "cluster-certificate",
+            "cluster-activation"
+        ]
+    );
+
+    let adopting = store_only_file().replace("  generation: 1 ", "  adopt: true\n  generation: 1 ");
+    let file = write(&hsms, "adopt.yaml", &adopting);
+    let (ok, output) = server.stack(&["apply", &file, "--wait"]);
+    assert!(ok, "{output}");
+    assert!(output.contains("took over crypto user kmsuser"), "{output}");
+    assert_eq!(
+        key_stores(&server).await[0].connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_during_apply_resumes_and_finishes_after_restart() {
+    let hsms = Hsms::new("stack-kill", TWO_ZONES);
+    let delay = [("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "1000")];
+    let server = hsms.serve(&delay);
+    put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
+    let file = write(&hsms, "payments.yaml", &example_file());
+    let (ok, output) = server.stack(&["apply", &file]);
+    assert!(ok, "{output}");
+    wait_running(&server, "cluster-activation");
+    server.kill9();
+
+    let server = hsms.serve(&delay);
+    let stack = server.wait_done(STACK);
+    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    let text = stack["Text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("resumed after the server restarted"),
+        "{text}"
+    );
+    assert_eq!(steps_in(&stack, "done").len(), 13, "{stack:#}");
+    assert_eq!(
+        clusters(&server).await.len(),
+        1,
+        "the resumed run made no second cluster"
+    );
+    assert_eq!(
+        key_stores(&server).await[0].connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    server
+        .kms()
+        .encrypt()
+        .key_id("alias/payments/1/orders")
+        .plaintext(Blob::new(b"after the crash".to_vec()))
+        .send()
+        .await
+        .expect("Encrypt with the stack's key");
+}
+
+#[test]
+fn validate_and_plan_name_the_line_and_field_of_a_bad_file() {
+    let dir = TempDir::new("stack-errors");
+    let server = ProcessServer::start_dev(&dir.path().join("data"));
+    let endpoint = format!("http://{}", server.address());
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .arg("stack")
+            .args(args)
+            .args(["--endpoint", &endpoint])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("run strongroom stack");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.success(), text)
+    };
+    let file = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    let cases = [
+        (
+            "unknown field",
+            "name: s\nkeys:\n  a:\n    descripton: x\n",
+            "keys.a: unknown field `descripton`",
+        ),
+        (
+            "bad spec",
+            "name: s\nkeys:\n  a:\n    key_spec: AES_512\n",
+            "line 4: keys.a.key_spec: 'AES_512' is not a KMS key spec",
+        ),
+        (
+            "zero HSMs",
+            "cluster:\n  hsms:\n    us-east-1a: 0\n  certificate_authority:\n    certificate: {secret: c}\n    private_key: {secret: k}\n  admin_password: {env: X}\n",
+            "line 3: cluster.hsms.us-east-1a: a zone needs at least one HSM",
+        ),
+        (
+            "no source",
+            "cluster:\n  hsms: {us-east-1a: 1}\n  certificate_authority:\n    certificate: {secret: c, file: f}\n    private_key: {secret: k}\n  admin_password: {env: X}\n",
+            "exactly one of {secret: NAME}",
+        ),
+        (
+            "unknown parameter",
+            "name: ${nope}\n",
+            "line 1: ${nope} names no parameter",
+        ),
+        ("bad YAML", "keys: [\n", "not valid YAML"),
+    ];
+    for (what, text, expected) in cases {
+        let path = file(&format!("{}.yaml", what.replace(' ', "-")), text);
+        for command in ["validate", "plan"] {
+            let (ok, output) = run(&[command, &path]);
+            assert!(!ok, "{command} accepts the {what} file: {output}");
+            assert!(
+                output.contains("ValidationException") && output.contains(expected),
+                "{command}, {what}: {output}"
+            );
+        }
+    }
+
+    // Keys in the default key store need no HSM: a small stack to apply, change, refuse and delete.
+    let small = "name: small\nkeys:\n  data:\n    description: first\n    aliases: [data]\n";
+    let path = file("small.yaml", small);
+    let (ok, output) = run(&["apply", &path, "--wait"]);
+    assert!(ok && output.contains("APPLY_COMPLETE"), "{output}");
+    let (ok, output) = run(&["apply", &path]);
+    assert!(ok && output.contains("no changes"), "{output}");
+    let moved = file(
+        "moved.yaml",
+        &small
+            .replace("aliases: [data]", "aliases: [data2]")
+            .replace("first", "second"),
+    );
+    let (ok, output) = run(&["plan", &moved]);
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("delete alias/strongroom/1/data -> key/data")
+            && output.contains("update key/data: description")
+            && output.contains("create alias/strongroom/1/data2 -> key/data"),
+        "{output}"
+    );
+    let refused = file(
+        "refused.yaml",
+        &small.replace(
+            "    description: first\n",
+            "    description: first\n    key_spec: RSA_2048\n",
+        ),
+    );
+    let (ok, output) = run(&["plan", &refused]);
+    assert!(
+        !ok && output.contains("refused: key/data: key_spec cannot change"),
+        "{output}"
+    );
+    let (ok, output) = run(&["apply", &moved, "--wait"]);
+    assert!(ok && output.contains("APPLY_COMPLETE"), "{output}");
+    let (ok, output) = run(&["delete", "small", "--wait"]);
+    assert!(
+        ok && output.contains("DELETE_COMPLETE") && output.contains("scheduled key"),
+        "{output}"
+    );
+    let (ok, output) = run(&["status", "nothing-here"]);
+    assert!(!ok && output.contains("StackNotFoundException"), "{output}");
+}
