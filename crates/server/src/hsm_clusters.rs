@@ -2,10 +2,13 @@
 //! clusters through it and connect to them as `kmsuser` over PKCS#11.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use strongroom_cloudhsm::{ClusterState, ControlPlane, HsmState};
-use strongroom_keystore_pkcs11::{Cluster, ClusterOptions, Error as HsmErr, Pin, Sealed};
+use strongroom_keystore_pkcs11::{
+    Cluster, ClusterOptions, Error as HsmErr, HealthMonitor, Pin, Sealed,
+};
 use strongroom_service::Error;
 use strongroom_service::custom_key_stores::{
     ClusterHsm, ClusterInfo, ConnectedCluster, ConnectionError, HsmClusters, HsmError,
@@ -60,9 +63,13 @@ impl HsmClusters for ControlPlaneClusters {
                 return Err(ConnectionError::InternalError);
             }
         };
+        let options = ClusterOptions {
+            probe_interval: PROBE_INTERVAL,
+            ..ClusterOptions::default()
+        };
         let cluster = match self
             .0
-            .open_pkcs11_cluster(namespace, cluster_id, ClusterOptions::default())
+            .open_pkcs11_cluster(namespace, cluster_id, options)
             .await
         {
             Ok(cluster) => cluster,
@@ -109,7 +116,14 @@ impl HsmClusters for ControlPlaneClusters {
             .await
         };
         let refusal = match checked {
-            Ok(Ok(())) => return Ok(Arc::new(Pkcs11Connected(cluster))),
+            Ok(Ok(())) => {
+                // Degraded HSMs come back, and are reported, even when no request needs them.
+                let monitor = cluster.spawn_health_monitor(PROBE_INTERVAL);
+                return Ok(Arc::new(Pkcs11Connected {
+                    cluster,
+                    _monitor: monitor,
+                }));
+            }
             Ok(Err(reason)) => {
                 tracing::error!(
                     cluster_id,
@@ -128,8 +142,15 @@ impl HsmClusters for ControlPlaneClusters {
     }
 }
 
-/// A PKCS#11 cluster with kmsuser logged in.
-struct Pkcs11Connected(Arc<Cluster>);
+/// How often a connected cluster's HSMs are probed, and the least time between two probes of a
+/// degraded HSM made on behalf of requests: how soon HSMs that come back serve again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(2);
+
+/// A PKCS#11 cluster with kmsuser logged in, and the monitor that probes its HSMs while it lives.
+struct Pkcs11Connected {
+    cluster: Arc<Cluster>,
+    _monitor: HealthMonitor,
+}
 
 fn hsm_error(e: HsmErr) -> HsmError {
     HsmError(format!("{e:#}"))
@@ -137,25 +158,28 @@ fn hsm_error(e: HsmErr) -> HsmError {
 
 impl ConnectedCluster for Pkcs11Connected {
     fn change_password(&self, old: &str, new: &str) -> Result<(), HsmError> {
-        self.0
+        self.cluster
             .change_crypto_user_password(&Pin::new(old.to_owned()), &Pin::new(new.to_owned()))
             .map_err(hsm_error)
     }
 
     fn logout(&self) {
-        self.0.logout_crypto_user();
+        self.cluster.logout_crypto_user();
     }
 
     fn generate_key(&self, label: &str) -> Result<(), HsmError> {
-        self.0.generate_key(label).map(|_| ()).map_err(hsm_error)
+        self.cluster
+            .generate_key(label)
+            .map(|_| ())
+            .map_err(hsm_error)
     }
 
     fn random(&self, len: usize) -> Result<Vec<u8>, HsmError> {
-        self.0.random(len).map_err(hsm_error)
+        self.cluster.random(len).map_err(hsm_error)
     }
 
     fn delete_key(&self, label: &str) {
-        for hsm in self.0.delete_key(label) {
+        for hsm in self.cluster.delete_key(label) {
             if let Err(e) = hsm.result {
                 tracing::warn!(hsm = %hsm.hsm, "failed to delete backing key {label}: {e:#}");
             }
@@ -168,7 +192,10 @@ impl ConnectedCluster for Pkcs11Connected {
         aad: &[u8],
         plaintext: &[u8],
     ) -> Result<(Vec<u8>, Vec<u8>), HsmError> {
-        let sealed = self.0.encrypt(label, aad, plaintext).map_err(hsm_error)?;
+        let sealed = self
+            .cluster
+            .encrypt(label, aad, plaintext)
+            .map_err(hsm_error)?;
         Ok((sealed.iv.to_vec(), sealed.ciphertext))
     }
 
@@ -186,7 +213,7 @@ impl ConnectedCluster for Pkcs11Connected {
             iv,
             ciphertext: ciphertext.to_vec(),
         };
-        match self.0.decrypt(label, aad, &sealed) {
+        match self.cluster.decrypt(label, aad, &sealed) {
             Ok(plaintext) => Ok(Some(plaintext)),
             Err(HsmErr::InvalidCiphertext) => Ok(None),
             Err(e) => Err(hsm_error(e)),

@@ -1099,7 +1099,18 @@ impl Kms {
         let generated = tokio::task::spawn_blocking(move || connected.generate_key(&label))
             .await
             .map_err(Error::internal)?;
-        generated.map_err(Error::internal)?;
+        // As for an external key store the cluster cannot be reached from, CreateKey reports the
+        // store's state rather than an internal failure.
+        generated.map_err(|e| {
+            tracing::warn!(
+                custom_key_store_id = id,
+                "failed to generate a backing key: {e}"
+            );
+            Error::CustomKeyStoreInvalidState(format!(
+                "KMS cannot create a key in custom key store '{id}': it cannot communicate with \
+                 the CloudHSM cluster, or the cluster has too few active HSMs."
+            ))
+        })?;
         self.cks_records()?
             .insert_key_store_key(namespace, &record.key_id, id)
             .await?;
@@ -1266,7 +1277,12 @@ impl Kms {
         let bytes = tokio::task::spawn_blocking(move || cluster.random(len))
             .await
             .map_err(Error::internal)?
-            .map_err(Error::internal)?;
+            .map_err(|e| {
+                tracing::warn!(custom_key_store_id = id, "failed to draw random bytes: {e}");
+                Error::CustomKeyStoreInvalidState(format!(
+                    "KMS cannot communicate with the CloudHSM cluster of custom key store '{id}'."
+                ))
+            })?;
         Ok(Zeroizing::new(bytes))
     }
 }

@@ -160,6 +160,22 @@ impl SoftHsm {
 
     /// A server over the declared HSMs, loading SoftHSM through this process's module set, so that the
     /// test can inspect the tokens and inject faults into them.
+    /// The directory of the token labelled `label`: SoftHSM names token directories by UUID and keeps
+    /// the label, padded to 32 bytes, in each one's `token.object`.
+    pub(crate) fn token_dir(&self, label: &str) -> PathBuf {
+        let padded = format!("{label:<32}");
+        self.token_dirs()
+            .into_iter()
+            .find(|dir| {
+                std::fs::read(dir.join("token.object")).is_ok_and(|bytes| {
+                    bytes
+                        .windows(padded.len())
+                        .any(|window| window == padded.as_bytes())
+                })
+            })
+            .unwrap_or_else(|| panic!("no token directory holds token {label}"))
+    }
+
     pub(crate) async fn server(&self) -> TestServer {
         let hsms = self.hsms.clone();
         let modules = self.modules.clone();

@@ -635,11 +635,68 @@ async fn life_cycle(softhsm: SoftHsm) {
 }
 
 #[test]
-fn losing_an_hsm_under_load_loses_no_request() {
+fn losing_hsms_under_load_loses_no_request_and_service_resumes_when_they_return() {
     with_softhsm(
-        "custom_key_stores::losing_an_hsm_under_load_loses_no_request",
+        "custom_key_stores::losing_hsms_under_load_loses_no_request_and_service_resumes_when_they_return",
         hsm_loss,
     );
+}
+
+/// Runs Encrypt and Decrypt from four tasks, `rounds` each, and calls `fault` once a tenth of the
+/// requests are done, while the others still run; every request must succeed.
+async fn load_through(kms: &aws_sdk_kms::Client, key_id: &str, rounds: u32, fault: impl FnOnce()) {
+    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let mut tasks = Vec::new();
+    for task in 0..4u8 {
+        let kms = kms.clone();
+        let key_id = key_id.to_owned();
+        let progress = progress.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u32;
+            for round in 0..rounds {
+                let plaintext = format!("task {task} round {round}");
+                let ciphertext =
+                    encrypt(&kms, &key_id, plaintext.as_bytes(), &[("task", "load")]).await;
+                assert_eq!(
+                    decrypt(&kms, &ciphertext, &[("task", "load")]).await,
+                    plaintext.as_bytes()
+                );
+                done += 1;
+                progress.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            done
+        }));
+    }
+    let total = 4 * rounds;
+    while progress.load(std::sync::atomic::Ordering::SeqCst) < total / 10 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    fault();
+    let at_fault = progress.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        at_fault < total,
+        "the load must still be running when the HSM fails"
+    );
+    let mut completed = 0;
+    for task in tasks {
+        completed += task
+            .await
+            .expect("no request failed while another HSM could serve it");
+    }
+    assert_eq!(completed, total);
+}
+
+/// The labels of the SoftHSM tokens that still answer (a token whose directory was removed does not).
+fn answering_tokens(softhsm: &SoftHsm) -> Vec<String> {
+    let module = softhsm.module();
+    let pkcs11 = module.pkcs11();
+    let slots = pkcs11.get_slots_with_token().expect("list the slots");
+    slots
+        .into_iter()
+        .filter_map(|slot| pkcs11.get_token_info(slot).ok())
+        .filter(|info| info.token_initialized())
+        .map(|info| info.label().trim_end().to_owned())
+        .collect()
 }
 
 async fn hsm_loss(softhsm: SoftHsm) {
@@ -672,52 +729,142 @@ async fn hsm_loss(softhsm: SoftHsm) {
         .await
         .expect("CreateKey in the store succeeds");
     let key_id = key.key_metadata().expect("metadata").key_id().to_owned();
+    let members = ["hsm-a", "hsm-b", "hsm-c"];
 
-    // Load from four tasks; one HSM's token disappears while they run.
-    let progress = std::sync::Arc::new(std::sync::atomic::AtomicU32::new(0));
-    let rounds = 150u32;
-    let mut tasks = Vec::new();
-    for task in 0..4u8 {
-        let kms = kms.clone();
-        let key_id = key_id.clone();
-        let progress = progress.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut done = 0u32;
-            for round in 0..rounds {
-                let plaintext = format!("task {task} round {round}");
-                let ciphertext =
-                    encrypt(&kms, &key_id, plaintext.as_bytes(), &[("task", "load")]).await;
-                assert_eq!(
-                    decrypt(&kms, &ciphertext, &[("task", "load")]).await,
-                    plaintext.as_bytes()
-                );
-                done += 1;
-                progress.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            }
-            done
-        }));
-    }
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-    let lost = softhsm
-        .token_dirs()
+    // One HSM's token disappears under load.
+    let lost = softhsm.token_dir("hsm-b");
+    load_through(&kms, &key_id, 150, || {
+        std::fs::remove_dir_all(&lost).expect("remove hsm-b's token");
+    })
+    .await;
+
+    // A second HSM's module fails every call under load: the last one serves alone.
+    let mut answering: Vec<String> = answering_tokens(&softhsm)
         .into_iter()
-        .next()
-        .expect("a token directory");
-    std::fs::remove_dir_all(&lost).expect("remove one token");
-    let at_loss = progress.load(std::sync::atomic::Ordering::Relaxed);
-    assert!(
-        at_loss < 4 * rounds,
-        "the load must still be running when the HSM goes"
+        .filter(|label| members.contains(&label.as_str()))
+        .collect();
+    answering.sort();
+    assert_eq!(answering, ["hsm-a", "hsm-c"], "hsm-b's token is gone");
+    let module = softhsm.module();
+    load_through(&kms, &key_id, 100, || {
+        module.inject_fault(&answering[0], Some(Fault::Outage));
+    })
+    .await;
+    let before = encrypt(&kms, &key_id, b"before the outage", &[]).await;
+
+    // Every HSM gone: the key's operations fail with the documented errors, never a 500, and the store
+    // stays CONNECTED.
+    module.inject_fault(&answering[1], Some(Fault::Outage));
+    let refused = failure(
+        kms.encrypt()
+            .key_id(&key_id)
+            .plaintext(Blob::new(b"x".to_vec()))
+            .send()
+            .await,
     );
-    let mut completed = 0;
-    for task in tasks {
-        completed += task
+    assert_eq!(
+        refused.code, "KMSInvalidStateException",
+        "{}",
+        refused.message
+    );
+    assert!(
+        refused
+            .message
+            .contains("cannot communicate with your CloudHSM cluster"),
+        "{}",
+        refused.message
+    );
+    let refused = failure(
+        kms.decrypt()
+            .ciphertext_blob(Blob::new(before.clone()))
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "KMSInvalidStateException",
+        "{}",
+        refused.message
+    );
+    let refused = failure(
+        kms.generate_data_key()
+            .key_id(&key_id)
+            .key_spec(DataKeySpec::Aes256)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "KMSInvalidStateException",
+        "{}",
+        refused.message
+    );
+    let refused = failure(
+        kms.generate_random()
+            .number_of_bytes(16)
+            .custom_key_store_id(&id)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "CustomKeyStoreInvalidStateException",
+        "{}",
+        refused.message
+    );
+    let refused = failure(
+        kms.create_key()
+            .origin(OriginType::AwsCloudhsm)
+            .custom_key_store_id(&id)
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "CustomKeyStoreInvalidStateException",
+        "{}",
+        refused.message
+    );
+    assert_eq!(
+        connection(&kms, &id).await,
+        (ConnectionStateType::Connected, None)
+    );
+    let described = kms
+        .describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("DescribeKey");
+    assert_eq!(
+        described.key_metadata().and_then(|m| m.key_state()),
+        Some(&KeyState::Enabled),
+        "a failing cluster does not change the key's state"
+    );
+
+    // The HSMs come back: service resumes by itself, without reconnecting the store.
+    module.inject_fault(&answering[0], None);
+    module.inject_fault(&answering[1], None);
+    let deadline = Instant::now() + CONNECTION_PATIENCE;
+    let resumed = loop {
+        match kms
+            .encrypt()
+            .key_id(&key_id)
+            .plaintext(Blob::new(b"after".to_vec()))
+            .send()
             .await
-            .expect("no request failed while another HSM could serve it");
-    }
-    assert_eq!(completed, 4 * rounds);
-    // The key still works after the loss.
-    let ciphertext = encrypt(&kms, &key_id, b"after", &[]).await;
-    assert_eq!(decrypt(&kms, &ciphertext, &[]).await, b"after");
+        {
+            Ok(out) => break out.ciphertext_blob().expect("a blob").as_ref().to_vec(),
+            Err(e) => {
+                let code = e
+                    .as_service_error()
+                    .and_then(|e| e.meta().code())
+                    .map(str::to_owned);
+                assert_eq!(code.as_deref(), Some("KMSInvalidStateException"), "{e:?}");
+                assert!(
+                    Instant::now() < deadline,
+                    "service did not resume within {CONNECTION_PATIENCE:?}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    };
+    assert_eq!(decrypt(&kms, &resumed, &[]).await, b"after");
+    assert_eq!(decrypt(&kms, &before, &[]).await, b"before the outage");
     server.stop().await;
 }
