@@ -1,9 +1,10 @@
 //! Authorization: every key operation is checked against the key's policy, as AWS KMS evaluates it.
 //!
 //! An explicit deny wins. The key policy is the primary control: a statement naming the caller allows;
-//! a statement naming the caller's account delegates to that account's IAM policies, and an account's
-//! root user is allowed everything its account may do. IAM users, roles and grants arrive with the
-//! identity work; until then every caller is an account root.
+//! a statement naming the caller's account delegates to that account's IAM policies (users, roles and
+//! role sessions, through `strongroom_iam`), and an account's root user is allowed everything its account
+//! may do; another account's callers need both. Grants allow their operations. Operations on no key
+//! (CreateKey, ListKeys, ListAliases, GenerateRandom) are decided by identity policies alone, on `*`.
 //!
 //! Condition values are computed only when a policy statement asks for them, so the default key policy
 //! costs no allocation per request.
@@ -57,6 +58,15 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) grantee_principal: Option<&'a str>,
     /// `kms:RetiringPrincipal` (CreateGrant).
     pub(crate) retiring_principal: Option<&'a str>,
+    /// `kms:ReplicaRegion` (ReplicateKey): the Region of the new replica.
+    pub(crate) replica_region: Option<&'a str>,
+    /// `kms:PrimaryRegion` (UpdatePrimaryRegion): the Region of the new primary.
+    pub(crate) primary_region: Option<&'a str>,
+    /// `kms:MultiRegionKeyType`: `PRIMARY` or `REPLICA`, where the operation knows the key's place in its
+    /// set (CreateKey, ReplicateKey, UpdatePrimaryRegion).
+    pub(crate) multi_region_key_type: Option<&'a str>,
+    /// `kms:ReEncryptOnSameKey` (ReEncrypt): whether the source and destination keys are the same key.
+    pub(crate) reencrypt_on_same_key: Option<bool>,
 }
 
 /// Whether a principal ARN is an account's root user.
@@ -83,7 +93,7 @@ pub(crate) fn authorize(
     now_millis: i64,
     facts: RequestFacts<'_>,
 ) -> Result<(), Error> {
-    let base = Conditions::new(caller, Some(key), facts, now_millis);
+    let base = Conditions::new(caller, action, Some(key), facts, now_millis);
     let principal =
         identities.and_then(|ids| ids.principal(&caller.access_key_id).map(|p| (ids, p)));
     let same_account = caller.account() == &key.namespace.account;
@@ -221,7 +231,7 @@ fn identity_decision(
     else {
         return Ok(());
     };
-    let base = Conditions::new(caller, key, facts, now_millis);
+    let base = Conditions::new(caller, action, key, facts, now_millis);
     let context = PrincipalConditions::new(&principal, &base);
     let identity = ids.evaluate_identity(&principal, action, resource, &context);
     if identity.explicit_deny {
@@ -330,6 +340,8 @@ pub(crate) fn check_lockout(
 /// policy that tests one key pays for one key.
 struct Conditions<'a> {
     caller: &'a Caller,
+    /// The action being decided, for keys that exist only for some actions.
+    action: &'a str,
     /// The key the request acts on; `None` for operations on no key (ListKeys, GenerateRandom), whose
     /// requests carry no key properties.
     key: Option<&'a KeyRecord>,
@@ -340,7 +352,7 @@ struct Conditions<'a> {
 }
 
 /// The single-valued keys computed from the request, in lower case (policies ask in lower case).
-const SIMPLE_KEYS: [&str; 38] = [
+const SIMPLE_KEYS: [&str; 42] = [
     "kms:calleraccount",
     "kms:keyorigin",
     "kms:keyspec",
@@ -379,17 +391,23 @@ const SIMPLE_KEYS: [&str; 38] = [
     "kms:granteeprincipal",
     "kms:retiringprincipal",
     "kms:grantisforawsresource",
+    "kms:replicaregion",
+    "kms:primaryregion",
+    "kms:multiregionkeytype",
+    "kms:reencryptonsamekey",
 ];
 
 impl<'a> Conditions<'a> {
     fn new(
         caller: &'a Caller,
+        action: &'a str,
         key: Option<&'a KeyRecord>,
         facts: RequestFacts<'a>,
         now_millis: i64,
     ) -> Conditions<'a> {
         Conditions {
             caller,
+            action,
             key,
             facts,
             now_millis,
@@ -419,7 +437,11 @@ impl<'a> Conditions<'a> {
             }
             .to_owned(),
             "aws:securetransport" => "false".to_owned(),
-            "aws:requestedregion" => caller.namespace.region.as_str().to_owned(),
+            // The Region the request acts in: the key's (a replica's, for ReplicateKey's kms:CreateKey).
+            "aws:requestedregion" => key
+                .map_or(&caller.namespace.region, |key| &key.namespace.region)
+                .as_str()
+                .to_owned(),
             "aws:epochtime" => (self.now_millis / 1000).to_string(),
             "aws:currenttime" => iso8601(self.now_millis),
             "aws:sourceip" => caller.source_ip?.to_string(),
@@ -442,11 +464,18 @@ impl<'a> Conditions<'a> {
             "kms:datakeypairspec" => facts.data_key_pair_spec?.to_owned(),
             "kms:granteeprincipal" => facts.grantee_principal?.to_owned(),
             "kms:retiringprincipal" => facts.retiring_principal?.to_owned(),
-            // A grant is for an AWS resource when an integrated service asks for it on a caller's behalf.
-            "kms:grantisforawsresource" => {
-                facts.grant_operations?;
-                caller.via_service.is_some().to_string()
-            }
+            // A grant is for an AWS resource when an integrated service asks on a caller's behalf; the key
+            // exists for the grant operations that AWS lists (CreateGrant, ListGrants, RevokeGrant).
+            "kms:grantisforawsresource" => match self.action {
+                "kms:CreateGrant" | "kms:ListGrants" | "kms:RevokeGrant" => {
+                    caller.via_service.is_some().to_string()
+                }
+                _ => return None,
+            },
+            "kms:replicaregion" => facts.replica_region?.to_owned(),
+            "kms:primaryregion" => facts.primary_region?.to_owned(),
+            "kms:multiregionkeytype" => facts.multi_region_key_type?.to_owned(),
+            "kms:reencryptonsamekey" => facts.reencrypt_on_same_key?.to_string(),
             "kms:wrappingalgorithm" => facts.wrapping_algorithm?.to_owned(),
             "kms:wrappingkeyspec" => facts.wrapping_key_spec?.to_owned(),
             "kms:expirationmodel" => facts.expiration_model?.to_owned(),

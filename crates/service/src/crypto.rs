@@ -326,6 +326,7 @@ impl Kms {
                 &req.context,
                 req.key_id.as_deref(),
                 req.algorithm,
+                None,
             )
             .await?;
         if req.dry_run {
@@ -345,6 +346,10 @@ impl Kms {
         caller: &Caller,
         req: ReEncryptRequest,
     ) -> Result<ReEncryptResponse, Error> {
+        // The destination is found first, so both authorizations know kms:ReEncryptOnSameKey.
+        let destination = self
+            .resolve(caller, &req.destination_key_id, Forms::AnyForm)
+            .await?;
         let Opened {
             key: source,
             plaintext,
@@ -358,12 +363,11 @@ impl Kms {
                 &req.source_context,
                 req.source_key_id.as_deref(),
                 req.source_algorithm,
+                Some(destination.arn_str()),
             )
             .await?;
-        let destination = self
-            .resolve(caller, &req.destination_key_id, Forms::AnyForm)
-            .await?;
         let facts = RequestFacts {
+            reencrypt_on_same_key: Some(source.arn_str() == destination.arn_str()),
             encryption_context: Some(&req.destination_context),
             encryption_algorithm: Some(
                 req.destination_algorithm
@@ -491,7 +495,12 @@ impl Kms {
         }
     }
 
-    /// Authenticates and decrypts a blob, checking the key named in the request if any.
+    /// Authenticates and decrypts a blob, checking the key named in the request if any. For ReEncrypt,
+    /// `destination_arn` is the destination key's ARN (for `kms:ReEncryptOnSameKey`).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "Decrypt and ReEncrypt's source half share it; a struct would only rename the parameters"
+    )]
     async fn open(
         &self,
         caller: &Caller,
@@ -500,6 +509,7 @@ impl Kms {
         context: &EncryptionContext,
         key_id: Option<&str>,
         algorithm: Option<EncryptionAlgorithm>,
+        destination_arn: Option<&str>,
     ) -> Result<Opened, Error> {
         // An asymmetric key's ciphertext is the bare RSA-OAEP output, found only through the KeyId.
         if let Some(key_id) = key_id {
@@ -509,6 +519,7 @@ impl Kms {
                     encryption_context: Some(context),
                     encryption_algorithm: algorithm.map(EncryptionAlgorithm::as_str),
                     request_alias: request_alias(key_id),
+                    reencrypt_on_same_key: destination_arn.map(|arn| arn == key.arn_str()),
                     ..RequestFacts::default()
                 };
                 self.authorize(caller, action, &key, facts)?;
@@ -566,6 +577,7 @@ impl Kms {
                     .as_str(),
             ),
             request_alias: key_id.and_then(request_alias),
+            reencrypt_on_same_key: destination_arn.map(|arn| arn == key.arn_str()),
             ..RequestFacts::default()
         };
         self.authorize(caller, action, &key, facts)?;

@@ -199,6 +199,12 @@ impl Kms {
             tags: dedup_tags(req.tags),
             multi_region: req.multi_region,
         };
+        let facts = RequestFacts {
+            bypass_lockout_check: Some(req.bypass_policy_lockout_safety_check),
+            // CreateKey makes only primary keys; replicas come from ReplicateKey.
+            multi_region_key_type: record.multi_region.then_some("PRIMARY"),
+            ..RequestFacts::default()
+        };
         authz::authorize_identity(
             caller,
             "kms:CreateKey",
@@ -206,7 +212,7 @@ impl Kms {
             &record,
             self.identities.as_deref(),
             now.millis(),
-            RequestFacts::default(),
+            facts,
         )?;
         if !req.bypass_policy_lockout_safety_check {
             let policy = parse_key_policy(&record.policy)?;

@@ -253,7 +253,13 @@ impl Kms {
             )));
         }
         let live = self.resolve(caller, &req.key_id, Forms::IdOrArn).await?;
-        self.authorize(caller, "kms:ReplicateKey", &live, RequestFacts::default())?;
+        let key_type = self.multi_region_key_type(&live.record).await?;
+        let facts = RequestFacts {
+            replica_region: Some(replica_region.as_str()),
+            multi_region_key_type: key_type,
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, "kms:ReplicateKey", &live, facts)?;
         if !live.record.multi_region {
             return Err(Error::UnsupportedOperation(format!(
                 "{} is not a multi-Region key: only a multi-Region primary key (created with MultiRegion \
@@ -316,6 +322,22 @@ impl Kms {
             Origin::External => Vec::new(),
             _ => self.rewrap_materials(&primary, &replica, &[])?,
         };
+        // Making the replica is creating a key in its Region: the caller's identity policies must allow
+        // kms:CreateKey there too.
+        let create_facts = RequestFacts {
+            bypass_lockout_check: Some(req.bypass_policy_lockout_safety_check),
+            multi_region_key_type: Some("REPLICA"),
+            ..RequestFacts::default()
+        };
+        authz::authorize_identity(
+            caller,
+            "kms:CreateKey",
+            "*",
+            &replica,
+            self.identities.as_deref(),
+            now.millis(),
+            create_facts,
+        )?;
         if !req.bypass_policy_lockout_safety_check {
             let policy = crate::keys::parse_key_policy(&replica.policy)?;
             authz::check_lockout(
@@ -378,12 +400,13 @@ impl Kms {
     ) -> Result<(), Error> {
         let target_region = parse_region(new_primary_region, "primaryRegion")?;
         let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        self.authorize(
-            caller,
-            "kms:UpdatePrimaryRegion",
-            &live,
-            RequestFacts::default(),
-        )?;
+        let key_type = self.multi_region_key_type(&live.record).await?;
+        let facts = RequestFacts {
+            primary_region: Some(target_region.as_str()),
+            multi_region_key_type: key_type,
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, "kms:UpdatePrimaryRegion", &live, facts)?;
         if !live.record.multi_region {
             return Err(Error::UnsupportedOperation(format!(
                 "{} is not a multi-Region key: only a multi-Region primary key has a primary Region to change.",
@@ -413,12 +436,13 @@ impl Kms {
             .key(&target_namespace, &live.record.key_id)
             .await?
             .ok_or_else(|| not_found(&target_namespace, &live.record.key_id))?;
-        self.authorize(
-            caller,
-            "kms:UpdatePrimaryRegion",
-            &target,
-            RequestFacts::default(),
-        )?;
+        let target_type = self.multi_region_key_type(&target.record).await?;
+        let facts = RequestFacts {
+            primary_region: Some(target_region.as_str()),
+            multi_region_key_type: target_type,
+            ..RequestFacts::default()
+        };
+        self.authorize(caller, "kms:UpdatePrimaryRegion", &target, facts)?;
 
         let _writes = self.writes.lock().await;
         let mut primary = self.key_for_update(&live).await?;
@@ -492,6 +516,20 @@ impl Kms {
             .multi_region_set(&record.namespace.account, &record.key_id)
             .await?;
         Ok(Some(view_of(record, &members)))
+    }
+
+    /// `kms:MultiRegionKeyType` of a key: `PRIMARY` or `REPLICA`, or `None` for a single-Region key.
+    async fn multi_region_key_type(
+        &self,
+        record: &KeyRecord,
+    ) -> Result<Option<&'static str>, Error> {
+        Ok(self
+            .multi_region_view(record)
+            .await?
+            .map(|view| match view.role {
+                MultiRegionRole::Primary => "PRIMARY",
+                MultiRegionRole::Replica => "REPLICA",
+            }))
     }
 
     /// Refuses a change of the shared rotation settings or material on a replica: they are set on the

@@ -451,3 +451,320 @@ async fn server_with_s3_principal(label: &str) -> (crate::harness::TempDir, Test
     .await;
     (dir, server)
 }
+
+/// A key policy for a multi-Region key: the owner may do everything but `guarded`, which is allowed only
+/// under `condition`.
+fn guarded_policy(guarded: &str, condition: &str) -> String {
+    policy(&format!(
+        r#"{{"Sid":"Admin","Effect":"Allow","Principal":{{"AWS":"{OWNER}"}},"NotAction":"{guarded}","Resource":"*"}},
+        {{"Sid":"Guarded","Effect":"Allow","Principal":{{"AWS":"{OWNER}"}},"Action":"{guarded}","Resource":"*",
+          "Condition":{condition}}}"#
+    ))
+}
+
+/// Lets the replica in `region` leave its Creating state.
+async fn settle(server: &TestServer) {
+    server.clock().advance(
+        strongroom_service::multi_region::TRANSIENT_STATE + std::time::Duration::from_secs(1),
+    );
+}
+
+/// `kms:ReplicaRegion` (ReplicateKey), `kms:PrimaryRegion` (UpdatePrimaryRegion) and
+/// `kms:MultiRegionKeyType` (both) come from the request and the key's place in its set.
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_region_condition_keys_follow_the_request() {
+    let server = TestServer::start().await;
+    let east = server.client();
+    let created = east
+        .create_key()
+        .multi_region(true)
+        .policy(guarded_policy(
+            "kms:ReplicateKey",
+            r#"{"StringEquals":{"kms:ReplicaRegion":["eu-west-1","ap-south-1"],"kms:MultiRegionKeyType":"PRIMARY"}}"#,
+        ))
+        .send()
+        .await
+        .expect("CreateKey");
+    let key_id = created
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_owned();
+    let refused = failure(
+        east.replicate_key()
+            .key_id(&key_id)
+            .replica_region("us-west-2")
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+    assert!(
+        refused.message.contains("kms:ReplicateKey"),
+        "{}",
+        refused.message
+    );
+    // The replicas' policies allow UpdatePrimaryRegion only towards ap-south-1, and only on a replica.
+    let replica_policy = guarded_policy(
+        "kms:UpdatePrimaryRegion",
+        r#"{"StringEquals":{"kms:PrimaryRegion":"ap-south-1","kms:MultiRegionKeyType":"REPLICA"}}"#,
+    );
+    for region in ["eu-west-1", "ap-south-1"] {
+        east.replicate_key()
+            .key_id(&key_id)
+            .replica_region(region)
+            .policy(&replica_policy)
+            .send()
+            .await
+            .expect("ReplicateKey to an allowed Region");
+    }
+    settle(&server).await;
+
+    // The primary's own policy governs its half of UpdatePrimaryRegion: allow it towards either Region
+    // while the key is the primary.
+    east.put_key_policy()
+        .key_id(&key_id)
+        .policy(guarded_policy(
+            "kms:UpdatePrimaryRegion",
+            r#"{"StringEquals":{"kms:PrimaryRegion":["eu-west-1","ap-south-1"],"kms:MultiRegionKeyType":"PRIMARY"}}"#,
+        ))
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    let refused = failure(
+        east.update_primary_region()
+            .key_id(&key_id)
+            .primary_region("eu-west-1")
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "AccessDeniedException",
+        "the replica's policy names ap-south-1 only"
+    );
+    assert!(
+        refused
+            .message
+            .contains(&format!("arn:aws:kms:eu-west-1:{OWNER}:key/{key_id}")),
+        "{}",
+        refused.message
+    );
+    east.update_primary_region()
+        .key_id(&key_id)
+        .primary_region("ap-south-1")
+        .send()
+        .await
+        .expect("UpdatePrimaryRegion towards ap-south-1");
+    settle(&server).await;
+    let south = server.client_for("test", "ap-south-1");
+    let described = south
+        .describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("DescribeKey");
+    let config = described
+        .key_metadata()
+        .and_then(|m| m.multi_region_configuration())
+        .expect("a multi-Region configuration");
+    assert_eq!(
+        config.multi_region_key_type(),
+        Some(&aws_sdk_kms::types::MultiRegionKeyType::Primary)
+    );
+    // us-east-1 is a replica now: its policy (PRIMARY only) refuses moving the primary back through it.
+    let refused = failure(
+        south
+            .update_primary_region()
+            .key_id(&key_id)
+            .primary_region("us-east-1")
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+    server.stop().await;
+}
+
+/// `kms:MultiRegion` on key operations, and `kms:ReEncryptOnSameKey` on both halves of ReEncrypt.
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_region_and_same_key_re_encryption_conditions() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let only_multi_region = guarded_policy("kms:Encrypt", r#"{"Bool":{"kms:MultiRegion":"true"}}"#);
+    let multi = client
+        .create_key()
+        .multi_region(true)
+        .policy(&only_multi_region)
+        .send()
+        .await
+        .expect("CreateKey");
+    let multi_id = multi.key_metadata().expect("metadata").key_id().to_owned();
+    encrypt(&client, &multi_id, b"multi-Region", &[]).await;
+    let single = client
+        .create_key()
+        .policy(&only_multi_region)
+        .send()
+        .await
+        .expect("CreateKey");
+    let single_id = single.key_metadata().expect("metadata").key_id().to_owned();
+    let refused = failure(
+        client
+            .encrypt()
+            .key_id(&single_id)
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException");
+
+    // Both keys allow ReEncrypt only onto the same key.
+    let same_key_only = guarded_policy(
+        "kms:ReEncrypt*",
+        r#"{"Bool":{"kms:ReEncryptOnSameKey":"true"}}"#,
+    );
+    let (first, _) = create_key(&client, "first").await;
+    let (second, _) = create_key(&client, "second").await;
+    for key in [&first, &second] {
+        client
+            .put_key_policy()
+            .key_id(key)
+            .policy(&same_key_only)
+            .send()
+            .await
+            .expect("PutKeyPolicy");
+    }
+    let ciphertext = encrypt(&client, &first, b"rewrapped", &[]).await;
+    let rewrapped = client
+        .re_encrypt()
+        .ciphertext_blob(Blob::new(ciphertext.clone()))
+        .destination_key_id(&first)
+        .send()
+        .await
+        .expect("ReEncrypt onto the same key");
+    assert!(
+        rewrapped
+            .source_key_id()
+            .is_some_and(|id| id.ends_with(&first))
+    );
+    let refused = failure(
+        client
+            .re_encrypt()
+            .ciphertext_blob(Blob::new(ciphertext))
+            .destination_key_id(&second)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException");
+    assert!(
+        refused.message.contains("kms:ReEncryptFrom"),
+        "{}",
+        refused.message
+    );
+    server.stop().await;
+}
+
+/// CreateKey's request-side condition keys (`kms:MultiRegionKeyType`, `kms:BypassPolicyLockoutSafetyCheck`)
+/// reach identity policies, and ReplicateKey also needs kms:CreateKey from them, as a new key in the
+/// replica's Region.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_key_and_replicate_key_conditions_in_identity_policies() {
+    use crate::iam::{Keys, iam, kms, user_with_key};
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let maker = user_with_key(&endpoint, "maker").await;
+    let as_maker = kms(&endpoint, &maker);
+    let rules = r#"{"Version":"2012-10-17","Statement":[
+        {"Effect":"Allow","Action":"kms:CreateKey","Resource":"*",
+         "Condition":{"StringEquals":{"kms:MultiRegionKeyType":"PRIMARY"}}},
+        {"Effect":"Allow","Action":"kms:PutKeyPolicy","Resource":"*"},
+        {"Effect":"Deny","Action":"kms:CreateKey","Resource":"*","Condition":{"Bool":{"kms:BypassPolicyLockoutSafetyCheck":"true"}}}]}"#;
+    iam(&endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name("maker")
+        .policy_name("primaries")
+        .policy_document(rules)
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let refused = failure(as_maker.create_key().send().await);
+    assert_eq!(
+        refused.code, "AccessDeniedException",
+        "a single-Region key has no kms:MultiRegionKeyType"
+    );
+    let created = as_maker
+        .create_key()
+        .multi_region(true)
+        .send()
+        .await
+        .expect("a multi-Region primary is allowed");
+    let key_id = created
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_owned();
+    let refused = failure(
+        as_maker
+            .create_key()
+            .multi_region(true)
+            .bypass_policy_lockout_safety_check(true)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException");
+    assert!(
+        refused
+            .message
+            .contains("with an explicit deny in an identity-based policy"),
+        "{}",
+        refused.message
+    );
+
+    // ReplicateKey: the key policy delegates to IAM; kms:ReplicateKey alone is not enough.
+    iam(&endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name("maker")
+        .policy_name("replicate")
+        .policy_document(crate::iam::allow("kms:ReplicateKey"))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let refused = failure(
+        as_maker
+            .replicate_key()
+            .key_id(&key_id)
+            .replica_region("eu-west-1")
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException");
+    assert!(
+        refused.message.contains("kms:CreateKey"),
+        "{}",
+        refused.message
+    );
+    let replica_rules = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:CreateKey","Resource":"*",
+        "Condition":{"StringEquals":{"kms:MultiRegionKeyType":"REPLICA","aws:RequestedRegion":"eu-west-1"}}}]}"#;
+    iam(&endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name("maker")
+        .policy_name("replicas")
+        .policy_document(replica_rules)
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let refused = failure(
+        as_maker
+            .replicate_key()
+            .key_id(&key_id)
+            .replica_region("ap-south-1")
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+    as_maker
+        .replicate_key()
+        .key_id(&key_id)
+        .replica_region("eu-west-1")
+        .send()
+        .await
+        .expect("ReplicateKey into eu-west-1");
+    server.stop().await;
+}

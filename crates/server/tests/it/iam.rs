@@ -24,9 +24,9 @@ const PATIENCE: Duration = Duration::from_secs(30);
 /// Keys that sign as someone: an access key, its secret, and a session token for temporary ones.
 #[derive(Debug, Clone)]
 pub(crate) struct Keys {
-    access_key_id: String,
-    secret: String,
-    token: Option<String>,
+    pub(crate) access_key_id: String,
+    pub(crate) secret: String,
+    pub(crate) token: Option<String>,
 }
 
 impl Keys {
@@ -65,7 +65,7 @@ pub(crate) fn iam(endpoint: &str, keys: &Keys) -> aws_sdk_iam::Client {
     aws_sdk_iam::Client::from_conf(config)
 }
 
-fn sts(endpoint: &str, keys: &Keys) -> aws_sdk_sts::Client {
+pub(crate) fn sts(endpoint: &str, keys: &Keys) -> aws_sdk_sts::Client {
     let config = aws_sdk_sts::Config::builder()
         .behavior_version(aws_sdk_sts::config::BehaviorVersion::latest())
         .region(aws_sdk_sts::config::Region::new(REGION))
@@ -81,7 +81,7 @@ fn sts(endpoint: &str, keys: &Keys) -> aws_sdk_sts::Client {
     aws_sdk_sts::Client::from_conf(config)
 }
 
-fn kms(endpoint: &str, keys: &Keys) -> aws_sdk_kms::Client {
+pub(crate) fn kms(endpoint: &str, keys: &Keys) -> aws_sdk_kms::Client {
     let config = aws_sdk_kms::Config::builder()
         .behavior_version(aws_sdk_kms::config::BehaviorVersion::latest())
         .region(aws_sdk_kms::config::Region::new(REGION))
@@ -98,7 +98,7 @@ fn kms(endpoint: &str, keys: &Keys) -> aws_sdk_kms::Client {
 }
 
 /// Creates user `name` as the default root and returns a new access key of it.
-async fn user_with_key(endpoint: &str, name: &str) -> Keys {
+pub(crate) async fn user_with_key(endpoint: &str, name: &str) -> Keys {
     let admin = iam(endpoint, &Keys::dev());
     admin
         .create_user()
@@ -121,7 +121,7 @@ async fn user_with_key(endpoint: &str, name: &str) -> Keys {
 }
 
 /// Assumes `role_arn` as `keys` and returns the session's keys.
-async fn assume(endpoint: &str, keys: &Keys, role_arn: &str, session: &str) -> Keys {
+pub(crate) async fn assume(endpoint: &str, keys: &Keys, role_arn: &str, session: &str) -> Keys {
     let assumed = sts(endpoint, keys)
         .assume_role()
         .role_arn(role_arn)
@@ -137,13 +137,13 @@ async fn assume(endpoint: &str, keys: &Keys, role_arn: &str, session: &str) -> K
     }
 }
 
-fn allow(action: &str) -> String {
+pub(crate) fn allow(action: &str) -> String {
     format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":"{action}","Resource":"*"}}]}}"#
     )
 }
 
-fn trust_account() -> String {
+pub(crate) fn trust_account() -> String {
     format!(
         r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"sts:AssumeRole"}}]}}"#
     )
@@ -158,7 +158,7 @@ fn key_policy_for(principal: &str) -> String {
     )
 }
 
-async fn try_encrypt(client: &aws_sdk_kms::Client, key: &str) -> Result<(), String> {
+pub(crate) async fn try_encrypt(client: &aws_sdk_kms::Client, key: &str) -> Result<(), String> {
     match client
         .encrypt()
         .key_id(key)
