@@ -306,13 +306,14 @@ fn parse_status(text: &str) -> Value {
                 "LogicalId": rest.get(1).copied().unwrap_or_default(),
                 "Log": [],
             }));
-        } else if section == "steps:" && line.starts_with("      ") {
-            if let Some(last) = steps.last_mut() {
-                last["Log"]
-                    .as_array_mut()
-                    .expect("a log")
-                    .push(Value::String(line.trim().to_owned()));
-            }
+        } else if section == "steps:"
+            && line.starts_with("      ")
+            && let Some(last) = steps.last_mut()
+        {
+            last["Log"]
+                .as_array_mut()
+                .expect("a log")
+                .push(Value::String(line.trim().to_owned()));
         }
     }
     serde_json::json!({ "Status": status, "Reason": reason, "Resources": resources, "Steps": steps, "Text": text })
@@ -805,7 +806,11 @@ async fn an_hsm_missing_from_a_zone_rolls_back_or_is_preserved_and_a_freed_hsm_c
         .iter()
         .filter_map(|c| c.cluster_id().map(str::to_owned))
         .collect();
-    assert_eq!(left, [squatter.clone()], "only the other cluster remains");
+    assert_eq!(
+        left,
+        std::slice::from_ref(&squatter),
+        "only the other cluster remains"
+    );
 
     let stack = apply_and_wait(&server, &file, "preserve");
     assert_eq!(stack["Status"], "APPLY_FAILED");
