@@ -31,6 +31,9 @@ pub enum Message<'a> {
     Raw(&'a [u8]),
     /// The digest of the message; it is not hashed again.
     Digest(&'a [u8]),
+    /// ML-DSA's 64-byte message representative μ (FIPS 204 section 6.2), computed by the caller as
+    /// SHAKE256(SHAKE256(pk, 64) || 0 || 0 || M, 64) for the empty context KMS uses.
+    ExternalMu(&'a [u8]),
 }
 
 /// An asymmetric private key with its public half.
@@ -302,17 +305,27 @@ impl PrivateKey {
     ) -> Result<Vec<u8>, KeyStoreError> {
         let rng = SystemRandom::new();
         match (&self.pair, message) {
-            (Pair::Rsa { signing, .. }, message) => {
+            (Pair::MlDsa(_), Message::ExternalMu(mu)) => {
+                ml_dsa_mu::sign(self.spec, &self.pkcs8, &self.public_raw, mu)
+            }
+            (_, Message::ExternalMu(_)) => Err(KeyStoreError::Unsupported(format!(
+                "{algorithm} does not sign an external mu: only ML-DSA does"
+            ))),
+            (Pair::Rsa { signing, .. }, Message::Raw(bytes)) => {
                 let padding = rsa_padding(algorithm)?;
                 let mut out = vec![0u8; signing.public_modulus_len()];
-                match message {
-                    Message::Raw(bytes) => signing.sign(padding, &rng, bytes, &mut out),
-                    Message::Digest(bytes) => {
-                        let digest = import_digest(algorithm, bytes)?;
-                        signing.sign_digest(padding, &digest, &mut out)
-                    }
-                }
-                .map_err(|_| KeyStoreError::Crypto)?;
+                signing
+                    .sign(padding, &rng, bytes, &mut out)
+                    .map_err(|_| KeyStoreError::Crypto)?;
+                Ok(out)
+            }
+            (Pair::Rsa { signing, .. }, Message::Digest(bytes)) => {
+                let padding = rsa_padding(algorithm)?;
+                let digest = import_digest(algorithm, bytes)?;
+                let mut out = vec![0u8; signing.public_modulus_len()];
+                signing
+                    .sign_digest(padding, &digest, &mut out)
+                    .map_err(|_| KeyStoreError::Crypto)?;
                 Ok(out)
             }
             (Pair::Ecdsa(pair), Message::Raw(bytes)) => Ok(pair
@@ -544,6 +557,149 @@ fn ed25519ph_verify(
         .is_ok())
 }
 
+/// ML-DSA over an external μ (FIPS 204 Algorithms 2 and 3 with μ given), which aws-lc-rs 1.19 does not
+/// expose: it signs and verifies whole messages only. RustCrypto's `ml-dsa` (0.1.2, which fixes the
+/// crate's four published advisories; not independently audited) does this one thing, with the very same
+/// key: the 32-byte seed ξ that aws-lc-rs writes into the stored PKCS#8, so stored keys need no new
+/// format. Signing is hedged (fresh randomness from aws-lc-rs's generator), as AWS signs ML-DSA. The seed
+/// and the expanded key live only in `Zeroizing` buffers and in `ml-dsa` keys that wipe themselves on
+/// drop. A signature made here is an ordinary ML-DSA signature of the message behind μ, and the other
+/// way round (the keystore's tests check both against aws-lc-rs).
+mod ml_dsa_mu {
+    use aws_lc_rs::error::Unspecified;
+    use ml_dsa::common::array::Array;
+    use ml_dsa::common::typenum::U64;
+    use ml_dsa::signature::rand_core::{TryCryptoRng, TryRng};
+    use ml_dsa::{
+        EncodedVerifyingKey, ExpandedSigningKey, MlDsa44, MlDsa65, MlDsa87, MlDsaParams, Seed,
+        Signature, VerifyingKey,
+    };
+    use strongroom_types::KeySpec;
+    use zeroize::Zeroizing;
+
+    use crate::{KeyStoreError, pkcs8};
+
+    /// aws-lc-rs's random generator, for `ml-dsa`'s hedged signing.
+    struct SystemRng;
+
+    impl TryRng for SystemRng {
+        type Error = Unspecified;
+
+        fn try_next_u32(&mut self) -> Result<u32, Unspecified> {
+            let mut bytes = [0u8; 4];
+            aws_lc_rs::rand::fill(&mut bytes)?;
+            Ok(u32::from_le_bytes(bytes))
+        }
+
+        fn try_next_u64(&mut self) -> Result<u64, Unspecified> {
+            let mut bytes = [0u8; 8];
+            aws_lc_rs::rand::fill(&mut bytes)?;
+            Ok(u64::from_le_bytes(bytes))
+        }
+
+        fn try_fill_bytes(&mut self, dst: &mut [u8]) -> Result<(), Unspecified> {
+            aws_lc_rs::rand::fill(dst)
+        }
+    }
+
+    impl TryCryptoRng for SystemRng {}
+
+    /// The last arc of the parameter set's OID and its public key length.
+    fn parameters(spec: KeySpec) -> Result<(u8, usize), KeyStoreError> {
+        match spec {
+            KeySpec::MlDsa44 => Ok((17, 1312)),
+            KeySpec::MlDsa65 => Ok((18, 1952)),
+            KeySpec::MlDsa87 => Ok((19, 2592)),
+            other => Err(KeyStoreError::Unsupported(format!(
+                "{other} keys do not sign an external mu"
+            ))),
+        }
+    }
+
+    fn mu_of(mu: &[u8]) -> Result<Array<u8, U64>, KeyStoreError> {
+        Array::try_from(mu).map_err(|_| {
+            KeyStoreError::InvalidInput(format!(
+                "an EXTERNAL_MU message must be the 64-byte mu, not {} bytes",
+                mu.len()
+            ))
+        })
+    }
+
+    /// A hedged signature over `mu` with the key stored as `pkcs8`, whose public key is `public_raw`.
+    pub(super) fn sign(
+        spec: KeySpec,
+        pkcs8: &[u8],
+        public_raw: &[u8],
+        mu: &[u8],
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        let (oid_arc, _) = parameters(spec)?;
+        let mu = mu_of(mu)?;
+        let seed = pkcs8::ml_dsa_seed(pkcs8, oid_arc).ok_or_else(|| {
+            KeyStoreError::Unsupported(
+                "this ML-DSA key is stored without its seed, so it cannot sign an external mu"
+                    .to_owned(),
+            )
+        })?;
+        let mut xi = Zeroizing::new(Seed::default());
+        xi.copy_from_slice(seed.as_slice());
+        match spec {
+            KeySpec::MlDsa44 => sign_with::<MlDsa44>(&xi, public_raw, &mu),
+            KeySpec::MlDsa65 => sign_with::<MlDsa65>(&xi, public_raw, &mu),
+            _ => sign_with::<MlDsa87>(&xi, public_raw, &mu),
+        }
+    }
+
+    fn sign_with<P: MlDsaParams>(
+        xi: &Seed,
+        public_raw: &[u8],
+        mu: &Array<u8, U64>,
+    ) -> Result<Vec<u8>, KeyStoreError> {
+        let key = ExpandedSigningKey::<P>::from_seed(xi);
+        // The two libraries must agree on the key before `ml-dsa` signs with it.
+        if key.verifying_key().encode().as_slice() != public_raw {
+            return Err(KeyStoreError::Crypto);
+        }
+        let signature = key
+            .sign_mu_randomized(mu, &mut SystemRng)
+            .map_err(|_| KeyStoreError::Crypto)?;
+        Ok(signature.encode().to_vec())
+    }
+
+    /// Whether `signature` is valid over `mu` under a public key given raw or as DER
+    /// SubjectPublicKeyInfo (whose last bytes are the raw key; `verify_public` has checked its form).
+    pub(super) fn verify(
+        spec: KeySpec,
+        public: &[u8],
+        mu: &[u8],
+        signature: &[u8],
+    ) -> Result<bool, KeyStoreError> {
+        let (_, public_len) = parameters(spec)?;
+        let mu = mu_of(mu)?;
+        let raw = public
+            .len()
+            .checked_sub(public_len)
+            .map(|start| &public[start..])
+            .ok_or_else(|| {
+                KeyStoreError::InvalidInput(format!("the public key is not an {spec} public key"))
+            })?;
+        Ok(match spec {
+            KeySpec::MlDsa44 => verify_with::<MlDsa44>(raw, &mu, signature),
+            KeySpec::MlDsa65 => verify_with::<MlDsa65>(raw, &mu, signature),
+            _ => verify_with::<MlDsa87>(raw, &mu, signature),
+        })
+    }
+
+    fn verify_with<P: MlDsaParams>(raw: &[u8], mu: &Array<u8, U64>, signature: &[u8]) -> bool {
+        let Ok(encoded) = EncodedVerifyingKey::<P>::try_from(raw) else {
+            return false;
+        };
+        let Ok(signature) = Signature::<P>::try_from(signature) else {
+            return false;
+        };
+        VerifyingKey::<P>::decode(&encoded).verify_mu(mu, &signature)
+    }
+}
+
 /// Checks a signature with a public key in aws-lc-rs's verification encoding.
 fn verify_with(
     spec: KeySpec,
@@ -552,14 +708,23 @@ fn verify_with(
     message: Message<'_>,
     signature: &[u8],
 ) -> Result<bool, KeyStoreError> {
-    if (spec, algorithm)
-        == (
+    match (spec, algorithm, message) {
+        (
             KeySpec::EccNistEdwards25519,
             SigningAlgorithm::Ed25519PhSha512,
-        )
-    {
-        let (Message::Raw(bytes) | Message::Digest(bytes)) = message;
-        return ed25519ph_verify(public_raw, bytes, signature);
+            Message::Raw(bytes) | Message::Digest(bytes),
+        ) => return ed25519ph_verify(public_raw, bytes, signature),
+        (
+            KeySpec::MlDsa44 | KeySpec::MlDsa65 | KeySpec::MlDsa87,
+            SigningAlgorithm::MlDsaShake256,
+            Message::ExternalMu(mu),
+        ) => return ml_dsa_mu::verify(spec, public_raw, mu, signature),
+        (_, _, Message::ExternalMu(_)) => {
+            return Err(KeyStoreError::Unsupported(format!(
+                "{algorithm} does not verify an external mu: only ML-DSA does"
+            )));
+        }
+        _ => {}
     }
     let verifier: &'static dyn VerificationAlgorithm = match (spec, algorithm) {
         (_, SigningAlgorithm::RsassaPssSha256) => &signature::RSA_PSS_2048_8192_SHA256,
@@ -587,6 +752,11 @@ fn verify_with(
     let key = UnparsedPublicKey::new(verifier, public_raw);
     let ok = match message {
         Message::Raw(bytes) => key.verify(bytes, signature).is_ok(),
+        Message::ExternalMu(_) => {
+            return Err(KeyStoreError::Unsupported(format!(
+                "{algorithm} does not verify an external mu"
+            )));
+        }
         Message::Digest(bytes) => {
             if matches!(
                 algorithm,

@@ -70,3 +70,22 @@ pub(crate) fn ed25519_seed(pkcs8: &[u8]) -> Option<Zeroizing<[u8; 32]>> {
         _ => None,
     }
 }
+/// The 32-byte ML-DSA seed ξ inside an ML-DSA PKCS#8 document whose parameter set is the last arc of the
+/// OID 2.16.840.1.101.3.4.3.{17,18,19}. `None` when the document holds only the expanded private key,
+/// from which the seed cannot be recovered.
+pub(crate) fn ml_dsa_seed(pkcs8: &[u8], oid_arc: u8) -> Option<Zeroizing<[u8; 32]>> {
+    let algorithm = [
+        0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x03, oid_arc,
+    ];
+    let octets = private_key_octets(pkcs8, &algorithm)?;
+    match element(octets)? {
+        // seed [0] IMPLICIT OCTET STRING (SIZE (32)), the form aws-lc-rs writes.
+        (0x80, seed, b"") => seed_of(seed),
+        // both SEQUENCE { seed OCTET STRING (SIZE (32)), expandedKey OCTET STRING }.
+        (0x30, both, b"") => match element(both)? {
+            (0x04, seed, _) => seed_of(seed),
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -264,8 +264,8 @@ fn signable<'m>(
             }
             let Some(len) = algorithm.digest_len() else {
                 return Err(Error::Validation(format!(
-                    "MessageType DIGEST is not valid with {algorithm}: it signs the message itself. Send \
-                     MessageType RAW."
+                    "Message type DIGEST is incompatible with algorithm {algorithm}: send the message itself \
+                     with MessageType RAW, or its 64-byte mu with MessageType EXTERNAL_MU."
                 )));
             };
             if message.len() != len {
@@ -280,14 +280,18 @@ fn signable<'m>(
         MessageType::ExternalMu => {
             if algorithm != SigningAlgorithm::MlDsaShake256 {
                 return Err(Error::Validation(format!(
-                    "MessageType EXTERNAL_MU is valid only with ML_DSA_SHAKE_256, not {algorithm}."
+                    "Message type EXTERNAL_MU is incompatible with algorithm {algorithm}: it is the \
+                     message representative of ML_DSA_SHAKE_256 only."
                 )));
             }
-            Err(Error::UnsupportedOperation(
-                "MessageType EXTERNAL_MU is not supported by this Strongroom server: its cryptographic library \
-                 signs ML-DSA messages only in full (MessageType RAW)."
-                    .to_owned(),
-            ))
+            if message.len() != 64 {
+                return Err(Error::Validation(format!(
+                    "External mu is invalid length for algorithm {algorithm}: an EXTERNAL_MU message must \
+                     be the 64-byte mu of FIPS 204 section 6.2, not {} bytes.",
+                    message.len()
+                )));
+            }
+            Ok(Message::ExternalMu(message))
         }
     }
 }

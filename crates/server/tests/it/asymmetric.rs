@@ -1,6 +1,6 @@
 //! Asymmetric and HMAC keys through the SDK: CreateKey for every spec, Sign and Verify (RAW and DIGEST,
-//! Ed25519ph), GetPublicKey, GenerateMac and VerifyMac, DeriveSharedSecret, RSA Encrypt/Decrypt/ReEncrypt
-//! and the data key pairs, with their error paths and key states.
+//! Ed25519ph, ML-DSA's EXTERNAL_MU), GetPublicKey, GenerateMac and VerifyMac, DeriveSharedSecret, RSA
+//! Encrypt/Decrypt/ReEncrypt and the data key pairs, with their error paths and key states.
 
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
@@ -467,6 +467,138 @@ async fn ed25519ph_signs_a_sha512_digest_and_verifies_with_the_public_key() {
             .await,
     );
     assert_eq!(refused.code, "ValidationException", "{}", refused.message);
+}
+
+/// ML_DSA_SHAKE_256 with MessageType EXTERNAL_MU signs and verifies a 64-byte mu (the message
+/// representative the caller computed); interop.rs checks against an independent implementation that the
+/// signatures are ordinary ML-DSA signatures of the message behind mu. Lengths other than 64 bytes, and
+/// EXTERNAL_MU with any other algorithm, are refused; so is DIGEST with ML-DSA.
+#[tokio::test]
+async fn ml_dsa_signs_and_verifies_an_external_mu() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let algorithm = SigningAlgorithmSpec::MlDsaShake256;
+    let mu: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37) ^ 0x5a).collect();
+    let mut other_mu = mu.clone();
+    other_mu[63] ^= 1;
+    for spec in [KeySpec::MlDsa44, KeySpec::MlDsa65, KeySpec::MlDsa87] {
+        let key_id = create(&client, spec.clone(), KeyUsageType::SignVerify).await;
+        let signature = sign(
+            &client,
+            &key_id,
+            &mu,
+            MessageType::ExternalMu,
+            algorithm.clone(),
+        )
+        .await;
+        // Hedged signing, as AWS signs ML-DSA: the same mu gives another signature each time.
+        let again = sign(
+            &client,
+            &key_id,
+            &mu,
+            MessageType::ExternalMu,
+            algorithm.clone(),
+        )
+        .await;
+        assert_ne!(signature, again, "{spec:?}");
+        for signature in [&signature, &again] {
+            assert_eq!(
+                verify(
+                    &client,
+                    &key_id,
+                    &mu,
+                    MessageType::ExternalMu,
+                    algorithm.clone(),
+                    signature
+                )
+                .await,
+                Ok(true),
+                "{spec:?}"
+            );
+        }
+        assert_eq!(
+            verify(
+                &client,
+                &key_id,
+                &other_mu,
+                MessageType::ExternalMu,
+                algorithm.clone(),
+                &signature
+            )
+            .await,
+            Err("KMSInvalidSignatureException".to_owned()),
+            "{spec:?}: another mu"
+        );
+        // The same 64 bytes as a RAW message are another message.
+        assert_eq!(
+            verify(
+                &client,
+                &key_id,
+                &mu,
+                MessageType::Raw,
+                algorithm.clone(),
+                &signature
+            )
+            .await,
+            Err("KMSInvalidSignatureException".to_owned()),
+            "{spec:?}: mu as a RAW message"
+        );
+        for (message, message_type, wording) in [
+            (&mu[..63], MessageType::ExternalMu, "64-byte mu"),
+            (
+                &[mu.as_slice(), &[0]].concat()[..],
+                MessageType::ExternalMu,
+                "64-byte mu",
+            ),
+            (&mu[..], MessageType::Digest, "Message type DIGEST"),
+        ] {
+            let refused = failure(
+                client
+                    .sign()
+                    .key_id(&key_id)
+                    .message(Blob::new(message))
+                    .message_type(message_type.clone())
+                    .signing_algorithm(algorithm.clone())
+                    .send()
+                    .await,
+            );
+            assert_eq!(
+                refused.code, "ValidationException",
+                "{spec:?} {message_type:?}: {}",
+                refused.message
+            );
+            assert!(refused.message.contains(wording), "{}", refused.message);
+            let refused = failure(
+                client
+                    .verify()
+                    .key_id(&key_id)
+                    .message(Blob::new(message))
+                    .message_type(message_type.clone())
+                    .signing_algorithm(algorithm.clone())
+                    .signature(Blob::new(signature.clone()))
+                    .send()
+                    .await,
+            );
+            assert_eq!(refused.code, "ValidationException", "{spec:?}");
+        }
+    }
+    let ecdsa = create(&client, KeySpec::EccNistP256, KeyUsageType::SignVerify).await;
+    let refused = failure(
+        client
+            .sign()
+            .key_id(&ecdsa)
+            .message(Blob::new(&mu[..32]))
+            .message_type(MessageType::ExternalMu)
+            .signing_algorithm(SigningAlgorithmSpec::EcdsaSha256)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "ValidationException", "{}", refused.message);
+    assert!(
+        refused.message.contains("EXTERNAL_MU"),
+        "{}",
+        refused.message
+    );
 }
 
 #[tokio::test]

@@ -2,8 +2,9 @@
 //! own OpenSSL or AWS-LC, not the server's aws-lc-rs), run by `tests/python/interop.py`.
 //!
 //! Signatures made by Strongroom verify outside with the DER public key from GetPublicKey, as RAW and as
-//! DIGEST messages; signatures made outside with the same algorithm have the same encoding and do not
-//! verify under a KMS key; RSA-OAEP ciphertexts made outside with the public key decrypt inside; ECDH
+//! DIGEST messages, and for ML-DSA over a mu computed outside (EXTERNAL_MU), both ways (Ed25519ph,
+//! ED25519_PH_SHA_512, is not checked here: `cryptography` has no Ed25519ph); signatures made outside
+//! with the same algorithm have the same encoding and do not verify under a KMS key; RSA-OAEP ciphertexts made outside with the public key decrypt inside; ECDH
 //! secrets derived inside equal those computed outside; data key pairs work as key pairs outside; and
 //! keys made outside and imported work both ways (signatures made outside verify inside, ciphertexts
 //! made inside decrypt outside, MACs agree).
@@ -328,6 +329,78 @@ async fn signatures_made_outside_have_the_same_form_and_do_not_verify_under_a_km
         let (spec, _, _, algorithm) = &ours[index];
         assert_eq!(pair[0]["valid"], true, "{spec:?} {algorithm:?}: own key");
         assert_eq!(pair[1]["valid"], false, "{spec:?} {algorithm:?}: KMS key");
+    }
+    server.stop().await;
+}
+
+/// ML-DSA's EXTERNAL_MU, as a client would use it: mu is computed outside from the public key and the
+/// message (`cryptography`'s MLDSAMuHasher), KMS signs mu, and the signature verifies outside as an
+/// ordinary ML-DSA signature of the whole message and over mu; a KMS signature of the whole message
+/// verifies in KMS and outside over that mu.
+#[tokio::test(flavor = "multi_thread")]
+async fn ml_dsa_external_mu_computed_outside_signs_and_verifies_both_ways() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let algorithm = SigningAlgorithmSpec::MlDsaShake256;
+    let message = b"hashed into mu outside, signed inside";
+    let mut keys = Vec::new();
+    let mut checks = Vec::new();
+    for spec in [KeySpec::MlDsa44, KeySpec::MlDsa65, KeySpec::MlDsa87] {
+        let key_id = create(&client, &spec, KeyUsageType::SignVerify).await;
+        let public = public_key(&client, &key_id).await;
+        checks.push(json!({ "op": "mlDsaMu", "publicKey": b64(&public), "message": b64(message) }));
+        keys.push((spec, key_id, public));
+    }
+    let mus = outside(&checks).await;
+    let mut checks = Vec::new();
+    let mut expected = Vec::new();
+    for ((spec, key_id, public), result) in keys.iter().zip(&mus) {
+        let mu = unb64(&result["mu"]);
+        assert_eq!(mu.len(), 64, "{spec:?}");
+        let over_mu = sign(&client, key_id, &algorithm, &mu, MessageType::ExternalMu).await;
+        let over_message = sign(&client, key_id, &algorithm, message, MessageType::Raw).await;
+        for (name, signature) in [("over mu", &over_mu), ("over the message", &over_message)] {
+            for message_type in [MessageType::Raw, MessageType::ExternalMu] {
+                let valid = client
+                    .verify()
+                    .key_id(key_id)
+                    .signing_algorithm(algorithm.clone())
+                    .message(Blob::new(if message_type == MessageType::Raw {
+                        message.as_slice()
+                    } else {
+                        mu.as_slice()
+                    }))
+                    .message_type(message_type.clone())
+                    .signature(Blob::new(signature.clone()))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("{spec:?} {name}: Verify {message_type:?}: {e:?}"))
+                    .signature_valid();
+                assert!(valid, "{spec:?} {name}: KMS Verify {message_type:?}");
+            }
+            checks.push(verify_check(public, &algorithm, message, "RAW", signature));
+            expected.push((format!("{spec:?} {name}, verified over the message"), true));
+            checks.push(verify_check(
+                public,
+                &algorithm,
+                &mu,
+                "EXTERNAL_MU",
+                signature,
+            ));
+            expected.push((format!("{spec:?} {name}, verified over mu"), true));
+            checks.push(verify_check(
+                public,
+                &algorithm,
+                b"another message",
+                "RAW",
+                signature,
+            ));
+            expected.push((format!("{spec:?} {name}, another message"), false));
+        }
+    }
+    let results = outside(&checks).await;
+    for ((name, valid), result) in expected.iter().zip(&results) {
+        assert_eq!(result["valid"], json!(valid), "{name}: {result}");
     }
     server.stop().await;
 }

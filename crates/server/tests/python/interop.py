@@ -70,10 +70,13 @@ def sign(key, algorithm, message):
 
 
 def verify(public, algorithm, message, message_type, signature):
-    """Whether `signature` is valid, treating a DIGEST message as the hash KMS would have computed."""
+    """Whether `signature` is valid, treating a DIGEST message as the hash KMS would have computed and an
+    EXTERNAL_MU message as ML-DSA's mu."""
     digest = message_type == "DIGEST"
     try:
-        if algorithm.startswith(("RSASSA_", "ECDSA_")):
+        if message_type == "EXTERNAL_MU":
+            public.verify_mu(signature, message)
+        elif algorithm.startswith(("RSASSA_", "ECDSA_")):
             hash_class = hash_of(algorithm)
             chosen = utils.Prehashed(hash_class()) if digest else hash_class()
             if algorithm.startswith("RSASSA_PSS_"):
@@ -117,6 +120,11 @@ def check(item):
         result = {"publicKey": b64(public_der(key.public_key())), "signature": b64(signature)}
         result.update(signature_format(key.public_key(), item["algorithm"], signature))
         return result
+    if op == "mlDsaMu":
+        # mu = SHAKE256(SHAKE256(pk, 64) || 0 || 0 || M, 64): FIPS 204 with the empty context KMS uses.
+        hasher = mldsa.MLDSAMuHasher(serialization.load_der_public_key(unb64(item["publicKey"])))
+        hasher.update(unb64(item["message"]))
+        return {"mu": b64(hasher.finalize())}
     if op == "oaepEncrypt":
         public = serialization.load_der_public_key(unb64(item["publicKey"]))
         hash_class = hash_of(item["algorithm"])
