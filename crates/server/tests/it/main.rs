@@ -8,6 +8,7 @@ mod ansible;
 mod asymmetric;
 mod audit;
 mod authorization;
+mod authz_scenarios;
 mod cloudhsm;
 mod crypto;
 mod custom_key_stores;
