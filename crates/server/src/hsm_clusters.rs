@@ -1,13 +1,16 @@
 //! The CloudHSM control plane as the KMS service's [`HsmClusters`]: custom key stores describe
-//! clusters through it and connect to them as `kmsuser` over PKCS#11.
+//! clusters through it and connect to them as `kmsuser` over PKCS#11. Each connection probes its HSMs
+//! in the background and reports HSMs leaving and rejoining service to the audit trail.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use strongroom_cloudhsm::{ClusterState, ControlPlane, HsmState};
 use strongroom_keystore_pkcs11::{
-    Cluster, ClusterOptions, Error as HsmErr, HealthMonitor, Pin, Sealed,
+    Cluster, ClusterOptions, Error as HsmErr, HealthMonitor, HsmEvents, HsmState as Pkcs11HsmState,
+    Pin, Sealed,
 };
 use strongroom_service::Error;
 use strongroom_service::custom_key_stores::{
@@ -16,8 +19,47 @@ use strongroom_service::custom_key_stores::{
 use strongroom_types::Namespace;
 use zeroize::Zeroizing;
 
-/// The control plane, seen by the service.
-pub(crate) struct ControlPlaneClusters(pub(crate) Arc<ControlPlane>);
+use crate::service_events::{AuditedServiceEvents, HsmStateChange};
+
+/// The control plane, seen by the service, with the audit trail that hears of HSM state changes.
+pub(crate) struct ControlPlaneClusters(
+    pub(crate) Arc<ControlPlane>,
+    pub(crate) Arc<AuditedServiceEvents>,
+);
+
+/// Reports the HSM state changes of one connected store's cluster to the audit trail, naming each HSM
+/// as the CloudHSM API does.
+struct HsmAudit {
+    events: Arc<AuditedServiceEvents>,
+    namespace: Namespace,
+    cluster_id: String,
+    custom_key_store_id: String,
+    /// By declared HSM id: the API's HSM id and the availability zone.
+    hsms: HashMap<String, (String, String)>,
+}
+
+impl HsmEvents for HsmAudit {
+    fn hsm_state_changed(&self, hsm: &str, state: Pkcs11HsmState, error: Option<&str>) {
+        let (hsm_id, zone) = self
+            .hsms
+            .get(hsm)
+            .map(|(id, zone)| (id.as_str(), zone.as_str()))
+            .unwrap_or((hsm, ""));
+        self.events.hsm_state_changed(&HsmStateChange {
+            namespace: &self.namespace,
+            custom_key_store_id: &self.custom_key_store_id,
+            cluster_id: &self.cluster_id,
+            hsm_id,
+            declared_hsm: hsm,
+            availability_zone: zone,
+            state: match state {
+                Pkcs11HsmState::Active => "ACTIVE",
+                Pkcs11HsmState::Degraded => "DEGRADED",
+            },
+            error,
+        });
+    }
+}
 
 #[async_trait]
 impl HsmClusters for ControlPlaneClusters {
@@ -63,8 +105,25 @@ impl HsmClusters for ControlPlaneClusters {
                 return Err(ConnectionError::InternalError);
             }
         };
+        let audit = HsmAudit {
+            events: self.1.clone(),
+            namespace: namespace.clone(),
+            cluster_id: cluster_id.to_owned(),
+            custom_key_store_id: custom_key_store_id.to_owned(),
+            hsms: view
+                .hsms
+                .iter()
+                .map(|hsm| {
+                    (
+                        hsm.declared_hsm.clone(),
+                        (hsm.hsm_id.clone(), hsm.availability_zone.clone()),
+                    )
+                })
+                .collect(),
+        };
         let options = ClusterOptions {
             probe_interval: PROBE_INTERVAL,
+            events: Some(Arc::new(audit)),
             ..ClusterOptions::default()
         };
         let cluster = match self

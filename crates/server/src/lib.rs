@@ -180,16 +180,17 @@ impl Server {
         .with_context(|| format!("write the audit public key in {}", audit_dir.display()))?;
         let secret_store: Arc<dyn strongroom_storage::secrets::SecretStore> = store.clone();
         let stack_store: Arc<dyn strongroom_storage::stacks::StackStore> = store.clone();
+        let events = Arc::new(service_events::AuditedServiceEvents::new(
+            audit.clone(),
+            config.dangerous_disable_audit,
+        ));
         let kms = Arc::new(
             Kms::new(store.clone(), root_key, clock.clone())
                 .with_identities(identities.clone())
-                .with_service_events(Arc::new(service_events::AuditedServiceEvents::new(
-                    audit.clone(),
-                    config.dangerous_disable_audit,
-                )))
+                .with_service_events(events.clone())
                 .with_custom_key_stores(
                     store,
-                    Arc::new(hsm_clusters::ControlPlaneClusters(cloudhsm.clone())),
+                    Arc::new(hsm_clusters::ControlPlaneClusters(cloudhsm.clone(), events)),
                 )
                 .with_regions(config.regions.clone()),
         );

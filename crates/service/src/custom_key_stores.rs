@@ -1020,6 +1020,37 @@ impl Connector {
         Ok(())
     }
 
+    /// Disconnects a CONNECTED store on the service's own initiative, because of `reason`, and reports
+    /// it; its keys become unavailable, as after DisconnectCustomKeyStore.
+    async fn drop_connection(
+        &self,
+        namespace: &Namespace,
+        id: &str,
+        reason: ConnectionError,
+    ) -> Result<(), Error> {
+        let _state = self.connections.state.lock().await;
+        let Some(mut record) = self.records.key_store(namespace, id).await? else {
+            return Ok(());
+        };
+        if record.connection_state != state::CONNECTED {
+            return Ok(());
+        }
+        tracing::warn!(
+            custom_key_store_id = id,
+            reason = reason.as_str(),
+            "disconnecting the custom key store"
+        );
+        let connected = lock(&self.connections.connected).remove(id);
+        if let Some(connected) = connected {
+            let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
+        }
+        record.connection_state = state::DISCONNECTED.to_owned();
+        record.connection_error = None;
+        self.records.put_key_store(&record).await?;
+        self.report(&record, state::DISCONNECTED, Some(reason.as_str()));
+        Ok(())
+    }
+
     /// Records a store in `new_state` and reports the change.
     async fn settle(
         &self,
@@ -1193,7 +1224,10 @@ impl Kms {
         let result = tokio::task::spawn_blocking(move || cluster.encrypt(&label, &aad, &plaintext))
             .await
             .map_err(Error::internal)?;
-        result.map_err(|e| self.hsm_failure(record, e))
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => Err(self.hsm_failure(record, e).await),
+        }
     }
 
     /// Decrypts in the key's cluster; `None` when the ciphertext does not authenticate.
@@ -1210,11 +1244,35 @@ impl Kms {
             tokio::task::spawn_blocking(move || cluster.decrypt(&label, &aad, &iv, &ciphertext))
                 .await
                 .map_err(Error::internal)?;
-        result.map_err(|e| self.hsm_failure(record, e))
+        match result {
+            Ok(value) => Ok(value),
+            Err(e) => Err(self.hsm_failure(record, e).await),
+        }
     }
 
-    fn hsm_failure(&self, record: &strongroom_types::KeyRecord, e: HsmError) -> Error {
+    /// The error of a failed operation in the cluster; when the cluster itself is gone, the store is
+    /// disconnected too, since it can never work again as it is.
+    async fn hsm_failure(&self, record: &strongroom_types::KeyRecord, e: HsmError) -> Error {
         tracing::warn!(key_id = %record.key_id.as_str(), "custom key store operation failed: {e}");
+        if let (Ok(Some(location)), Ok(connector)) =
+            (self.key_store_location(record).await, self.connector())
+            && let Ok(None) = connector
+                .clusters
+                .cluster(&record.namespace, &location.cluster_id)
+                .await
+            && let Err(e) = connector
+                .drop_connection(
+                    &record.namespace,
+                    &location.custom_key_store_id,
+                    ConnectionError::ClusterNotFound,
+                )
+                .await
+        {
+            tracing::error!(
+                custom_key_store_id = %location.custom_key_store_id,
+                "failed to disconnect a store whose cluster is gone: {e}"
+            );
+        }
         Error::InvalidState(format!(
             "{} is unavailable: KMS cannot communicate with your CloudHSM cluster, or the cluster \
              no longer holds the key material.",

@@ -11,13 +11,14 @@ use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
     ConnectionErrorCodeType, ConnectionStateType, DataKeySpec, KeyState, OriginType,
 };
+use serde_json::{Value, json};
 use strongroom_keystore_pkcs11::{Cluster as Pkcs11Cluster, ClusterOptions, Fault, Pin};
 
 use crate::cloudhsm::{
     CustomerCa, KMSUSER_PASSWORD, SoftHsm, client as cloudhsm_client, create_cluster, create_hsm,
     describe, pem_body, with_softhsm,
 };
-use crate::harness::{TestServer, create_key, decrypt, encrypt, failure};
+use crate::harness::{Signer, TestServer, create_key, decrypt, encrypt, failure};
 
 /// Creates a cluster with HSMs in `zones`, initializes it under a new CA, activates it and creates
 /// kmsuser; returns the cluster id and the CA.
@@ -324,6 +325,25 @@ async fn life_cycle(softhsm: SoftHsm) {
             Some(ConnectionErrorCodeType::NetworkErrors)
         )
     );
+    // Each attempt's end is a service event in the audit trail.
+    let failures = |events: &[Value]| -> Vec<String> {
+        events
+            .iter()
+            .filter(|event| {
+                event["eventType"] == "AwsServiceEvent"
+                    && event["serviceEventDetails"]["connectionState"] == "FAILED"
+            })
+            .filter_map(|event| event["serviceEventDetails"]["connectionErrorCode"].as_str())
+            .map(str::to_owned)
+            .collect()
+    };
+    let events = service_events_until(&server, "ConnectCustomKeyStore", |events| {
+        failures(events).len() >= 2
+    })
+    .await;
+    let mut codes = failures(&events);
+    codes.sort();
+    assert_eq!(codes, ["INVALID_CREDENTIALS", "NETWORK_ERRORS"]);
     kms.disconnect_custom_key_store()
         .custom_key_store_id(&id)
         .send()
@@ -866,5 +886,193 @@ async fn hsm_loss(softhsm: SoftHsm) {
     };
     assert_eq!(decrypt(&kms, &resumed, &[]).await, b"after");
     assert_eq!(decrypt(&kms, &before, &[]).await, b"before the outage");
+
+    // The audit trail has the connection and every HSM leaving and rejoining service.
+    let hsm_changes = |events: &[Value]| -> Vec<(String, String)> {
+        events
+            .iter()
+            .map(|event| {
+                assert_eq!(event["eventType"], "AwsServiceEvent");
+                assert_eq!(
+                    event["serviceEventDetails"]["customKeyStoreId"],
+                    id.as_str()
+                );
+                assert_eq!(event["serviceEventDetails"]["clusterId"], cluster.as_str());
+                assert!(
+                    event["serviceEventDetails"]["hsmId"]
+                        .as_str()
+                        .is_some_and(|hsm| hsm.starts_with("hsm-") && hsm.len() > 10),
+                    "the HSM is named by its CloudHSM id: {event}"
+                );
+                (
+                    event["additionalEventData"]["declaredHsm"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    event["serviceEventDetails"]["hsmState"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
+            .collect()
+    };
+    let expected = [
+        ("hsm-a", "DEGRADED"),
+        ("hsm-a", "ACTIVE"),
+        ("hsm-b", "DEGRADED"),
+        ("hsm-c", "DEGRADED"),
+        ("hsm-c", "ACTIVE"),
+    ];
+    let changes = service_events_until(&server, "HsmStateChange", |events| {
+        let changes = hsm_changes(events);
+        expected
+            .iter()
+            .all(|(hsm, state)| changes.contains(&((*hsm).to_owned(), (*state).to_owned())))
+    })
+    .await;
+    let degraded = changes
+        .iter()
+        .filter(|event| event["serviceEventDetails"]["hsmState"] == "DEGRADED")
+        .find(|event| event["additionalEventData"]["declaredHsm"] == "hsm-b")
+        .expect("hsm-b's loss is recorded");
+    assert!(
+        degraded["serviceEventDetails"]["error"].is_string(),
+        "{degraded}"
+    );
+    let connected = service_events_until(&server, "ConnectCustomKeyStore", |events| {
+        events
+            .iter()
+            .any(|event| event["eventType"] == "AwsServiceEvent")
+    })
+    .await;
+    let connected = connected
+        .iter()
+        .find(|event| event["eventType"] == "AwsServiceEvent")
+        .expect("the connection is a service event");
+    assert_eq!(
+        connected["serviceEventDetails"]["connectionState"],
+        "CONNECTED"
+    );
+    assert_eq!(
+        connected["serviceEventDetails"]["customKeyStoreId"],
+        id.as_str()
+    );
+    assert_eq!(
+        connected["additionalEventData"]["clusterId"],
+        cluster.as_str()
+    );
+    assert_eq!(
+        connected["additionalEventData"]["customKeyStoreName"],
+        "resilient"
+    );
+    assert_eq!(connected["userIdentity"]["invokedBy"], "AWS Internal");
+
+    // The cluster is deleted under the connected store: once its HSMs fail, the store is disconnected
+    // by the service, and its keys are unavailable.
+    let client = cloudhsm_client(&server);
+    for hsm in describe(&client, &cluster).await.hsms() {
+        client
+            .delete_hsm()
+            .cluster_id(&cluster)
+            .hsm_id(hsm.hsm_id())
+            .send()
+            .await
+            .expect("DeleteHsm succeeds");
+    }
+    client
+        .delete_cluster()
+        .cluster_id(&cluster)
+        .send()
+        .await
+        .expect("DeleteCluster succeeds");
+    module.inject_fault("hsm-a", Some(Fault::Outage));
+    module.inject_fault("hsm-c", Some(Fault::Outage));
+    let refused = failure(
+        kms.encrypt()
+            .key_id(&key_id)
+            .plaintext(Blob::new(b"x".to_vec()))
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "KMSInvalidStateException",
+        "{}",
+        refused.message
+    );
+    assert_eq!(
+        connection(&kms, &id).await,
+        (ConnectionStateType::Disconnected, None)
+    );
+    let described = kms
+        .describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("DescribeKey");
+    assert_eq!(
+        described.key_metadata().and_then(|m| m.key_state()),
+        Some(&KeyState::Unavailable)
+    );
+    let dropped = service_events_until(&server, "DisconnectCustomKeyStore", |events| {
+        !events.is_empty()
+    })
+    .await;
+    assert_eq!(dropped[0]["eventType"], "AwsServiceEvent");
+    assert_eq!(
+        dropped[0]["serviceEventDetails"]["connectionState"],
+        "DISCONNECTED"
+    );
+    assert_eq!(
+        dropped[0]["serviceEventDetails"]["reason"],
+        "CLUSTER_NOT_FOUND"
+    );
+    assert_eq!(
+        dropped[0]["serviceEventDetails"]["customKeyStoreId"],
+        id.as_str()
+    );
     server.stop().await;
+}
+
+/// The audit records named `event_name`, looked up with LookupEvents until `complete` holds of them:
+/// service events are recorded in the background.
+async fn service_events_until(
+    server: &TestServer,
+    event_name: &str,
+    complete: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    let signer = Signer {
+        service: "cloudtrail",
+        ..Signer::dev()
+    };
+    let body = json!({
+        "LookupAttributes": [{ "AttributeKey": "EventName", "AttributeValue": event_name }],
+    })
+    .to_string();
+    let deadline = Instant::now() + CONNECTION_PATIENCE;
+    loop {
+        let (status, response) = server
+            .raw_as(
+                "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+                &body,
+                Some(signer),
+            )
+            .await;
+        assert_eq!(status, 200, "{response}");
+        let records: Vec<Value> = response["Events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|entry| entry["CloudTrailEvent"].as_str())
+            .map(|text| serde_json::from_str(text).expect("each record is JSON"))
+            .collect();
+        if complete(&records) {
+            return records;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the audit trail lacks {event_name} events: {records:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
