@@ -25,8 +25,8 @@ mod runner;
 mod sources;
 mod steps;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use strongroom_cloudhsm::ControlPlane;
@@ -110,8 +110,9 @@ pub struct Stacks {
     store: Arc<dyn StackStore>,
     clock: Arc<dyn Clock>,
     options: StacksOptions,
-    /// The stacks a runner task is working on in this process.
-    running: Mutex<HashSet<(String, String, String)>>,
+    /// The stacks a runner task is working on in this process, each with whether it must look at the
+    /// record again before it stops.
+    running: Mutex<HashMap<(String, String, String), bool>>,
 }
 
 impl Stacks {
@@ -131,7 +132,7 @@ impl Stacks {
             store,
             clock,
             options,
-            running: Mutex::new(HashSet::new()),
+            running: Mutex::new(HashMap::new()),
         }
     }
 
@@ -310,12 +311,7 @@ impl Stacks {
     }
 
     fn check_idle(&self, record: &StackRecord) -> Result<(), Error> {
-        let running = self
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(&runner::key(&record.namespace, &record.name));
-        if record.status.in_progress() || running {
+        if record.status.in_progress() {
             return Err(Error::InProgress(format!(
                 "Stack {} is {}: wait for it to finish (strongroom stack status {}).",
                 record.name, record.status, record.name

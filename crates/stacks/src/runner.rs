@@ -27,28 +27,35 @@ pub(crate) fn key(namespace: &Namespace, name: &str) -> (String, String, String)
 }
 
 impl Stacks {
-    /// Starts a runner for the stack unless one is running already.
+    /// Starts a runner for the stack, or, if one is running, asks it to look at the record again before
+    /// it stops, so that steps recorded while it was finishing are not left pending.
     pub(crate) fn spawn(self: &Arc<Self>, namespace: &Namespace, name: &str) {
         let id = key(namespace, name);
-        let fresh = self
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(id.clone());
-        if !fresh {
-            return;
+        {
+            let mut running = self.running.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Some(again) = running.get_mut(&id) {
+                *again = true;
+                return;
+            }
+            running.insert(id.clone(), false);
         }
         let this = Arc::clone(self);
         let namespace = namespace.clone();
         let name = name.to_owned();
         tokio::spawn(async move {
-            if let Err(e) = this.run(&namespace, &name).await {
-                tracing::error!(stack = %name, "failed to run the stack's steps: {e:#}");
+            loop {
+                if let Err(e) = this.run(&namespace, &name).await {
+                    tracing::error!(stack = %name, "failed to run the stack's steps: {e:#}");
+                }
+                let mut running = this.running.lock().unwrap_or_else(PoisonError::into_inner);
+                match running.get_mut(&id) {
+                    Some(again) if *again => *again = false,
+                    _ => {
+                        running.remove(&id);
+                        return;
+                    }
+                }
             }
-            this.running
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(&id);
         });
     }
 
