@@ -40,7 +40,10 @@ fn stack(namespace: &Namespace, name: &str) -> StackRecord {
                 state: StepState::Done,
                 started: Some(base_time()),
                 finished: Some(base_time().plus_days(1)),
-                log: vec!["created cluster-abcdefghijk".to_owned(), "second line".to_owned()],
+                log: vec![
+                    "created cluster-abcdefghijk".to_owned(),
+                    "second line".to_owned(),
+                ],
                 desired: Some(r#"{"hsm_type":"hsm2m.medium"}"#.to_owned()),
             },
             StackStep {
@@ -87,7 +90,10 @@ pub async fn check_stack_store(store: &dyn StackStore) {
         "stacks are per namespace"
     );
     let elsewhere = stack(&there, "payments");
-    store.insert_stack(&elsewhere).await.expect("insert elsewhere");
+    store
+        .insert_stack(&elsewhere)
+        .await
+        .expect("insert elsewhere");
 
     // put_stack replaces everything, including fewer resources and steps.
     first.status = StackStatus::ApplyFailed;
@@ -137,7 +143,11 @@ pub async fn check_stack_store(store: &dyn StackStore) {
     );
 
     // Deletion forgets the stack with its resources and steps.
-    for (namespace, name) in [(&here, "payments"), (&here, "analytics"), (&there, "payments")] {
+    for (namespace, name) in [
+        (&here, "payments"),
+        (&here, "analytics"),
+        (&there, "payments"),
+    ] {
         store.delete_stack(namespace, name).await.expect("delete");
         assert_eq!(store.stack(namespace, name).await.expect("read"), None);
     }

@@ -17,7 +17,8 @@ const UPDATE_STACK: &str = "UPDATE stacks SET owner_arn = ?4, owner_access_key_i
      WHERE account = ?1 AND region = ?2 AND name = ?3";
 const SELECT_STACK: &str = "SELECT owner_arn, owner_access_key_id, document, parameters, status, \
      on_failure, reason, created, updated FROM stacks WHERE account = ?1 AND region = ?2 AND name = ?3";
-const SELECT_NAMES: &str = "SELECT name FROM stacks WHERE account = ?1 AND region = ?2 ORDER BY name";
+const SELECT_NAMES: &str =
+    "SELECT name FROM stacks WHERE account = ?1 AND region = ?2 ORDER BY name";
 const SELECT_IN_PROGRESS: &str = "SELECT account, region, name FROM stacks \
      WHERE status IN ('APPLY_IN_PROGRESS', 'ROLLBACK_IN_PROGRESS', 'DELETE_IN_PROGRESS') \
      ORDER BY account, region, name";
@@ -160,7 +161,9 @@ fn write(connection: &Connection, stack: &StackRecord, insert: bool) -> Result<(
             .execute(keys)
             .map_err(backend)?;
     }
-    let mut statement = connection.prepare_cached(INSERT_RESOURCE).map_err(backend)?;
+    let mut statement = connection
+        .prepare_cached(INSERT_RESOURCE)
+        .map_err(backend)?;
     for (position, resource) in stack.resources.iter().enumerate() {
         statement
             .execute(params![
