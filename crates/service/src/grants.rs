@@ -295,7 +295,9 @@ impl Kms {
     }
 
     /// RetireGrant: deletes a grant, as allowed by the grant itself: its retiring principal, its grantee when
-    /// it allows RetireGrant, or the account that created it.
+    /// it allows RetireGrant (a role named there includes its sessions), or the account that created it. That
+    /// account, and an account named as the retiring principal, may delegate retiring to their IAM principals
+    /// with `kms:RetireGrant` in identity policies; key policies play no part, as in AWS KMS.
     pub async fn retire_grant(
         &self,
         caller: &Caller,
@@ -322,14 +324,46 @@ impl Kms {
                 namespace.key_arn(&key_id)
             )));
         };
-        let retiring = grant.retiring_principal.as_deref() == Some(caller.arn.as_str());
-        let grantee = grant.grantee_principal == caller.arn
+        let identity = self
+            .identities
+            .as_deref()
+            .and_then(|identities| identities.principal(&caller.access_key_id));
+        let role_arn = identity
+            .as_ref()
+            .and_then(|principal| principal.role_arn.as_deref());
+        let names_caller = |arn: &str| arn == caller.arn || Some(arn) == role_arn;
+        let retiring = grant
+            .retiring_principal
+            .as_deref()
+            .is_some_and(names_caller);
+        let grantee = names_caller(&grant.grantee_principal)
             && grant.operations.iter().any(|op| op == "RetireGrant");
-        let issuer = &grant.issuing_account == caller.account() && caller.arn.ends_with(":root");
-        if !(retiring || grantee || issuer) {
+        let caller_account_root = format!("arn:aws:iam::{}:root", caller.account());
+        let account_may_retire = &grant.issuing_account == caller.account()
+            || grant.retiring_principal.as_deref() == Some(caller_account_root.as_str());
+        let mut allowed = retiring || grantee;
+        if !allowed && account_may_retire {
+            // An account root passes its own identity check; an IAM principal needs kms:RetireGrant on the key.
+            let live = self
+                .key(&namespace, &key_id)
+                .await?
+                .ok_or_else(|| crate::keyring::not_found(&namespace, &key_id))?;
+            allowed = crate::authz::authorize_identity(
+                caller,
+                "kms:RetireGrant",
+                live.arn_str(),
+                &live.record,
+                self.identities.as_deref(),
+                self.clock.now().millis(),
+                RequestFacts::default(),
+            )
+            .is_ok();
+        }
+        if !allowed {
             return Err(Error::AccessDenied(format!(
                 "User: {} is not authorized to retire grant {grant_id}: only its retiring principal, its grantee (when \
-                 the grant allows RetireGrant) or the account that created it may",
+                 the grant allows RetireGrant), or the account that created it and the principals it allows \
+                 kms:RetireGrant may",
                 caller.arn
             )));
         }

@@ -4,7 +4,8 @@
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{GrantConstraints, GrantOperation};
 
-use crate::harness::{TestServer, create_key, decrypt, encrypt, failure};
+use crate::harness::{ACCOUNT, TestServer, create_key, decrypt, encrypt, failure};
+use crate::iam::{Keys, allow, assume, iam, kms, trust_account, user_with_key};
 
 const OTHER: &str = "444455556666";
 const OTHER_ROOT: &str = "arn:aws:iam::444455556666:root";
@@ -334,4 +335,107 @@ async fn key_policies_limit_create_grant_with_the_grant_condition_keys() {
     ] {
         assert_eq!(failure(result).code, "AccessDeniedException", "{what}");
     }
+}
+
+/// Creates a Decrypt grant on `key_id` for a role of the default account, with `retiring` as its retiring
+/// principal, and returns its id.
+async fn decrypt_grant(
+    client: &aws_sdk_kms::Client,
+    key_id: &str,
+    retiring: Option<&str>,
+) -> String {
+    client
+        .create_grant()
+        .key_id(key_id)
+        .grantee_principal(format!("arn:aws:iam::{ACCOUNT}:role/app"))
+        .operations(GrantOperation::Decrypt)
+        .set_retiring_principal(retiring.map(str::to_owned))
+        .send()
+        .await
+        .expect("CreateGrant succeeds")
+        .grant_id()
+        .expect("a grant id")
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn iam_principals_retire_grants_their_account_delegates_and_role_sessions_retire_as_their_role()
+ {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let owner = server.client();
+    let (key_id, key_arn) = create_key(&owner, "grants retired by IAM principals").await;
+    let admin = iam(&endpoint, &Keys::dev());
+    let operator_keys = user_with_key(&endpoint, "operator").await;
+    admin
+        .put_user_policy()
+        .user_name("operator")
+        .policy_name("retire-grants")
+        .policy_document(allow("kms:RetireGrant"))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let bystander_keys = user_with_key(&endpoint, "bystander").await;
+    admin
+        .put_user_policy()
+        .user_name("bystander")
+        .policy_name("everything-but-retiring")
+        .policy_document(allow("kms:Describe*"))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let role = admin
+        .create_role()
+        .role_name("grant-retirer")
+        .assume_role_policy_document(trust_account())
+        .send()
+        .await
+        .expect("CreateRole");
+    let role_arn = role.role().expect("a role").arn().to_owned();
+    let session_keys = assume(&endpoint, &Keys::dev(), &role_arn, "cleanup").await;
+    let operator = kms(&endpoint, &operator_keys);
+    let bystander = kms(&endpoint, &bystander_keys);
+    let session = kms(&endpoint, &session_keys);
+
+    // The account that created the grant delegates retiring it to IAM users allowed kms:RetireGrant.
+    let delegated = decrypt_grant(&owner, &key_id, None).await;
+    let refused = failure(
+        bystander
+            .retire_grant()
+            .key_id(&key_arn)
+            .grant_id(&delegated)
+            .send()
+            .await,
+    );
+    operator
+        .retire_grant()
+        .key_id(&key_arn)
+        .grant_id(&delegated)
+        .send()
+        .await
+        .expect("an IAM user allowed kms:RetireGrant retires a grant of its account");
+    // A grant whose retiring principal is a role may be retired by the role's sessions.
+    let by_role = decrypt_grant(&owner, &key_id, Some(&role_arn)).await;
+    session
+        .retire_grant()
+        .key_id(&key_arn)
+        .grant_id(&by_role)
+        .send()
+        .await
+        .expect("a session of the retiring role retires the grant");
+    let remaining = owner
+        .list_grants()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("ListGrants succeeds");
+
+    assert_eq!(refused.code, "AccessDeniedException");
+    assert!(
+        refused.message.contains("user/bystander"),
+        "{}",
+        refused.message
+    );
+    assert!(remaining.grants().is_empty(), "{:?}", remaining.grants());
+    server.stop().await;
 }
