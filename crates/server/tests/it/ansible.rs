@@ -1,6 +1,6 @@
 //! Ansible's `amazon.aws` collection against a real server: the `kms_key` and `kms_key_info` modules create a
 //! key with a policy, an alias, tags, grants and rotation, change it, disable it and schedule its deletion,
-//! unchanged, through Strongroom's endpoint.
+//! unchanged, through Strongroom's endpoint, signed as an IAM user whose identity policy allows `kms:*`.
 //!
 //! The playbooks in `tests/ansible` check what the modules read back (`ansible.builtin.assert`); this module
 //! checks the same key with the AWS SDK for Rust after each playbook, and that running a playbook a second
@@ -16,6 +16,7 @@ use aws_sdk_kms::types::KeyState;
 use serde_json::{Value, json};
 
 use crate::harness::{ACCOUNT, TempDir, TestServer};
+use crate::iam::{Keys, allow, iam, user_with_key};
 
 const ALIAS: &str = "alias/ansible-orders";
 /// Long enough for a slow machine; a playbook that hangs fails the test instead.
@@ -60,7 +61,7 @@ impl Recap {
 
 /// Runs playbook `name` from `tests/ansible` against `server`, with Ansible's configuration, temporary files
 /// and AWS configuration confined to `work`, and returns its recap; panics, with the output, if it fails.
-async fn run_playbook(server: &TestServer, work: &Path, name: &str) -> Recap {
+async fn run_playbook(server: &TestServer, keys: &Keys, work: &Path, name: &str) -> Recap {
     let program = ansible_playbook();
     let playbook =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("tests/ansible/{name}.yml"));
@@ -73,7 +74,10 @@ async fn run_playbook(server: &TestServer, work: &Path, name: &str) -> Recap {
         .arg("--extra-vars")
         .arg(format!("strongroom_endpoint={}", server.endpoint()))
         .arg("--extra-vars")
-        .arg("strongroom_access_key=test strongroom_secret_key=test")
+        .arg(format!(
+            "strongroom_access_key={} strongroom_secret_key={}",
+            keys.access_key_id, keys.secret
+        ))
         .arg(&playbook)
         .current_dir(work)
         .env("ANSIBLE_CONFIG", &config)
@@ -127,10 +131,10 @@ async fn run_playbook(server: &TestServer, work: &Path, name: &str) -> Recap {
 
 /// Runs playbook `name` twice: the first run makes exactly one change (its one `kms_key` task), the second
 /// none.
-async fn apply_twice(server: &TestServer, work: &Path, name: &str) {
-    let first = run_playbook(server, work, name).await;
+async fn apply_twice(server: &TestServer, keys: &Keys, work: &Path, name: &str) {
+    let first = run_playbook(server, keys, work, name).await;
     assert_eq!(first.changed, 1, "the first run of {name}.yml: {first:?}");
-    let second = run_playbook(server, work, name).await;
+    let second = run_playbook(server, keys, work, name).await;
     assert_eq!(
         second,
         Recap {
@@ -265,8 +269,18 @@ async fn ansible_amazon_aws_manages_a_key_from_creation_to_deletion() {
     let server = TestServer::start().await;
     let client = server.client();
     let work = TempDir::new("ansible");
+    // Ansible signs as an IAM user allowed kms:*, as an operator's automation would, not as the root.
+    let keys = user_with_key(&server.endpoint(), "ansible").await;
+    iam(&server.endpoint(), &Keys::dev())
+        .put_user_policy()
+        .user_name("ansible")
+        .policy_name("kms-administrator")
+        .policy_document(allow("kms:*"))
+        .send()
+        .await
+        .expect("PutUserPolicy");
 
-    apply_twice(&server, work.path(), "create").await;
+    apply_twice(&server, &keys, work.path(), "create").await;
     let created = Expected {
         description: "Orders database",
         state: KeyState::Enabled,
@@ -280,7 +294,7 @@ async fn ansible_amazon_aws_manages_a_key_from_creation_to_deletion() {
     };
     let key_id = check_key(&client, &created).await;
 
-    apply_twice(&server, work.path(), "change").await;
+    apply_twice(&server, &keys, work.path(), "change").await;
     let changed = Expected {
         description: "Orders database (production)",
         policy: json!({ "Version": "2012-10-17", "Statement": [
@@ -311,14 +325,14 @@ async fn ansible_amazon_aws_manages_a_key_from_creation_to_deletion() {
         "the same key, changed in place"
     );
 
-    apply_twice(&server, work.path(), "disable").await;
+    apply_twice(&server, &keys, work.path(), "disable").await;
     let disabled = Expected {
         state: KeyState::Disabled,
         ..changed
     };
     assert_eq!(check_key(&client, &disabled).await, key_id);
 
-    apply_twice(&server, work.path(), "delete").await;
+    apply_twice(&server, &keys, work.path(), "delete").await;
     let deleting = Expected {
         state: KeyState::PendingDeletion,
         ..disabled
