@@ -267,6 +267,36 @@ fn remove_material(record: &mut KeyRecord, index: usize) {
     }
 }
 
+/// A new multi-Region replica's materials: the ids of the primary's permanently associated materials,
+/// without their bytes (import state PENDING_IMPORT), as after DeleteImportedKeyMaterial.
+///
+/// AWS does not copy imported material to replicas: the owner imports the same material into each key of
+/// the set. The ids (over the shared key id and the material) are what makes "the same" checkable: the
+/// replica then takes back only the primary's material (`IncorrectKeyMaterialException` otherwise), and a
+/// ciphertext made in one Region names a material id the other Regions hold.
+pub(crate) fn awaiting_import(primary: &[KeyMaterial]) -> Vec<KeyMaterial> {
+    primary
+        .iter()
+        .filter(|material| !material.is_pending_rotation())
+        .map(|material| KeyMaterial {
+            id: material.id,
+            wrapped: Vec::new(),
+            created: material.created,
+            rotation_type: material.rotation_type,
+            import: Some(MaterialImport {
+                state: ImportState::PendingImport,
+                expiration_model: None,
+                valid_to: None,
+                description: material
+                    .import
+                    .as_ref()
+                    .and_then(|import| import.description.clone()),
+                pending_rotation: false,
+            }),
+        })
+        .collect()
+}
+
 /// Deletes imported material whose ValidTo has passed; returns whether anything changed.
 pub(crate) fn expire_materials(record: &mut KeyRecord, now: Timestamp) -> bool {
     let mut changed = false;
@@ -522,6 +552,17 @@ fn place_material(
                 )));
             }
             if !record.materials.is_empty() {
+                // AWS rotates such material through PENDING_MULTI_REGION_IMPORT_AND_ROTATION until every
+                // replica holds it; without that flow, a primary could encrypt under material a replica
+                // lacks, so it is refused.
+                if record.multi_region {
+                    return Err(Error::UnsupportedOperation(format!(
+                        "{arn} is a multi-Region key: importing new key material for on-demand rotation \
+                         (ImportType NEW_KEY_MATERIAL) into multi-Region keys is not supported by this \
+                         Strongroom server. Re-import the key's own key material with ImportType \
+                         EXISTING_KEY_MATERIAL."
+                    )));
+                }
                 if let Some(pending) = record.materials.iter().find(|m| m.is_pending_rotation()) {
                     return Err(Error::Validation(format!(
                         "{arn} already has key material {} pending rotation: rotate it in with \
@@ -556,6 +597,12 @@ fn place_material(
                         format!(
                             "No key material has been imported into {arn} yet: import the first key material \
                          with ImportType NEW_KEY_MATERIAL (the default for a key without key material)."
+                        )
+                    } else if record.multi_region {
+                        format!(
+                            "The key material is not the key material of {arn}. Related multi-Region keys \
+                             share their key material: import into each of them the key material that was \
+                             imported into the primary key."
                         )
                     } else {
                         format!(

@@ -318,8 +318,9 @@ impl Kms {
         // A replica never rotates on its own: new material comes from the primary.
         replica.rotation.next = None;
         replica.materials = match primary.origin {
-            // A replica of a key with imported material starts without material, as in AWS.
-            Origin::External => Vec::new(),
+            // A replica of a key with imported material starts without material, as in AWS, but knows
+            // which material it must be given (the primary's, imported into it separately).
+            Origin::External => crate::import::awaiting_import(&primary.materials),
             _ => self.rewrap_materials(&primary, &replica, &[])?,
         };
         // Making the replica is creating a key in its Region: the caller's identity policies must allow

@@ -1,12 +1,21 @@
 //! Multi-Region keys end to end: ReplicateKey, UpdatePrimaryRegion, DescribeKey's MultiRegionConfiguration,
-//! cross-Region decryption, shared rotation, independent per-Region properties, and the deletion rules.
+//! cross-Region decryption, shared rotation, independent per-Region properties, the deletion rules, and
+//! imported key material imported into each key of the set.
 
+use std::time::Duration;
+
+use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncryptingKey};
 use aws_sdk_kms::Client;
-use aws_sdk_kms::primitives::Blob;
-use aws_sdk_kms::types::{KeyMetadata, KeyState, MultiRegionKeyType, Tag};
+use aws_sdk_kms::primitives::{Blob, DateTime};
+use aws_sdk_kms::types::{
+    AlgorithmSpec, ExpirationModelType, ImportType, KeyMetadata, KeyState, MultiRegionKeyType,
+    OriginType, Tag, WrappingKeySpec,
+};
 use strongroom_service::multi_region::TRANSIENT_STATE;
 
-use crate::harness::{ACCOUNT, TempDir, TestServer, create_key, decrypt, encrypt, failure};
+use crate::harness::{
+    ACCOUNT, Failure, TempDir, TestServer, create_key, decrypt, encrypt, failure,
+};
 
 const EAST: &str = "us-east-1";
 const WEST: &str = "eu-west-1";
@@ -821,4 +830,223 @@ async fn the_set_survives_a_restart() {
         )
     );
     assert_eq!(decrypt(&west, &ciphertext, &[]).await, b"before restart");
+}
+
+/// Wraps `material` for ImportKeyMaterial under the public key of a GetParametersForImport response
+/// (RSAES_OAEP_SHA_256 with an RSA 2048 wrapping key), as the key's owner does outside KMS.
+async fn wrapped_for(client: &Client, key_id: &str, material: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    let parameters = client
+        .get_parameters_for_import()
+        .key_id(key_id)
+        .wrapping_algorithm(AlgorithmSpec::RsaesOaepSha256)
+        .wrapping_key_spec(WrappingKeySpec::Rsa2048)
+        .send()
+        .await
+        .expect("GetParametersForImport succeeds");
+    let public = PublicEncryptingKey::from_der(parameters.public_key().unwrap().as_ref())
+        .expect("an RSA public key");
+    let public = OaepPublicEncryptingKey::new(public).expect("an OAEP key");
+    let mut out = vec![0u8; public.ciphertext_size()];
+    let len = public
+        .encrypt(&OAEP_SHA256_MGF1SHA256, material, &mut out, None)
+        .expect("RSA-OAEP")
+        .len();
+    out.truncate(len);
+    (parameters.import_token().unwrap().as_ref().to_vec(), out)
+}
+
+/// ImportKeyMaterial of `material` that never expires, or expires at `valid_to`; the material's id.
+async fn import_into(
+    client: &Client,
+    key_id: &str,
+    material: &[u8],
+    valid_to: Option<DateTime>,
+) -> Result<String, Failure> {
+    let (token, wrapped) = wrapped_for(client, key_id, material).await;
+    let request = client
+        .import_key_material()
+        .key_id(key_id)
+        .import_token(Blob::new(token))
+        .encrypted_key_material(Blob::new(wrapped));
+    let request = match valid_to {
+        Some(valid_to) => request
+            .expiration_model(ExpirationModelType::KeyMaterialExpires)
+            .valid_to(valid_to),
+        None => request.expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire),
+    };
+    match request.send().await {
+        Ok(output) => Ok(output.key_material_id().expect("KeyMaterialId").to_owned()),
+        Err(error) => Err(failure::<(), _, _>(Err(error))),
+    }
+}
+
+/// Multi-Region keys with imported key material, as AWS has them: KMS copies no imported material, the
+/// owner imports the same material into the primary and into each replica (each with its own token and
+/// expiry), and then a ciphertext made in one Region decrypts in the other. A replica takes only the
+/// primary's material, and the keys' states are independent.
+#[tokio::test]
+async fn imported_material_is_imported_into_each_key_of_the_set() {
+    let server = TestServer::start().await;
+    let east = server.client();
+    let west = server.client_for("test", WEST);
+    let key_id = east
+        .create_key()
+        .origin(OriginType::External)
+        .multi_region(true)
+        .send()
+        .await
+        .expect("CreateKey with Origin EXTERNAL and MultiRegion")
+        .key_metadata()
+        .unwrap()
+        .key_id()
+        .to_owned();
+    assert!(key_id.starts_with("mrk-"), "{key_id}");
+    assert_eq!(
+        describe(&east, &key_id).await.key_state(),
+        Some(&KeyState::PendingImport)
+    );
+    // A primary without material cannot be replicated yet.
+    let pending = failure(
+        east.replicate_key()
+            .key_id(&key_id)
+            .replica_region(WEST)
+            .send()
+            .await,
+    );
+    assert_eq!(pending.code, "KMSInvalidStateException");
+    assert!(
+        pending.message.contains("pending import"),
+        "{}",
+        pending.message
+    );
+
+    let mut material = vec![0u8; 32];
+    aws_lc_rs::rand::fill(&mut material).unwrap();
+    let primary_material = import_into(&east, &key_id, &material, None)
+        .await
+        .expect("import into the primary");
+    let ciphertext = encrypt(&east, &key_id, b"made under imported material", &[]).await;
+
+    replicate(&server, &east, &key_id, WEST).await;
+    let replica = describe(&west, &key_id).await;
+    assert_eq!(replica.key_state(), Some(&KeyState::PendingImport));
+    assert_eq!(replica.origin(), Some(&OriginType::External));
+    let refused = failure(
+        west.decrypt()
+            .ciphertext_blob(Blob::new(ciphertext.clone()))
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "KMSInvalidStateException",
+        "{}",
+        refused.message
+    );
+
+    // The replica's token is its own: one issued for the primary does not import into it.
+    let (east_token, east_wrapped) = wrapped_for(&east, &key_id, &material).await;
+    let foreign = failure(
+        west.import_key_material()
+            .key_id(&key_id)
+            .import_token(Blob::new(east_token))
+            .encrypted_key_material(Blob::new(east_wrapped))
+            .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+            .send()
+            .await,
+    );
+    assert_eq!(foreign.code, "InvalidImportTokenException");
+    // Other material than the primary's is refused, and the replica keeps waiting.
+    let mut other = vec![0u8; 32];
+    aws_lc_rs::rand::fill(&mut other).unwrap();
+    let incorrect = import_into(&west, &key_id, &other, None)
+        .await
+        .expect_err("other material");
+    assert_eq!(incorrect.code, "IncorrectKeyMaterialException");
+    assert!(
+        incorrect.message.contains("primary key"),
+        "{}",
+        incorrect.message
+    );
+    assert_eq!(
+        describe(&west, &key_id).await.key_state(),
+        Some(&KeyState::PendingImport)
+    );
+
+    // The same material, with an expiry of its own: the replica is Enabled with the primary's material id.
+    let valid_to = DateTime::from_secs(server.now_secs() as i64 + 2 * 86_400);
+    let replica_material = import_into(&west, &key_id, &material, Some(valid_to))
+        .await
+        .expect("import into the replica");
+    assert_eq!(replica_material, primary_material);
+    let replica = describe(&west, &key_id).await;
+    assert_eq!(replica.key_state(), Some(&KeyState::Enabled));
+    assert_eq!(
+        replica.current_key_material_id(),
+        Some(primary_material.as_str())
+    );
+    assert_eq!(
+        replica.expiration_model(),
+        Some(&ExpirationModelType::KeyMaterialExpires)
+    );
+    assert_eq!(
+        describe(&east, &key_id).await.expiration_model(),
+        Some(&ExpirationModelType::KeyMaterialDoesNotExpire)
+    );
+    assert_eq!(
+        decrypt(&west, &ciphertext, &[]).await,
+        b"made under imported material"
+    );
+    let from_west = encrypt(&west, &key_id, b"made in the replica Region", &[]).await;
+    assert_eq!(
+        decrypt(&east, &from_west, &[]).await,
+        b"made in the replica Region"
+    );
+
+    // New material for on-demand rotation would reach one Region only; it is refused.
+    let mut next = vec![0u8; 32];
+    aws_lc_rs::rand::fill(&mut next).unwrap();
+    let (token, wrapped) = wrapped_for(&east, &key_id, &next).await;
+    let rotation = failure(
+        east.import_key_material()
+            .key_id(&key_id)
+            .import_token(Blob::new(token))
+            .encrypted_key_material(Blob::new(wrapped))
+            .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
+            .import_type(ImportType::NewKeyMaterial)
+            .send()
+            .await,
+    );
+    assert_eq!(rotation.code, "UnsupportedOperationException");
+
+    // States are independent: deleting the primary's material leaves the replica working...
+    east.delete_imported_key_material()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("DeleteImportedKeyMaterial on the primary");
+    assert_eq!(
+        describe(&east, &key_id).await.key_state(),
+        Some(&KeyState::PendingImport)
+    );
+    assert_eq!(
+        decrypt(&west, &ciphertext, &[]).await,
+        b"made under imported material"
+    );
+    import_into(&east, &key_id, &material, None)
+        .await
+        .expect("the primary takes its material back");
+    // ...and the replica's material expiring leaves the primary working.
+    server.clock().advance(Duration::from_secs(3 * 86_400));
+    assert_eq!(
+        describe(&west, &key_id).await.key_state(),
+        Some(&KeyState::PendingImport)
+    );
+    assert_eq!(
+        describe(&east, &key_id).await.key_state(),
+        Some(&KeyState::Enabled)
+    );
+    assert_eq!(
+        decrypt(&east, &from_west, &[]).await,
+        b"made in the replica Region"
+    );
 }
