@@ -5,15 +5,11 @@
 //! `strongroom_cloudhsm` documentation). Passwords are read from files, never from the command line.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Subcommand;
-use http::header::{CONTENT_TYPE, HOST};
-use http::{HeaderMap, HeaderValue, Method, Uri};
 use serde_json::{Value, json};
 use strongroom_keystore_pkcs11::SecretSource;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
 /// The target prefix of the administration operations (see `strongroom_protocol`'s `cloudhsm`).
@@ -222,116 +218,20 @@ fn secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {
     Ok(Zeroizing::new(pin.expose().to_owned()))
 }
 
-/// Sends one signed administration request over a fresh HTTP/1.1 connection and returns the JSON
-/// answer, or the server's error as `<code>: <message>`.
+/// Sends one signed request to the server (see [`crate::admin_call`]).
 async fn call(target: &Target, operation: &str, body: &Value) -> anyhow::Result<Value> {
-    let endpoint: Uri = target
-        .endpoint
-        .parse()
-        .with_context(|| format!("'{}' is not a URL", target.endpoint))?;
-    if endpoint.scheme_str() != Some("http") {
-        bail!(
-            "only http:// endpoints are supported, not '{}'",
-            target.endpoint
-        );
-    }
-    let Some(authority) = endpoint.authority().cloned() else {
-        bail!("'{}' names no host", target.endpoint);
+    let server = crate::admin_call::Server {
+        endpoint: &target.endpoint,
+        region: &target.region,
+        access_key_id: &target.access_key_id,
+        secret_access_key: &target.secret_access_key,
     };
-    let payload = Zeroizing::new(serde_json::to_vec(body)?);
-    let mut headers = HeaderMap::new();
-    headers.insert(HOST, HeaderValue::from_str(authority.as_str())?);
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
-    headers.insert(
-        "x-amz-target",
-        HeaderValue::from_str(&format!("{ADMIN_TARGET_PREFIX}{operation}"))?,
-    );
-    strongroom_sigv4::sign(
-        &Method::POST,
-        &Uri::from_static("/"),
-        &mut headers,
-        &payload,
-        &target.access_key_id,
-        &target.secret_access_key,
-        &target.region,
+    crate::admin_call::call(
+        &server,
         "cloudhsm",
-        SystemTime::now(),
-    );
-    let mut request = Zeroizing::new(Vec::new());
-    request.extend_from_slice(b"POST / HTTP/1.1\r\n");
-    for (name, value) in &headers {
-        request.extend_from_slice(name.as_str().as_bytes());
-        request.extend_from_slice(b": ");
-        request.extend_from_slice(value.as_bytes());
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(
-        format!(
-            "content-length: {}\r\nconnection: close\r\n\r\n",
-            payload.len()
-        )
-        .as_bytes(),
-    );
-    request.extend_from_slice(&payload);
-
-    let address = match authority.port_u16() {
-        Some(_) => authority.as_str().to_owned(),
-        None => format!("{}:80", authority.host()),
-    };
-    let mut stream = tokio::net::TcpStream::connect(&address)
-        .await
-        .with_context(|| {
-            format!("connect to the server at {address} (is `strongroom serve` running there?)")
-        })?;
-    stream.write_all(&request).await?;
-    let mut response = Vec::new();
-    stream
-        .take(MAX_RESPONSE_BYTES)
-        .read_to_end(&mut response)
-        .await
-        .context("read the server's answer")?;
-    let (status, answer) = parse_response(&response)?;
-    if status == 200 {
-        return Ok(answer);
-    }
-    bail!(
-        "{}: {}",
-        answer["__type"].as_str().unwrap_or("error"),
-        answer["message"]
-            .as_str()
-            .unwrap_or("the server refused the request")
+        &format!("{ADMIN_TARGET_PREFIX}{operation}"),
+        body,
+        MAX_RESPONSE_BYTES,
     )
-}
-
-/// The status and JSON body of an HTTP/1.1 response with a `content-length` (or ending at the close).
-fn parse_response(response: &[u8]) -> anyhow::Result<(u16, Value)> {
-    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        bail!("the server's answer is not HTTP");
-    };
-    let head = String::from_utf8_lossy(&response[..split]);
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .context("the server's answer has no status")?;
-    let mut body = &response[split + 4..];
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("content-length")
-            && let Ok(length) = value.trim().parse::<usize>()
-        {
-            body = &body[..length.min(body.len())];
-        }
-    }
-    let answer = serde_json::from_slice(body).with_context(|| {
-        format!(
-            "the server answered {status} without JSON: {}",
-            String::from_utf8_lossy(body)
-        )
-    })?;
-    Ok((status, answer))
+    .await
 }

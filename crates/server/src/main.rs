@@ -1,5 +1,6 @@
 //! The `strongroom` command: parses the command line and hands over to the library.
 
+mod admin_call;
 mod hsm_cli;
 mod stack_cli;
 

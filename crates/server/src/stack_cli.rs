@@ -6,14 +6,11 @@
 //! follow the stack's status until its runner finishes.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Subcommand;
-use http::header::{CONTENT_TYPE, HOST};
-use http::{HeaderMap, HeaderValue, Method, Uri};
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// The target prefix of the stack operations (see `strongroom_protocol`'s `stacks`).
 const TARGET_PREFIX: &str = "StrongroomStacks.";
@@ -357,110 +354,20 @@ fn file_body(file: &std::path::Path, parameters: &[String]) -> anyhow::Result<Va
     Ok(json!({ "Document": document, "Parameters": map }))
 }
 
-/// Sends one signed stack request over a fresh HTTP/1.1 connection and returns the JSON answer, or
-/// the server's error as `<code>: <message>`. (The same exchange as `strongroom hsm`'s, under the
-/// `kms` signing name.)
+/// Sends one signed request to the server (see [`crate::admin_call`]).
 async fn call(target: &Target, operation: &str, body: &Value) -> anyhow::Result<Value> {
-    let endpoint: Uri = target
-        .endpoint
-        .parse()
-        .with_context(|| format!("'{}' is not a URL", target.endpoint))?;
-    if endpoint.scheme_str() != Some("http") {
-        bail!(
-            "only http:// endpoints are supported, not '{}'",
-            target.endpoint
-        );
-    }
-    let Some(authority) = endpoint.authority().cloned() else {
-        bail!("'{}' names no host", target.endpoint);
+    let server = crate::admin_call::Server {
+        endpoint: &target.endpoint,
+        region: &target.region,
+        access_key_id: &target.access_key_id,
+        secret_access_key: &target.secret_access_key,
     };
-    let payload = serde_json::to_vec(body)?;
-    let mut headers = HeaderMap::new();
-    headers.insert(HOST, HeaderValue::from_str(authority.as_str())?);
-    headers.insert(
-        CONTENT_TYPE,
-        HeaderValue::from_static("application/x-amz-json-1.1"),
-    );
-    headers.insert(
-        "x-amz-target",
-        HeaderValue::from_str(&format!("{TARGET_PREFIX}{operation}"))?,
-    );
-    strongroom_sigv4::sign(
-        &Method::POST,
-        &Uri::from_static("/"),
-        &mut headers,
-        &payload,
-        &target.access_key_id,
-        &target.secret_access_key,
-        &target.region,
+    crate::admin_call::call(
+        &server,
         "kms",
-        SystemTime::now(),
-    );
-    let mut request = Vec::new();
-    request.extend_from_slice(b"POST / HTTP/1.1\r\n");
-    for (name, value) in &headers {
-        request.extend_from_slice(name.as_str().as_bytes());
-        request.extend_from_slice(b": ");
-        request.extend_from_slice(value.as_bytes());
-        request.extend_from_slice(b"\r\n");
-    }
-    request.extend_from_slice(
-        format!(
-            "content-length: {}\r\nconnection: close\r\n\r\n",
-            payload.len()
-        )
-        .as_bytes(),
-    );
-    request.extend_from_slice(&payload);
-    let address = match authority.port_u16() {
-        Some(_) => authority.as_str().to_owned(),
-        None => format!("{}:80", authority.host()),
-    };
-    let mut stream = tokio::net::TcpStream::connect(&address)
-        .await
-        .with_context(|| {
-            format!("connect to the server at {address} (is `strongroom serve` running there?)")
-        })?;
-    stream.write_all(&request).await?;
-    let mut response = Vec::new();
-    stream
-        .take(MAX_RESPONSE_BYTES)
-        .read_to_end(&mut response)
-        .await
-        .context("read the server's answer")?;
-    let Some(split) = response.windows(4).position(|w| w == b"\r\n\r\n") else {
-        bail!("the server's answer is not HTTP");
-    };
-    let head = String::from_utf8_lossy(&response[..split]);
-    let mut lines = head.lines();
-    let status: u16 = lines
-        .next()
-        .and_then(|line| line.split_whitespace().nth(1))
-        .and_then(|code| code.parse().ok())
-        .context("the server's answer has no status")?;
-    let mut payload = &response[split + 4..];
-    for line in lines {
-        if let Some((name, value)) = line.split_once(':')
-            && name.trim().eq_ignore_ascii_case("content-length")
-            && let Ok(length) = value.trim().parse::<usize>()
-        {
-            payload = &payload[..length.min(payload.len())];
-        }
-    }
-    let answer: Value = serde_json::from_slice(payload).with_context(|| {
-        format!(
-            "the server answered {status} without JSON: {}",
-            String::from_utf8_lossy(payload)
-        )
-    })?;
-    if status == 200 {
-        return Ok(answer);
-    }
-    bail!(
-        "{}: {}",
-        answer["__type"].as_str().unwrap_or("error"),
-        answer["message"]
-            .as_str()
-            .unwrap_or("the server refused the request")
+        &format!("{TARGET_PREFIX}{operation}"),
+        body,
+        MAX_RESPONSE_BYTES,
     )
+    .await
 }
