@@ -156,6 +156,12 @@ fn crate_dependencies_point_one_way() {
             "crates/keystore-pkcs11/Cargo.toml",
             &["axum", "hyper", "rusqlite", "strongroom-service"],
         ),
+        (
+            // Stacks drive the service, the control plane and Secrets Manager in process; the
+            // protocol edge calls them, never the reverse.
+            "crates/stacks/Cargo.toml",
+            &["axum", "hyper", "rusqlite", "strongroom-protocol"],
+        ),
     ];
     let root = workspace_root();
     for (manifest, forbidden) in rules {
