@@ -80,6 +80,8 @@ async fn run_playbook(server: &TestServer, keys: &Keys, work: &Path, name: &str)
         ))
         .arg(&playbook)
         .current_dir(work)
+        // ansible-core refuses to start without a UTF-8 locale.
+        .env("LC_ALL", "C.UTF-8")
         .env("ANSIBLE_CONFIG", &config)
         .env("ANSIBLE_HOME", work.join("home"))
         .env("ANSIBLE_LOCAL_TEMP", work.join("tmp"))
