@@ -9,6 +9,13 @@
 //! commands (CloudHSM's `cluster activate` and user management, which AWS does outside its API), in the
 //! same protocol and under the same signing name; they are authorized by HSM passwords in the body,
 //! which are never logged or echoed.
+//!
+//! Every request is also authorized by the caller's IAM identity policies, as AWS authorizes CloudHSM:
+//! action `cloudhsm:<Operation>` on the cluster's or the backup's ARN
+//! (`arn:aws:cloudhsm:<region>:<account>:cluster/<id>`, `…:backup/<id>`), or on `*` for CreateCluster,
+//! DescribeClusters and DescribeBackups. The administration operations are `cloudhsm:ActivateCluster`,
+//! `cloudhsm:CreateCryptoUser`, `cloudhsm:ChangeCryptoUserPassword`, `cloudhsm:ListUsers` and
+//! `cloudhsm:SynchronizeHsms` on the cluster's ARN. Account roots may do everything in their account.
 
 use std::sync::Arc;
 
@@ -19,6 +26,7 @@ use strongroom_cloudhsm::{
     BackupRecord, Cluster, ClusterFilters, ClusterMode, ClusterState, ControlPlane,
     CreateClusterRequest, HsmRecord, HsmSelector, PasswordAuthority, Pin, VPC_ID,
 };
+use strongroom_service::Kms;
 use strongroom_types::{Namespace, Tag};
 
 use crate::auth::Authenticator;
@@ -57,9 +65,11 @@ pub(crate) fn is_cloudhsm(headers: &http::HeaderMap) -> bool {
         })
 }
 
-/// Serves one CloudHSM v2 request and renders its response or error.
+/// Serves one CloudHSM v2 request and renders its response or error; `kms` decides the caller's
+/// identity policies.
 pub(crate) async fn serve(
     api: Option<&CloudHsmApi>,
+    kms: &Kms,
     auth: &Authenticator,
     parts: &Parts,
     body: &[u8],
@@ -75,7 +85,7 @@ pub(crate) async fn serve(
         Some(operation) => operation.to_owned(),
         None => target.to_owned(),
     };
-    match serve_result(api, auth, parts, body, &operation).await {
+    match serve_result(api, kms, auth, parts, body, &operation).await {
         Ok(value) => json_response(&value, request_id),
         Err(error) => {
             match &error {
@@ -94,6 +104,7 @@ pub(crate) async fn serve(
 
 async fn serve_result(
     api: Option<&CloudHsmApi>,
+    kms: &Kms,
     auth: &Authenticator,
     parts: &Parts,
     body: &[u8],
@@ -114,6 +125,8 @@ async fn serve_result(
     };
     if let Some(admin_operation) = operation.strip_prefix(ADMIN_TARGET_PREFIX) {
         let fields = parse_body(body)?;
+        let resource = resource_arn(&caller.namespace, admin_operation, &fields);
+        kms.authorize_identity_action(&caller, &format!("cloudhsm:{admin_operation}"), &resource)?;
         return administer(&api.plane, &caller.namespace, admin_operation, &fields)
             .await
             .map_err(ProtocolError::CloudHsm);
@@ -124,10 +137,41 @@ async fn serve_result(
         )));
     }
     let fields = parse_body(body)?;
+    let resource = resource_arn(&caller.namespace, operation, &fields);
+    kms.authorize_identity_action(&caller, &format!("cloudhsm:{operation}"), &resource)?;
     api.model.validate(operation, &fields)?;
     dispatch(&api.plane, &caller.namespace, operation, &fields)
         .await
         .map_err(ProtocolError::CloudHsm)
+}
+
+/// The resource a request acts on, as IAM policies name it: the ARN of the cluster or backup it names,
+/// or `*` for operations on none (CreateCluster, DescribeClusters, DescribeBackups).
+fn resource_arn(namespace: &Namespace, operation: &str, body: &Map<String, Value>) -> String {
+    let arn = |kind: &str, id: &str| {
+        format!(
+            "arn:aws:cloudhsm:{}:{}:{kind}/{id}",
+            namespace.region.as_str(),
+            namespace.account.as_str()
+        )
+    };
+    let field = |name: &str| body.get(name).and_then(Value::as_str);
+    match operation {
+        "CreateCluster" | "DescribeClusters" | "DescribeBackups" => "*".to_owned(),
+        "TagResource" | "UntagResource" | "ListTags" => match field("ResourceId") {
+            Some(id) if id.starts_with("backup-") => arn("backup", id),
+            Some(id) => arn("cluster", id),
+            None => "*".to_owned(),
+        },
+        "GetResourcePolicy" | "PutResourcePolicy" | "DeleteResourcePolicy" => {
+            field("ResourceArn").unwrap_or("*").to_owned()
+        }
+        _ => match (field("ClusterId"), field("BackupId")) {
+            (Some(id), _) => arn("cluster", id),
+            (None, Some(id)) => arn("backup", id),
+            (None, None) => "*".to_owned(),
+        },
+    }
 }
 
 /// The dispatch table: every CloudHSM v2 operation, in the model's order.

@@ -140,6 +140,7 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
             Ok(bytes) if cloudhsm::is_cloudhsm(&parts.headers) => {
                 let response = cloudhsm::serve(
                     edge.cloudhsm.as_ref(),
+                    &edge.kms,
                     &edge.auth,
                     &parts,
                     &bytes,

@@ -504,6 +504,7 @@ impl Kms {
         caller: &Caller,
         req: CreateCustomKeyStoreRequest,
     ) -> Result<String, Error> {
+        self.authorize_account(caller, "kms:CreateCustomKeyStore")?;
         let records = self.cks_records()?.clone();
         match req.store_type.as_deref() {
             None | Some("AWS_CLOUDHSM") => {}
@@ -598,6 +599,7 @@ impl Kms {
         limit: Option<i64>,
         marker: Option<&str>,
     ) -> Result<Page<CustomKeyStoreInfo>, Error> {
+        self.authorize_account(caller, "kms:DescribeCustomKeyStores")?;
         if id.is_some() && name.is_some() {
             return Err(Error::Validation(
                 "Specify either CustomKeyStoreId or CustomKeyStoreName, not both.".to_owned(),
@@ -632,6 +634,7 @@ impl Kms {
     /// CONNECTING until the attempt ends CONNECTED or FAILED. A CONNECTED or CONNECTING store is left
     /// as it is; a FAILED one must be disconnected first.
     pub async fn connect_custom_key_store(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+        self.authorize_account(caller, "kms:ConnectCustomKeyStore")?;
         let namespace = &caller.namespace;
         let connector = self.connector()?;
         let _writes = self.writes.lock().await;
@@ -714,6 +717,7 @@ impl Kms {
         caller: &Caller,
         id: &str,
     ) -> Result<(), Error> {
+        self.authorize_account(caller, "kms:DisconnectCustomKeyStore")?;
         let connector = self.connector()?;
         let _writes = self.writes.lock().await;
         let _state = connector.connections.state.lock().await;
@@ -744,6 +748,7 @@ impl Kms {
         caller: &Caller,
         req: UpdateCustomKeyStoreRequest,
     ) -> Result<(), Error> {
+        self.authorize_account(caller, "kms:UpdateCustomKeyStore")?;
         let namespace = &caller.namespace;
         let records = self.cks_records()?.clone();
         let _writes = self.writes.lock().await;
@@ -810,6 +815,7 @@ impl Kms {
 
     /// `DeleteCustomKeyStore`: only a DISCONNECTED store without keys.
     pub async fn delete_custom_key_store(&self, caller: &Caller, id: &str) -> Result<(), Error> {
+        self.authorize_account(caller, "kms:DeleteCustomKeyStore")?;
         let namespace = &caller.namespace;
         let records = self.cks_records()?.clone();
         let _writes = self.writes.lock().await;
@@ -1082,6 +1088,63 @@ impl Connector {
     }
 }
 
+impl Kms {
+    /// Decides a request to an API served beside KMS whose actions no resource policy governs (the
+    /// CloudHSM API, which custom key stores stand on) by the caller's identity policies alone, as AWS
+    /// does: `action` (for example `cloudhsm:CreateHsm`) on `resource` (a cluster or backup ARN, or
+    /// `*`). Account roots, and callers IAM does not know (the administrator and `--dev` keys), may do
+    /// everything in their account.
+    pub fn authorize_identity_action(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+    ) -> Result<(), Error> {
+        let Some((identities, principal)) = self
+            .identities
+            .as_ref()
+            .and_then(|ids| ids.principal(&caller.access_key_id).map(|p| (ids, p)))
+        else {
+            return Ok(());
+        };
+        let now = self.clock.now();
+        let mut context = strongroom_policy::MapContext::new();
+        context.insert("aws:CurrentTime", [strongroom_iam::iso8601(now)]);
+        context.insert("aws:EpochTime", [now.as_secs().to_string()]);
+        context.insert("aws:SecureTransport", ["false"]);
+        context.insert(
+            "aws:RequestedRegion",
+            [caller.namespace.region.as_str().to_owned()],
+        );
+        if let Some(ip) = caller.source_ip {
+            context.insert("aws:SourceIp", [ip.to_string()]);
+        }
+        if let Some(vpc) = &caller.source_vpc {
+            context.insert("aws:SourceVpc", [vpc.clone()]);
+        }
+        if let Some(vpce) = &caller.source_vpce {
+            context.insert("aws:SourceVpce", [vpce.clone()]);
+        }
+        let outcome = identities.evaluate_identity(&principal, action, resource, &context);
+        let reason = match (outcome.explicit_deny, outcome.allow) {
+            (true, _) => "with an explicit deny in an identity-based policy".to_owned(),
+            (false, true) => return Ok(()),
+            (false, false) => {
+                format!("because no identity-based policy allows the {action} action")
+            }
+        };
+        // AWS names the resource in the refusal only when the action has one.
+        let on = match resource {
+            "*" => String::new(),
+            resource => format!(" on resource: {resource}"),
+        };
+        Err(Error::AccessDenied(format!(
+            "User: {} is not authorized to perform: {action}{on} {reason}",
+            caller.arn
+        )))
+    }
+}
+
 /// Where a key of a custom key store lives, for DescribeKey.
 #[derive(Debug, Clone)]
 pub struct KeyStoreLocation {
@@ -1317,6 +1380,7 @@ impl Kms {
         id: &str,
         len: usize,
     ) -> Result<Zeroizing<Vec<u8>>, Error> {
+        self.authorize_account(caller, "kms:GenerateRandom")?;
         let store = match &self.custom_key_stores.records {
             Some(records) => records.key_store(&caller.namespace, id).await?,
             None => None,

@@ -1036,3 +1036,128 @@ fn hsm_tables_declare_the_hsms() {
         assert!(refused.is_err(), "{table}");
     }
 }
+
+/// A CloudHSM v2 client signing with `keys`, without retries.
+fn client_as(server: &TestServer, keys: &crate::iam::Keys) -> Client {
+    let credentials = Credentials::new(
+        &keys.access_key_id,
+        &keys.secret,
+        keys.token.clone(),
+        None,
+        "strongroom-it",
+    );
+    let config = aws_sdk_cloudhsmv2::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .endpoint_url(server.endpoint())
+        .retry_config(RetryConfig::disabled())
+        .build();
+    Client::from_conf(config)
+}
+
+/// The CloudHSM API and Strongroom's HSM administration are authorized by identity policies, as AWS
+/// authorizes CloudHSM: `cloudhsm:<Operation>` on the cluster's ARN, or on `*` for the operations that
+/// name no cluster; the refusal is AWS's AccessDeniedException.
+#[tokio::test(flavor = "multi_thread")]
+async fn cloudhsm_operations_need_identity_policies() {
+    use crate::harness::{ACCOUNT, Signer};
+    use crate::iam::{Keys, iam, user_with_key};
+
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let root = client(&server);
+    let mine = create_cluster(&root).await;
+    let other = create_cluster(&root).await;
+    let cluster_arn = |id: &str| format!("arn:aws:cloudhsm:us-east-1:{ACCOUNT}:cluster/{id}");
+
+    let keys = user_with_key(&endpoint, "hsm-admin").await;
+    let as_user = client_as(&server, &keys);
+    let user_arn = format!("arn:aws:iam::{ACCOUNT}:user/hsm-admin");
+    let refused = failure(as_user.describe_clusters().send().await);
+    assert_eq!(
+        (refused.code.as_str(), refused.message.as_str()),
+        (
+            "AccessDeniedException",
+            format!(
+                "User: {user_arn} is not authorized to perform: cloudhsm:DescribeClusters because no \
+                 identity-based policy allows the cloudhsm:DescribeClusters action"
+            )
+            .as_str()
+        )
+    );
+    let refused = failure(as_user.delete_cluster().cluster_id(&mine).send().await);
+    assert_eq!(refused.code, "AccessDeniedException");
+    assert_eq!(
+        refused.message,
+        format!(
+            "User: {user_arn} is not authorized to perform: cloudhsm:DeleteCluster on resource: {} \
+             because no identity-based policy allows the cloudhsm:DeleteCluster action",
+            cluster_arn(&mine)
+        )
+    );
+    let admin_request = |operation: &str, cluster: &str| {
+        (
+            format!("StrongroomHsmAdmin.{operation}"),
+            serde_json::json!({ "ClusterId": cluster }).to_string(),
+        )
+    };
+    let signer = Signer {
+        access_key: &keys.access_key_id,
+        secret: &keys.secret,
+        service: "cloudhsm",
+        ..Signer::dev()
+    };
+    let (target, body) = admin_request("ListUsers", &mine);
+    let (status, response) = server.raw_as(&target, &body, Some(signer)).await;
+    assert_eq!(status, 400, "{response}");
+    assert_eq!(response["__type"], "AccessDeniedException", "{response}");
+    assert_eq!(
+        response["message"],
+        format!(
+            "User: {user_arn} is not authorized to perform: cloudhsm:ListUsers on resource: {} \
+             because no identity-based policy allows the cloudhsm:ListUsers action",
+            cluster_arn(&mine)
+        )
+    );
+
+    // Allowed: listing everything, and tags and users of one cluster only.
+    iam(&endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name("hsm-admin")
+        .policy_name("cloudhsm")
+        .policy_document(format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+            {{"Effect":"Allow","Action":"cloudhsm:DescribeClusters","Resource":"*"}},
+            {{"Effect":"Allow","Action":["cloudhsm:ListTags","cloudhsm:ListUsers"],"Resource":"{}"}}]}}"#,
+            cluster_arn(&mine)
+        ))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let listed = as_user
+        .describe_clusters()
+        .send()
+        .await
+        .expect("DescribeClusters is allowed");
+    assert_eq!(listed.clusters().len(), 2);
+    as_user
+        .list_tags()
+        .resource_id(&mine)
+        .send()
+        .await
+        .expect("ListTags on the allowed cluster");
+    let refused = failure(as_user.list_tags().resource_id(&other).send().await);
+    assert_eq!(refused.code, "AccessDeniedException");
+    assert!(
+        refused.message.contains(&cluster_arn(&other)),
+        "{}",
+        refused.message
+    );
+    let (status, response) = server.raw_as(&target, &body, Some(signer)).await;
+    assert_eq!(status, 200, "ListUsers on the allowed cluster: {response}");
+    let (target, body) = admin_request("ListUsers", &other);
+    let (_, response) = server.raw_as(&target, &body, Some(signer)).await;
+    assert_eq!(response["__type"], "AccessDeniedException", "{response}");
+    server.stop().await;
+}

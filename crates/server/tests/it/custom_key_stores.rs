@@ -1076,3 +1076,173 @@ async fn service_events_until(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// What one custom key store operation (or GenerateRandom from a store) returned for `client`: `Ok`, or
+/// the error code and message.
+async fn store_action(client: &aws_sdk_kms::Client, action: &str) -> Result<(), (String, String)> {
+    const STORE: &str = "cks-0123456789abcdef0";
+    let refused = |failure: crate::harness::Failure| (failure.code, failure.message);
+    match action {
+        "kms:CreateCustomKeyStore" => client
+            .create_custom_key_store()
+            .custom_key_store_name("store")
+            .cloud_hsm_cluster_id("cluster-aaaaaaaaaaa")
+            .trust_anchor_certificate(CustomerCa::new("anchor").pem)
+            .key_store_password(KMSUSER_PASSWORD)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| refused(failure::<(), _, _>(Err(e)))),
+        "kms:DescribeCustomKeyStores" => client
+            .describe_custom_key_stores()
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| refused(failure::<(), _, _>(Err(e)))),
+        "kms:ConnectCustomKeyStore" => client
+            .connect_custom_key_store()
+            .custom_key_store_id(STORE)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| refused(failure::<(), _, _>(Err(e)))),
+        "kms:DisconnectCustomKeyStore" => client
+            .disconnect_custom_key_store()
+            .custom_key_store_id(STORE)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| refused(failure::<(), _, _>(Err(e)))),
+        "kms:UpdateCustomKeyStore" => client
+            .update_custom_key_store()
+            .custom_key_store_id(STORE)
+            .new_custom_key_store_name("renamed")
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| refused(failure::<(), _, _>(Err(e)))),
+        "kms:DeleteCustomKeyStore" => client
+            .delete_custom_key_store()
+            .custom_key_store_id(STORE)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| refused(failure::<(), _, _>(Err(e)))),
+        "kms:GenerateRandom" => client
+            .generate_random()
+            .number_of_bytes(8)
+            .custom_key_store_id(STORE)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| refused(failure::<(), _, _>(Err(e)))),
+        other => panic!("not a custom key store action: {other}"),
+    }
+}
+
+/// The custom key store operations name no key, so identity policies on `*` decide them, as in AWS: an
+/// IAM user without a policy is refused with AWS's wording, one whose policy allows them gets as far as
+/// the store (which does not exist here), and an explicit deny wins. Account roots may do them all.
+#[tokio::test(flavor = "multi_thread")]
+async fn custom_key_store_operations_need_identity_policies() {
+    use crate::iam::{Keys, iam, kms, user_with_key};
+
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let root = server.client();
+    let actions = [
+        (
+            "kms:CreateCustomKeyStore",
+            "CloudHsmClusterNotFoundException",
+        ),
+        ("kms:DescribeCustomKeyStores", ""),
+        (
+            "kms:ConnectCustomKeyStore",
+            "CustomKeyStoreNotFoundException",
+        ),
+        (
+            "kms:DisconnectCustomKeyStore",
+            "CustomKeyStoreNotFoundException",
+        ),
+        (
+            "kms:UpdateCustomKeyStore",
+            "CustomKeyStoreNotFoundException",
+        ),
+        (
+            "kms:DeleteCustomKeyStore",
+            "CustomKeyStoreNotFoundException",
+        ),
+        ("kms:GenerateRandom", "CustomKeyStoreNotFoundException"),
+    ];
+    let past_authorization = |outcome: Result<(), (String, String)>, expected: &str| match outcome {
+        Ok(()) => expected.is_empty(),
+        Err((code, _)) => code == expected,
+    };
+    for (action, expected) in actions {
+        let outcome = store_action(&root, action).await;
+        assert!(
+            past_authorization(outcome.clone(), expected),
+            "the root may {action}: {outcome:?}"
+        );
+    }
+
+    let operator = user_with_key(&endpoint, "hsm-operator").await;
+    let as_operator = kms(&endpoint, &operator);
+    let operator_arn = format!("arn:aws:iam::{}:user/hsm-operator", crate::harness::ACCOUNT);
+    for (action, _) in actions {
+        assert_eq!(
+            store_action(&as_operator, action).await,
+            Err((
+                "AccessDeniedException".to_owned(),
+                format!(
+                    "User: {operator_arn} is not authorized to perform: {action} because no \
+                     identity-based policy allows the {action} action"
+                )
+            ))
+        );
+    }
+    let names: Vec<String> = actions
+        .iter()
+        .map(|(action, _)| format!("\"{action}\""))
+        .collect();
+    let admin = iam(&endpoint, &Keys::dev());
+    admin
+        .put_user_policy()
+        .user_name("hsm-operator")
+        .policy_name("key-stores")
+        .policy_document(format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":[{}],"Resource":"*"}}]}}"#,
+            names.join(",")
+        ))
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    for (action, expected) in actions {
+        let outcome = store_action(&as_operator, action).await;
+        assert!(
+            past_authorization(outcome.clone(), expected),
+            "{action} is allowed: {outcome:?}"
+        );
+    }
+    admin
+        .put_user_policy()
+        .user_name("hsm-operator")
+        .policy_name("no-deleting")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:DeleteCustomKeyStore","Resource":"*"}]}"#,
+        )
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    assert_eq!(
+        store_action(&as_operator, "kms:DeleteCustomKeyStore").await,
+        Err((
+            "AccessDeniedException".to_owned(),
+            format!(
+                "User: {operator_arn} is not authorized to perform: kms:DeleteCustomKeyStore with an \
+                 explicit deny in an identity-based policy"
+            )
+        ))
+    );
+    server.stop().await;
+}
