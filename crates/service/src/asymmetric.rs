@@ -182,6 +182,41 @@ pub struct DataKeyPair {
     pub material_id: KeyMaterialId,
 }
 
+/// Whether generating a key pair of `spec` takes long: RSA key generation searches for primes, which takes
+/// from tens of milliseconds (RSA 2048) to seconds (RSA 4096), with a long tail.
+fn slow_to_generate(spec: KeySpec) -> bool {
+    matches!(spec, KeySpec::Rsa2048 | KeySpec::Rsa3072 | KeySpec::Rsa4096)
+}
+
+/// Fresh material for a new key of `spec` (CreateKey).
+///
+/// RSA generation runs on tokio's blocking pool: on an async worker it would stall every other request
+/// scheduled on that worker (all of them, on a single-threaded runtime) until the primes are found. The
+/// other specs take microseconds and run in place, where a hop to the pool would cost more than it saves.
+pub(crate) async fn generate_material(spec: KeySpec) -> Result<Material, Error> {
+    if !slow_to_generate(spec) {
+        return Ok(Material::generate(spec)?);
+    }
+    Ok(
+        tokio::task::spawn_blocking(move || Material::generate(spec))
+            .await
+            .map_err(Error::internal)??,
+    )
+}
+
+/// A fresh key pair of `spec` (GenerateDataKeyPair), generated off the async workers when that is slow;
+/// see [`generate_material`].
+async fn generate_key_pair(spec: KeySpec) -> Result<PrivateKey, Error> {
+    if !slow_to_generate(spec) {
+        return Ok(PrivateKey::generate(spec)?);
+    }
+    Ok(
+        tokio::task::spawn_blocking(move || PrivateKey::generate(spec))
+            .await
+            .map_err(Error::internal)??,
+    )
+}
+
 fn wrong_usage(key: &LiveKey, operation: &str) -> Error {
     Error::InvalidKeyUsage(format!(
         "{} key usage is {} which is not valid for {operation}.",
@@ -661,7 +696,7 @@ impl Kms {
         if req.dry_run {
             return Err(Error::DryRunOperation);
         }
-        let pair = PrivateKey::generate(pair_spec)?;
+        let pair = generate_key_pair(pair_spec).await?;
         let (private_key_ciphertext, material_id) =
             self.seal_any(&key, &req.context, pair.pkcs8()).await?;
         let private_key_plaintext =

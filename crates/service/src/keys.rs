@@ -234,7 +234,9 @@ impl Kms {
             }
             None => {
                 if origin != Origin::External {
-                    self.add_material(&mut record, None, now)?;
+                    // RSA generation is kept off the async workers (see generate_material).
+                    let material = crate::asymmetric::generate_material(record.key_spec).await?;
+                    self.push_material(&mut record, &material, None, now)?;
                 }
                 self.writes.lock().await
             }

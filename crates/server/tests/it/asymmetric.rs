@@ -2,6 +2,9 @@
 //! Ed25519ph, ML-DSA's EXTERNAL_MU), GetPublicKey, GenerateMac and VerifyMac, DeriveSharedSecret, RSA
 //! Encrypt/Decrypt/ReEncrypt and the data key pairs, with their error paths and key states.
 
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{
@@ -598,6 +601,63 @@ async fn ml_dsa_signs_and_verifies_an_external_mu() {
         refused.message.contains("EXTERNAL_MU"),
         "{}",
         refused.message
+    );
+}
+
+/// The longest pause of a ticker that wakes every 5 ms on the test's runtime while `work` runs, with how
+/// long `work` took.
+async fn longest_stall<F: std::future::Future<Output = ()>>(work: F) -> (Duration, Duration) {
+    let longest = Arc::new(Mutex::new(Duration::ZERO));
+    let ticker = tokio::spawn({
+        let longest = longest.clone();
+        async move {
+            let mut last = Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                let now = Instant::now();
+                let mut longest = longest.lock().unwrap();
+                *longest = (*longest).max(now - last);
+                last = now;
+            }
+        }
+    });
+    let started = Instant::now();
+    work.await;
+    let took = started.elapsed();
+    ticker.abort();
+    let stall = *longest.lock().unwrap();
+    (stall, took)
+}
+
+/// RSA key generation (CreateKey, GenerateDataKeyPair) runs on the blocking pool: on this single-threaded
+/// runtime, which the server shares with the test, generating an RSA 4096 key on the async worker would
+/// stop everything, this ticker included, for the whole generation.
+#[tokio::test(flavor = "current_thread")]
+async fn rsa_key_generation_does_not_stall_the_runtime() {
+    let server = TestServer::start().await;
+    let client = server.client();
+    let (symmetric, _) = create_key(&client, "wraps data key pairs").await;
+    let (stall, took) = longest_stall(async {
+        create(&client, KeySpec::Rsa4096, KeyUsageType::SignVerify).await;
+    })
+    .await;
+    assert!(
+        stall < took / 2,
+        "CreateKey RSA_4096 took {took:?}; the runtime stalled for {stall:?}"
+    );
+    let (stall, took) = longest_stall(async {
+        client
+            .generate_data_key_pair()
+            .key_id(&symmetric)
+            .key_pair_spec(DataKeyPairSpec::Rsa4096)
+            .send()
+            .await
+            .expect("GenerateDataKeyPair RSA_4096");
+    })
+    .await;
+    assert!(
+        stall < took / 2,
+        "GenerateDataKeyPair RSA_4096 took {took:?}; the runtime stalled for {stall:?}"
     );
 }
 
