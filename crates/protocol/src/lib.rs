@@ -34,6 +34,7 @@ use tracing::Instrument;
 
 pub use crate::auth::{Credentials, ON_BEHALF_OF_HEADER, Principal, Regions};
 pub use crate::network::{Cidr, NetworkContext, VpcMapping};
+pub use crate::trail::OnBehalfTrail;
 pub use strongroom_iam::LookupError;
 
 use crate::auth::Authenticator;

@@ -355,3 +355,92 @@ fn user_agent(parts: &Parts) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// Writes the calls Strongroom's components make in process for a caller (Secrets Manager's data
+/// keys, a stack's steps) to the audit trail as that caller's, invoked by the component, as
+/// CloudTrail records the calls AWS services make for you.
+pub struct OnBehalfTrail {
+    audit: Option<AuditLog>,
+}
+
+impl OnBehalfTrail {
+    /// Records into `audit`; `None` when the trail is switched off.
+    pub fn new(audit: Option<AuditLog>) -> OnBehalfTrail {
+        OnBehalfTrail { audit }
+    }
+}
+
+#[async_trait::async_trait]
+impl strongroom_service::on_behalf::OnBehalfCalls for OnBehalfTrail {
+    async fn record(&self, call: strongroom_service::on_behalf::OnBehalfCall) {
+        let Some(audit) = &self.audit else {
+            return;
+        };
+        let event = on_behalf_event(call);
+        if let Err(error) = audit.record(vec![event]).await {
+            tracing::error!("failed to record a call made on a caller's behalf: {error}");
+        }
+    }
+}
+
+/// The CloudTrail record of a call made in process for a caller.
+fn on_behalf_event(call: strongroom_service::on_behalf::OnBehalfCall) -> Event {
+    use strongroom_service::on_behalf::CallParameter;
+
+    let mut user_identity = identity_of(&call.caller);
+    user_identity.invoked_by = Some(call.invoked_by.clone());
+    let caller_account = call.caller.account().as_str().to_owned();
+    let mut parameters = Map::new();
+    for (name, value) in call.parameters {
+        let value = match value {
+            CallParameter::Text(text) => Value::String(text),
+            CallParameter::Number(number) => Value::from(number),
+            CallParameter::Context(context) => Value::Object(
+                context
+                    .pairs()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+                    .collect(),
+            ),
+        };
+        parameters.insert(name.to_owned(), value);
+    }
+    let resources: Vec<Resource> = call
+        .resources
+        .iter()
+        .map(|arn| {
+            // arn:aws:kms:REGION:ACCOUNT:key/ID
+            let account = arn.split(':').nth(4).unwrap_or(&caller_account).to_owned();
+            Resource::kms_key(arn, &account)
+        })
+        .collect();
+    let recipient_account_id = resources
+        .first()
+        .map(|resource| resource.account_id.clone())
+        .unwrap_or_else(|| caller_account.clone());
+    let (error_code, error_message) = match call.error {
+        Some((code, message)) => (Some(code.to_owned()), Some(message)),
+        None => (None, None),
+    };
+    ApiCall {
+        user_identity,
+        event_time: OffsetDateTime::now_utc(),
+        event_source: call.event_source.to_owned(),
+        event_name: call.operation.to_owned(),
+        aws_region: call.caller.namespace.region.as_str().to_owned(),
+        // CloudTrail names the service, not an address, for calls a service makes for you.
+        source_ip: call.invoked_by.clone(),
+        user_agent: call.invoked_by,
+        request_id: None,
+        request_parameters: Value::Object(parameters),
+        response_elements: Value::Null,
+        error_code,
+        error_message,
+        read_only: kms_read_only(call.operation),
+        resources,
+        recipient_account_id,
+        additional_event_data: None,
+        tls_details: None,
+    }
+    .into_event()
+}

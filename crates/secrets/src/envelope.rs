@@ -10,11 +10,15 @@ use std::collections::BTreeMap;
 use strongroom_keystore::{DERIVATION_NONCE_LEN, SymmetricKey};
 use strongroom_service::Caller;
 use strongroom_service::crypto::{DecryptRequest, GenerateDataKeyRequest};
+use strongroom_service::on_behalf::{CallParameter, OnBehalfCall};
 use strongroom_storage::secrets::{SecretKind, SecretValueRecord};
 use strongroom_types::{DataKeySpec, EncryptionContext};
 use zeroize::Zeroizing;
 
 use crate::{Error, SecretValue, SecretsManager};
+
+/// How the audit trail names Secrets Manager when it calls KMS for a caller (`invokedBy`).
+const SECRETS_MANAGER_PRINCIPAL: &str = "secretsmanager.amazonaws.com";
 
 /// The caller as the KMS sees it when Secrets Manager acts for it: `kms:ViaService` names Secrets
 /// Manager in the caller's Region, which also lets the AWS managed key be created on first use.
@@ -88,11 +92,33 @@ impl SecretsManager {
             dry_run: false,
             without_plaintext: false,
         };
-        let data_key = self
+        let parameters = vec![
+            ("keyId", CallParameter::Text(key_ref.to_owned())),
+            (
+                "encryptionContext",
+                CallParameter::Context(request.context.clone()),
+            ),
+            ("keySpec", CallParameter::Text("AES_256".to_owned())),
+        ];
+        let outcome = self
             .kms
             .generate_data_key(&through_secrets_manager(caller), request)
-            .await
-            .map_err(|e| kms_failure(e, true))?;
+            .await;
+        let resources = match &outcome {
+            Ok(data_key) => vec![data_key.key_arn.clone()],
+            Err(_) => Vec::new(),
+        };
+        self.kms
+            .record_on_behalf(OnBehalfCall::kms(
+                caller,
+                SECRETS_MANAGER_PRINCIPAL,
+                "GenerateDataKey",
+                parameters,
+                resources,
+                &outcome,
+            ))
+            .await;
+        let data_key = outcome.map_err(|e| kms_failure(e, true))?;
         let sealer = SymmetricKey::from_bytes(&data_key.plaintext).map_err(Error::internal)?;
         let kind = value.kind();
         let (nonce, ciphertext) = sealer
@@ -123,11 +149,31 @@ impl SecretsManager {
             key_id: Some(record.key_arn.clone()),
             ..DecryptRequest::default()
         };
-        let data_key = self
+        let parameters = vec![
+            (
+                "encryptionContext",
+                CallParameter::Context(request.context.clone()),
+            ),
+            (
+                "encryptionAlgorithm",
+                CallParameter::Text("SYMMETRIC_DEFAULT".to_owned()),
+            ),
+        ];
+        let outcome = self
             .kms
             .decrypt(&through_secrets_manager(caller), request)
-            .await
-            .map_err(|e| kms_failure(e, false))?;
+            .await;
+        self.kms
+            .record_on_behalf(OnBehalfCall::kms(
+                caller,
+                SECRETS_MANAGER_PRINCIPAL,
+                "Decrypt",
+                parameters,
+                vec![record.key_arn.clone()],
+                &outcome,
+            ))
+            .await;
+        let data_key = outcome.map_err(|e| kms_failure(e, false))?;
         let opener = SymmetricKey::from_bytes(&data_key.plaintext).map_err(Error::internal)?;
         let Some((nonce, ciphertext)) = record.sealed.split_first_chunk::<DERIVATION_NONCE_LEN>()
         else {

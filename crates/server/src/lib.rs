@@ -192,7 +192,10 @@ impl Server {
                     store,
                     Arc::new(hsm_clusters::ControlPlaneClusters(cloudhsm.clone(), events)),
                 )
-                .with_regions(config.regions.clone()),
+                .with_regions(config.regions.clone())
+                .with_on_behalf_calls(Arc::new(strongroom_protocol::OnBehalfTrail::new(
+                    (!config.dangerous_disable_audit).then(|| audit.clone()),
+                ))),
         );
         kms.start_key_usage_tracking()
             .await

@@ -23,6 +23,7 @@ mod keyring;
 pub mod keys;
 pub mod last_usage;
 pub mod multi_region;
+pub mod on_behalf;
 mod pagination;
 pub mod rotation;
 pub mod seed;
@@ -109,6 +110,8 @@ pub struct Kms {
     multi_region: multi_region::MultiRegion,
     /// Each key's last cryptographic use, kept in memory between writes to storage.
     last_usage: last_usage::UsageTracker,
+    /// Where calls made in process for a caller are reported (the audit trail).
+    on_behalf: Arc<dyn on_behalf::OnBehalfCalls>,
 }
 
 impl Kms {
@@ -125,7 +128,19 @@ impl Kms {
             custom_key_stores: Default::default(),
             multi_region: Default::default(),
             last_usage: Default::default(),
+            on_behalf: Arc::new(on_behalf::NoOnBehalfCalls),
         }
+    }
+
+    /// Sends the calls Strongroom's components make for a caller (see [`on_behalf`]) to `calls`.
+    pub fn with_on_behalf_calls(mut self, calls: Arc<dyn on_behalf::OnBehalfCalls>) -> Kms {
+        self.on_behalf = calls;
+        self
+    }
+
+    /// Records a call a component made in process for a caller, once it is durable.
+    pub async fn record_on_behalf(&self, call: on_behalf::OnBehalfCall) {
+        self.on_behalf.record(call).await;
     }
 
     /// Reports automatic rotations and deletions to `events` (the server sends them to the audit trail).

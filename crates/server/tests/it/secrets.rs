@@ -929,6 +929,63 @@ async fn secrets_are_recorded_in_the_audit_trail_without_values() {
             .iter()
             .any(|r| r["errorCode"] == "ResourceNotFoundException")
     );
+
+    // The KMS calls Secrets Manager made for the caller are the caller's, invoked by Secrets
+    // Manager, as CloudTrail records them: GenerateDataKey when the value was stored, Decrypt when
+    // it was read, each naming the secret in its encryption context and the key it used.
+    let arn = sm
+        .describe_secret()
+        .secret_id("audited")
+        .send()
+        .await
+        .expect("describe")
+        .arn
+        .expect("an ARN");
+    let body = json!({"LookupAttributes": [
+        {"AttributeKey": "EventSource", "AttributeValue": "kms.amazonaws.com"}
+    ]});
+    let signer = Signer {
+        service: "cloudtrail",
+        ..Signer::dev()
+    };
+    let (status, response) = server
+        .raw_as(
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+            &body.to_string(),
+            Some(signer),
+        )
+        .await;
+    assert_eq!(status, 200, "{response}");
+    assert!(!response.to_string().contains(marker));
+    let kms_records: Vec<Value> = response["Events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|entry| {
+            serde_json::from_str(entry["CloudTrailEvent"].as_str().expect("a record"))
+                .expect("JSON")
+        })
+        .filter(|r: &Value| r["userIdentity"]["invokedBy"] == "secretsmanager.amazonaws.com")
+        .collect();
+    for operation in ["GenerateDataKey", "Decrypt"] {
+        let record = kms_records
+            .iter()
+            .find(|r| r["eventName"] == operation)
+            .unwrap_or_else(|| panic!("no {operation} on the caller's behalf: {kms_records:?}"));
+        assert_eq!(record["userIdentity"]["accountId"], "111122223333");
+        assert_eq!(record["sourceIPAddress"], "secretsmanager.amazonaws.com");
+        assert_eq!(
+            record["requestParameters"]["encryptionContext"]["SecretARN"],
+            arn.as_str(),
+            "{record}"
+        );
+        assert!(record["errorCode"].is_null(), "{record}");
+        let key_arn = record["resources"][0]["ARN"].as_str().expect("the key");
+        assert!(
+            key_arn.starts_with("arn:aws:kms:us-east-1:111122223333:key/"),
+            "{record}"
+        );
+    }
     server.stop().await;
 }
 
