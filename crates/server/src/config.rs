@@ -41,6 +41,9 @@ pub struct Config {
     pub dangerous_disable_audit: bool,
     /// The HSMs the CloudHSM control plane may put in clusters (`[[hsm]]` tables); none by default.
     pub hsms: Vec<HsmConfig>,
+    /// Where the default key store's root key lives: `root.key` in the data directory, or a PKCS#11
+    /// token (`[root_key]`).
+    pub root_key: RootKeyConfig,
     /// The PKCS#11 modules the HSMs are loaded from, loaded on first use; tests running the server in
     /// their own process pass the set they already loaded, to inspect tokens and inject faults.
     pub hsm_modules: ModuleSet,
@@ -49,6 +52,34 @@ pub struct Config {
     /// Services that call on behalf of callers (`kms:ViaService`), with their own credentials.
     pub service_principals: Vec<ServicePrincipal>,
 }
+
+/// Where the root key of the default key store lives; it wraps every key's material at rest, and the
+/// secrets IAM and the server keep.
+#[derive(Debug, Clone, Default)]
+pub enum RootKeyConfig {
+    /// A random 256-bit key in `root.key` in the data directory (mode 0600), made on first start.
+    #[default]
+    File,
+    /// An AES-256 key inside a PKCS#11 token, made there on first start and never extractable: key
+    /// material is wrapped and unwrapped inside the token.
+    Pkcs11(Pkcs11RootKey),
+}
+
+/// A root key in a PKCS#11 token, from a `[root_key]` table.
+#[derive(Debug, Clone)]
+pub struct Pkcs11RootKey {
+    /// The PKCS#11 library.
+    pub module: PathBuf,
+    /// The token's label.
+    pub token_label: String,
+    /// Where the PIN of the token's user (`CKU_USER`) is read from; never the configuration itself.
+    pub user_pin: SecretSource,
+    /// The label of the root key on the token.
+    pub key_label: String,
+}
+
+/// The label the root key gets on its token when `[root_key]` does not say.
+pub const DEFAULT_ROOT_KEY_LABEL: &str = "strongroom-root-key";
 
 /// A service allowed to call on behalf of other principals, such as an operator's own `s3`-like service.
 #[derive(Debug, Clone)]
@@ -103,6 +134,24 @@ pub struct ConfigFile {
     pub service_principal: Option<Vec<ServicePrincipalTable>>,
     /// Proxies (address ranges) whose `X-Forwarded-For` header names the client for `aws:SourceIp`.
     pub trusted_proxies: Option<Vec<String>>,
+    /// `[root_key]`: the root key in a PKCS#11 token instead of `root.key`.
+    pub root_key: Option<RootKeyTable>,
+}
+
+/// The `[root_key]` table: a PKCS#11 token whose user PIN comes from a file or the environment.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootKeyTable {
+    /// The PKCS#11 library, relative to the configuration file.
+    pub module: PathBuf,
+    /// The token's label.
+    pub token_label: String,
+    /// A file holding the token's user PIN, relative to the configuration file.
+    pub user_pin_file: Option<PathBuf>,
+    /// An environment variable holding the token's user PIN.
+    pub user_pin_env: Option<String>,
+    /// The root key's label on the token; `strongroom-root-key` when absent.
+    pub key_label: Option<String>,
 }
 
 /// One `[[hsm]]` table: a PKCS#11 token the CloudHSM control plane may assign to a cluster.
@@ -139,6 +188,10 @@ impl ConfigFile {
         for hsm in file.hsm.iter_mut().flatten() {
             hsm.module = base.join(&hsm.module);
             hsm.so_pin_file = hsm.so_pin_file.as_ref().map(|pin| base.join(pin));
+        }
+        if let Some(root_key) = file.root_key.as_mut() {
+            root_key.module = base.join(&root_key.module);
+            root_key.user_pin_file = root_key.user_pin_file.as_ref().map(|pin| base.join(pin));
         }
         Ok(file)
     }
@@ -254,8 +307,13 @@ impl Config {
             .into_iter()
             .map(hsm_config)
             .collect::<anyhow::Result<Vec<HsmConfig>>>()?;
+        let root_key = match file.root_key {
+            None => RootKeyConfig::File,
+            Some(table) => RootKeyConfig::Pkcs11(root_key_config(table)?),
+        };
         Ok(Config {
             hsms,
+            root_key,
             hsm_modules: ModuleSet::new(),
             network,
             service_principals,
@@ -295,5 +353,29 @@ fn hsm_config(table: HsmTable) -> anyhow::Result<HsmConfig> {
         token_label: table.token_label,
         availability_zone: table.availability_zone,
         so_pin,
+    })
+}
+
+/// Checks the `[root_key]` table: exactly one source for the user PIN, which is never written inline.
+fn root_key_config(table: RootKeyTable) -> anyhow::Result<Pkcs11RootKey> {
+    let user_pin = match (table.user_pin_file, table.user_pin_env) {
+        (Some(file), None) => SecretSource::File(file),
+        (None, Some(variable)) => SecretSource::Env(variable),
+        _ => anyhow::bail!(
+            "[root_key] with token_label '{}' needs exactly one of user_pin_file and user_pin_env",
+            table.token_label
+        ),
+    };
+    let key_label = table
+        .key_label
+        .unwrap_or_else(|| DEFAULT_ROOT_KEY_LABEL.to_owned());
+    if key_label.is_empty() {
+        anyhow::bail!("[root_key] key_label must not be empty");
+    }
+    Ok(Pkcs11RootKey {
+        module: table.module,
+        token_label: table.token_label,
+        user_pin,
+        key_label,
     })
 }

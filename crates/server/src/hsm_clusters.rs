@@ -1,16 +1,20 @@
 //! The CloudHSM control plane as the KMS service's [`HsmClusters`]: custom key stores describe
 //! clusters through it and connect to them as `kmsuser` over PKCS#11. Each connection probes its HSMs
 //! in the background and reports HSMs leaving and rejoining service to the audit trail.
+//!
+//! Also the default key store's root key, when the configuration puts it in a PKCS#11 token.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use async_trait::async_trait;
 use strongroom_cloudhsm::{ClusterState, ControlPlane, HsmState};
+use strongroom_keystore::{FileRootKey, RootKey};
 use strongroom_keystore_pkcs11::{
-    Cluster, ClusterOptions, Error as HsmErr, HealthMonitor, HsmEvents, HsmState as Pkcs11HsmState,
-    Pin, Sealed,
+    Cluster, ClusterOptions, Error as HsmErr, HealthMonitor, HsmConfig, HsmEvents, HsmRootKey,
+    HsmState as Pkcs11HsmState, Pin, Sealed,
 };
 use strongroom_service::Error;
 use strongroom_service::custom_key_stores::{
@@ -19,6 +23,7 @@ use strongroom_service::custom_key_stores::{
 use strongroom_types::Namespace;
 use zeroize::Zeroizing;
 
+use crate::config::{Config, RootKeyConfig};
 use crate::service_events::{AuditedServiceEvents, HsmStateChange};
 
 /// The control plane, seen by the service, with the audit trail that hears of HSM state changes.
@@ -278,4 +283,105 @@ impl ConnectedCluster for Pkcs11Connected {
             Err(e) => Err(hsm_error(e)),
         }
     }
+}
+
+/// File name, in the data directory, recording that the root key is in a PKCS#11 token (and which),
+/// so that the data directory is never opened with another root key.
+pub(crate) const PKCS11_ROOT_KEY_MARKER: &str = "root-key.pkcs11";
+
+/// The default key store's root key as `config` says: `root.key` in the data directory, or an AES key
+/// inside a PKCS#11 token, logged in as the token's user for the life of the server.
+///
+/// A data directory keeps the kind of root key it started with: everything at rest is wrapped by it,
+/// and Strongroom does not re-wrap, so switching is refused with a message saying why.
+pub(crate) async fn open_root_key(config: &Config) -> anyhow::Result<Arc<dyn RootKey>> {
+    let file = config.data_dir.join(crate::ROOT_KEY_FILE);
+    let marker = config.data_dir.join(PKCS11_ROOT_KEY_MARKER);
+    let token = match &config.root_key {
+        RootKeyConfig::File => {
+            if marker.exists() {
+                anyhow::bail!(
+                    "the root key of data directory {} is in a PKCS#11 token ({}): configure that token in \
+                     [root_key]; Strongroom cannot read this data directory without it",
+                    config.data_dir.display(),
+                    marker.display()
+                );
+            }
+            return Ok(Arc::new(FileRootKey::open_or_create(&file)?));
+        }
+        RootKeyConfig::Pkcs11(token) => token,
+    };
+    let identity = format!(
+        "module = {}\ntoken_label = {}\nkey_label = {}\n",
+        token.module.display(),
+        token.token_label,
+        token.key_label
+    );
+    if file.exists() {
+        anyhow::bail!(
+            "data directory {} already keeps its keys under {}: a root key in a PKCS#11 token is for a new \
+             data directory (Strongroom does not re-wrap existing keys)",
+            config.data_dir.display(),
+            file.display()
+        );
+    }
+    match std::fs::read_to_string(&marker) {
+        Ok(recorded)
+            if recorded.lines().nth(1) != identity.lines().nth(1)
+                || recorded.lines().nth(2) != identity.lines().nth(2) =>
+        {
+            anyhow::bail!(
+                "data directory {} keeps its keys under another PKCS#11 root key ({}): \n{recorded}",
+                config.data_dir.display(),
+                marker.display()
+            );
+        }
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => {
+            return Err(e).with_context(|| format!("read {}", marker.display()));
+        }
+    }
+    let hsm = HsmConfig {
+        id: token.token_label.clone(),
+        module: token.module.clone(),
+        token_label: token.token_label.clone(),
+        availability_zone: "root-key".to_owned(),
+        // The root key never needs the Security Officer; the user's PIN source stands in.
+        so_pin: token.user_pin.clone(),
+    };
+    let options = ClusterOptions {
+        // One token: a key on it is a key everywhere.
+        key_availability_quorum: 1,
+        probe_interval: PROBE_INTERVAL,
+        ..ClusterOptions::default()
+    };
+    let (modules, user_pin, key_label) = (
+        config.hsm_modules.clone(),
+        token.user_pin.clone(),
+        token.key_label.clone(),
+    );
+    let root_key = tokio::task::spawn_blocking(move || -> anyhow::Result<HsmRootKey> {
+        let pin = user_pin
+            .load()
+            .context("read the root key token's user PIN")?;
+        let cluster = Arc::new(
+            Cluster::open(&[hsm], &modules, options).context("open the root key's token")?,
+        );
+        cluster
+            .login_crypto_user(&pin)
+            .context("log in to the root key's token as its user")?;
+        HsmRootKey::open(cluster, &key_label).context("find or make the root key in its token")
+    })
+    .await
+    .context("open the root key's token")??;
+    if !marker.exists() {
+        std::fs::write(&marker, identity).with_context(|| format!("write {}", marker.display()))?;
+    }
+    tracing::info!(
+        token = %token.token_label,
+        key = %token.key_label,
+        "the root key is in a PKCS#11 token"
+    );
+    Ok(Arc::new(root_key))
 }

@@ -14,14 +14,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use strongroom_iam::Identities;
-use strongroom_keystore::FileRootKey;
+use strongroom_keystore::{FileRootKey, RootKey};
 use strongroom_protocol::Regions;
 use strongroom_service::{Clock, Kms};
 use strongroom_storage::sqlite::SqliteStore;
 use strongroom_types::AccountId;
 use zeroize::Zeroizing;
 
-pub use crate::config::{Config, ConfigFile, DEFAULT_LISTEN, Overrides, ServicePrincipal};
+pub use crate::config::{
+    Config, ConfigFile, DEFAULT_LISTEN, DEFAULT_ROOT_KEY_LABEL, Overrides, Pkcs11RootKey,
+    RootKeyConfig, ServicePrincipal,
+};
 pub use crate::credentials::{ADMIN_CREDENTIALS_FILE, DEV_ACCESS_KEY};
 
 /// File name of the root key in the data directory.
@@ -60,7 +63,15 @@ pub async fn create_account(
 ) -> anyhow::Result<(String, Zeroizing<String>)> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("create the data directory {}", data_dir.display()))?;
-    let root_key = Arc::new(FileRootKey::open_or_create(&data_dir.join(ROOT_KEY_FILE))?);
+    if data_dir.join(hsm_clusters::PKCS11_ROOT_KEY_MARKER).exists() {
+        anyhow::bail!(
+            "the root key of {} is in a PKCS#11 token: create the account's keys through the running server's \
+             IAM API instead",
+            data_dir.display()
+        );
+    }
+    let root_key: Arc<dyn RootKey> =
+        Arc::new(FileRootKey::open_or_create(&data_dir.join(ROOT_KEY_FILE))?);
     let store = Arc::new(SqliteStore::open(&data_dir.join(DATABASE_FILE))?);
     let identities =
         load_identities(&store, &root_key, Arc::new(strongroom_service::SystemClock)).await?;
@@ -73,7 +84,7 @@ pub async fn create_account(
 
 async fn load_identities(
     store: &Arc<SqliteStore>,
-    root_key: &Arc<FileRootKey>,
+    root_key: &Arc<dyn RootKey>,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Identities> {
     let now: strongroom_iam::Clock = Arc::new(move || clock.now());
@@ -133,9 +144,7 @@ impl Server {
     ) -> anyhow::Result<Server> {
         std::fs::create_dir_all(&config.data_dir)
             .with_context(|| format!("create the data directory {}", config.data_dir.display()))?;
-        let root_key = Arc::new(FileRootKey::open_or_create(
-            &config.data_dir.join(ROOT_KEY_FILE),
-        )?);
+        let root_key = hsm_clusters::open_root_key(&config).await?;
         let store = Arc::new(SqliteStore::open(&config.data_dir.join(DATABASE_FILE))?);
         let identities = Arc::new(load_identities(&store, &root_key, clock.clone()).await?);
         let (credentials, created) = credentials::load(

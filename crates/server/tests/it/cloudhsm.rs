@@ -30,8 +30,9 @@ use rcgen::{
 use strongroom_keystore_pkcs11::{
     Cluster as Pkcs11Cluster, ClusterOptions, HsmConfig, ModuleSet, Pin, SecretSource,
 };
+use strongroom_server::{Config, DEFAULT_ROOT_KEY_LABEL, Pkcs11RootKey, RootKeyConfig};
 
-use crate::harness::{TestServer, failure};
+use crate::harness::{TestServer, create_key, decrypt, encrypt, failure};
 
 /// Where Debian's `softhsm2` package puts the module; `cargo xtask ci` installs it.
 pub(crate) const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -158,8 +159,6 @@ impl SoftHsm {
         dirs
     }
 
-    /// A server over the declared HSMs, loading SoftHSM through this process's module set, so that the
-    /// test can inspect the tokens and inject faults into them.
     /// The directory of the token labelled `label`: SoftHSM names token directories by UUID and keeps
     /// the label, padded to 32 bytes, in each one's `token.object`.
     pub(crate) fn token_dir(&self, label: &str) -> PathBuf {
@@ -176,12 +175,20 @@ impl SoftHsm {
             .unwrap_or_else(|| panic!("no token directory holds token {label}"))
     }
 
+    /// A server over the declared HSMs, loading SoftHSM through this process's module set, so that the
+    /// test can inspect the tokens and inject faults into them.
     pub(crate) async fn server(&self) -> TestServer {
+        self.server_with(|_| {}).await
+    }
+
+    /// Like [`SoftHsm::server`], after `configure` has adjusted the configuration.
+    pub(crate) async fn server_with(&self, configure: impl FnOnce(&mut Config)) -> TestServer {
         let hsms = self.hsms.clone();
         let modules = self.modules.clone();
         TestServer::start_in(&self.data_dir, move |config| {
             config.hsms = hsms;
             config.hsm_modules = modules;
+            configure(config);
         })
         .await
     }
@@ -1037,6 +1044,52 @@ fn hsm_tables_declare_the_hsms() {
     }
 }
 
+#[test]
+fn a_root_key_table_puts_the_root_key_in_a_token() {
+    let dir = crate::harness::TempDir::new("root-key-config");
+    let path = dir.path().join("strongroom.toml");
+    let load = |text: &str| {
+        std::fs::write(&path, text).expect("write the configuration");
+        strongroom_server::ConfigFile::load(&path).and_then(|file| {
+            strongroom_server::Config::build(file, strongroom_server::Overrides::default())
+        })
+    };
+    let config = load("").expect("an empty configuration is valid");
+    assert!(matches!(config.root_key, RootKeyConfig::File));
+    let config = load(&format!(
+        "[root_key]\nmodule = \"{SOFTHSM}\"\ntoken_label = \"root\"\nuser_pin_file = \"secrets/root.pin\"\n"
+    ))
+    .expect("the configuration is valid");
+    let RootKeyConfig::Pkcs11(token) = config.root_key else {
+        panic!("the root key is in a token: {:?}", config.root_key);
+    };
+    assert_eq!(token.module, PathBuf::from(SOFTHSM));
+    assert_eq!(token.token_label, "root");
+    assert_eq!(
+        token.user_pin,
+        SecretSource::File(dir.path().join("secrets/root.pin")),
+        "paths are relative to the configuration file"
+    );
+    assert_eq!(token.key_label, DEFAULT_ROOT_KEY_LABEL);
+    let config = load(
+        "[root_key]\nmodule = \"p11.so\"\ntoken_label = \"root\"\nuser_pin_env = \"ROOT_PIN\"\nkey_label = \"k\"\n",
+    )
+    .expect("the configuration is valid");
+    let RootKeyConfig::Pkcs11(token) = config.root_key else {
+        panic!("the root key is in a token");
+    };
+    assert_eq!(token.user_pin, SecretSource::Env("ROOT_PIN".to_owned()));
+    assert_eq!(token.key_label, "k");
+    // The user PIN comes from exactly one place, never from the file itself.
+    for table in [
+        "[root_key]\nmodule = \"m.so\"\ntoken_label = \"t\"\n",
+        "[root_key]\nmodule = \"m.so\"\ntoken_label = \"t\"\nuser_pin_env = \"A\"\nuser_pin_file = \"b\"\n",
+        "[root_key]\nmodule = \"m.so\"\ntoken_label = \"t\"\nuser_pin = \"1234\"\n",
+    ] {
+        assert!(load(table).is_err(), "{table}");
+    }
+}
+
 /// A CloudHSM v2 client signing with `keys`, without retries.
 fn client_as(server: &TestServer, keys: &crate::iam::Keys) -> Client {
     let credentials = Credentials::new(
@@ -1160,4 +1213,98 @@ async fn cloudhsm_operations_need_identity_policies() {
     let (_, response) = server.raw_as(&target, &body, Some(signer)).await;
     assert_eq!(response["__type"], "AccessDeniedException", "{response}");
     server.stop().await;
+}
+
+#[test]
+fn the_default_key_stores_root_key_can_live_in_a_pkcs11_token() {
+    with_softhsm(
+        "cloudhsm::the_default_key_stores_root_key_can_live_in_a_pkcs11_token",
+        root_key_in_a_token,
+    );
+}
+
+async fn root_key_in_a_token(softhsm: SoftHsm) {
+    const ROOT_PIN: &str = "root-user-Passw0rd";
+    // The operator gives the token a user PIN, as `softhsm2-util --init-token --pin` would.
+    let token = Pkcs11Cluster::open(
+        &softhsm.hsms[3..4],
+        &softhsm.modules,
+        ClusterOptions::default(),
+    )
+    .expect("open hsm-d");
+    token
+        .create_crypto_user(&Pin::new(ROOT_PIN.to_owned()))
+        .expect("set hsm-d's user PIN");
+    drop(token);
+    let pin_file = softhsm.dir.join("root.pin");
+    std::fs::write(&pin_file, format!("{ROOT_PIN}\n")).expect("write the user PIN");
+    let root_key = RootKeyConfig::Pkcs11(Pkcs11RootKey {
+        module: PathBuf::from(SOFTHSM),
+        token_label: "hsm-d".to_owned(),
+        user_pin: SecretSource::File(pin_file),
+        key_label: DEFAULT_ROOT_KEY_LABEL.to_owned(),
+    });
+
+    let server = softhsm
+        .server_with(|config| config.root_key = root_key.clone())
+        .await;
+    let kms = server.client();
+    let (key_id, _) = create_key(&kms, "wrapped inside the token").await;
+    let ciphertext = encrypt(&kms, &key_id, b"under a root key in an HSM", &[]).await;
+    assert_eq!(
+        decrypt(&kms, &ciphertext, &[]).await,
+        b"under a root key in an HSM"
+    );
+    server.stop().await;
+    assert!(
+        !softhsm
+            .data_dir
+            .join(strongroom_server::ROOT_KEY_FILE)
+            .exists(),
+        "no root key file is made"
+    );
+
+    // The root key is an AES key on the token, and the key material in the database opens only there.
+    let token = Pkcs11Cluster::open(
+        &softhsm.hsms[3..4],
+        &softhsm.modules,
+        ClusterOptions::default(),
+    )
+    .expect("open hsm-d");
+    token
+        .login_crypto_user(&Pin::new(ROOT_PIN.to_owned()))
+        .expect("log in to hsm-d");
+    let found = token.key_exists(DEFAULT_ROOT_KEY_LABEL);
+    assert!(
+        matches!(found.as_slice(), [answer] if matches!(answer.result, Ok(true))),
+        "{found:?}"
+    );
+    token.logout_crypto_user();
+    drop(token);
+    let server = softhsm
+        .server_with(|config| config.root_key = root_key.clone())
+        .await;
+    let kms = server.client();
+    assert_eq!(
+        decrypt(&kms, &ciphertext, &[]).await,
+        b"under a root key in an HSM",
+        "after a restart, keys unwrap inside the token"
+    );
+    server.stop().await;
+
+    // The data directory cannot be opened without its token, nor an existing one moved into a token.
+    let refused = TestServer::start_failure(&softhsm.data_dir, |_| {}).await;
+    assert!(refused.contains("PKCS#11 token"), "{refused}");
+    let other = crate::harness::TempDir::new("file-root-key");
+    TestServer::start_in(other.path(), |_| {})
+        .await
+        .stop()
+        .await;
+    let modules = softhsm.modules.clone();
+    let refused = TestServer::start_failure(other.path(), |config| {
+        config.root_key = root_key.clone();
+        config.hsm_modules = modules;
+    })
+    .await;
+    assert!(refused.contains("does not re-wrap"), "{refused}");
 }
