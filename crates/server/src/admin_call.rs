@@ -14,16 +14,27 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use zeroize::Zeroizing;
 
-/// Where a command sends its requests, and whose credentials sign them.
-pub(crate) struct Server<'a> {
-    /// The server's URL; only `http://` is supported.
-    pub(crate) endpoint: &'a str,
-    /// The Region the request is signed for.
-    pub(crate) region: &'a str,
-    /// The access key id that signs.
-    pub(crate) access_key_id: &'a str,
-    /// Its secret.
-    pub(crate) secret_access_key: &'a str,
+/// Where a command sends its requests, and whose credentials sign them: the options every command
+/// that talks to a running server shares.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Server {
+    /// The server's URL (http only: run the command on the server's host or over a trusted network).
+    #[arg(long, default_value = "http://127.0.0.1:9444")]
+    pub(crate) endpoint: String,
+    /// The Region to sign requests for.
+    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
+    pub(crate) region: String,
+    /// Access key id to sign with.
+    #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "test")]
+    pub(crate) access_key_id: String,
+    /// Secret access key to sign with.
+    #[arg(
+        long,
+        env = "AWS_SECRET_ACCESS_KEY",
+        default_value = "test",
+        hide_env_values = true
+    )]
+    pub(crate) secret_access_key: String,
 }
 
 /// Sends `body` as the operation `target` (`Prefix.Operation`), signed for `service`, and returns
@@ -31,7 +42,7 @@ pub(crate) struct Server<'a> {
 ///
 /// The request body is wiped after sending: administration requests carry passwords.
 pub(crate) async fn call(
-    server: &Server<'_>,
+    server: &Server,
     service: &str,
     target: &str,
     body: &Value,
@@ -63,9 +74,9 @@ pub(crate) async fn call(
         &Uri::from_static("/"),
         &mut headers,
         &payload,
-        server.access_key_id,
-        server.secret_access_key,
-        server.region,
+        &server.access_key_id,
+        &server.secret_access_key,
+        &server.region,
         service,
         SystemTime::now(),
     );

@@ -85,23 +85,8 @@ pub(crate) enum HsmCommand {
 /// Which server and cluster, and whose credentials.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Target {
-    /// The server's URL (http only: run the command on the server's host or over a trusted network).
-    #[arg(long, default_value = "http://127.0.0.1:9444")]
-    endpoint: String,
-    /// The Region of the cluster.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
-    /// Access key id of the cluster's account.
-    #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "test")]
-    access_key_id: String,
-    /// Secret access key.
-    #[arg(
-        long,
-        env = "AWS_SECRET_ACCESS_KEY",
-        default_value = "test",
-        hide_env_values = true
-    )]
-    secret_access_key: String,
+    #[command(flatten)]
+    server: crate::admin_call::Server,
     /// The cluster (cluster-...).
     #[arg(long, value_name = "ID")]
     cluster: String,
@@ -220,14 +205,8 @@ fn secret(path: &Path) -> anyhow::Result<Zeroizing<String>> {
 
 /// Sends one signed request to the server (see [`crate::admin_call`]).
 async fn call(target: &Target, operation: &str, body: &Value) -> anyhow::Result<Value> {
-    let server = crate::admin_call::Server {
-        endpoint: &target.endpoint,
-        region: &target.region,
-        access_key_id: &target.access_key_id,
-        secret_access_key: &target.secret_access_key,
-    };
     crate::admin_call::call(
-        &server,
+        &target.server,
         "cloudhsm",
         &format!("{ADMIN_TARGET_PREFIX}{operation}"),
         body,

@@ -93,29 +93,14 @@ struct VerifyArgs {
 
 #[derive(Debug, clap::Args)]
 struct BenchArgs {
-    /// The server's URL.
-    #[arg(long, default_value = "http://127.0.0.1:9444")]
-    endpoint: String,
+    #[command(flatten)]
+    server: admin_call::Server,
     /// Concurrent keep-alive connections.
     #[arg(long, default_value_t = 32)]
     connections: usize,
     /// Seconds each phase runs.
     #[arg(long, default_value_t = 10)]
     duration: u64,
-    /// Region to sign requests for.
-    #[arg(long, default_value = "us-east-1")]
-    region: String,
-    /// Access key id to sign with.
-    #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "test")]
-    access_key_id: String,
-    /// Secret access key to sign with.
-    #[arg(
-        long,
-        env = "AWS_SECRET_ACCESS_KEY",
-        default_value = "test",
-        hide_env_values = true
-    )]
-    secret_access_key: String,
     /// A symmetric key to use; by default the benchmark creates one.
     #[arg(long)]
     key_id: Option<String>,
@@ -217,12 +202,12 @@ async fn create_account(args: AccountCreateArgs) -> anyhow::Result<()> {
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let options = strongroom_bench::BenchOptions {
-        endpoint: args.endpoint,
+        endpoint: args.server.endpoint,
         connections: args.connections,
         duration: std::time::Duration::from_secs(args.duration),
-        region: args.region,
-        access_key_id: args.access_key_id,
-        secret_access_key: args.secret_access_key,
+        region: args.server.region,
+        access_key_id: args.server.access_key_id,
+        secret_access_key: args.server.secret_access_key,
         key_id: args.key_id,
         asymmetric: args.asymmetric,
     };

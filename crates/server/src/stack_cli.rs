@@ -87,23 +87,9 @@ pub(crate) enum StackCommand {
 /// Which server, and whose credentials.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Target {
-    /// The server's URL (http only: run the command on the server's host or over a trusted network).
-    #[arg(long, default_value = "http://127.0.0.1:9444")]
-    endpoint: String,
-    /// The Region of the stack.
-    #[arg(long, env = "AWS_DEFAULT_REGION", default_value = "us-east-1")]
-    region: String,
-    /// Access key id; the stack's steps run as this principal.
-    #[arg(long, env = "AWS_ACCESS_KEY_ID", default_value = "test")]
-    access_key_id: String,
-    /// Secret access key.
-    #[arg(
-        long,
-        env = "AWS_SECRET_ACCESS_KEY",
-        default_value = "test",
-        hide_env_values = true
-    )]
-    secret_access_key: String,
+    /// The server, and the principal the stack's steps run as.
+    #[command(flatten)]
+    server: crate::admin_call::Server,
 }
 
 /// Runs one command; fails (a non-zero exit) when the server refuses, a plan has refusals, or a waited-for
@@ -356,14 +342,8 @@ fn file_body(file: &std::path::Path, parameters: &[String]) -> anyhow::Result<Va
 
 /// Sends one signed request to the server (see [`crate::admin_call`]).
 async fn call(target: &Target, operation: &str, body: &Value) -> anyhow::Result<Value> {
-    let server = crate::admin_call::Server {
-        endpoint: &target.endpoint,
-        region: &target.region,
-        access_key_id: &target.access_key_id,
-        secret_access_key: &target.secret_access_key,
-    };
     crate::admin_call::call(
-        &server,
+        &target.server,
         "kms",
         &format!("{TARGET_PREFIX}{operation}"),
         body,

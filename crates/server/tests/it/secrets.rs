@@ -886,31 +886,7 @@ async fn secrets_are_recorded_in_the_audit_trail_without_values() {
     get(&sm, "audited").await;
     let _ = sm.get_secret_value().secret_id("missing").send().await;
 
-    let body = json!({"LookupAttributes": [
-        {"AttributeKey": "EventSource", "AttributeValue": "secretsmanager.amazonaws.com"}
-    ]});
-    let signer = Signer {
-        service: "cloudtrail",
-        ..Signer::dev()
-    };
-    let (status, response) = server
-        .raw_as(
-            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
-            &body.to_string(),
-            Some(signer),
-        )
-        .await;
-    assert_eq!(status, 200, "{response}");
-    assert!(!response.to_string().contains(marker));
-    let records: Vec<Value> = response["Events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|entry| {
-            serde_json::from_str(entry["CloudTrailEvent"].as_str().expect("a record"))
-                .expect("JSON")
-        })
-        .collect();
+    let records = trail_records(&server, "secretsmanager.amazonaws.com", marker).await;
     let names: Vec<&str> = records
         .iter()
         .filter_map(|r| r["eventName"].as_str())
@@ -941,31 +917,10 @@ async fn secrets_are_recorded_in_the_audit_trail_without_values() {
         .expect("describe")
         .arn
         .expect("an ARN");
-    let body = json!({"LookupAttributes": [
-        {"AttributeKey": "EventSource", "AttributeValue": "kms.amazonaws.com"}
-    ]});
-    let signer = Signer {
-        service: "cloudtrail",
-        ..Signer::dev()
-    };
-    let (status, response) = server
-        .raw_as(
-            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
-            &body.to_string(),
-            Some(signer),
-        )
-        .await;
-    assert_eq!(status, 200, "{response}");
-    assert!(!response.to_string().contains(marker));
-    let kms_records: Vec<Value> = response["Events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .map(|entry| {
-            serde_json::from_str(entry["CloudTrailEvent"].as_str().expect("a record"))
-                .expect("JSON")
-        })
-        .filter(|r: &Value| r["userIdentity"]["invokedBy"] == "secretsmanager.amazonaws.com")
+    let kms_records: Vec<Value> = trail_records(&server, "kms.amazonaws.com", marker)
+        .await
+        .into_iter()
+        .filter(|r| r["userIdentity"]["invokedBy"] == "secretsmanager.amazonaws.com")
         .collect();
     for operation in ["GenerateDataKey", "Decrypt"] {
         let record = kms_records
@@ -987,6 +942,36 @@ async fn secrets_are_recorded_in_the_audit_trail_without_values() {
         );
     }
     server.stop().await;
+}
+
+/// The CloudTrail records LookupEvents returns for `event_source`, after checking that `marker` (a
+/// secret value) appears nowhere in the answer.
+async fn trail_records(server: &TestServer, event_source: &str, marker: &str) -> Vec<Value> {
+    let body = json!({"LookupAttributes": [
+        {"AttributeKey": "EventSource", "AttributeValue": event_source}
+    ]});
+    let signer = Signer {
+        service: "cloudtrail",
+        ..Signer::dev()
+    };
+    let (status, response) = server
+        .raw_as(
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+            &body.to_string(),
+            Some(signer),
+        )
+        .await;
+    assert_eq!(status, 200, "{response}");
+    assert!(!response.to_string().contains(marker));
+    response["Events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|entry| {
+            serde_json::from_str(entry["CloudTrailEvent"].as_str().expect("a record"))
+                .expect("JSON")
+        })
+        .collect()
 }
 
 /// Every file under `dir`, recursively.
