@@ -124,6 +124,22 @@ impl ServiceEvents for AuditedServiceEvents {
         );
     }
 
+    fn key_material_expired(&self, key: &KeyRecord) {
+        self.record(key, "DeleteExpiredKeyMaterial", serde_json::Value::Null);
+    }
+
+    fn replica_created(&self, replica: &KeyRecord) {
+        self.record(
+            replica,
+            "CreateKey",
+            json!({
+                "keySpec": replica.key_spec.as_str(),
+                "keyUsage": replica.key_usage.as_str(),
+                "multiRegion": true,
+            }),
+        );
+    }
+
     fn custom_key_store_connection(&self, change: &ConnectionChange) {
         let event_name = match change.connection_state {
             "DISCONNECTED" => "DisconnectCustomKeyStore",

@@ -396,7 +396,9 @@ impl Kms {
         }
         if crate::import::expire_materials(&mut record, now) {
             tracing::info!(key_arn = %record.arn(), "deleted imported key material at its ValidTo");
-            return Ok(Some(self.put_key(record).await?));
+            let live = self.put_key(record).await?;
+            self.events.key_material_expired(&live.record);
+            return Ok(Some(live));
         }
         let mut rotated = false;
         while record.state == KeyState::Enabled && record.rotation.enabled {

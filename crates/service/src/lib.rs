@@ -78,6 +78,11 @@ pub trait ServiceEvents: Send + Sync + 'static {
     fn key_rotated(&self, key: &strongroom_types::KeyRecord);
     /// `key` was deleted at the end of its waiting period.
     fn key_deleted(&self, key: &strongroom_types::KeyRecord);
+    /// Imported key material of `key` reached its `ValidTo` and was deleted (CloudTrail's
+    /// `DeleteExpiredKeyMaterial`).
+    fn key_material_expired(&self, key: &strongroom_types::KeyRecord);
+    /// ReplicateKey created `replica` in its Region (CloudTrail records a `CreateKey` there).
+    fn replica_created(&self, replica: &strongroom_types::KeyRecord);
     /// A custom key store's connection changed on its own: a connection attempt ended, or the service
     /// dropped a connection.
     fn custom_key_store_connection(&self, change: &custom_key_stores::ConnectionChange);
@@ -89,6 +94,8 @@ struct NoServiceEvents;
 impl ServiceEvents for NoServiceEvents {
     fn key_rotated(&self, _key: &strongroom_types::KeyRecord) {}
     fn key_deleted(&self, _key: &strongroom_types::KeyRecord) {}
+    fn key_material_expired(&self, _key: &strongroom_types::KeyRecord) {}
+    fn replica_created(&self, _replica: &strongroom_types::KeyRecord) {}
     fn custom_key_store_connection(&self, _change: &custom_key_stores::ConnectionChange) {}
 }
 

@@ -388,6 +388,7 @@ impl Kms {
         Ok(ReplicatedKey {
             record: replica,
             view,
+        self.events.replica_created(&replica);
         })
     }
 

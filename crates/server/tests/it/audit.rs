@@ -30,6 +30,43 @@ async fn lookup(server: &TestServer, access_key: &str, body: Value) -> Vec<Value
     response["Events"].as_array().cloned().unwrap_or_default()
 }
 
+/// The names of the service events (`AwsServiceEvent`) recorded for `key_arn` in the dev account and
+/// the key's Region, polling briefly until at least `expected` are there: they are recorded in the
+/// background.
+pub(crate) async fn service_event_names(
+    server: &TestServer,
+    key_arn: &str,
+    expected: usize,
+) -> Vec<String> {
+    // arn:aws:kms:REGION:ACCOUNT:key/ID; LookupEvents answers for the Region it is sent to.
+    let region = key_arn.split(':').nth(3).expect("a key ARN");
+    let signer = Signer {
+        region,
+        ..cloudtrail_signer("test")
+    };
+    let mut names = Vec::new();
+    for _ in 0..50 {
+        let (status, response) = server
+            .raw_as(LOOKUP, &json!({}).to_string(), Some(signer))
+            .await;
+        assert_eq!(status, 200, "{response}");
+        names = response["Events"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .iter()
+            .map(record)
+            .filter(|r| r["eventType"] == "AwsServiceEvent" && r["resources"][0]["ARN"] == key_arn)
+            .filter_map(|r| r["eventName"].as_str().map(str::to_owned))
+            .collect();
+        if names.len() >= expected {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    names
+}
+
 fn record(entry: &Value) -> Value {
     serde_json::from_str(
         entry["CloudTrailEvent"]
@@ -350,26 +387,7 @@ async fn automatic_rotation_and_deletion_are_recorded_as_service_events() {
     let gone = client.describe_key().key_id(&key_id).send().await;
     assert!(gone.is_err(), "the key is deleted");
 
-    // Service events are recorded in the background: poll briefly.
-    let mut names = Vec::new();
-    for _ in 0..50 {
-        let records: Vec<Value> = lookup(&server, "test", json!({}))
-            .await
-            .iter()
-            .map(record)
-            .collect();
-        names = records
-            .iter()
-            .filter(|r| {
-                r["eventType"] == "AwsServiceEvent" && r["resources"][0]["ARN"] == key_arn.as_str()
-            })
-            .filter_map(|r| r["eventName"].as_str().map(str::to_owned))
-            .collect();
-        if names.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    }
+    let names = service_event_names(&server, &key_arn, 2).await;
     assert!(
         names.contains(&"RotateKey".to_owned()) && names.contains(&"DeleteKey".to_owned()),
         "{names:?}"

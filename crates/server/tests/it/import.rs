@@ -876,6 +876,10 @@ async fn expired_material_returns_the_key_to_pending_import() {
     let listed = rotations(&client, &key_id, true).await;
     assert_eq!(listed[0].import_state(), Some(&ImportState::PendingImport));
     assert_eq!(listed[0].expiration_model(), None);
+    // The expiry is the service's own act, recorded as CloudTrail does.
+    let key_arn = describe(&client, &key_id).await.arn.expect("an ARN");
+    let names = crate::audit::service_event_names(&server, &key_arn, 1).await;
+    assert_eq!(names, ["DeleteExpiredKeyMaterial"]);
 
     // Re-importing the same material, now without expiry, brings the key back.
     import(&client, &key_id, &parameters, &material)

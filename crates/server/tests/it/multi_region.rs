@@ -133,6 +133,9 @@ async fn a_replica_has_the_same_key_id_and_is_creating_at_first() {
         policy.contains(&format!("arn:aws:iam::{ACCOUNT}:root")),
         "the default key policy: {policy}"
     );
+    // The replica Region records the replica's creation as a CreateKey service event.
+    let names = crate::audit::service_event_names(&server, &arn_in(WEST, &key_id), 1).await;
+    assert_eq!(names, ["CreateKey"]);
     let tags: Vec<(&str, &str)> = replicated
         .replica_tags()
         .iter()
