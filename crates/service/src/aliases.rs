@@ -111,10 +111,15 @@ impl Kms {
                 current.key_spec, current.key_usage, record.key_spec, record.key_usage
             )));
         }
-        existing.target = record.key_id.clone();
+        let previous = std::mem::replace(&mut existing.target, record.key_id.clone());
         existing.updated = self.clock.now();
         self.store.put_alias(&existing).await?;
-        self.cache_alias(&caller.namespace, &alias, Some(record.key_id));
+        self.cache_alias_move(
+            &caller.namespace,
+            &alias,
+            Some(&previous),
+            Some(record.key_id),
+        );
         Ok(())
     }
 
@@ -124,6 +129,12 @@ impl Kms {
         self.authorize_alias_key(caller, "kms:DeleteAlias", &alias)
             .await?;
         let _writes = self.writes.lock().await;
+        // The key it points at loses it from its alias names (`kms:ResourceAliases`).
+        let previous = self
+            .store
+            .alias(&caller.namespace, &alias)
+            .await?
+            .map(|record| record.target);
         match self.store.delete_alias(&caller.namespace, &alias).await {
             Ok(()) => {}
             Err(StoreError::NotFound(_)) => {
@@ -134,7 +145,7 @@ impl Kms {
             }
             Err(e) => return Err(e.into()),
         }
-        self.cache_alias(&caller.namespace, &alias, None);
+        self.cache_alias_move(&caller.namespace, &alias, previous.as_ref(), None);
         Ok(())
     }
 

@@ -7,7 +7,8 @@
 //! (CreateKey, ListKeys, ListAliases, GenerateRandom) are decided by identity policies alone, on `*`.
 //!
 //! Condition values are computed only when a policy statement asks for them, so the default key policy
-//! costs no allocation per request.
+//! costs no allocation per request. Key policies do not see the condition keys AWS evaluates in IAM
+//! policies only (`kms:ResourceAliases`).
 
 use std::cell::OnceCell;
 
@@ -65,6 +66,8 @@ pub(crate) struct RequestFacts<'a> {
     /// `kms:MultiRegionKeyType`: `PRIMARY` or `REPLICA`, where the operation knows the key's place in its
     /// set (CreateKey, ReplicateKey, UpdatePrimaryRegion).
     pub(crate) multi_region_key_type: Option<&'a str>,
+    /// `kms:ResourceAliases`: the names of the aliases of the key the request acts on (IAM policies only).
+    pub(crate) resource_aliases: Option<&'a [String]>,
     /// `kms:ReEncryptOnSameKey` (ReEncrypt): whether the source and destination keys are the same key.
     pub(crate) reencrypt_on_same_key: Option<bool>,
 }
@@ -108,7 +111,7 @@ pub(crate) fn authorize(
                 },
                 action,
                 resource: key_arn,
-                context: &base,
+                context: &KeyPolicyConditions(&base),
             };
             let outcome = policy.evaluate(&request);
             // The root user holds every permission its account has.
@@ -126,7 +129,7 @@ pub(crate) fn authorize(
                 },
                 action,
                 resource: key_arn,
-                context: &context,
+                context: &KeyPolicyConditions(&context),
             };
             let outcome = policy.evaluate(&request);
             let identity = ids.evaluate_identity(principal, action, key_arn, &context);
@@ -336,6 +339,19 @@ pub(crate) fn check_lockout(
     }
 }
 
+/// The condition values a key policy sees: the request's, without the keys AWS evaluates only in IAM
+/// policies (there they are absent, so conditions on them do not match).
+struct KeyPolicyConditions<'a>(&'a dyn ConditionContext);
+
+impl ConditionContext for KeyPolicyConditions<'_> {
+    fn values(&self, key: &str) -> Option<&[String]> {
+        if key.eq_ignore_ascii_case("kms:resourcealiases") {
+            return None;
+        }
+        self.0.values(key)
+    }
+}
+
 /// Condition keys of one request. Each value is computed the first time a policy asks for it, so a
 /// policy that tests one key pays for one key.
 struct Conditions<'a> {
@@ -504,6 +520,9 @@ impl ConditionContext for Conditions<'_> {
                 .iter()
                 .find(|tag| tag.key.eq_ignore_ascii_case(name))?;
             return Some(std::slice::from_ref(&tag.value));
+        }
+        if key.eq_ignore_ascii_case("kms:resourcealiases") {
+            return self.facts.resource_aliases;
         }
         if key.eq_ignore_ascii_case("kms:grantoperations") {
             return self.facts.grant_operations;

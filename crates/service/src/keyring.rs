@@ -4,6 +4,11 @@
 //! operations touch only memory. Writers update storage first, then the cache; readers that miss insert
 //! only if no entry exists, and deletions leave a tombstone, so a slow reader can never put back a stale
 //! or deleted key.
+//!
+//! Beside its record, a cached key keeps what authorization reads about it from elsewhere in storage: its
+//! grants and the names of its aliases (`kms:ResourceAliases`). Both are loaded with the key, and the
+//! writes that change them (grant operations, alias operations) update the cached key under the write
+//! lock, so authorization never reads storage.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
@@ -25,8 +30,11 @@ pub(crate) struct LiveKey {
     pub(crate) policy: strongroom_policy::Policy,
     /// The grants on the key, oldest first.
     pub(crate) grants: Vec<strongroom_types::GrantRecord>,
-    /// The materials that are in the key now (imported material that was deleted or expired is not).
-    materials: Vec<(KeyMaterialId, Material)>,
+    /// The names of the aliases that point at the key (`alias/…`), in name order.
+    pub(crate) aliases: Vec<String>,
+    /// The materials that are in the key now (imported material that was deleted or expired is not);
+    /// shared by the copies an alias change makes.
+    materials: Arc<[(KeyMaterialId, Material)]>,
     /// Where in `materials` the current material is; `None` while the key has none to use.
     current: Option<usize>,
 }
@@ -53,7 +61,37 @@ impl LiveKey {
     pub(crate) fn arn_str(&self) -> &str {
         &self.arn
     }
+
+    /// What the cache keeps beside the record, for caching a new version of the record.
+    fn extras(&self) -> KeyExtras {
+        KeyExtras {
+            grants: self.grants.clone(),
+            aliases: self.aliases.clone(),
+        }
+    }
+
+    /// The same key with other alias names; the material is shared, not unwrapped again.
+    fn with_aliases(&self, aliases: Vec<String>) -> LiveKey {
+        LiveKey {
+            record: self.record.clone(),
+            arn: self.arn.clone(),
+            policy: self.policy.clone(),
+            grants: self.grants.clone(),
+            aliases,
+            materials: Arc::clone(&self.materials),
+            current: self.current,
+        }
+    }
 }
+
+/// What a cached key holds beside its record, read from storage with it.
+struct KeyExtras {
+    grants: Vec<strongroom_types::GrantRecord>,
+    aliases: Vec<String>,
+}
+
+/// The most alias names loaded with a key: more than a key may have (50), so seeded aliases count too.
+const ALIASES_LOADED: usize = 1000;
 
 type KeySlot = Option<Arc<LiveKey>>;
 
@@ -167,8 +205,8 @@ impl Kms {
             None => {
                 let loaded = match self.store.key(namespace, key_id).await? {
                     Some(record) => {
-                        let grants = self.store.grants_for_key(namespace, key_id).await?;
-                        Some(Arc::new(self.unwrap_materials(record, grants)?))
+                        let extras = self.load_extras(&record).await?;
+                        Some(Arc::new(self.unwrap_materials(record, extras)?))
                     }
                     None => None,
                 };
@@ -215,13 +253,74 @@ impl Kms {
     }
 
     /// Records an alias change in the cache; call with `writes` held, after storage accepted it.
+    ///
+    /// The alias leaves the alias names of the key it pointed at (as the cache knew it) and joins those of
+    /// `target`; [`Kms::cache_alias_move`] names the previous key explicitly.
     pub(crate) fn cache_alias(
         &self,
         namespace: &Namespace,
         alias: &AliasName,
         target: Option<KeyId>,
     ) {
-        write(&self.keyring.aliases).insert((namespace.clone(), alias.clone()), target);
+        self.cache_alias_move(namespace, alias, None, target);
+    }
+
+    /// Records that `alias` moved from key `from` (if it pointed at one) to `to` (`None`: deleted); call
+    /// with `writes` held, after storage accepted it.
+    ///
+    /// The alias names of both keys change in their cached copies. A key not in the cache reads its alias
+    /// names from storage when it is loaded, and storage already has the change; the alias operations load
+    /// the keys they touch before taking the lock, so their entries exist and no reader's slower load can
+    /// replace them.
+    pub(crate) fn cache_alias_move(
+        &self,
+        namespace: &Namespace,
+        alias: &AliasName,
+        from: Option<&KeyId>,
+        to: Option<KeyId>,
+    ) {
+        let previous = write(&self.keyring.aliases)
+            .insert((namespace.clone(), alias.clone()), to.clone())
+            .flatten();
+        let name = alias.as_str();
+        let mut left = from
+            .cloned()
+            .into_iter()
+            .chain(previous)
+            .collect::<Vec<_>>();
+        left.dedup();
+        for key_id in left.iter().filter(|key_id| Some(*key_id) != to.as_ref()) {
+            self.edit_cached_aliases(namespace, key_id, |names| {
+                names.retain(|candidate| candidate != name)
+            });
+        }
+        if let Some(key_id) = &to {
+            self.edit_cached_aliases(namespace, key_id, |names| {
+                if let Err(at) = names.binary_search_by(|candidate| candidate.as_str().cmp(name)) {
+                    names.insert(at, name.to_owned());
+                }
+            });
+        }
+    }
+
+    /// Replaces a cached key with a copy whose alias names `edit` changed; does nothing for a key not cached.
+    fn edit_cached_aliases(
+        &self,
+        namespace: &Namespace,
+        key_id: &KeyId,
+        edit: impl FnOnce(&mut Vec<String>),
+    ) {
+        let slot = (namespace.clone(), key_id.clone());
+        let mut keys = write(&self.keyring.keys);
+        let Some(Some(live)) = keys.get(&slot) else {
+            return;
+        };
+        let mut aliases = live.aliases.clone();
+        edit(&mut aliases);
+        if aliases != live.aliases {
+            let updated = Arc::new(live.with_aliases(aliases));
+            keys.insert(slot, Some(updated));
+        }
     }
 
     /// Writes a new key to storage and the cache; call with `writes` held.
@@ -239,33 +338,50 @@ impl Kms {
         Ok(live)
     }
 
-    /// Caches a key as written, keeping the grants already cached for it (grant changes go through
-    /// [`Kms::refresh_grants`]).
+    /// Caches a key as written, keeping the grants and alias names already cached for it (grant changes
+    /// go through [`Kms::refresh_grants`], alias changes through [`Kms::cache_alias`]).
     pub(crate) async fn cache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         let key = (record.namespace.clone(), record.key_id.clone());
         let cached = read(&self.keyring.keys)
             .get(&key)
             .cloned()
             .flatten()
-            .map(|live| live.grants.clone());
-        let grants = match cached {
-            Some(grants) => grants,
-            None => {
-                self.store
-                    .grants_for_key(&record.namespace, &record.key_id)
-                    .await?
-            }
+            .map(|live| live.extras());
+        let extras = match cached {
+            Some(extras) => extras,
+            None => self.load_extras(&record).await?,
         };
-        self.cache_with_grants(record, grants)
+        self.cache_with_extras(record, extras)
     }
 
-    fn cache_with_grants(
+    /// Caches a key as written with its grants and alias names read again from storage; call with
+    /// `writes` held, after a write that changed them.
+    pub(crate) async fn recache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
+        let extras = self.load_extras(&record).await?;
+        self.cache_with_extras(record, extras)
+    }
+
+    /// Reads what the cache keeps beside a key's record.
+    async fn load_extras(&self, record: &KeyRecord) -> Result<KeyExtras, Error> {
+        let (namespace, key_id) = (&record.namespace, &record.key_id);
+        let grants = self.store.grants_for_key(namespace, key_id).await?;
+        let aliases = self
+            .store
+            .list_aliases(namespace, Some(key_id), None, ALIASES_LOADED)
+            .await?
+            .into_iter()
+            .map(|alias| alias.name.as_str().to_owned())
+            .collect();
+        Ok(KeyExtras { grants, aliases })
+    }
+
+    fn cache_with_extras(
         &self,
         record: KeyRecord,
-        grants: Vec<strongroom_types::GrantRecord>,
+        extras: KeyExtras,
     ) -> Result<Arc<LiveKey>, Error> {
         let key = (record.namespace.clone(), record.key_id.clone());
-        let live = Arc::new(self.unwrap_materials(record, grants)?);
+        let live = Arc::new(self.unwrap_materials(record, extras)?);
         write(&self.keyring.keys).insert(key, Some(live.clone()));
         Ok(live)
     }
@@ -311,16 +427,11 @@ impl Kms {
         let Some(record) = self.store.key(namespace, key_id).await? else {
             return Ok(());
         };
-        let grants = self.store.grants_for_key(namespace, key_id).await?;
-        self.cache_with_grants(record, grants)?;
+        self.recache_key(record).await?;
         Ok(())
     }
 
-    fn unwrap_materials(
-        &self,
-        record: KeyRecord,
-        grants: Vec<strongroom_types::GrantRecord>,
-    ) -> Result<LiveKey, Error> {
+    fn unwrap_materials(&self, record: KeyRecord, extras: KeyExtras) -> Result<LiveKey, Error> {
         let mut materials = Vec::with_capacity(record.materials.len());
         for material in record.materials.iter().filter(|m| m.is_present()) {
             let bytes = self
@@ -346,10 +457,11 @@ impl Kms {
         Ok(LiveKey {
             arn: record.arn(),
             record,
-            materials,
+            materials: materials.into(),
             current,
             policy,
-            grants,
+            grants: extras.grants,
+            aliases: extras.aliases,
         })
     }
 

@@ -185,6 +185,11 @@ impl Kms {
         key: &keyring::LiveKey,
         facts: authz::RequestFacts<'_>,
     ) -> Result<(), Error> {
+        // What the cache keeps with the key; only borrowed here, computed into values if a policy asks.
+        let facts = authz::RequestFacts {
+            resource_aliases: Some(&key.aliases),
+            ..facts
+        };
         authz::authorize(
             caller,
             action,

@@ -1336,3 +1336,135 @@ async fn assume_role_with_managed_session_policies_through_the_sdk() {
     }
     assert_eq!(failure(too_many.send().await).code, "ValidationError");
 }
+
+/// Sets user `name`'s inline policy `policy_name` as the default root.
+async fn put_user_policy(endpoint: &str, name: &str, policy_name: &str, document: &str) {
+    iam(endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name(name)
+        .policy_name(policy_name)
+        .policy_document(document)
+        .send()
+        .await
+        .expect("PutUserPolicy");
+}
+
+/// `kms:ResourceAliases` (IAM policies only) holds the aliases of the key a request acts on, and follows
+/// CreateAlias, DeleteAlias and UpdateAlias at once; after a restart the keys load their aliases from
+/// storage. A key policy cannot use it.
+#[tokio::test(flavor = "multi_thread")]
+async fn resource_aliases_follow_alias_changes_through_identity_policies() {
+    let dir = TempDir::new("resource-aliases");
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    let endpoint = server.endpoint();
+    let root = server.client();
+    let (first, _) = create_key(&root, "first").await;
+    let (second, _) = create_key(&root, "second").await;
+    let finance = user_with_key(&endpoint, "finance").await;
+    let only_finance_keys = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:Encrypt","Resource":"*",
+        "Condition":{"ForAnyValue:StringLike":{"kms:ResourceAliases":"alias/finance-*"}}}]}"#;
+    put_user_policy(&endpoint, "finance", "finance-keys", only_finance_keys).await;
+    let as_finance = kms(&endpoint, &finance);
+    let denied = Err("AccessDeniedException".to_owned());
+
+    assert_eq!(
+        try_encrypt(&as_finance, &first).await,
+        denied,
+        "a key without aliases"
+    );
+    let create_alias = |name: &'static str, target: String| {
+        let root = root.clone();
+        async move {
+            root.create_alias()
+                .alias_name(name)
+                .target_key_id(target)
+                .send()
+                .await
+                .expect("CreateAlias");
+        }
+    };
+    create_alias("alias/payroll", first.clone()).await;
+    assert_eq!(
+        try_encrypt(&as_finance, &first).await,
+        denied,
+        "a key whose only alias does not match"
+    );
+    create_alias("alias/finance-key", first.clone()).await;
+    assert_eq!(try_encrypt(&as_finance, &first).await, Ok(()));
+    assert_eq!(try_encrypt(&as_finance, "alias/finance-key").await, Ok(()));
+    assert_eq!(try_encrypt(&as_finance, &second).await, denied);
+
+    root.delete_alias()
+        .alias_name("alias/finance-key")
+        .send()
+        .await
+        .expect("DeleteAlias");
+    assert_eq!(
+        try_encrypt(&as_finance, &first).await,
+        denied,
+        "the alias is deleted"
+    );
+
+    create_alias("alias/finance-key", first.clone()).await;
+    assert_eq!(try_encrypt(&as_finance, &first).await, Ok(()));
+    root.update_alias()
+        .alias_name("alias/finance-key")
+        .target_key_id(&second)
+        .send()
+        .await
+        .expect("UpdateAlias");
+    assert_eq!(
+        try_encrypt(&as_finance, &second).await,
+        Ok(()),
+        "the alias moved here"
+    );
+    assert_eq!(
+        try_encrypt(&as_finance, &first).await,
+        denied,
+        "the alias moved away"
+    );
+
+    // After a restart, keys load their aliases from storage.
+    server.stop().await;
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    let endpoint = server.endpoint();
+    let as_finance = kms(&endpoint, &finance);
+    assert_eq!(try_encrypt(&as_finance, &second).await, Ok(()));
+    assert_eq!(try_encrypt(&as_finance, &first).await, denied);
+
+    // kms:ResourceAliases is for IAM policies only: a key policy naming the user with it allows nothing.
+    iam(&endpoint, &Keys::dev())
+        .delete_user_policy()
+        .user_name("finance")
+        .policy_name("finance-keys")
+        .send()
+        .await
+        .expect("DeleteUserPolicy");
+    let user_arn = format!("arn:aws:iam::{ACCOUNT}:user/finance");
+    let key_policy = |condition: &str| {
+        format!(
+            r#"{{"Version":"2012-10-17","Statement":[
+            {{"Sid":"Owner","Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{ACCOUNT}:root"}},"Action":"kms:*","Resource":"*"}},
+            {{"Sid":"Finance","Effect":"Allow","Principal":{{"AWS":"{user_arn}"}},"Action":"kms:Encrypt","Resource":"*"{condition}}}]}}"#
+        )
+    };
+    let root = server.client();
+    root.put_key_policy()
+        .key_id(&second)
+        .policy(key_policy(
+            r#","Condition":{"ForAnyValue:StringLike":{"kms:ResourceAliases":"alias/finance-*"}}"#,
+        ))
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    assert_eq!(try_encrypt(&as_finance, &second).await, denied);
+    // The same statement without the condition allows, so the condition is what refuses.
+    root.put_key_policy()
+        .key_id(&second)
+        .policy(key_policy(""))
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    assert_eq!(try_encrypt(&as_finance, &second).await, Ok(()));
+    server.stop().await;
+}
