@@ -402,6 +402,9 @@ fn on_behalf_event(call: strongroom_service::on_behalf::OnBehalfCall) -> Event {
                     .map(|(k, v)| (k.clone(), Value::String(v.clone())))
                     .collect(),
             ),
+            CallParameter::List(items) => {
+                Value::Array(items.into_iter().map(Value::String).collect())
+            }
         };
         parameters.insert(name.to_owned(), value);
     }

@@ -40,6 +40,8 @@ pub enum CallParameter {
     Number(i64),
     /// An encryption context (names and values only describe the data; they are logged).
     Context(EncryptionContext),
+    /// A list of strings, such as a grant's operations or the keys of tags.
+    List(Vec<String>),
 }
 
 impl OnBehalfCall {
@@ -67,6 +69,26 @@ impl OnBehalfCall {
                 };
                 (error.code(), message)
             }),
+        }
+    }
+
+    /// A CloudHSM call by `invoked_by` for `caller`; `error` is the CloudHSM error code and message it
+    /// ended with (the service does not know CloudHSM's error type).
+    pub fn cloudhsm(
+        caller: &Caller,
+        invoked_by: &str,
+        operation: &'static str,
+        parameters: Vec<(&'static str, CallParameter)>,
+        error: Option<(&'static str, String)>,
+    ) -> OnBehalfCall {
+        OnBehalfCall {
+            caller: caller.clone(),
+            invoked_by: invoked_by.to_owned(),
+            event_source: "cloudhsm.amazonaws.com",
+            operation,
+            parameters,
+            resources: Vec::new(),
+            error,
         }
     }
 }

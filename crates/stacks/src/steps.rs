@@ -11,6 +11,12 @@
 //! disconnected, and the cluster (with its HSMs, certificates and users) stays unless the file says
 //! `destroy_on_delete: true` (or a rollback undoes the apply that created it) and no key store refers to
 //! it. Keys are scheduled for deletion after 7 days, the shortest waiting period AWS allows.
+//!
+//! Every call that changes something is recorded in the audit trail as the owner's, invoked by
+//! [`STACKS_PRINCIPAL`], with the parameters CloudTrail would log and never a password, a PIN, a CA key
+//! or a key policy ([`Ctx::kms_call`], [`Ctx::hsm_call`]). Reads (describes and lists) are not recorded.
+
+use std::future::Future;
 
 use serde_json::Value;
 use strongroom_cloudhsm::{
@@ -21,9 +27,10 @@ use strongroom_service::custom_key_stores::{
 };
 use strongroom_service::grants::CreateGrantRequest;
 use strongroom_service::keys::CreateKeyRequest;
+use strongroom_service::on_behalf::{CallParameter, OnBehalfCall};
 use strongroom_service::{Caller, Error as KmsError};
 use strongroom_storage::stacks::StackResource;
-use strongroom_types::{KeySpec, KeyState, KeyUsage, Origin, Tag};
+use strongroom_types::{KeyId, KeySpec, KeyState, KeyUsage, Origin, Tag};
 use zeroize::Zeroizing;
 
 use crate::Stacks;
@@ -38,6 +45,13 @@ const SETTLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 const SETTLE_POLL: std::time::Duration = std::time::Duration::from_millis(200);
 /// The waiting period of keys a stack deletes.
 const KEY_DELETION_DAYS: i64 = 7;
+/// How the audit trail names the stack engine in `userIdentity.invokedBy` of the calls it makes for a
+/// stack's owner. AWS names its services `<service>.amazonaws.com`; a name under `strongroom.internal`
+/// cannot be mistaken for a call AWS made.
+pub(crate) const STACKS_PRINCIPAL: &str = "stacks.strongroom.internal";
+
+/// The request parameters of a recorded call, by their CloudTrail names.
+type Params = Vec<(&'static str, CallParameter)>;
 
 /// What a finished step did to the stack's list of resources.
 #[derive(Debug)]
@@ -95,7 +109,102 @@ fn hsm_failure(what: &str, error: &strongroom_cloudhsm::Error) -> String {
     format!("{what} failed: {error}")
 }
 
+/// A text parameter of a recorded call.
+fn txt(value: &str) -> CallParameter {
+    CallParameter::Text(value.to_owned())
+}
+
+/// A list parameter of a recorded call (tag keys, grant operations, subnets).
+fn list<S: Into<String>>(items: impl IntoIterator<Item = S>) -> CallParameter {
+    CallParameter::List(items.into_iter().map(Into::into).collect())
+}
+
+/// The keys of `tags`, which is all the audit trail gets of them (values may describe data).
+fn tag_keys(tags: &[Tag]) -> CallParameter {
+    list(tags.iter().map(|tag| tag.key.as_str()))
+}
+
+/// The CloudHSM error code and message of `error`, as the protocol edge reports them to clients.
+fn hsm_error(error: &strongroom_cloudhsm::Error) -> (&'static str, String) {
+    use strongroom_cloudhsm::Error as HsmError;
+    match error {
+        HsmError::InvalidRequest(message) => ("CloudHsmInvalidRequestException", message.clone()),
+        HsmError::ResourceNotFound(message) => {
+            ("CloudHsmResourceNotFoundException", message.clone())
+        }
+        HsmError::Tag(message) => ("CloudHsmTagException", message.clone()),
+        HsmError::ResourceLimitExceeded(message) => {
+            ("CloudHsmResourceLimitExceededException", message.clone())
+        }
+        HsmError::Hsm(_) => ("CloudHsmServiceException", error.to_string()),
+        // The detail of an internal fault is logged, never recorded.
+        HsmError::Internal(_) => (
+            "CloudHsmInternalFailureException",
+            "An internal error occurred.".to_owned(),
+        ),
+    }
+}
+
 impl Ctx<'_> {
+    /// Makes the KMS call `call` for the owner and records it in the audit trail as `operation` with
+    /// `parameters`, acting on the key `key` when the step knows it.
+    async fn kms_call<T>(
+        &self,
+        operation: &'static str,
+        parameters: Params,
+        key: Option<&str>,
+        call: impl Future<Output = Result<T, KmsError>>,
+    ) -> Result<T, KmsError> {
+        let outcome = call.await;
+        let resources = key.map(|id| self.key_arn(id)).into_iter().collect();
+        self.record_kms(operation, parameters, resources, &outcome)
+            .await;
+        outcome
+    }
+
+    /// Records a KMS call this step made for the owner, acting on the keys `resources` (ARNs).
+    async fn record_kms<T>(
+        &self,
+        operation: &'static str,
+        parameters: Params,
+        resources: Vec<String>,
+        outcome: &Result<T, KmsError>,
+    ) {
+        let call = OnBehalfCall::kms(
+            self.caller,
+            STACKS_PRINCIPAL,
+            operation,
+            parameters,
+            resources,
+            outcome,
+        );
+        self.stacks.kms.record_on_behalf(call).await;
+    }
+
+    /// Makes the CloudHSM call `call` for the owner and records it in the audit trail as `operation`
+    /// with `parameters`.
+    async fn hsm_call<T>(
+        &self,
+        operation: &'static str,
+        parameters: Params,
+        call: impl Future<Output = Result<T, strongroom_cloudhsm::Error>>,
+    ) -> Result<T, strongroom_cloudhsm::Error> {
+        let outcome = call.await;
+        let error = outcome.as_ref().err().map(hsm_error);
+        let call =
+            OnBehalfCall::cloudhsm(self.caller, STACKS_PRINCIPAL, operation, parameters, error);
+        self.stacks.kms.record_on_behalf(call).await;
+        outcome
+    }
+
+    /// The ARN of the owner's key `key_id` (already an ARN, it stays one).
+    fn key_arn(&self, key_id: &str) -> String {
+        match key_id.parse::<KeyId>() {
+            Ok(id) => self.caller.namespace.key_arn(&id),
+            Err(_) => key_id.to_owned(),
+        }
+    }
+
     fn physical(&self, logical_id: &str) -> Result<String, String> {
         self.resources
             .iter()
@@ -182,14 +291,18 @@ impl Ctx<'_> {
         if let Some((state, _)) = self.settled_state(id, "CONNECTING").await?
             && state == "FAILED"
         {
-            kms.disconnect_custom_key_store(self.caller, id)
+            let parameters = vec![("customKeyStoreId", txt(id))];
+            let call = kms.disconnect_custom_key_store(self.caller, id);
+            self.kms_call("DisconnectCustomKeyStore", parameters, None, call)
                 .await
                 .map_err(|e| kms_failure("DisconnectCustomKeyStore", &e))?;
             log.push(format!(
                 "disconnected {id}, which had failed to connect before"
             ));
         }
-        kms.connect_custom_key_store(self.caller, id)
+        let parameters = vec![("customKeyStoreId", txt(id))];
+        let call = kms.connect_custom_key_store(self.caller, id);
+        self.kms_call("ConnectCustomKeyStore", parameters, None, call)
             .await
             .map_err(|e| kms_failure("ConnectCustomKeyStore", &e))?;
         match self.settled_state(id, "CONNECTING").await? {
@@ -231,9 +344,9 @@ impl Ctx<'_> {
         let was_connected = match self.settled_state(id, "CONNECTING").await? {
             Some((state, _)) if state == "DISCONNECTING" => false,
             Some((state, _)) if state != "DISCONNECTED" => {
-                self.stacks
-                    .kms
-                    .disconnect_custom_key_store(self.caller, id)
+                let parameters = vec![("customKeyStoreId", txt(id))];
+                let call = self.stacks.kms.disconnect_custom_key_store(self.caller, id);
+                self.kms_call("DisconnectCustomKeyStore", parameters, None, call)
                     .await
                     .map_err(|e| kms_failure("DisconnectCustomKeyStore", &e))?;
                 log.push(format!("disconnected key store {id}"));
@@ -330,14 +443,20 @@ pub(crate) async fn apply(
                 key: STACK_TAG.to_owned(),
                 value: ctx.stack_name.to_owned(),
             });
+            let parameters = vec![
+                ("hsmType", txt(text(after, "hsm_type"))),
+                ("subnetIds", list(zones.clone())),
+                ("tagKeys", tag_keys(&tags)),
+            ];
             let request = CreateClusterRequest {
                 hsm_type: text(after, "hsm_type").to_owned(),
                 subnet_ids: zones.clone(),
                 tags,
                 ..CreateClusterRequest::default()
             };
-            let cluster = plane
-                .create_cluster(ns, request)
+            let call = plane.create_cluster(ns, request);
+            let cluster = ctx
+                .hsm_call("CreateCluster", parameters, call)
                 .await
                 .map_err(|e| hsm_failure("CreateCluster", &e))?;
             log.push(format!(
@@ -356,8 +475,12 @@ pub(crate) async fn apply(
                 .map(|t| t.key.clone())
                 .collect();
             if !removed.is_empty() {
-                plane
-                    .untag_resource(ns, &cluster_id, &removed)
+                let parameters = vec![
+                    ("resourceId", txt(&cluster_id)),
+                    ("tagKeyList", list(removed.clone())),
+                ];
+                let call = plane.untag_resource(ns, &cluster_id, &removed);
+                ctx.hsm_call("UntagResource", parameters, call)
                     .await
                     .map_err(|e| hsm_failure("UntagResource", &e))?;
                 log.push(format!(
@@ -366,8 +489,12 @@ pub(crate) async fn apply(
                 ));
             }
             if !new_tags.is_empty() && new_tags != old_tags {
-                plane
-                    .tag_resource(ns, &cluster_id, &new_tags)
+                let parameters = vec![
+                    ("resourceId", txt(&cluster_id)),
+                    ("tagKeys", tag_keys(&new_tags)),
+                ];
+                let call = plane.tag_resource(ns, &cluster_id, &new_tags);
+                ctx.hsm_call("TagResource", parameters, call)
                     .await
                     .map_err(|e| hsm_failure("TagResource", &e))?;
                 log.push(format!("tagged {cluster_id}"));
@@ -399,8 +526,13 @@ pub(crate) async fn apply(
                     return Ok(record(logical_id, &found.hsm_id, after));
                 }
             }
-            let hsm = plane
-                .create_hsm(ns, &cluster_id, zone, None)
+            let parameters = vec![
+                ("clusterId", txt(&cluster_id)),
+                ("availabilityZone", txt(zone)),
+            ];
+            let call = plane.create_hsm(ns, &cluster_id, zone, None);
+            let hsm = ctx
+                .hsm_call("CreateHsm", parameters, call)
                 .await
                 .map_err(|e| hsm_failure(&format!("CreateHsm in {zone}"), &e))?;
             log.push(format!(
@@ -440,8 +572,10 @@ pub(crate) async fn apply(
             let signed = ca::sign_csr(&identity.csr_pem, &certificate, &key)?;
             drop(key);
             log.push(format!("signed the CSR of {cluster_id} with the CA"));
-            plane
-                .initialize_cluster(ns, &cluster_id, &signed, &certificate)
+            // The certificates are public but long; DescribeClusters shows them.
+            let parameters = vec![("clusterId", txt(&cluster_id))];
+            let call = plane.initialize_cluster(ns, &cluster_id, &signed, &certificate);
+            ctx.hsm_call("InitializeCluster", parameters, call)
                 .await
                 .map_err(|e| hsm_failure("InitializeCluster", &e))?;
             log.push(format!(
@@ -464,8 +598,9 @@ pub(crate) async fn apply(
                 return Ok(record(logical_id, &cluster_id, after));
             }
             let admin = ctx.admin_password().await?;
-            plane
-                .activate(ns, &cluster_id, &admin)
+            let parameters = vec![("clusterId", txt(&cluster_id))];
+            let call = plane.activate(ns, &cluster_id, &admin);
+            ctx.hsm_call("ActivateCluster", parameters, call)
                 .await
                 .map_err(|e| hsm_failure("Activating the cluster", &e))?;
             log.push(format!("activated {cluster_id}"));
@@ -489,14 +624,15 @@ pub(crate) async fn apply(
             let pin = Pin::new(password.to_string());
             if view.crypto_users.iter().any(|u| u == name) {
                 if adopt {
-                    plane
-                        .change_crypto_user_password(
-                            ns,
-                            &cluster_id,
-                            name,
-                            PasswordAuthority::CurrentPassword(&pin),
-                            &pin,
-                        )
+                    let parameters = vec![("clusterId", txt(&cluster_id)), ("username", txt(name))];
+                    let call = plane.change_crypto_user_password(
+                        ns,
+                        &cluster_id,
+                        name,
+                        PasswordAuthority::CurrentPassword(&pin),
+                        &pin,
+                    );
+                    ctx.hsm_call("ChangeCryptoUserPassword", parameters, call)
                         .await
                         .map_err(|e| {
                             hsm_failure(&format!("Checking the password of {name}"), &e)
@@ -520,8 +656,9 @@ pub(crate) async fn apply(
                 ));
             }
             let admin = ctx.admin_password().await?;
-            plane
-                .create_crypto_user(ns, &cluster_id, &admin, name, &pin)
+            let parameters = vec![("clusterId", txt(&cluster_id)), ("username", txt(name))];
+            let call = plane.create_crypto_user(ns, &cluster_id, &admin, name, &pin);
+            ctx.hsm_call("CreateCryptoUser", parameters, call)
                 .await
                 .map_err(|e| hsm_failure(&format!("Creating crypto user {name}"), &e))?;
             log.push(format!(
@@ -545,30 +682,31 @@ pub(crate) async fn apply(
                 reconnect = ctx.disconnect(store, log).await?;
             }
             let pin = Pin::new(password.to_string());
-            plane
-                .change_crypto_user_password(
-                    ns,
-                    &cluster_id,
-                    &name,
-                    PasswordAuthority::AdminPassword(&admin),
-                    &pin,
-                )
+            let parameters = vec![("clusterId", txt(&cluster_id)), ("username", txt(&name))];
+            let call = plane.change_crypto_user_password(
+                ns,
+                &cluster_id,
+                &name,
+                PasswordAuthority::AdminPassword(&admin),
+                &pin,
+            );
+            ctx.hsm_call("ChangeCryptoUserPassword", parameters, call)
                 .await
                 .map_err(|e| hsm_failure(&format!("Changing the password of {name}"), &e))?;
             log.push(format!(
                 "changed the password of {name} on every HSM of {cluster_id}"
             ));
             if let Some(store) = &store {
-                kms.update_custom_key_store(
-                    ctx.caller,
-                    UpdateCustomKeyStoreRequest {
-                        id: store.clone(),
-                        key_store_password: Some(password.clone()),
-                        ..UpdateCustomKeyStoreRequest::default()
-                    },
-                )
-                .await
-                .map_err(|e| kms_failure("UpdateCustomKeyStore", &e))?;
+                let parameters = vec![("customKeyStoreId", txt(store))];
+                let request = UpdateCustomKeyStoreRequest {
+                    id: store.clone(),
+                    key_store_password: Some(password.clone()),
+                    ..UpdateCustomKeyStoreRequest::default()
+                };
+                let call = kms.update_custom_key_store(ctx.caller, request);
+                ctx.kms_call("UpdateCustomKeyStore", parameters, None, call)
+                    .await
+                    .map_err(|e| kms_failure("UpdateCustomKeyStore", &e))?;
                 log.push(format!("gave key store {store} the new password"));
                 if reconnect {
                     ctx.connect(store, log).await?;
@@ -606,17 +744,20 @@ pub(crate) async fn apply(
                 .map_err(|e| hsm_failure("Reading the cluster", &e))?
                 .ok_or_else(|| format!("cluster {cluster_id} no longer exists"))?;
             let password = ctx.kmsuser_password().await?;
-            let id = kms
-                .create_custom_key_store(
-                    ctx.caller,
-                    CreateCustomKeyStoreRequest {
-                        name: name.to_owned(),
-                        cluster_id: Some(cluster_id.clone()),
-                        trust_anchor_pem: view.trust_anchor_pem,
-                        key_store_password: Some(password),
-                        store_type: None,
-                    },
-                )
+            let parameters = vec![
+                ("customKeyStoreName", txt(name)),
+                ("cloudHsmClusterId", txt(&cluster_id)),
+            ];
+            let request = CreateCustomKeyStoreRequest {
+                name: name.to_owned(),
+                cluster_id: Some(cluster_id.clone()),
+                trust_anchor_pem: view.trust_anchor_pem,
+                key_store_password: Some(password),
+                store_type: None,
+            };
+            let call = kms.create_custom_key_store(ctx.caller, request);
+            let id = ctx
+                .kms_call("CreateCustomKeyStore", parameters, None, call)
                 .await
                 .map_err(|e| kms_failure("CreateCustomKeyStore", &e))?;
             log.push(format!(
@@ -628,16 +769,19 @@ pub(crate) async fn apply(
             let old_name = before.map(|b| text(b, "name")).unwrap_or_default();
             let new_name = text(after, "name");
             if old_name != new_name {
-                kms.update_custom_key_store(
-                    ctx.caller,
-                    UpdateCustomKeyStoreRequest {
-                        id: id.clone(),
-                        new_name: Some(new_name.to_owned()),
-                        ..UpdateCustomKeyStoreRequest::default()
-                    },
-                )
-                .await
-                .map_err(|e| kms_failure("UpdateCustomKeyStore", &e))?;
+                let parameters = vec![
+                    ("customKeyStoreId", txt(&id)),
+                    ("newCustomKeyStoreName", txt(new_name)),
+                ];
+                let request = UpdateCustomKeyStoreRequest {
+                    id: id.clone(),
+                    new_name: Some(new_name.to_owned()),
+                    ..UpdateCustomKeyStoreRequest::default()
+                };
+                let call = kms.update_custom_key_store(ctx.caller, request);
+                ctx.kms_call("UpdateCustomKeyStore", parameters, None, call)
+                    .await
+                    .map_err(|e| kms_failure("UpdateCustomKeyStore", &e))?;
                 log.push(format!(
                     "renamed key store {id} from {old_name} to {new_name}"
                 ));
@@ -671,6 +815,13 @@ pub(crate) async fn apply(
                 log.push(format!("found key {found} made by the interrupted run"));
                 return Ok(record(logical_id, &found, after));
             }
+            // The record has the tags' keys only, and no key policy.
+            let mut parameters = vec![
+                ("description", txt(text(after, "description"))),
+                ("keySpec", txt(key_spec.as_str())),
+                ("keyUsage", txt(key_usage.as_str())),
+                ("tagKeys", tag_keys(&tags)),
+            ];
             let request = CreateKeyRequest {
                 policy: after
                     .get("policy")
@@ -687,10 +838,15 @@ pub(crate) async fn apply(
                 tags,
                 ..CreateKeyRequest::default()
             };
-            let key = kms
-                .create_key(ctx.caller, request)
-                .await
-                .map_err(|e| kms_failure("CreateKey", &e))?;
+            if let Some(store) = &request.custom_key_store_id {
+                parameters.push(("origin", txt("AWS_CLOUDHSM")));
+                parameters.push(("customKeyStoreId", txt(store)));
+            }
+            let outcome = kms.create_key(ctx.caller, request).await;
+            let created = outcome.as_ref().map(|key| key.arn()).into_iter();
+            ctx.record_kms("CreateKey", parameters, created.collect(), &outcome)
+                .await;
+            let key = outcome.map_err(|e| kms_failure("CreateKey", &e))?;
             log.push(format!(
                 "created key {} ({key_spec}{})",
                 key.key_id.as_str(),
@@ -705,19 +861,22 @@ pub(crate) async fn apply(
         (Kind::Key, Some(key_id)) => {
             let field_changed = |field: &str| before.and_then(|b| b.get(field)) != after.get(field);
             if field_changed("description") {
-                kms.update_key_description(
-                    ctx.caller,
-                    &key_id,
-                    text(after, "description").to_owned(),
-                )
-                .await
-                .map_err(|e| kms_failure("UpdateKeyDescription", &e))?;
+                let description = text(after, "description");
+                let parameters = vec![("keyId", txt(&key_id)), ("description", txt(description))];
+                let call = kms.update_key_description(ctx.caller, &key_id, description.to_owned());
+                ctx.kms_call("UpdateKeyDescription", parameters, Some(&key_id), call)
+                    .await
+                    .map_err(|e| kms_failure("UpdateKeyDescription", &e))?;
                 log.push(format!("updated the description of {key_id}"));
             }
             if field_changed("policy") {
                 match after.get("policy").and_then(Value::as_str) {
                     Some(policy) => {
-                        kms.put_key_policy(ctx.caller, &key_id, None, policy.to_owned(), false)
+                        let parameters =
+                            vec![("keyId", txt(&key_id)), ("policyName", txt("default"))];
+                        let call =
+                            kms.put_key_policy(ctx.caller, &key_id, None, policy.to_owned(), false);
+                        ctx.kms_call("PutKeyPolicy", parameters, Some(&key_id), call)
                             .await
                             .map_err(|e| kms_failure("PutKeyPolicy", &e))?;
                         log.push(format!("replaced the key policy of {key_id}"));
@@ -736,12 +895,17 @@ pub(crate) async fn apply(
                     .map(|t| t.key.clone())
                     .collect();
                 if !removed.is_empty() {
-                    kms.untag_resource(ctx.caller, &key_id, removed)
+                    let parameters =
+                        vec![("keyId", txt(&key_id)), ("tagKeys", list(removed.clone()))];
+                    let call = kms.untag_resource(ctx.caller, &key_id, removed);
+                    ctx.kms_call("UntagResource", parameters, Some(&key_id), call)
                         .await
                         .map_err(|e| kms_failure("UntagResource", &e))?;
                 }
                 if !new.is_empty() {
-                    kms.tag_resource(ctx.caller, &key_id, new)
+                    let parameters = vec![("keyId", txt(&key_id)), ("tagKeys", tag_keys(&new))];
+                    let call = kms.tag_resource(ctx.caller, &key_id, new);
+                    ctx.kms_call("TagResource", parameters, Some(&key_id), call)
                         .await
                         .map_err(|e| kms_failure("TagResource", &e))?;
                 }
@@ -752,26 +916,34 @@ pub(crate) async fn apply(
         (Kind::Alias, existing) => {
             let name = text(after, "name");
             let key_id = ctx.physical(text(after, "key"))?;
+            let parameters = vec![("aliasName", txt(name)), ("targetKeyId", txt(&key_id))];
             match existing {
-                None => match kms.create_alias(ctx.caller, name, &key_id).await {
-                    Ok(()) => log.push(format!("created {name} for {key_id}")),
-                    Err(KmsError::AlreadyExists(_)) => {
-                        let target = kms
-                            .describe_key(ctx.caller, name)
-                            .await
-                            .map_err(|e| kms_failure("DescribeKey", &e))?;
-                        if target.key_id.as_str() != key_id {
-                            return Err(format!(
-                                "alias {name} already exists and points at another key, {}",
-                                target.key_id.as_str()
-                            ));
+                None => {
+                    let call = kms.create_alias(ctx.caller, name, &key_id);
+                    match ctx
+                        .kms_call("CreateAlias", parameters, Some(&key_id), call)
+                        .await
+                    {
+                        Ok(()) => log.push(format!("created {name} for {key_id}")),
+                        Err(KmsError::AlreadyExists(_)) => {
+                            let target = kms
+                                .describe_key(ctx.caller, name)
+                                .await
+                                .map_err(|e| kms_failure("DescribeKey", &e))?;
+                            if target.key_id.as_str() != key_id {
+                                return Err(format!(
+                                    "alias {name} already exists and points at another key, {}",
+                                    target.key_id.as_str()
+                                ));
+                            }
+                            log.push(format!("{name} already points at {key_id}"));
                         }
-                        log.push(format!("{name} already points at {key_id}"));
+                        Err(e) => return Err(kms_failure("CreateAlias", &e)),
                     }
-                    Err(e) => return Err(kms_failure("CreateAlias", &e)),
-                },
+                }
                 Some(_) => {
-                    kms.update_alias(ctx.caller, name, &key_id)
+                    let call = kms.update_alias(ctx.caller, name, &key_id);
+                    ctx.kms_call("UpdateAlias", parameters, Some(&key_id), call)
                         .await
                         .map_err(|e| kms_failure("UpdateAlias", &e))?;
                     log.push(format!("pointed {name} at {key_id}"));
@@ -798,21 +970,29 @@ pub(crate) async fn apply(
                         .collect()
                 })
                 .unwrap_or_default();
-            let created = kms
-                .create_grant(
-                    ctx.caller,
-                    CreateGrantRequest {
-                        key_id: key_id.clone(),
-                        grantee_principal: text(after, "grantee").to_owned(),
-                        retiring_principal: after
-                            .get("retiring_principal")
-                            .and_then(Value::as_str)
-                            .map(str::to_owned),
-                        operations,
-                        name: Some(text(after, "name").to_owned()),
-                        ..CreateGrantRequest::default()
-                    },
-                )
+            let request = CreateGrantRequest {
+                key_id: key_id.clone(),
+                grantee_principal: text(after, "grantee").to_owned(),
+                retiring_principal: after
+                    .get("retiring_principal")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                operations,
+                name: Some(text(after, "name").to_owned()),
+                ..CreateGrantRequest::default()
+            };
+            let mut parameters = vec![
+                ("keyId", txt(&key_id)),
+                ("granteePrincipal", txt(&request.grantee_principal)),
+                ("operations", list(request.operations.clone())),
+                ("name", txt(text(after, "name"))),
+            ];
+            if let Some(retiring) = &request.retiring_principal {
+                parameters.push(("retiringPrincipal", txt(retiring)));
+            }
+            let call = kms.create_grant(ctx.caller, request);
+            let created = ctx
+                .kms_call("CreateGrant", parameters, Some(&key_id), call)
                 .await
                 .map_err(|e| kms_failure("CreateGrant", &e))?;
             log.push(format!("created grant {} on {key_id}", created.grant_id));
@@ -827,12 +1007,13 @@ async fn revoke(
     grant_id: &str,
     log: &mut Vec<String>,
 ) -> Result<(), String> {
-    match ctx
+    let parameters = vec![("keyId", txt(key_id)), ("grantId", txt(grant_id))];
+    let key = Some(key_id).filter(|id| !id.is_empty());
+    let call = ctx
         .stacks
         .kms
-        .revoke_grant(ctx.caller, key_id, grant_id, false)
-        .await
-    {
+        .revoke_grant(ctx.caller, key_id, grant_id, false);
+    match ctx.kms_call("RevokeGrant", parameters, key, call).await {
         Ok(()) => log.push(format!("revoked grant {grant_id} on {key_id}")),
         Err(KmsError::NotFound(_)) => log.push(format!("grant {grant_id} was already gone")),
         Err(e) => return Err(kms_failure("RevokeGrant", &e)),
@@ -889,7 +1070,13 @@ pub(crate) async fn delete(
             Ok(forget())
         }
         Kind::Alias => {
-            match kms.delete_alias(ctx.caller, id).await {
+            let target = ctx.physical(text(&props, "key")).ok();
+            let parameters = vec![("aliasName", txt(id))];
+            let call = kms.delete_alias(ctx.caller, id);
+            match ctx
+                .kms_call("DeleteAlias", parameters, target.as_deref(), call)
+                .await
+            {
                 Ok(()) => log.push(format!("deleted {id}")),
                 Err(KmsError::NotFound(_)) => log.push(format!("{id} was already gone")),
                 Err(e) => return Err(kms_failure("DeleteAlias", &e)),
@@ -897,8 +1084,16 @@ pub(crate) async fn delete(
             Ok(forget())
         }
         Kind::Key => {
-            match kms
-                .schedule_key_deletion(ctx.caller, id, Some(KEY_DELETION_DAYS))
+            let parameters = vec![
+                ("keyId", txt(id)),
+                (
+                    "pendingWindowInDays",
+                    CallParameter::Number(KEY_DELETION_DAYS),
+                ),
+            ];
+            let call = kms.schedule_key_deletion(ctx.caller, id, Some(KEY_DELETION_DAYS));
+            match ctx
+                .kms_call("ScheduleKeyDeletion", parameters, Some(id), call)
                 .await
             {
                 Ok(scheduled) => log.push(format!(
@@ -934,7 +1129,12 @@ pub(crate) async fn delete(
                 log.push(reason.clone());
                 return Ok(Effect::Keep(logical_id.to_owned(), reason));
             }
-            match kms.delete_custom_key_store(ctx.caller, id).await {
+            let parameters = vec![("customKeyStoreId", txt(id))];
+            let call = kms.delete_custom_key_store(ctx.caller, id);
+            match ctx
+                .kms_call("DeleteCustomKeyStore", parameters, None, call)
+                .await
+            {
                 Ok(()) => {
                     log.push(format!("deleted key store {id}"));
                     Ok(forget())
@@ -964,10 +1164,10 @@ pub(crate) async fn delete(
                 return Ok(Effect::Keep(logical_id.to_owned(), reason));
             }
             let cluster_id = ctx.physical("cluster")?;
-            match plane
-                .delete_hsm(ns, &cluster_id, &HsmSelector::HsmId(id.to_owned()))
-                .await
-            {
+            let parameters = vec![("clusterId", txt(&cluster_id)), ("hsmId", txt(id))];
+            let selector = HsmSelector::HsmId(id.to_owned());
+            let call = plane.delete_hsm(ns, &cluster_id, &selector);
+            match ctx.hsm_call("DeleteHsm", parameters, call).await {
                 Ok(_) => log.push(format!("deleted HSM {id}; its token is free again")),
                 Err(strongroom_cloudhsm::Error::ResourceNotFound(_)) => {
                     log.push(format!("HSM {id} was already gone"))
@@ -981,7 +1181,9 @@ pub(crate) async fn delete(
                 log.push(reason.clone());
                 return Ok(Effect::Keep(logical_id.to_owned(), reason));
             }
-            match plane.delete_cluster(ns, id).await {
+            let parameters = vec![("clusterId", txt(id))];
+            let call = plane.delete_cluster(ns, id);
+            match ctx.hsm_call("DeleteCluster", parameters, call).await {
                 Ok(_) => log.push(format!("deleted cluster {id}")),
                 Err(strongroom_cloudhsm::Error::ResourceNotFound(_)) => {
                     log.push(format!("cluster {id} was already gone"))

@@ -5,6 +5,9 @@
 //!
 //! The kill test uses `STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS`, a test-only pause before every step,
 //! so that it can kill the server between two known steps.
+//!
+//! The calls steps make are checked in the audit trail with CloudTrail's LookupEvents, signed by hand as
+//! the SDKs sign (the tests have no CloudTrail SDK).
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -15,18 +18,25 @@ use std::time::{Duration, Instant};
 use aws_credential_types::Credentials;
 use aws_sdk_kms::primitives::Blob;
 use aws_sdk_kms::types::{ConnectionStateType, KeyState, OriginType};
+use aws_sigv4::http_request::{SignableBody, SignableRequest, SigningSettings};
+use aws_smithy_runtime_api::client::identity::Identity;
 use base64::Engine;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, PKCS_RSA_SHA256,
 };
 use serde_json::Value;
 
-use crate::harness::{ProcessServer, TempDir, sdk_client};
+use crate::harness::{ProcessServer, TempDir, create_key, sdk_client};
 
 const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const SO_PIN: &str = "officer-Passw0rd";
 const KMSUSER_PASSWORD: &str = "kmsuser-Passw0rd";
 const PATIENCE: Duration = Duration::from_secs(120);
+/// How the audit trail names the stack engine in `userIdentity.invokedBy`.
+const STACKS_PRINCIPAL: &str = "stacks.strongroom.internal";
 
 /// The example file of docs/STACKS.md, as written there.
 fn example_file() -> String {
@@ -393,6 +403,114 @@ fn write(hsms: &Hsms, name: &str, text: &str) -> String {
     path.display().to_string()
 }
 
+/// The whole audit trail of the dev account, read with CloudTrail's LookupEvents page by page as its
+/// root (`test`), at the server at `address`: the records, and the raw text of every answer.
+async fn audit_trail(address: std::net::SocketAddr) -> (Vec<Value>, String) {
+    let mut records = Vec::new();
+    let mut raw = String::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let body = match &next_token {
+            Some(token) => serde_json::json!({ "MaxResults": 50, "NextToken": token }),
+            None => serde_json::json!({ "MaxResults": 50 }),
+        }
+        .to_string();
+        let text = lookup_events(address, &body).await;
+        raw.push_str(&text);
+        let page: Value = serde_json::from_str(&text).expect("LookupEvents answers JSON");
+        assert!(page["Events"].is_array(), "LookupEvents failed: {page}");
+        for entry in page["Events"].as_array().into_iter().flatten() {
+            let record = entry["CloudTrailEvent"].as_str().expect("a record");
+            records.push(serde_json::from_str::<Value>(record).expect("a JSON record"));
+        }
+        match page["NextToken"].as_str() {
+            Some(token) => next_token = Some(token.to_owned()),
+            None => return (records, raw),
+        }
+    }
+}
+
+/// Sends one LookupEvents request, signed with SigV4 for `cloudtrail` as the dev root, and returns the
+/// response body.
+async fn lookup_events(address: std::net::SocketAddr, body: &str) -> String {
+    let mut request = http::Request::post("/")
+        .header(http::header::HOST, address.to_string())
+        .header(http::header::CONTENT_TYPE, "application/x-amz-json-1.1")
+        .header(
+            "x-amz-target",
+            "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+        )
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .expect("a request");
+    let identity: Identity = Credentials::new("test", "test", None, None, "stacks").into();
+    let params = aws_sigv4::sign::v4::SigningParams::builder()
+        .identity(&identity)
+        .region("us-east-1")
+        .name("cloudtrail")
+        .time(std::time::SystemTime::now())
+        .settings(SigningSettings::default())
+        .build()
+        .expect("signing parameters")
+        .into();
+    let headers: Vec<(String, String)> = request
+        .headers()
+        .iter()
+        .map(|(name, value)| {
+            let value = value.to_str().expect("ASCII");
+            (name.as_str().to_owned(), value.to_owned())
+        })
+        .collect();
+    let signable = SignableRequest::new(
+        "POST",
+        format!("http://{address}/"),
+        headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        SignableBody::Bytes(body.as_bytes()),
+    )
+    .expect("a signable request");
+    let (instructions, _) = aws_sigv4::http_request::sign(signable, &params)
+        .expect("signing succeeds")
+        .into_parts();
+    instructions.apply_to_request_http1x(&mut request);
+    let stream = tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect");
+    let (mut sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .expect("an HTTP/1.1 connection");
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.expect("an answer");
+    let bytes = response
+        .into_body()
+        .collect()
+        .await
+        .expect("the body")
+        .to_bytes();
+    String::from_utf8(bytes.to_vec()).expect("UTF-8")
+}
+
+/// The records of calls the stack engine made for the owner: invoked by it, from `source`.
+fn stack_calls<'r>(records: &'r [Value], source: &str) -> Vec<&'r Value> {
+    records
+        .iter()
+        .filter(|r| {
+            r["userIdentity"]["invokedBy"] == STACKS_PRINCIPAL && r["eventSource"] == source
+        })
+        .collect()
+}
+
+/// The one record of `operation` among `calls` for which `matches` holds; fails if there is none.
+fn call_of<'r>(
+    calls: &[&'r Value],
+    operation: &str,
+    matches: impl Fn(&Value) -> bool,
+) -> &'r Value {
+    calls
+        .iter()
+        .copied()
+        .find(|r| r["eventName"] == operation && matches(r))
+        .unwrap_or_else(|| panic!("no {operation} by the stack engine among {calls:#?}"))
+}
+
 const TWO_ZONES: &[(&str, &str)] = &[
     ("hsm-a", "us-east-1a"),
     ("hsm-b", "us-east-1b"),
@@ -672,6 +790,216 @@ async fn a_full_stack_is_applied_changed_and_deleted_through_the_cli() {
         ok && output.contains("payments-1-keys\tDELETE_COMPLETE"),
         "{output}"
     );
+
+    // Each change the steps made is in the audit trail as the owner's call, invoked by the stack engine;
+    // no secret the stack read is anywhere in it.
+    let (records, raw) = audit_trail(server.address).await;
+    let hsm_calls = stack_calls(&records, "cloudhsm.amazonaws.com");
+    let kms_calls = stack_calls(&records, "kms.amazonaws.com");
+    let cluster_id = remaining[0].cluster_id().expect("an id");
+    let cluster = call_of(&hsm_calls, "CreateCluster", |_| true);
+    assert_eq!(cluster["userIdentity"]["accountId"], "111122223333");
+    assert_eq!(cluster["sourceIPAddress"], STACKS_PRINCIPAL);
+    assert_eq!(cluster["requestParameters"]["hsmType"], "hsm2m.medium");
+    assert_eq!(
+        cluster["requestParameters"]["subnetIds"],
+        serde_json::json!(["subnet-us-east-1a", "subnet-us-east-1b"])
+    );
+    assert!(cluster["errorCode"].is_null(), "{cluster:#}");
+    for operation in [
+        "CreateHsm",
+        "InitializeCluster",
+        "ActivateCluster",
+        "CreateCryptoUser",
+        "ChangeCryptoUserPassword",
+    ] {
+        call_of(&hsm_calls, operation, |r| {
+            r["requestParameters"]["clusterId"] == cluster_id && r["errorCode"].is_null()
+        });
+    }
+    let store_id = stores[0].custom_key_store_id().expect("an id");
+    let store = call_of(&kms_calls, "CreateCustomKeyStore", |_| true);
+    assert_eq!(store["userIdentity"]["accountId"], "111122223333");
+    assert_eq!(
+        store["requestParameters"],
+        serde_json::json!({"customKeyStoreName": "payments-1-hsm", "cloudHsmClusterId": cluster_id}),
+        "{store:#}"
+    );
+    let created = call_of(&kms_calls, "CreateKey", |r| {
+        r["requestParameters"]["customKeyStoreId"] == store_id
+    });
+    assert_eq!(
+        created["resources"][0]["ARN"],
+        orders.arn().expect("an ARN")
+    );
+    assert_eq!(created["requestParameters"]["origin"], "AWS_CLOUDHSM");
+    call_of(&kms_calls, "CreateAlias", |r| {
+        r["requestParameters"]["aliasName"] == "alias/payments/1/orders"
+            && r["resources"][0]["ARN"] == orders.arn().expect("an ARN")
+    });
+    call_of(&kms_calls, "UpdateCustomKeyStore", |r| {
+        r["requestParameters"]["newCustomKeyStoreName"] == "payments-1-vault"
+    });
+    for operation in [
+        "ConnectCustomKeyStore",
+        "DisconnectCustomKeyStore",
+        "UpdateCustomKeyStore",
+    ] {
+        call_of(&kms_calls, operation, |r| {
+            r["requestParameters"]["customKeyStoreId"] == store_id
+        });
+    }
+    let ca_key_lines = ca.key.lines().filter(|line| line.len() >= 32);
+    for secret in [
+        SO_PIN,
+        KMSUSER_PASSWORD,
+        "kmsuser-Passw0rd-2",
+        "PRIVATE KEY",
+    ]
+    .into_iter()
+    .chain(ca_key_lines)
+    {
+        assert!(
+            !raw.contains(secret),
+            "the audit trail holds a secret the stack used ({secret})"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_calls_a_stack_makes_are_audited_as_its_owners_invoked_by_the_stack_engine() {
+    let dir = TempDir::new("stack-audit");
+    let server = ProcessServer::start_dev(&dir.path().join("data"));
+    let endpoint = format!("http://{}", server.address());
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_strongroom"))
+            .arg("stack")
+            .args(args)
+            .args(["--endpoint", &endpoint])
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .output()
+            .expect("run strongroom stack");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        )
+    };
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).expect("write");
+        path.display().to_string()
+    };
+    // An alias the second apply will want is already taken, by a key the stack does not own.
+    let kms = server.client();
+    let (_, other_key) = create_key(&kms, "not the stack's").await;
+    kms.create_alias()
+        .alias_name("alias/audited/1/taken")
+        .target_key_id(&other_key)
+        .send()
+        .await
+        .expect("CreateAlias");
+    let tag_value = "tag-value-marker-81c4";
+    let file = format!(
+        "name: audited\nparameters:\n  system: audited\nkeys:\n  data:\n    description: audited data\n    \
+         tags: {{team: {tag_value}}}\n    aliases: [data]\n    grants:\n      - name: app\n        \
+         grantee: arn:aws:iam::111122223333:role/app\n        operations: [Encrypt, Decrypt]\n"
+    );
+    let output = run(&["apply", &write("audited.yaml", &file), "--wait"]);
+    assert!(output.contains("APPLY_COMPLETE"), "{output}");
+    let key = kms
+        .describe_key()
+        .key_id("alias/audited/1/data")
+        .send()
+        .await
+        .expect("the stack's key")
+        .key_metadata()
+        .cloned()
+        .expect("metadata");
+    let key_arn = key.arn().expect("an ARN");
+    let taken = file.replace("aliases: [data]", "aliases: [data, taken]");
+    let output = run(&["apply", &write("taken.yaml", &taken), "--wait"]);
+    assert!(
+        output.contains("already exists and points at another key"),
+        "{output}"
+    );
+    let output = run(&["delete", "audited", "--wait"]);
+    assert!(output.contains("DELETE_COMPLETE"), "{output}");
+
+    let (records, raw) = audit_trail(server.address()).await;
+    assert!(
+        stack_calls(&records, "cloudhsm.amazonaws.com").is_empty(),
+        "a stack without a cluster makes no CloudHSM call"
+    );
+    let calls = stack_calls(&records, "kms.amazonaws.com");
+    let creates: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["eventName"] == "CreateKey")
+        .collect();
+    assert_eq!(creates.len(), 2, "the test's own key and the stack's");
+    assert!(
+        creates
+            .iter()
+            .any(|r| r["userIdentity"]["invokedBy"].is_null()),
+        "the test's own CreateKey is not the stack engine's"
+    );
+    let created = call_of(&calls, "CreateKey", |_| true);
+    assert_eq!(created["userIdentity"]["accountId"], "111122223333");
+    assert_eq!(created["recipientAccountId"], "111122223333");
+    assert_eq!(created["sourceIPAddress"], STACKS_PRINCIPAL);
+    assert_eq!(created["readOnly"], false);
+    assert_eq!(created["resources"][0]["ARN"], key_arn);
+    assert_eq!(
+        created["requestParameters"],
+        serde_json::json!({
+            "description": "audited data",
+            "keySpec": "SYMMETRIC_DEFAULT",
+            "keyUsage": "ENCRYPT_DECRYPT",
+            "tagKeys": ["team", "strongroom:stack"],
+        }),
+        "{created:#}"
+    );
+    assert!(created["errorCode"].is_null(), "{created:#}");
+    let alias = call_of(&calls, "CreateAlias", |r| r["errorCode"].is_null());
+    assert_eq!(
+        alias["requestParameters"],
+        serde_json::json!({"aliasName": "alias/audited/1/data", "targetKeyId": key.key_id()})
+    );
+    assert_eq!(alias["resources"][0]["ARN"], key_arn);
+    let refused = call_of(&calls, "CreateAlias", |r| {
+        r["requestParameters"]["aliasName"] == "alias/audited/1/taken"
+    });
+    assert_eq!(
+        refused["errorCode"], "AlreadyExistsException",
+        "{refused:#}"
+    );
+    assert!(
+        refused["errorMessage"]
+            .as_str()
+            .is_some_and(|m| m.contains("alias/audited/1/taken")),
+        "{refused:#}"
+    );
+    let grant = call_of(&calls, "CreateGrant", |_| true);
+    assert_eq!(
+        grant["requestParameters"]["operations"],
+        serde_json::json!(["Decrypt", "Encrypt"]),
+        "the operations the stack asked for, in its (sorted) order"
+    );
+    assert_eq!(
+        grant["requestParameters"]["granteePrincipal"],
+        "arn:aws:iam::111122223333:role/app"
+    );
+    for operation in ["RevokeGrant", "DeleteAlias", "ScheduleKeyDeletion"] {
+        let record = call_of(&calls, operation, |r| r["resources"][0]["ARN"] == key_arn);
+        assert!(record["errorCode"].is_null(), "{record:#}");
+    }
+    let scheduled = call_of(&calls, "ScheduleKeyDeletion", |_| true);
+    assert_eq!(scheduled["requestParameters"]["pendingWindowInDays"], 7);
+    assert!(
+        !raw.contains(tag_value),
+        "tag values are not recorded, only their keys"
+    );
 }
 
 /// Runs `file` with `on_failure`, waits, and returns the stack's record.
@@ -753,6 +1081,28 @@ async fn a_wrong_admin_password_rolls_back_or_is_preserved_and_a_fixed_secret_co
         key_stores(&server).await[0].connection_state(),
         Some(&ConnectionStateType::Connected)
     );
+
+    // The refused activation is in the audit trail with CloudHSM's error, and the rollback's deletions
+    // too; the wrong password is not.
+    let (records, raw) = audit_trail(server.address).await;
+    let hsm_calls = stack_calls(&records, "cloudhsm.amazonaws.com");
+    let refused = call_of(&hsm_calls, "ActivateCluster", |r| !r["errorCode"].is_null());
+    assert!(
+        refused["errorCode"]
+            .as_str()
+            .is_some_and(|code| code.starts_with("CloudHsm"))
+            && refused["errorMessage"]
+                .as_str()
+                .is_some_and(|m| m.contains("not the Security Officer PIN")),
+        "{refused:#}"
+    );
+    call_of(&hsm_calls, "ActivateCluster", |r| r["errorCode"].is_null());
+    for operation in ["DeleteHsm", "DeleteCluster"] {
+        call_of(&hsm_calls, operation, |r| r["errorCode"].is_null());
+    }
+    for secret in ["not-the-SO-pin", SO_PIN] {
+        assert!(!raw.contains(secret), "the audit trail holds {secret}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
