@@ -63,8 +63,8 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) replica_region: Option<&'a str>,
     /// `kms:PrimaryRegion` (UpdatePrimaryRegion): the Region of the new primary.
     pub(crate) primary_region: Option<&'a str>,
-    /// `kms:MultiRegionKeyType`: `PRIMARY` or `REPLICA`, where the operation knows the key's place in its
-    /// set (CreateKey, ReplicateKey, UpdatePrimaryRegion).
+    /// `kms:MultiRegionKeyType`: `PRIMARY` or `REPLICA`: the prospective key's for CreateKey and a
+    /// replica's kms:CreateKey, the cached key's place in its set for every operation on a multi-Region key.
     pub(crate) multi_region_key_type: Option<&'a str>,
     /// `kms:ResourceAliases`: the names of the aliases of the key the request acts on (IAM policies only).
     pub(crate) resource_aliases: Option<&'a [String]>,

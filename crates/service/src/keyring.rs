@@ -6,14 +6,16 @@
 //! or deleted key.
 //!
 //! Beside its record, a cached key keeps what authorization reads about it from elsewhere in storage: its
-//! grants and the names of its aliases (`kms:ResourceAliases`). Both are loaded with the key, and the
-//! writes that change them (grant operations, alias operations) update the cached key under the write
-//! lock, so authorization never reads storage.
+//! grants, the names of its aliases (`kms:ResourceAliases`) and, for a multi-Region key, whether it is its
+//! set's primary or a replica (`kms:MultiRegionKeyType`). All three are loaded with the key, and the writes
+//! that change them (grant operations, alias operations, UpdatePrimaryRegion) update the cached key under
+//! the write lock, so authorization never reads storage.
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 use strongroom_keystore::Material;
+use strongroom_storage::multi_region::MultiRegionRole;
 use strongroom_types::{
     AliasName, KeyId, KeyMaterialId, KeyRecord, KeyRef, KeyRefError, KeyState, Namespace,
     RotationType, Timestamp,
@@ -32,6 +34,8 @@ pub(crate) struct LiveKey {
     pub(crate) grants: Vec<strongroom_types::GrantRecord>,
     /// The names of the aliases that point at the key (`alias/…`), in name order.
     pub(crate) aliases: Vec<String>,
+    /// A multi-Region key's place in its set; `None` for a single-Region key.
+    pub(crate) multi_region_role: Option<MultiRegionRole>,
     /// The materials that are in the key now (imported material that was deleted or expired is not);
     /// shared by the copies an alias change makes.
     materials: Arc<[(KeyMaterialId, Material)]>,
@@ -67,6 +71,7 @@ impl LiveKey {
         KeyExtras {
             grants: self.grants.clone(),
             aliases: self.aliases.clone(),
+            multi_region_role: self.multi_region_role,
         }
     }
 
@@ -78,6 +83,7 @@ impl LiveKey {
             policy: self.policy.clone(),
             grants: self.grants.clone(),
             aliases,
+            multi_region_role: self.multi_region_role,
             materials: Arc::clone(&self.materials),
             current: self.current,
         }
@@ -88,6 +94,7 @@ impl LiveKey {
 struct KeyExtras {
     grants: Vec<strongroom_types::GrantRecord>,
     aliases: Vec<String>,
+    multi_region_role: Option<MultiRegionRole>,
 }
 
 /// The most alias names loaded with a key: more than a key may have (50), so seeded aliases count too.
@@ -338,8 +345,9 @@ impl Kms {
         Ok(live)
     }
 
-    /// Caches a key as written, keeping the grants and alias names already cached for it (grant changes
-    /// go through [`Kms::refresh_grants`], alias changes through [`Kms::cache_alias`]).
+    /// Caches a key as written, keeping the grants, alias names and multi-Region role already cached for
+    /// it (grant changes go through [`Kms::refresh_grants`], alias changes through [`Kms::cache_alias`],
+    /// role changes through [`Kms::recache_key`]).
     pub(crate) async fn cache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         let key = (record.namespace.clone(), record.key_id.clone());
         let cached = read(&self.keyring.keys)
@@ -354,8 +362,8 @@ impl Kms {
         self.cache_with_extras(record, extras)
     }
 
-    /// Caches a key as written with its grants and alias names read again from storage; call with
-    /// `writes` held, after a write that changed them.
+    /// Caches a key as written with its grants, alias names and multi-Region role read again from
+    /// storage; call with `writes` held, after a write that changed them.
     pub(crate) async fn recache_key(&self, record: KeyRecord) -> Result<Arc<LiveKey>, Error> {
         let extras = self.load_extras(&record).await?;
         self.cache_with_extras(record, extras)
@@ -372,7 +380,20 @@ impl Kms {
             .into_iter()
             .map(|alias| alias.name.as_str().to_owned())
             .collect();
-        Ok(KeyExtras { grants, aliases })
+        let multi_region_role = if record.multi_region {
+            let members = self
+                .store
+                .multi_region_set(&namespace.account, key_id)
+                .await?;
+            Some(crate::multi_region::role_in(&members, &namespace.region))
+        } else {
+            None
+        };
+        Ok(KeyExtras {
+            grants,
+            aliases,
+            multi_region_role,
+        })
     }
 
     fn cache_with_extras(
@@ -462,6 +483,7 @@ impl Kms {
             policy,
             grants: extras.grants,
             aliases: extras.aliases,
+            multi_region_role: extras.multi_region_role,
         })
     }
 

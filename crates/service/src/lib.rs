@@ -188,6 +188,9 @@ impl Kms {
         // What the cache keeps with the key; only borrowed here, computed into values if a policy asks.
         let facts = authz::RequestFacts {
             resource_aliases: Some(&key.aliases),
+            multi_region_key_type: facts
+                .multi_region_key_type
+                .or(key.multi_region_role.map(|role| role.as_str())),
             ..facts
         };
         authz::authorize(

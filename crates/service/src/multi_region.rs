@@ -161,6 +161,15 @@ fn primary_region(members: &[MultiRegionMember], home: &Region) -> Region {
         .unwrap_or_else(|| home.clone())
 }
 
+/// The role of the key in Region `home` in a set (`members` is empty for a primary never replicated).
+pub(crate) fn role_in(members: &[MultiRegionMember], home: &Region) -> MultiRegionRole {
+    if &primary_region(members, home) == home {
+        MultiRegionRole::Primary
+    } else {
+        MultiRegionRole::Replica
+    }
+}
+
 fn view_of(record: &KeyRecord, members: &[MultiRegionMember]) -> MultiRegionView {
     let home = &record.namespace.region;
     let primary = primary_region(members, home);
@@ -184,11 +193,7 @@ fn view_of(record: &KeyRecord, members: &[MultiRegionMember]) -> MultiRegionView
         _ => None,
     };
     MultiRegionView {
-        role: if &primary == home {
-            MultiRegionRole::Primary
-        } else {
-            MultiRegionRole::Replica
-        },
+        role: role_in(members, home),
         primary: related(&primary),
         replicas,
         pending_window_days,
@@ -253,10 +258,9 @@ impl Kms {
             )));
         }
         let live = self.resolve(caller, &req.key_id, Forms::IdOrArn).await?;
-        let key_type = self.multi_region_key_type(&live.record).await?;
+        // kms:MultiRegionKeyType comes from the cached key.
         let facts = RequestFacts {
             replica_region: Some(replica_region.as_str()),
-            multi_region_key_type: key_type,
             ..RequestFacts::default()
         };
         self.authorize(caller, "kms:ReplicateKey", &live, facts)?;
@@ -384,11 +388,11 @@ impl Kms {
             });
         }
         tracing::info!(key_arn = %replica_arn, "replicated a multi-Region key");
+        self.events.replica_created(&replica);
         let view = view_of(&replica, &members);
         Ok(ReplicatedKey {
             record: replica,
             view,
-        self.events.replica_created(&replica);
         })
     }
 
@@ -402,10 +406,9 @@ impl Kms {
     ) -> Result<(), Error> {
         let target_region = parse_region(new_primary_region, "primaryRegion")?;
         let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
-        let key_type = self.multi_region_key_type(&live.record).await?;
+        // kms:MultiRegionKeyType comes from the cached key.
         let facts = RequestFacts {
             primary_region: Some(target_region.as_str()),
-            multi_region_key_type: key_type,
             ..RequestFacts::default()
         };
         self.authorize(caller, "kms:UpdatePrimaryRegion", &live, facts)?;
@@ -438,12 +441,6 @@ impl Kms {
             .key(&target_namespace, &live.record.key_id)
             .await?
             .ok_or_else(|| not_found(&target_namespace, &live.record.key_id))?;
-        let target_type = self.multi_region_key_type(&target.record).await?;
-        let facts = RequestFacts {
-            primary_region: Some(target_region.as_str()),
-            multi_region_key_type: target_type,
-            ..RequestFacts::default()
-        };
         self.authorize(caller, "kms:UpdatePrimaryRegion", &target, facts)?;
 
         let _writes = self.writes.lock().await;
@@ -499,7 +496,8 @@ impl Kms {
         replica.state = KeyState::Updating;
         for record in [primary, replica] {
             self.store.put_key(&record).await?;
-            self.cache_key(record).await?;
+            // The cached keys take their new roles from the set just written.
+            self.recache_key(record).await?;
         }
         tracing::info!(key_id = %live.record.key_id, "moved the primary of a multi-Region key to {target_region}");
         Ok(())
@@ -518,20 +516,6 @@ impl Kms {
             .multi_region_set(&record.namespace.account, &record.key_id)
             .await?;
         Ok(Some(view_of(record, &members)))
-    }
-
-    /// `kms:MultiRegionKeyType` of a key: `PRIMARY` or `REPLICA`, or `None` for a single-Region key.
-    async fn multi_region_key_type(
-        &self,
-        record: &KeyRecord,
-    ) -> Result<Option<&'static str>, Error> {
-        Ok(self
-            .multi_region_view(record)
-            .await?
-            .map(|view| match view.role {
-                MultiRegionRole::Primary => "PRIMARY",
-                MultiRegionRole::Replica => "REPLICA",
-            }))
     }
 
     /// Refuses a change of the shared rotation settings or material on a replica: they are set on the

@@ -768,3 +768,115 @@ async fn create_key_and_replicate_key_conditions_in_identity_policies() {
         .expect("ReplicateKey into eu-west-1");
     server.stop().await;
 }
+
+/// `kms:MultiRegionKeyType` on every operation on a multi-Region key: the key's place in its set, kept
+/// with the cached key, changed at once by UpdatePrimaryRegion and read again after a restart. A
+/// single-Region key has none.
+#[tokio::test(flavor = "multi_thread")]
+async fn multi_region_key_type_on_every_key_operation() {
+    let dir = crate::harness::TempDir::new("multi-region-key-type");
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    let east = server.client();
+    let west = server.client_for("test", "eu-west-1");
+    let primary_only = guarded_policy(
+        "kms:Encrypt",
+        r#"{"StringEquals":{"kms:MultiRegionKeyType":"PRIMARY"}}"#,
+    );
+    let created = east
+        .create_key()
+        .multi_region(true)
+        .policy(&primary_only)
+        .send()
+        .await
+        .expect("CreateKey");
+    let key_id = created
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_owned();
+    // The primary of a set never replicated is a primary too.
+    encrypt(&east, &key_id, b"alone", &[]).await;
+    east.replicate_key()
+        .key_id(&key_id)
+        .replica_region("eu-west-1")
+        .policy(&primary_only)
+        .send()
+        .await
+        .expect("ReplicateKey");
+    settle(&server).await;
+    let try_encrypt = |client: &aws_sdk_kms::Client| {
+        let request = client
+            .encrypt()
+            .key_id(&key_id)
+            .plaintext(Blob::new(b"where"));
+        async move { request.send().await.map(|_| ()) }
+    };
+    try_encrypt(&east).await.expect("the primary encrypts");
+    let refused = failure(try_encrypt(&west).await);
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+    assert!(
+        refused
+            .message
+            .contains(&format!("arn:aws:kms:eu-west-1:{OWNER}:key/{key_id}")),
+        "{}",
+        refused.message
+    );
+    // A condition on the replica's type holds for the replica, on another operation.
+    west.put_key_policy()
+        .key_id(&key_id)
+        .policy(guarded_policy(
+            "kms:DescribeKey",
+            r#"{"StringEquals":{"kms:MultiRegionKeyType":"REPLICA"}}"#,
+        ))
+        .send()
+        .await
+        .expect("PutKeyPolicy on the replica");
+    west.describe_key()
+        .key_id(&key_id)
+        .send()
+        .await
+        .expect("DescribeKey of a replica");
+    west.put_key_policy()
+        .key_id(&key_id)
+        .policy(&primary_only)
+        .send()
+        .await
+        .expect("PutKeyPolicy on the replica");
+
+    let (single, _) = create_key(&east, "single-Region").await;
+    east.put_key_policy()
+        .key_id(&single)
+        .policy(&primary_only)
+        .send()
+        .await
+        .expect("PutKeyPolicy");
+    let refused = failure(
+        east.encrypt()
+            .key_id(&single)
+            .plaintext(Blob::new(b"x"))
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException", "a single-Region key");
+
+    east.update_primary_region()
+        .key_id(&key_id)
+        .primary_region("eu-west-1")
+        .send()
+        .await
+        .expect("UpdatePrimaryRegion");
+    settle(&server).await;
+    try_encrypt(&west).await.expect("the new primary encrypts");
+    let refused = failure(try_encrypt(&east).await);
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+
+    // After a restart, the keys read their places from the stored set.
+    server.stop().await;
+    let server = TestServer::start_in(dir.path(), |_| {}).await;
+    let east = server.client();
+    let west = server.client_for("test", "eu-west-1");
+    try_encrypt(&west).await.expect("the primary encrypts");
+    let refused = failure(try_encrypt(&east).await);
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+    server.stop().await;
+}
