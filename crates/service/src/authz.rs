@@ -21,7 +21,8 @@ use crate::{Caller, Error};
 /// Facts about one request that policy conditions may test, beyond the caller and the key.
 #[derive(Debug, Default, Clone, Copy)]
 pub(crate) struct RequestFacts<'a> {
-    /// The encryption context of a cryptographic request.
+    /// The encryption context of a cryptographic request; for CreateGrant, the grant's constraint
+    /// (`kms:EncryptionContext:*`, `kms:EncryptionContextKeys`).
     pub(crate) encryption_context: Option<&'a EncryptionContext>,
     /// The encryption algorithm (`kms:EncryptionAlgorithm`).
     pub(crate) encryption_algorithm: Option<&'a str>,

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use strongroom_storage::StoreError;
-use strongroom_types::{GrantRecord, KeySpec};
+use strongroom_types::{EncryptionContext, GrantRecord, KeySpec};
 
 use crate::authz::RequestFacts;
 use crate::keyring::{Forms, parse_key_ref};
@@ -147,7 +147,14 @@ impl Kms {
         .filter(|(present, _)| *present)
         .map(|(_, name)| name.to_owned())
         .collect();
+        // kms:EncryptionContext:* and kms:EncryptionContextKeys test the grant's constraint, as AWS
+        // documents for CreateGrant (a request naming both constraints is refused below).
+        let constraint = match (&req.context_equals, &req.context_subset) {
+            (Some(pairs), _) | (None, Some(pairs)) => Some(EncryptionContext::new(pairs.clone())),
+            (None, None) => None,
+        };
         let facts = RequestFacts {
+            encryption_context: constraint.as_ref(),
             grant_operations: Some(&req.operations),
             grant_constraint_types: (!constraint_types.is_empty()).then_some(&constraint_types[..]),
             grantee_principal: Some(&req.grantee_principal),

@@ -439,3 +439,99 @@ async fn iam_principals_retire_grants_their_account_delegates_and_role_sessions_
     assert!(remaining.grants().is_empty(), "{:?}", remaining.grants());
     server.stop().await;
 }
+
+/// On CreateGrant, `kms:EncryptionContext:*` and `kms:EncryptionContextKeys` test the grant's constraint
+/// (EncryptionContextEquals or EncryptionContextSubset), as AWS documents.
+#[tokio::test(flavor = "multi_thread")]
+async fn create_grant_encryption_context_conditions_test_the_constraint() {
+    let server = TestServer::start().await;
+    let owner = server.client();
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "Admin",
+                "Effect": "Allow",
+                "Principal": { "AWS": "arn:aws:iam::111122223333:root" },
+                "NotAction": "kms:CreateGrant",
+                "Resource": "*"
+            },
+            {
+                "Sid": "OnlyItGrants",
+                "Effect": "Allow",
+                "Principal": { "AWS": "arn:aws:iam::111122223333:root" },
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {
+                    "StringEquals": { "kms:EncryptionContext:Department": "IT" },
+                    "ForAllValues:StringEquals": { "kms:EncryptionContextKeys": ["department", "project"] }
+                }
+            }
+        ]
+    });
+    let created = owner
+        .create_key()
+        .policy(policy.to_string())
+        .send()
+        .await
+        .expect("CreateKey with the policy");
+    let key_id = created.key_metadata().unwrap().key_id().to_owned();
+    let attempt = |constraints: Option<GrantConstraints>| {
+        let owner = owner.clone();
+        let key_id = key_id.clone();
+        async move {
+            owner
+                .create_grant()
+                .key_id(key_id)
+                .grantee_principal("arn:aws:iam::111122223333:role/app")
+                .operations(GrantOperation::Decrypt)
+                .set_constraints(constraints)
+                .send()
+                .await
+        }
+    };
+    attempt(Some(
+        GrantConstraints::builder()
+            .encryption_context_equals("department", "IT")
+            .build(),
+    ))
+    .await
+    .expect("EncryptionContextEquals department=IT is allowed");
+    attempt(Some(
+        GrantConstraints::builder()
+            .encryption_context_subset("department", "IT")
+            .encryption_context_subset("project", "ledger")
+            .build(),
+    ))
+    .await
+    .expect("EncryptionContextSubset department=IT, project=ledger is allowed");
+    for (what, constraints) in [
+        ("no constraint", None),
+        (
+            "another department",
+            Some(
+                GrantConstraints::builder()
+                    .encryption_context_equals("department", "HR")
+                    .build(),
+            ),
+        ),
+        (
+            "a key the policy does not list",
+            Some(
+                GrantConstraints::builder()
+                    .encryption_context_subset("department", "IT")
+                    .encryption_context_subset("owner", "ops")
+                    .build(),
+            ),
+        ),
+    ] {
+        let refused = failure(attempt(constraints).await);
+        assert_eq!(refused.code, "AccessDeniedException", "{what}");
+        assert!(
+            refused.message.contains("kms:CreateGrant"),
+            "{what}: {}",
+            refused.message
+        );
+    }
+    server.stop().await;
+}
