@@ -93,6 +93,8 @@ struct RecordedEvents(Mutex<Vec<(String, Option<String>)>>);
 impl crate::ServiceEvents for RecordedEvents {
     fn key_rotated(&self, _key: &strongroom_types::KeyRecord) {}
     fn key_deleted(&self, _key: &strongroom_types::KeyRecord) {}
+    fn key_material_expired(&self, _key: &strongroom_types::KeyRecord) {}
+    fn replica_created(&self, _replica: &strongroom_types::KeyRecord) {}
     fn custom_key_store_connection(&self, change: &ConnectionChange) {
         self.0.lock().unwrap().push((
             change.connection_state.to_owned(),
