@@ -14,7 +14,7 @@ use std::cell::OnceCell;
 
 use strongroom_iam::{Identities, PrincipalConditions};
 use strongroom_policy::{ConditionContext, Outcome, Policy, Principal, Request};
-use strongroom_types::{EncryptionContext, GrantRecord, KeyRecord};
+use strongroom_types::{EncryptionContext, GrantRecord, KeyRecord, Tag};
 
 use crate::{Caller, Error};
 
@@ -69,6 +69,8 @@ pub(crate) struct RequestFacts<'a> {
     pub(crate) multi_region_key_type: Option<&'a str>,
     /// `kms:ResourceAliases`: the names of the aliases of the key the request acts on (IAM policies only).
     pub(crate) resource_aliases: Option<&'a [String]>,
+    /// The tags a request adds (`aws:RequestTag/*`, `aws:TagKeys`): CreateKey's and ReplicateKey's `Tags`.
+    pub(crate) request_tags: Option<&'a [Tag]>,
     /// `kms:ReEncryptOnSameKey` (ReEncrypt): whether the source and destination keys are the same key.
     pub(crate) reencrypt_on_same_key: Option<bool>,
 }
@@ -198,6 +200,34 @@ pub(crate) fn authorize_identity(
             caller.arn
         ))),
     }
+}
+
+/// Tags given to CreateKey or ReplicateKey: the caller's IAM policies must also allow kms:TagResource on
+/// the new key, with the tags as `aws:RequestTag/*` and `aws:TagKeys`, as AWS requires. Account roots (and
+/// callers IAM does not know) hold that permission. Nothing to check without tags.
+pub(crate) fn authorize_tags_on_create(
+    caller: &Caller,
+    key: &KeyRecord,
+    identities: Option<&Identities>,
+    now_millis: i64,
+    facts: RequestFacts<'_>,
+) -> Result<(), Error> {
+    if key.tags.is_empty() {
+        return Ok(());
+    }
+    let facts = RequestFacts {
+        request_tags: Some(&key.tags),
+        ..facts
+    };
+    authorize_identity(
+        caller,
+        "kms:TagResource",
+        &key.arn(),
+        key,
+        identities,
+        now_millis,
+        facts,
+    )
 }
 
 /// Decides an operation that acts on no key (ListKeys, ListAliases, GenerateRandom): the caller's IAM
@@ -366,6 +396,7 @@ struct Conditions<'a> {
     now_millis: i64,
     values: [OnceCell<Option<Vec<String>>>; SIMPLE_KEYS.len()],
     context_keys: OnceCell<Option<Vec<String>>>,
+    tag_keys: OnceCell<Option<Vec<String>>>,
 }
 
 /// The single-valued keys computed from the request, in lower case (policies ask in lower case).
@@ -430,6 +461,7 @@ impl<'a> Conditions<'a> {
             now_millis,
             values: std::array::from_fn(|_| OnceCell::new()),
             context_keys: OnceCell::new(),
+            tag_keys: OnceCell::new(),
         }
     }
 
@@ -521,6 +553,22 @@ impl ConditionContext for Conditions<'_> {
                 .iter()
                 .find(|tag| tag.key.eq_ignore_ascii_case(name))?;
             return Some(std::slice::from_ref(&tag.value));
+        }
+        if let Some(name) = strip_prefix_ignore_case(key, "aws:requesttag/") {
+            let tag = self
+                .facts
+                .request_tags?
+                .iter()
+                .find(|tag| tag.key.eq_ignore_ascii_case(name))?;
+            return Some(std::slice::from_ref(&tag.value));
+        }
+        if key.eq_ignore_ascii_case("aws:tagkeys") {
+            let keys = self.tag_keys.get_or_init(|| {
+                self.facts
+                    .request_tags
+                    .map(|tags| tags.iter().map(|tag| tag.key.clone()).collect())
+            });
+            return keys.as_deref();
         }
         if key.eq_ignore_ascii_case("kms:resourcealiases") {
             return self.facts.resource_aliases;

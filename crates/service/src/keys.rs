@@ -203,12 +203,20 @@ impl Kms {
             bypass_lockout_check: Some(req.bypass_policy_lockout_safety_check),
             // CreateKey makes only primary keys; replicas come from ReplicateKey.
             multi_region_key_type: record.multi_region.then_some("PRIMARY"),
+            request_tags: (!record.tags.is_empty()).then_some(&record.tags[..]),
             ..RequestFacts::default()
         };
         authz::authorize_identity(
             caller,
             "kms:CreateKey",
             "*",
+            &record,
+            self.identities.as_deref(),
+            now.millis(),
+            facts,
+        )?;
+        authz::authorize_tags_on_create(
+            caller,
             &record,
             self.identities.as_deref(),
             now.millis(),

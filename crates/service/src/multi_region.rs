@@ -261,6 +261,7 @@ impl Kms {
         // kms:MultiRegionKeyType comes from the cached key.
         let facts = RequestFacts {
             replica_region: Some(replica_region.as_str()),
+            request_tags: (!req.tags.is_empty()).then_some(&req.tags[..]),
             ..RequestFacts::default()
         };
         self.authorize(caller, "kms:ReplicateKey", &live, facts)?;
@@ -332,12 +333,20 @@ impl Kms {
         let create_facts = RequestFacts {
             bypass_lockout_check: Some(req.bypass_policy_lockout_safety_check),
             multi_region_key_type: Some("REPLICA"),
+            request_tags: (!replica.tags.is_empty()).then_some(&replica.tags[..]),
             ..RequestFacts::default()
         };
         authz::authorize_identity(
             caller,
             "kms:CreateKey",
             "*",
+            &replica,
+            self.identities.as_deref(),
+            now.millis(),
+            create_facts,
+        )?;
+        authz::authorize_tags_on_create(
+            caller,
             &replica,
             self.identities.as_deref(),
             now.millis(),

@@ -1468,3 +1468,126 @@ async fn resource_aliases_follow_alias_changes_through_identity_policies() {
     assert_eq!(try_encrypt(&as_finance, &second).await, Ok(()));
     server.stop().await;
 }
+
+/// Tags on CreateKey and ReplicateKey also need kms:TagResource from the caller's IAM policies, with the
+/// tags as `aws:RequestTag/*` and `aws:TagKeys`; account roots need nothing more.
+#[tokio::test(flavor = "multi_thread")]
+async fn tags_on_create_key_and_replicate_key_need_tag_resource() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let tagger = user_with_key(&endpoint, "tagger").await;
+    let as_tagger = kms(&endpoint, &tagger);
+    put_user_policy(
+        &endpoint,
+        "tagger",
+        "keys",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:CreateKey","kms:PutKeyPolicy","kms:ReplicateKey"],"Resource":"*"}]}"#,
+    )
+    .await;
+    let tag = |key: &str, value: &str| {
+        aws_sdk_kms::types::Tag::builder()
+            .tag_key(key)
+            .tag_value(value)
+            .build()
+            .expect("a tag")
+    };
+    let create = |tags: Vec<aws_sdk_kms::types::Tag>, multi_region: bool| {
+        as_tagger
+            .create_key()
+            .multi_region(multi_region)
+            .set_tags(Some(tags))
+            .send()
+    };
+    let key_id = create(Vec::new(), true)
+        .await
+        .expect("CreateKey without tags")
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_owned();
+    let refused = failure(create(vec![tag("team", "finance")], false).await);
+    assert_eq!(refused.code, "AccessDeniedException");
+    assert!(
+        refused.message.contains("kms:TagResource")
+            && refused
+                .message
+                .contains("because no identity-based policy allows the kms:TagResource action"),
+        "{}",
+        refused.message
+    );
+    // The account root tags as it creates.
+    server
+        .client()
+        .create_key()
+        .tags(tag("team", "ops"))
+        .send()
+        .await
+        .expect("the root creates a tagged key");
+
+    put_user_policy(
+        &endpoint,
+        "tagger",
+        "tags",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:TagResource","Resource":"*",
+            "Condition":{"StringEquals":{"aws:RequestTag/team":"finance"},
+                         "ForAllValues:StringEquals":{"aws:TagKeys":["team","cost-center"]}}}]}"#,
+    )
+    .await;
+    let created = create(
+        vec![tag("team", "finance"), tag("cost-center", "42")],
+        false,
+    )
+    .await
+    .expect("CreateKey with tags the policy allows");
+    let tagged = created
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_owned();
+    let tags = server
+        .client()
+        .list_resource_tags()
+        .key_id(&tagged)
+        .send()
+        .await
+        .expect("ListResourceTags");
+    assert_eq!(tags.tags().len(), 2);
+    for (what, tags) in [
+        ("another team", vec![tag("team", "ops")]),
+        (
+            "a tag key the policy does not list",
+            vec![tag("team", "finance"), tag("owner", "me")],
+        ),
+    ] {
+        let refused = failure(create(tags, false).await);
+        assert_eq!(refused.code, "AccessDeniedException", "{what}");
+        assert!(
+            refused.message.contains("kms:TagResource"),
+            "{what}: {}",
+            refused.message
+        );
+    }
+
+    // ReplicateKey: the replica's tags pass the same test.
+    let replicate = |region: &'static str, tags: Vec<aws_sdk_kms::types::Tag>| {
+        as_tagger
+            .replicate_key()
+            .key_id(&key_id)
+            .replica_region(region)
+            .set_tags(Some(tags))
+            .send()
+    };
+    let refused = failure(replicate("eu-west-1", vec![tag("team", "ops")]).await);
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+    assert!(
+        refused.message.contains("kms:TagResource")
+            && refused.message.contains("arn:aws:kms:eu-west-1:"),
+        "{}",
+        refused.message
+    );
+    let replica = replicate("eu-west-1", vec![tag("team", "finance")])
+        .await
+        .expect("ReplicateKey with tags the policy allows");
+    assert_eq!(replica.replica_tags().len(), 1);
+    server.stop().await;
+}
