@@ -23,12 +23,18 @@ pub struct Principal {
     /// The principal's ARN.
     pub arn: String,
     /// For a configured service principal, its service name (`s3`, `ebs`...): it may call on behalf of
-    /// other principals, naming them in the `X-Strongroom-On-Behalf-Of` header.
+    /// other principals, naming them in the `X-Strongroom-On-Behalf-Of` header (and a role session's
+    /// token in `X-Strongroom-On-Behalf-Of-Security-Token`).
     pub service: Option<String>,
 }
 
 /// The header in which a service principal names the caller it acts for, by access key id.
 pub const ON_BEHALF_OF_HEADER: &str = "x-strongroom-on-behalf-of";
+
+/// The header in which a service principal passes the session token of the caller it acts for, when that
+/// caller signs with temporary credentials (a role session, GetSessionToken): the token its own requests
+/// carry as `X-Amz-Security-Token`.
+pub const ON_BEHALF_OF_TOKEN_HEADER: &str = "x-strongroom-on-behalf-of-security-token";
 
 /// Where the protocol edge looks up access keys; the server decides what credentials exist.
 ///
@@ -174,11 +180,18 @@ impl Authenticator {
                 ));
             }
             (Some(name), Some(caller_key)) => {
-                // The service vouches for its caller, as AWS services do with forward access sessions.
-                let caller = self
-                    .credentials
-                    .lookup(caller_key, None)
-                    .map_err(|_| ProtocolError::UnrecognizedClient)?;
+                // The service vouches for its caller, as AWS services do with forward access sessions; a
+                // caller with temporary credentials is named with its session token too, and only while
+                // its session lasts.
+                let caller_token = parts
+                    .headers
+                    .get(ON_BEHALF_OF_TOKEN_HEADER)
+                    .and_then(|v| v.to_str().ok());
+                let caller = match self.credentials.lookup(caller_key, caller_token) {
+                    Ok(caller) => caller,
+                    Err(LookupError::Unknown) => return Err(ProtocolError::UnrecognizedClient),
+                    Err(LookupError::Expired) => return Err(ProtocolError::ExpiredToken),
+                };
                 let via = format!("{name}.{region}.amazonaws.com");
                 (caller.account, caller.arn, caller_key.to_owned(), Some(via))
             }

@@ -32,7 +32,9 @@ use strongroom_iam::Identities;
 use strongroom_service::{Caller, Error, Kms};
 use tracing::Instrument;
 
-pub use crate::auth::{Credentials, ON_BEHALF_OF_HEADER, Principal, Regions};
+pub use crate::auth::{
+    Credentials, ON_BEHALF_OF_HEADER, ON_BEHALF_OF_TOKEN_HEADER, Principal, Regions,
+};
 pub use crate::network::{Cidr, NetworkContext, VpcMapping};
 pub use crate::trail::OnBehalfTrail;
 pub use strongroom_iam::LookupError;

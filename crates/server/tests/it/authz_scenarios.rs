@@ -5,9 +5,8 @@
 //! by `kms:GrantIsForAWSResource`; account 111122223333 lending a key to 444455556666 (key policy and the
 //! borrower's IAM policy, each half alone failing); `kms:KeyOrigin` on CreateKey; `kms:ViaService` limited
 //! to two services; `aws:SourceVpc` and `aws:SourceVpce`.
-//! Services act only for long-term credentials at Strongroom's edge (the on-behalf-of header carries an
-//! access key, not a session), so the two scenarios that go through a service use an IAM user as the
-//! service's caller, next to role sessions that call directly.
+//! Services act for IAM users and for role sessions alike: the on-behalf-of headers carry the caller's
+//! access key and, for a session, its session token.
 //! Root-only versions of some of these (a lending key policy, one service, one VPC endpoint) are in
 //! `authorization`.
 
@@ -74,9 +73,15 @@ async fn create_role(endpoint: &str, admin: &Keys, account: &str, name: &str) ->
 
 /// A role in the default account, assumed by the account's root: a KMS client for the session.
 async fn role_session(endpoint: &str, name: &str) -> (String, Client) {
+    let (arn, session) = role_session_keys(endpoint, name).await;
+    (arn, kms(endpoint, &session))
+}
+
+/// A role in the default account, assumed by the account's root: the role's ARN and the session's keys.
+async fn role_session_keys(endpoint: &str, name: &str) -> (String, Keys) {
     let arn = create_role(endpoint, &Keys::dev(), ACCOUNT, name).await;
     let session = assume(endpoint, &Keys::dev(), &arn, &format!("{name}-session")).await;
-    (arn, kms(endpoint, &session))
+    (arn, session)
 }
 
 async fn put_role_policy(endpoint: &str, admin: &Keys, role: &str, document: &str) {
@@ -185,8 +190,12 @@ impl Intercept for ExtraHeader {
 
 /// A KMS client that signs as `keys` and adds header `name: value` to every request.
 fn client_with_header(endpoint: &str, keys: &Keys, name: &'static str, value: &str) -> Client {
-    let base = kms(endpoint, keys);
-    let config = base
+    with_header(kms(endpoint, keys), name, value)
+}
+
+/// `client`, adding header `name: value` to every request besides the headers it adds already.
+fn with_header(client: Client, name: &'static str, value: &str) -> Client {
+    let config = client
         .config()
         .to_builder()
         .interceptor(ExtraHeader {
@@ -220,19 +229,28 @@ fn service_key(service: &str) -> String {
     format!("SVC{}EXAMPLE", service.to_uppercase())
 }
 
-/// A client for service principal `service` acting for the holder of `caller_access_key`.
-fn service_acting_for(endpoint: &str, service: &str, caller_access_key: &str) -> Client {
+/// A client for service principal `service` acting for the holder of `caller` (its access key, and its
+/// session token if it has one).
+fn service_acting_for(endpoint: &str, service: &str, caller: &Keys) -> Client {
     let keys = Keys {
         access_key_id: service_key(service),
         secret: "test".to_owned(),
         token: None,
     };
-    client_with_header(
+    let client = client_with_header(
         endpoint,
         &keys,
         strongroom_protocol::ON_BEHALF_OF_HEADER,
-        caller_access_key,
-    )
+        &caller.access_key_id,
+    );
+    match &caller.token {
+        None => client,
+        Some(token) => with_header(
+            client,
+            strongroom_protocol::ON_BEHALF_OF_TOKEN_HEADER,
+            token,
+        ),
+    }
 }
 
 /// AWS's console key policy: administrators manage the key but cannot use it; users use it but cannot
@@ -411,7 +429,7 @@ async fn persistent_resource_grants_need_an_aws_service() {
     refused(try_decrypt(&reader, &ciphertext).await, "kms:Decrypt");
 
     // Through an AWS service the same requests are allowed.
-    let via_ec2 = service_acting_for(&endpoint, "ec2", &app.access_key_id);
+    let via_ec2 = service_acting_for(&endpoint, "ec2", &app);
     let grant = via_ec2
         .create_grant()
         .key_id(key_arn(&key_id))
@@ -653,8 +671,8 @@ async fn key_origin_limits_which_keys_a_role_creates() {
     server.stop().await;
 }
 
-/// `kms:ViaService` with two services: the key is usable through S3 and EC2 only, never directly (as a
-/// role session or as the IAM user the services act for) and not through RDS.
+/// `kms:ViaService` with two services: the key is usable through S3 and EC2 only, by a role session and by
+/// an IAM user the services act for, never directly and not through RDS.
 #[tokio::test(flavor = "multi_thread")]
 async fn via_service_limited_to_two_services() {
     let (_dir, server) = server_with_services("two-services").await;
@@ -662,7 +680,8 @@ async fn via_service_limited_to_two_services() {
     let root = server.client();
     let key_id = new_key(&root).await;
     let key = key_arn(&key_id);
-    let (session_arn, session) = role_session(&endpoint, "Application").await;
+    let (session_arn, session_keys) = role_session_keys(&endpoint, "Application").await;
+    let session = kms(&endpoint, &session_keys);
     let app = user_with_key(&endpoint, "app").await;
     let app_arn = format!("arn:aws:iam::{ACCOUNT}:user/app");
     let document = policy(&format!(
@@ -675,9 +694,9 @@ async fn via_service_limited_to_two_services() {
     ));
     put_key_policy(&root, &key_id, &document).await;
 
-    let via_s3 = service_acting_for(&endpoint, "s3", &app.access_key_id);
-    let via_ec2 = service_acting_for(&endpoint, "ec2", &app.access_key_id);
-    let via_rds = service_acting_for(&endpoint, "rds", &app.access_key_id);
+    let via_s3 = service_acting_for(&endpoint, "s3", &app);
+    let via_ec2 = service_acting_for(&endpoint, "ec2", &app);
+    let via_rds = service_acting_for(&endpoint, "rds", &app);
     let from_s3 = try_encrypt(&via_s3, &key)
         .await
         .expect("Encrypt through S3");
@@ -704,6 +723,105 @@ async fn via_service_limited_to_two_services() {
     );
     refused(try_decrypt(&session, &from_s3).await, "kms:Decrypt");
     refused(try_encrypt(&session, &key).await, "kms:Encrypt");
+
+    // The role session through the services: the same rules, as the session.
+    let session_via_s3 = service_acting_for(&endpoint, "s3", &session_keys);
+    let session_via_ec2 = service_acting_for(&endpoint, "ec2", &session_keys);
+    let session_via_rds = service_acting_for(&endpoint, "rds", &session_keys);
+    let from_session = try_encrypt(&session_via_s3, &key)
+        .await
+        .expect("the session encrypts through S3");
+    assert_eq!(
+        try_decrypt(&session_via_ec2, &from_session)
+            .await
+            .expect("the session decrypts through EC2"),
+        b"scenario"
+    );
+    assert_eq!(
+        try_decrypt(&session_via_s3, &from_s3)
+            .await
+            .expect("the session decrypts what the user encrypted"),
+        b"scenario"
+    );
+    let message = refused(try_encrypt(&session_via_rds, &key).await, "kms:Encrypt");
+    assert!(
+        message.contains(&format!(
+            "arn:aws:sts::{ACCOUNT}:assumed-role/Application/Application-session"
+        )),
+        "{message}"
+    );
+    server.stop().await;
+}
+
+/// A service acts for a role session when it passes the session's token with its access key: the request
+/// is authorized as the session (its role's identity policies, `kms:ViaService`), only while the session
+/// lasts, and never with a missing or wrong token.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_service_acts_for_a_role_session_with_its_token() {
+    let (_dir, server) = server_with_services("session-via-service").await;
+    let endpoint = server.endpoint();
+    let root = server.client();
+    let key_id = new_key(&root).await;
+    let key = key_arn(&key_id);
+    // The default key policy delegates to IAM; the role may use the key only through S3.
+    let (_, session) = role_session_keys(&endpoint, "Uploader").await;
+    put_role_policy(
+        &endpoint,
+        &Keys::dev(),
+        "Uploader",
+        &format!(
+            r#"{{"Version":"2012-10-17","Statement":[{{"Effect":"Allow","Action":["kms:Encrypt","kms:Decrypt"],"Resource":"*",
+            "Condition":{{"StringEquals":{{"kms:ViaService":"s3.{REGION}.amazonaws.com"}}}}}}]}}"#
+        ),
+    )
+    .await;
+    let session_arn = format!("arn:aws:sts::{ACCOUNT}:assumed-role/Uploader/Uploader-session");
+    let message = refused(
+        try_encrypt(&kms(&endpoint, &session), &key).await,
+        "kms:Encrypt",
+    );
+    assert!(message.contains(&session_arn), "{message}");
+
+    let via_s3 = service_acting_for(&endpoint, "s3", &session);
+    let ciphertext = try_encrypt(&via_s3, &key)
+        .await
+        .expect("S3 encrypts for the session");
+    assert_eq!(
+        try_decrypt(&via_s3, &ciphertext)
+            .await
+            .expect("S3 decrypts for the session"),
+        b"scenario"
+    );
+    let message = refused(
+        try_encrypt(&service_acting_for(&endpoint, "ec2", &session), &key).await,
+        "kms:Encrypt",
+    );
+    assert!(
+        message.contains(&session_arn)
+            && message.contains("because no identity-based policy allows the kms:Encrypt action"),
+        "{message}"
+    );
+
+    // The session's access key alone, or with another token, names no one.
+    for (what, token) in [
+        ("no token", None),
+        ("a forged token", Some("forged".to_owned())),
+    ] {
+        let caller = Keys {
+            token,
+            ..session.clone()
+        };
+        let failed = try_encrypt(&service_acting_for(&endpoint, "s3", &caller), &key)
+            .await
+            .expect_err(what);
+        assert_eq!(failed.code, "UnrecognizedClientException", "{what}");
+    }
+    // Once the session ends, the service can no longer act for it.
+    server.clock().advance(std::time::Duration::from_secs(3601));
+    let failed = try_encrypt(&via_s3, &key)
+        .await
+        .expect_err("the session has ended");
+    assert_eq!(failed.code, "ExpiredTokenException", "{}", failed.message);
     server.stop().await;
 }
 
