@@ -20,11 +20,16 @@ impl Kms {
         key_id: &str,
         tags: Vec<Tag>,
     ) -> Result<(), Error> {
+        // aws:RequestTag/* and aws:TagKeys describe the tags being added.
+        let requested = tags.clone();
         self.update_key(
             caller,
             key_id,
             "kms:TagResource",
-            RequestFacts::default(),
+            RequestFacts {
+                request_tags: Some(&requested),
+                ..RequestFacts::default()
+            },
             |record| {
                 state::check(record, OpClass::NotPendingDeletion)?;
                 check_new_tags(&record.tags, &tags)?;

@@ -1591,3 +1591,63 @@ async fn tags_on_create_key_and_replicate_key_need_tag_resource() {
     assert_eq!(replica.replica_tags().len(), 1);
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tag_resource_offers_the_tags_it_adds_as_request_tags() {
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let key_id = server
+        .client()
+        .create_key()
+        .send()
+        .await
+        .expect("the root creates a key")
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_owned();
+    let tagger = user_with_key(&endpoint, "finance-tagger").await;
+    put_user_policy(
+        &endpoint,
+        "finance-tagger",
+        "finance-tags",
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:TagResource","Resource":"*",
+            "Condition":{"StringEquals":{"aws:RequestTag/team":"finance"},
+                         "ForAllValues:StringEquals":{"aws:TagKeys":["team"]}}}]}"#,
+    )
+    .await;
+    let as_tagger = kms(&endpoint, &tagger);
+    let tag = |key: &str, value: &str| {
+        aws_sdk_kms::types::Tag::builder()
+            .tag_key(key)
+            .tag_value(value)
+            .build()
+            .expect("a tag")
+    };
+    as_tagger
+        .tag_resource()
+        .key_id(&key_id)
+        .tags(tag("team", "finance"))
+        .send()
+        .await
+        .expect("the policy allows team=finance");
+    let refused = failure(
+        as_tagger
+            .tag_resource()
+            .key_id(&key_id)
+            .tags(tag("team", "marketing"))
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+    let refused = failure(
+        as_tagger
+            .tag_resource()
+            .key_id(&key_id)
+            .tags(tag("team", "finance"))
+            .tags(tag("cost-centre", "7"))
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+}
