@@ -29,6 +29,6 @@ mod protocol;
 mod python;
 mod rotation;
 mod secrets;
-mod stacks;
 mod seed;
+mod stacks;
 mod tags;

@@ -15,7 +15,8 @@ use strongroom_test_support::fixtures::{
 };
 use strongroom_test_support::{
     TempDir, check_cluster_store, check_identity_store, check_key_store_store,
-    check_key_usage_store, check_multi_region_store, check_secret_store, check_stack_store, check_store,
+    check_key_usage_store, check_multi_region_store, check_secret_store, check_stack_store,
+    check_store,
 };
 use strongroom_types::{Deletion, Tag};
 
