@@ -377,6 +377,28 @@ fn corrupt(row: &str, problem: impl fmt::Display) -> StoreError {
 }
 
 /// Reads a column by name, blaming the row if its value has the wrong type or range.
+/// The `name` column of the rows `select` returns for a namespace (its parameters are the account and
+/// the Region), in the order the statement gives.
+fn names_in(
+    connection: &Connection,
+    select: &str,
+    namespace: &Namespace,
+    row_name: &str,
+) -> Result<Vec<String>, StoreError> {
+    let mut statement = connection.prepare_cached(select).map_err(backend)?;
+    let mut rows = statement
+        .query(params![
+            namespace.account.as_str(),
+            namespace.region.as_str()
+        ])
+        .map_err(backend)?;
+    let mut names = Vec::new();
+    while let Some(row) = rows.next().map_err(backend)? {
+        names.push(column(row, row_name, "name")?);
+    }
+    Ok(names)
+}
+
 fn column<T: FromSql>(row: &Row<'_>, row_name: &str, name: &str) -> Result<T, StoreError> {
     match row.get(name) {
         Ok(value) => Ok(value),

@@ -371,22 +371,7 @@ impl SecretStore for SqliteStore {
     async fn list_secrets(&self, namespace: &Namespace) -> Result<Vec<SecretRecord>, StoreError> {
         let namespace = namespace.clone();
         self.read(move |connection| {
-            let mut names = Vec::new();
-            {
-                let mut statement = connection
-                    .prepare_cached(SELECT_SECRET_NAMES)
-                    .map_err(backend)?;
-                let mut rows = statement
-                    .query(params![
-                        namespace.account.as_str(),
-                        namespace.region.as_str()
-                    ])
-                    .map_err(backend)?;
-                while let Some(row) = rows.next().map_err(backend)? {
-                    let name: String = column(row, "secrets", "name")?;
-                    names.push(name);
-                }
-            }
+            let names = super::names_in(connection, SELECT_SECRET_NAMES, &namespace, "secrets")?;
             let mut out = Vec::with_capacity(names.len());
             for name in names {
                 if let Some(record) = read(connection, &namespace, &name)? {

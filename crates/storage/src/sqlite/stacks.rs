@@ -227,20 +227,7 @@ impl StackStore for SqliteStore {
     async fn list_stacks(&self, namespace: &Namespace) -> Result<Vec<StackRecord>, StoreError> {
         let namespace = namespace.clone();
         self.read(move |connection| {
-            let mut names = Vec::new();
-            {
-                let mut statement = connection.prepare_cached(SELECT_NAMES).map_err(backend)?;
-                let mut rows = statement
-                    .query(params![
-                        namespace.account.as_str(),
-                        namespace.region.as_str()
-                    ])
-                    .map_err(backend)?;
-                while let Some(row) = rows.next().map_err(backend)? {
-                    let name: String = column(row, "stacks", "name")?;
-                    names.push(name);
-                }
-            }
+            let names = super::names_in(connection, SELECT_NAMES, &namespace, "stacks")?;
             let mut out = Vec::with_capacity(names.len());
             for name in names {
                 if let Some(record) = read(connection, &namespace, &name)? {
