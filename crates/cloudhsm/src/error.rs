@@ -31,6 +31,31 @@ pub enum Error {
 }
 
 impl Error {
+    /// The CloudHSM error code (`__type`) of this error.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest(_) => "CloudHsmInvalidRequestException",
+            Error::ResourceNotFound(_) => "CloudHsmResourceNotFoundException",
+            Error::Tag(_) => "CloudHsmTagException",
+            Error::ResourceLimitExceeded(_) => "CloudHsmResourceLimitExceededException",
+            Error::Hsm(_) => "CloudHsmServiceException",
+            Error::Internal(_) => "CloudHsmInternalFailureException",
+        }
+    }
+
+    /// The message a caller (or the audit trail) may see: an internal failure's detail stays in the
+    /// server log; what an HSM did is shown, because the operator owns the HSMs and must act.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) => {
+                "The request failed because of an internal error in Strongroom; it \
+                                   has been logged. Try again."
+                    .to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// An internal failure described by `message`, for conditions that should not happen.
     pub(crate) fn internal(message: &str) -> Error {
         Error::Internal(message.into())

@@ -85,27 +85,11 @@ impl ProtocolError {
                 "The security token included in the request is expired".to_owned(),
             ),
             ProtocolError::CloudHsm(e) => {
-                use strongroom_cloudhsm::Error as HsmError;
-                match e {
-                    HsmError::InvalidRequest(m) => ("CloudHsmInvalidRequestException", bad, m.clone()),
-                    HsmError::ResourceNotFound(m) => {
-                        ("CloudHsmResourceNotFoundException", bad, m.clone())
-                    }
-                    HsmError::Tag(m) => ("CloudHsmTagException", bad, m.clone()),
-                    HsmError::ResourceLimitExceeded(m) => {
-                        ("CloudHsmResourceLimitExceededException", bad, m.clone())
-                    }
-                    // The operator owns the HSMs, so what failed there is theirs to know.
-                    HsmError::Hsm(_) => ("CloudHsmServiceException", bad, e.to_string()),
-                    // Internal details stay in the server log.
-                    HsmError::Internal(_) => (
-                        "CloudHsmInternalFailureException",
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "The request failed because of an internal error in Strongroom; it has been logged. \
-                         Try again."
-                            .to_owned(),
-                    ),
-                }
+                let status = match e {
+                    strongroom_cloudhsm::Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+                    _ => bad,
+                };
+                (e.code(), status, e.public_message())
             }
             ProtocolError::Secrets(e) => match e {
                 // Internal details stay in the server log.
@@ -123,16 +107,7 @@ impl ProtocolError {
                     Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
                     _ => bad,
                 };
-                let message = match e {
-                    // Internal details stay in the server log.
-                    Error::Internal(_) => {
-                        "The request failed because of an internal error in Strongroom; \
-                                           it has been logged. Try again."
-                            .to_owned()
-                    }
-                    other => other.to_string(),
-                };
-                (e.code(), status, message)
+                (e.code(), status, e.public_message())
             }
         }
     }

@@ -114,6 +114,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The message a caller (or the audit trail) may see: an internal fault's detail stays in the
+    /// server log.
+    pub fn public_message(&self) -> String {
+        match self {
+            Error::Internal(_) => {
+                "The request failed because of an internal error in Strongroom; it \
+                                   has been logged. Try again."
+                    .to_owned()
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// The AWS error code (`__type`) of this error.
     pub fn code(&self) -> &'static str {
         match self {

@@ -61,14 +61,10 @@ impl OnBehalfCall {
             operation,
             parameters,
             resources,
-            error: outcome.as_ref().err().map(|error| {
-                let message = match error {
-                    // The detail of an internal fault is logged, never recorded.
-                    Error::Internal(_) => "An internal error occurred.".to_owned(),
-                    other => other.to_string(),
-                };
-                (error.code(), message)
-            }),
+            error: outcome
+                .as_ref()
+                .err()
+                .map(|error| (error.code(), error.public_message())),
         }
     }
 

@@ -124,27 +124,6 @@ fn tag_keys(tags: &[Tag]) -> CallParameter {
     list(tags.iter().map(|tag| tag.key.as_str()))
 }
 
-/// The CloudHSM error code and message of `error`, as the protocol edge reports them to clients.
-fn hsm_error(error: &strongroom_cloudhsm::Error) -> (&'static str, String) {
-    use strongroom_cloudhsm::Error as HsmError;
-    match error {
-        HsmError::InvalidRequest(message) => ("CloudHsmInvalidRequestException", message.clone()),
-        HsmError::ResourceNotFound(message) => {
-            ("CloudHsmResourceNotFoundException", message.clone())
-        }
-        HsmError::Tag(message) => ("CloudHsmTagException", message.clone()),
-        HsmError::ResourceLimitExceeded(message) => {
-            ("CloudHsmResourceLimitExceededException", message.clone())
-        }
-        HsmError::Hsm(_) => ("CloudHsmServiceException", error.to_string()),
-        // The detail of an internal fault is logged, never recorded.
-        HsmError::Internal(_) => (
-            "CloudHsmInternalFailureException",
-            "An internal error occurred.".to_owned(),
-        ),
-    }
-}
-
 impl Ctx<'_> {
     /// Makes the KMS call `call` for the owner and records it in the audit trail as `operation` with
     /// `parameters`, acting on the key `key` when the step knows it.
@@ -190,7 +169,10 @@ impl Ctx<'_> {
         call: impl Future<Output = Result<T, strongroom_cloudhsm::Error>>,
     ) -> Result<T, strongroom_cloudhsm::Error> {
         let outcome = call.await;
-        let error = outcome.as_ref().err().map(hsm_error);
+        let error = outcome
+            .as_ref()
+            .err()
+            .map(|error| (error.code(), error.public_message()));
         let call =
             OnBehalfCall::cloudhsm(self.caller, STACKS_PRINCIPAL, operation, parameters, error);
         self.stacks.kms.record_on_behalf(call).await;
