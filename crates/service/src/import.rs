@@ -15,10 +15,20 @@
 //! `IncorrectKeyMaterialException`. Deleted or expired material leaves its id behind with import state
 //! PENDING_IMPORT, and the key is PendingImport until every material it is permanently associated with
 //! is imported again.
+//!
+//! **Multi-Region keys.** KMS copies no imported material between Regions: the owner imports the same
+//! material into every key of the set, and the shared key id gives it the same id everywhere. New material
+//! for on-demand rotation goes into the primary (ImportType NEW_KEY_MATERIAL; a replica refuses it); every
+//! replica then learns its id without its bytes ([`align_replica_materials`], run whenever the primary is
+//! written) and takes it with EXISTING_KEY_MATERIAL. Until every replica holds it, its state is
+//! PENDING_MULTI_REGION_IMPORT_AND_ROTATION, and RotateKeyOnDemand on the primary then makes it current in
+//! every Region at once (`rotation`). Deleting it from the primary deletes it from the whole set; deleting
+//! or expiring it in one replica leaves only that replica waiting for it again.
 
 use std::time::Duration;
 
 use strongroom_keystore::{Material, WrappingKey};
+use strongroom_storage::multi_region::MultiRegionRole;
 use strongroom_types::{
     ExpirationModel, ImportState, ImportType, KeyMaterial, KeyMaterialId, KeyRecord, KeySpec,
     KeyState, MaterialImport, Origin, Timestamp, WrappingAlgorithm, WrappingKeySpec,
@@ -248,10 +258,23 @@ fn expiration(
     }
 }
 
-/// Takes material out of a key: material pending rotation is forgotten (it was never permanently
-/// associated); any other is wiped, keeping its id, and the key waits for it (unless pending deletion).
-fn remove_material(record: &mut KeyRecord, index: usize) {
-    if record.materials[index].is_pending_rotation() {
+/// What becomes of material pending rotation when it is deleted or expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PendingRemoval {
+    /// It is forgotten: it was never permanently associated with the key (a single-Region key, or the
+    /// primary of a multi-Region key, whose replicas then forget it too).
+    Forget,
+    /// Only its bytes go: the key of a multi-Region set keeps its id and waits for it to be imported again,
+    /// since the rest of the set still has it.
+    KeepId,
+}
+
+/// Takes material out of a key. Material pending rotation is forgotten or wiped as `pending` says, and
+/// the key's state does not change (it was never permanently associated); any other material is wiped,
+/// keeping its id, and the key waits for it (unless pending deletion).
+fn remove_material(record: &mut KeyRecord, index: usize, pending: PendingRemoval) {
+    let waits_for_rotation = record.materials[index].is_pending_rotation();
+    if waits_for_rotation && pending == PendingRemoval::Forget {
         record.materials.remove(index);
         return;
     }
@@ -262,43 +285,99 @@ fn remove_material(record: &mut KeyRecord, index: usize) {
         import.expiration_model = None;
         import.valid_to = None;
     }
-    if !record.state.is_pending_deletion() {
+    if !waits_for_rotation && !record.state.is_pending_deletion() {
         record.state = KeyState::PendingImport;
     }
 }
 
-/// A new multi-Region replica's materials: the ids of the primary's permanently associated materials,
-/// without their bytes (import state PENDING_IMPORT), as after DeleteImportedKeyMaterial.
+/// A primary's material as a replica knows it before the owner imports it there: its id, description
+/// and rotation history, without bytes (import state PENDING_IMPORT), as after DeleteImportedKeyMaterial.
+fn awaited(material: &KeyMaterial) -> KeyMaterial {
+    let import = material.import.as_ref();
+    KeyMaterial {
+        id: material.id,
+        wrapped: Vec::new(),
+        created: material.created,
+        rotation_type: material.rotation_type,
+        import: Some(MaterialImport {
+            state: ImportState::PendingImport,
+            expiration_model: None,
+            valid_to: None,
+            description: import.and_then(|import| import.description.clone()),
+            pending_rotation: import.is_some_and(|import| import.pending_rotation),
+        }),
+    }
+}
+
+/// A new multi-Region replica's materials: the primary's materials (including one pending rotation),
+/// each awaiting its import.
 ///
 /// AWS does not copy imported material to replicas: the owner imports the same material into each key of
 /// the set. The ids (over the shared key id and the material) are what makes "the same" checkable: the
 /// replica then takes back only the primary's material (`IncorrectKeyMaterialException` otherwise), and a
 /// ciphertext made in one Region names a material id the other Regions hold.
 pub(crate) fn awaiting_import(primary: &[KeyMaterial]) -> Vec<KeyMaterial> {
-    primary
+    primary.iter().map(awaited).collect()
+}
+
+/// Brings a replica's imported materials in line with its primary's: new material pending rotation in the
+/// primary becomes known to the replica (awaiting its import), material the primary no longer has pending
+/// is forgotten, and material the primary rotated in is rotated in here too, with the primary's rotation
+/// date and type. The replica's own imports (their bytes, expiry and import state) are kept.
+///
+/// The replica's materials end in the primary's order, so the current material is the same in every
+/// Region.
+pub(crate) fn align_replica_materials(primary: &KeyRecord, replica: &mut KeyRecord) {
+    let mut held = std::mem::take(&mut replica.materials);
+    let mut aligned = Vec::with_capacity(primary.materials.len());
+    for theirs in &primary.materials {
+        let ours = match held.iter().position(|ours| ours.id == theirs.id) {
+            Some(index) => held.remove(index),
+            // Only new material is announced: the replica knew the rest from its creation on.
+            None if theirs.is_pending_rotation() => awaited(theirs),
+            None => continue,
+        };
+        let mut ours = ours;
+        if ours.is_pending_rotation() && !theirs.is_pending_rotation() {
+            if let Some(import) = &mut ours.import {
+                import.pending_rotation = false;
+            }
+            ours.created = theirs.created;
+            ours.rotation_type = theirs.rotation_type;
+        }
+        aligned.push(ours);
+    }
+    // What the primary does not have: material pending rotation was deleted from the primary, so from the
+    // whole set; anything else stays (the replica is permanently associated with it).
+    held.retain(|ours| !ours.is_pending_rotation());
+    held.extend(aligned);
+    replica.materials = held;
+    // A material rotated in that this replica does not hold leaves it without its current material.
+    if !replica.has_all_materials()
+        && matches!(replica.state, KeyState::Enabled | KeyState::Disabled)
+    {
+        replica.state = KeyState::PendingImport;
+    }
+}
+
+/// Whether `record` holds material `id` now (imported, not deleted or expired).
+pub(crate) fn holds_material(record: &KeyRecord, id: KeyMaterialId) -> bool {
+    record
+        .materials
         .iter()
-        .filter(|material| !material.is_pending_rotation())
-        .map(|material| KeyMaterial {
-            id: material.id,
-            wrapped: Vec::new(),
-            created: material.created,
-            rotation_type: material.rotation_type,
-            import: Some(MaterialImport {
-                state: ImportState::PendingImport,
-                expiration_model: None,
-                valid_to: None,
-                description: material
-                    .import
-                    .as_ref()
-                    .and_then(|import| import.description.clone()),
-                pending_rotation: false,
-            }),
-        })
-        .collect()
+        .any(|material| material.id == id && material.is_present())
 }
 
 /// Deletes imported material whose ValidTo has passed; returns whether anything changed.
+///
+/// Material pending rotation in a multi-Region key keeps its id: the other keys of the set still have it,
+/// and the key takes the same material back.
 pub(crate) fn expire_materials(record: &mut KeyRecord, now: Timestamp) -> bool {
+    let pending = if record.multi_region {
+        PendingRemoval::KeepId
+    } else {
+        PendingRemoval::Forget
+    };
     let mut changed = false;
     while let Some(index) = record.materials.iter().position(|material| {
         material.import.as_ref().is_some_and(|import| {
@@ -306,7 +385,7 @@ pub(crate) fn expire_materials(record: &mut KeyRecord, now: Timestamp) -> bool {
                 && import.valid_to.is_some_and(|valid_to| valid_to <= now)
         })
     }) {
-        remove_material(record, index);
+        remove_material(record, index, pending);
         changed = true;
     }
     changed
@@ -378,6 +457,14 @@ impl Kms {
         self.authorize(caller, "kms:ImportKeyMaterial", &live, facts)?;
         check_external(&live.record)?;
         state::check(&live.record, OpClass::ImportKeyMaterial)?;
+        // A replica takes only what its primary has; new material goes into the primary.
+        let primary_arn = match live.multi_region_role {
+            Some(MultiRegionRole::Replica) => self
+                .multi_region_view(&live.record)
+                .await?
+                .map(|view| view.primary.arn),
+            _ => None,
+        };
         let symmetric = live.record.key_spec == KeySpec::SymmetricDefault;
         if !symmetric
             && (req.import_type.is_some()
@@ -447,9 +534,12 @@ impl Kms {
         };
         place_material(
             &mut record,
-            id,
-            requested_id,
-            req.import_type,
+            Placement {
+                id,
+                requested_id,
+                import_type: req.import_type,
+                primary_arn: primary_arn.as_deref(),
+            },
             wrapped,
             import,
             now,
@@ -480,6 +570,15 @@ impl Kms {
             ),
             None => None,
         };
+        // Material pending rotation deleted from a replica stays known there: the rest of the set has it.
+        let pending = match self
+            .resolve(caller, key_id, Forms::IdOrArn)
+            .await?
+            .multi_region_role
+        {
+            Some(MultiRegionRole::Replica) => PendingRemoval::KeepId,
+            _ => PendingRemoval::Forget,
+        };
         let action = "kms:DeleteImportedKeyMaterial";
         self.update_key(caller, key_id, action, RequestFacts::default(), |record| {
             check_external(record)?;
@@ -507,7 +606,7 @@ impl Kms {
                 });
             };
             let id = record.materials[index].id;
-            remove_material(record, index);
+            remove_material(record, index, pending);
             Ok(MaterialOutcome {
                 key_arn: record.arn(),
                 key_material_id: Some(id),
@@ -517,17 +616,33 @@ impl Kms {
     }
 }
 
+/// What an import is of: the material's computed id, and what the request says about it.
+struct Placement<'a> {
+    /// The id computed from the key and the material.
+    id: KeyMaterialId,
+    /// The KeyMaterialId the request named.
+    requested_id: Option<KeyMaterialId>,
+    /// The request's ImportType, if it had one.
+    import_type: Option<ImportType>,
+    /// The primary key's ARN when the key is a multi-Region replica.
+    primary_arn: Option<&'a str>,
+}
+
 /// Puts freshly imported material where it belongs: a re-import refreshes the material the key already
 /// knows; new material becomes the key's first material, or waits for an on-demand rotation.
 fn place_material(
     record: &mut KeyRecord,
-    id: KeyMaterialId,
-    requested_id: Option<KeyMaterialId>,
-    import_type: Option<ImportType>,
+    placement: Placement<'_>,
     wrapped: Vec<u8>,
     mut import: MaterialImport,
     now: Timestamp,
 ) -> Result<(), Error> {
+    let Placement {
+        id,
+        requested_id,
+        import_type,
+        primary_arn,
+    } = placement;
     let arn = record.arn();
     let existing = record.materials.iter().position(|m| m.id == id);
     let import_type = import_type.unwrap_or(if record.materials.is_empty() {
@@ -544,6 +659,14 @@ fn place_material(
                         .to_owned(),
                 ));
             }
+            if let Some(primary_arn) = primary_arn {
+                return Err(Error::UnsupportedOperation(format!(
+                    "{arn} is a multi-Region replica key: new key material cannot be imported directly into a \
+                     replica. Import it into the primary key, {primary_arn}, with ImportType \
+                     NEW_KEY_MATERIAL, then import the same key material into each replica key with ImportType \
+                     EXISTING_KEY_MATERIAL."
+                )));
+            }
             if existing.is_some() {
                 return Err(Error::IncorrectKeyMaterial(format!(
                     "This key material is already associated with {arn} as key material {}: re-import it with \
@@ -552,17 +675,6 @@ fn place_material(
                 )));
             }
             if !record.materials.is_empty() {
-                // AWS rotates such material through PENDING_MULTI_REGION_IMPORT_AND_ROTATION until every
-                // replica holds it; without that flow, a primary could encrypt under material a replica
-                // lacks, so it is refused.
-                if record.multi_region {
-                    return Err(Error::UnsupportedOperation(format!(
-                        "{arn} is a multi-Region key: importing new key material for on-demand rotation \
-                         (ImportType NEW_KEY_MATERIAL) into multi-Region keys is not supported by this \
-                         Strongroom server. Re-import the key's own key material with ImportType \
-                         EXISTING_KEY_MATERIAL."
-                    )));
-                }
                 if let Some(pending) = record.materials.iter().find(|m| m.is_pending_rotation()) {
                     return Err(Error::Validation(format!(
                         "{arn} already has key material {} pending rotation: rotate it in with \
@@ -597,6 +709,13 @@ fn place_material(
                         format!(
                             "No key material has been imported into {arn} yet: import the first key material \
                          with ImportType NEW_KEY_MATERIAL (the default for a key without key material)."
+                        )
+                    } else if let Some(primary_arn) = primary_arn {
+                        format!(
+                            "The key material is not key material of {arn}. A multi-Region replica takes only \
+                             key material that was imported into its primary key, {primary_arn}: import new key \
+                             material into the primary key with ImportType NEW_KEY_MATERIAL first, then the \
+                             same key material into each replica."
                         )
                     } else if record.multi_region {
                         format!(
@@ -640,3 +759,6 @@ fn material_shape(spec: KeySpec) -> String {
         format!("the key material must be a {spec} private key in PKCS #8 DER.")
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -11,7 +11,9 @@
 //! rotation settings. A write to a primary copies them to its replicas ([`Kms::sync_replicas`]); a replica
 //! never rotates on its own (its `rotation.next` stays empty), so new material only ever comes from the
 //! primary and reaches every replica with the same material id, which is what lets a ciphertext made in
-//! one Region decrypt in another.
+//! one Region decrypt in another. Imported material is the exception: its owner imports it into each key
+//! of the set, and a write to the primary only tells the replicas which material to expect and which was
+//! rotated in (`import::align_replica_materials`).
 //!
 //! Transient states are real: a new replica is `Creating`, and both keys of an UpdatePrimaryRegion are
 //! `Updating`, for [`TRANSIENT_STATE`] by the service's clock; the state then ends when a request touches
@@ -553,6 +555,43 @@ impl Kms {
         }
     }
 
+    /// The ARNs of the replica keys of `record`'s set that do not hold imported material `id` (never
+    /// imported, deleted or expired), ordered by Region; empty for a key without replicas. `record` is
+    /// taken as it is (the caller may hold a fresher copy than storage); the others are read from storage.
+    pub(crate) async fn replicas_lacking(
+        &self,
+        record: &KeyRecord,
+        id: strongroom_types::KeyMaterialId,
+    ) -> Result<Vec<String>, Error> {
+        if !record.multi_region {
+            return Ok(Vec::new());
+        }
+        let members = self
+            .store
+            .multi_region_set(&record.namespace.account, &record.key_id)
+            .await?;
+        let mut lacking = Vec::new();
+        for member in members {
+            if member.role != MultiRegionRole::Replica {
+                continue;
+            }
+            let namespace = namespace_in(&record.namespace, &member.region);
+            let holds = if member.region == record.namespace.region {
+                crate::import::holds_material(record, id)
+            } else {
+                match self.store.key(&namespace, &record.key_id).await? {
+                    Some(replica) => crate::import::holds_material(&replica, id),
+                    // A member whose key is gone (a crash mid-deletion) is no replica to wait for.
+                    None => continue,
+                }
+            };
+            if !holds {
+                lacking.push(namespace.key_arn(&record.key_id));
+            }
+        }
+        Ok(lacking)
+    }
+
     /// The automatic rotation settings a key shows: a replica shows its primary's schedule.
     pub(crate) async fn shared_rotation(
         &self,
@@ -713,8 +752,11 @@ impl Kms {
             replica.rotation.period_days = primary.rotation.period_days;
             replica.rotation.on_demand_started = primary.rotation.on_demand_started;
             replica.rotation.next = None;
-            // Imported material is imported into each key of the set by its owner, not copied.
-            if primary.origin != Origin::External {
+            // Imported material is imported into each key of the set by its owner, not copied; the replica
+            // learns of new material and of its rotation.
+            if primary.origin == Origin::External {
+                crate::import::align_replica_materials(primary, &mut replica);
+            } else {
                 replica.materials = self.rewrap_materials(primary, &replica, &replica.materials)?;
             }
             if replica != before {

@@ -4,7 +4,10 @@
 //! Rotation adds a new material version and keeps every old one, so old ciphertexts still decrypt;
 //! new encryptions use the newest version. Automatic rotation happens in `keyring` when it comes due.
 //! Symmetric keys with imported material (origin EXTERNAL) rotate only on demand, into material imported
-//! beforehand with ImportType NEW_KEY_MATERIAL (state PENDING_ROTATION).
+//! beforehand with ImportType NEW_KEY_MATERIAL (state PENDING_ROTATION). In a multi-Region set that
+//! material is imported into the primary and then into every replica; until each holds it its state is
+//! PENDING_MULTI_REGION_IMPORT_AND_ROTATION and RotateKeyOnDemand refuses (`KMSInvalidStateException`),
+//! and the rotation on the primary makes it current in every Region.
 
 use strongroom_types::{
     ExpirationModel, ImportState, KeyMaterialId, KeyMaterialState, KeyRecord, KeySpec, Origin,
@@ -13,6 +16,7 @@ use strongroom_types::{
 
 use crate::authz::RequestFacts;
 use crate::keyring::Forms;
+use crate::keys::check_customer_managed;
 use crate::pagination::{self, Page};
 use crate::state::{self, OpClass};
 use crate::{Caller, Error, Kms};
@@ -193,6 +197,9 @@ impl Kms {
     }
 
     /// RotateKeyOnDemand: a new material version now, at most 25 times per key. Returns the key id.
+    ///
+    /// For a multi-Region primary with imported material, the material pending rotation must be in every
+    /// key of the set; writing the primary then rotates it in on every replica too.
     pub async fn rotate_key_on_demand(
         &self,
         caller: &Caller,
@@ -201,29 +208,72 @@ impl Kms {
         let now = self.clock.now();
         self.refuse_on_replica(caller, key_id, "RotateKeyOnDemand")
             .await?;
-        self.update_key(caller, key_id, "kms:RotateKeyOnDemand", RequestFacts::default(), |record| {
-            check_on_demand(record)?;
-            state::check(record, OpClass::Rotation)?;
-            let on_demand = record
-                .materials
-                .iter()
-                .filter(|material| material.rotation_type == Some(RotationType::OnDemand))
-                .count();
-            if on_demand >= MAX_ON_DEMAND_ROTATIONS {
-                return Err(Error::LimitExceeded(format!(
-                    "{} has been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the most a key may be.",
-                    record.arn()
-                )));
-            }
-            if record.origin == Origin::External {
-                rotate_in_imported(record, now)?;
-            } else {
-                self.add_material(record, Some(RotationType::OnDemand), now)?;
-            }
-            record.rotation.on_demand_started = Some(now);
-            Ok(record.key_id.as_str().to_owned())
-        })
-        .await
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(
+            caller,
+            "kms:RotateKeyOnDemand",
+            &live,
+            RequestFacts::default(),
+        )?;
+        let _writes = self.writes.lock().await;
+        let mut record = self.key_for_update(&live).await?;
+        check_customer_managed(&record)?;
+        check_on_demand(&record)?;
+        state::check(&record, OpClass::Rotation)?;
+        let on_demand = record
+            .materials
+            .iter()
+            .filter(|material| material.rotation_type == Some(RotationType::OnDemand))
+            .count();
+        if on_demand >= MAX_ON_DEMAND_ROTATIONS {
+            return Err(Error::LimitExceeded(format!(
+                "{} has been rotated on demand {MAX_ON_DEMAND_ROTATIONS} times, the most a key may be.",
+                record.arn()
+            )));
+        }
+        if record.origin == Origin::External {
+            let pending = pending_rotation(&record)?;
+            self.check_imported_everywhere(&record, pending).await?;
+            rotate_in_imported(&mut record, pending, now);
+        } else {
+            self.add_material(&mut record, Some(RotationType::OnDemand), now)?;
+        }
+        record.rotation.on_demand_started = Some(now);
+        let key_id = record.key_id.as_str().to_owned();
+        self.put_key(record).await?;
+        Ok(key_id)
+    }
+
+    /// Refuses to rotate in imported material that a key of the multi-Region set lacks: the primary's
+    /// own copy expired (it keeps the id, since its replicas have the material), or a replica the owner has not imported it into yet (the material's
+    /// state is PENDING_MULTI_REGION_IMPORT_AND_ROTATION).
+    async fn check_imported_everywhere(
+        &self,
+        record: &KeyRecord,
+        pending: KeyMaterialId,
+    ) -> Result<(), Error> {
+        if !crate::import::holds_material(record, pending) {
+            return Err(Error::InvalidState(format!(
+                "Key material {} of {} is pending rotation but is not imported: it expired. Import the \
+                 same key material again with ImportType EXISTING_KEY_MATERIAL, or delete it with \
+                 DeleteImportedKeyMaterial, before rotating on demand.",
+                pending.to_hex(),
+                record.arn()
+            )));
+        }
+        let lacking = self.replicas_lacking(record, pending).await?;
+        if !lacking.is_empty() {
+            return Err(Error::InvalidState(format!(
+                "Key material {} of {} is in PENDING_MULTI_REGION_IMPORT_AND_ROTATION state, not \
+                 PENDING_ROTATION: it has not been imported into the replica keys {}. Import the same key \
+                 material into each of them with ImportType EXISTING_KEY_MATERIAL, then call \
+                 RotateKeyOnDemand on the primary key again.",
+                pending.to_hex(),
+                record.arn(),
+                lacking.join(", ")
+            )));
+        }
+        Ok(())
     }
 
     /// ListKeyRotations: the key's material versions, oldest first.
@@ -246,6 +296,11 @@ impl Kms {
         let record = &live.record;
         check_on_demand(record)?;
         let current = record.current_material().map(|material| material.id);
+        // Material pending rotation in a multi-Region key waits for the replicas until each holds it.
+        let waits_for_replicas = match record.materials.iter().find(|m| m.is_pending_rotation()) {
+            Some(pending) => !self.replicas_lacking(record, pending.id).await?.is_empty(),
+            None => false,
+        };
         let entries: Vec<RotationEntry> = record
             .materials
             .iter()
@@ -257,7 +312,9 @@ impl Kms {
                 RotationEntry {
                     key_id: record.key_id.as_str().to_owned(),
                     material_id: material.id,
-                    state: if pending {
+                    state: if pending && waits_for_replicas {
+                        KeyMaterialState::PendingMultiRegionImportAndRotation
+                    } else if pending {
                         KeyMaterialState::PendingRotation
                     } else if Some(material.id) == current {
                         KeyMaterialState::Current
@@ -299,19 +356,30 @@ impl Kms {
     }
 }
 
-/// Makes the imported material pending rotation current: the on-demand rotation of a key of origin
-/// EXTERNAL.
-fn rotate_in_imported(record: &mut KeyRecord, now: Timestamp) -> Result<(), Error> {
-    let Some(index) = record
+/// The imported material waiting for an on-demand rotation, which a key of origin EXTERNAL needs.
+fn pending_rotation(record: &KeyRecord) -> Result<KeyMaterialId, Error> {
+    match record
         .materials
         .iter()
-        .position(|material| material.is_pending_rotation())
-    else {
-        return Err(Error::UnsupportedOperation(format!(
+        .find(|material| material.is_pending_rotation())
+    {
+        Some(material) => Ok(material.id),
+        None => Err(Error::UnsupportedOperation(format!(
             "{} has no key material in PENDING_ROTATION state: import new key material with ImportType \
              NEW_KEY_MATERIAL before rotating on demand.",
             record.arn()
-        )));
+        ))),
+    }
+}
+
+/// Makes the imported material `pending` current: the on-demand rotation of a key of origin EXTERNAL.
+fn rotate_in_imported(record: &mut KeyRecord, pending: KeyMaterialId, now: Timestamp) {
+    let Some(index) = record
+        .materials
+        .iter()
+        .position(|material| material.id == pending)
+    else {
+        return;
     };
     let mut material = record.materials.remove(index);
     if let Some(import) = &mut material.import {
@@ -320,5 +388,4 @@ fn rotate_in_imported(record: &mut KeyRecord, now: Timestamp) -> Result<(), Erro
     material.created = now;
     material.rotation_type = Some(RotationType::OnDemand);
     record.materials.push(material);
-    Ok(())
 }

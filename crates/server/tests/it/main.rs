@@ -24,6 +24,7 @@ mod key_state;
 mod keys;
 mod last_usage;
 mod multi_region;
+mod multi_region_import;
 mod namespaces;
 mod protocol;
 mod python;

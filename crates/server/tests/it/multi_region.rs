@@ -8,8 +8,8 @@ use aws_lc_rs::rsa::{OAEP_SHA256_MGF1SHA256, OaepPublicEncryptingKey, PublicEncr
 use aws_sdk_kms::Client;
 use aws_sdk_kms::primitives::{Blob, DateTime};
 use aws_sdk_kms::types::{
-    AlgorithmSpec, ExpirationModelType, ImportType, KeyMetadata, KeyState, MultiRegionKeyType,
-    OriginType, Tag, WrappingKeySpec,
+    AlgorithmSpec, ExpirationModelType, KeyMetadata, KeyState, MultiRegionKeyType, OriginType, Tag,
+    WrappingKeySpec,
 };
 use strongroom_service::multi_region::TRANSIENT_STATE;
 
@@ -1004,22 +1004,6 @@ async fn imported_material_is_imported_into_each_key_of_the_set() {
         decrypt(&east, &from_west, &[]).await,
         b"made in the replica Region"
     );
-
-    // New material for on-demand rotation would reach one Region only; it is refused.
-    let mut next = vec![0u8; 32];
-    aws_lc_rs::rand::fill(&mut next).unwrap();
-    let (token, wrapped) = wrapped_for(&east, &key_id, &next).await;
-    let rotation = failure(
-        east.import_key_material()
-            .key_id(&key_id)
-            .import_token(Blob::new(token))
-            .encrypted_key_material(Blob::new(wrapped))
-            .expiration_model(ExpirationModelType::KeyMaterialDoesNotExpire)
-            .import_type(ImportType::NewKeyMaterial)
-            .send()
-            .await,
-    );
-    assert_eq!(rotation.code, "UnsupportedOperationException");
 
     // States are independent: deleting the primary's material leaves the replica working...
     east.delete_imported_key_material()
