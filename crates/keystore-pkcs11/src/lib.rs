@@ -121,7 +121,10 @@ pub use crate::error::{Error, Role};
 pub use crate::health::HealthMonitor;
 pub use crate::hsm::{Hsm, HsmState, HsmStatus, KeyPairSpec, Sealed, SignMechanism};
 pub use crate::module::{Fault, Module, ModuleSet};
-pub use crate::root_key::HsmRootKey;
+pub use crate::root_key::{
+    HsmRootKey, KeyCheck, LeftOutToken, RootKeyCopy, RootKeyError, RootKeyExpectation,
+    RootKeyReport, RootKeyToken,
+};
 pub use crate::throughput::{RawKey, Throughput, raw_gcm_throughput};
 
 #[cfg(test)]

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use serde::Deserialize;
-use strongroom_keystore_pkcs11::{HsmConfig, ModuleSet, SecretSource};
+use strongroom_keystore_pkcs11::{HsmConfig, ModuleSet, RootKeyToken, SecretSource};
 use strongroom_types::{AccountId, Region};
 
 /// The address the server listens on when none is configured: loopback only.
@@ -41,8 +41,8 @@ pub struct Config {
     pub dangerous_disable_audit: bool,
     /// The HSMs the CloudHSM control plane may put in clusters (`[[hsm]]` tables); none by default.
     pub hsms: Vec<HsmConfig>,
-    /// Where the default key store's root key lives: `root.key` in the data directory, or a PKCS#11
-    /// token (`[root_key]`).
+    /// Where the default key store's root key lives: `root.key` in the data directory, or PKCS#11
+    /// tokens (`[root_key]` and its `[[root_key.replica]]` tables).
     pub root_key: RootKeyConfig,
     /// The PKCS#11 modules the HSMs are loaded from, loaded on first use; tests running the server in
     /// their own process pass the set they already loaded, to inspect tokens and inject faults.
@@ -60,9 +60,42 @@ pub enum RootKeyConfig {
     /// A random 256-bit key in `root.key` in the data directory (mode 0600), made on first start.
     #[default]
     File,
-    /// An AES-256 key inside a PKCS#11 token, made there on first start and never extractable: key
-    /// material is wrapped and unwrapped inside the token.
+    /// An AES-256 key inside a PKCS#11 token, made there on first start and never readable (it leaves
+    /// the token only wrapped under a trusted key): key material is wrapped and unwrapped inside it.
     Pkcs11(Pkcs11RootKey),
+    /// The same AES-256 key on several PKCS#11 tokens, so that losing one loses nothing: a
+    /// `[root_key]` table with `[[root_key.replica]]` tables (or with a Security Officer PIN).
+    Pkcs11Replicated(ReplicatedRootKey),
+}
+
+/// A root key kept on several PKCS#11 tokens: made in one, copied to the others only wrapped,
+/// served by any of them.
+#[derive(Debug, Clone)]
+pub struct ReplicatedRootKey {
+    /// The root key's label, the same on every token.
+    pub key_label: String,
+    /// The tokens, the `[root_key]` table's first, then each `[[root_key.replica]]` in order.
+    pub tokens: Vec<RootKeyToken>,
+}
+
+impl RootKeyConfig {
+    /// The tokens and label of a root key kept in PKCS#11 tokens, whichever form configured it;
+    /// `None` for `root.key`.
+    pub fn pkcs11(&self) -> Option<ReplicatedRootKey> {
+        match self {
+            RootKeyConfig::File => None,
+            RootKeyConfig::Pkcs11(token) => Some(ReplicatedRootKey {
+                key_label: token.key_label.clone(),
+                tokens: vec![RootKeyToken {
+                    module: token.module.clone(),
+                    token_label: token.token_label.clone(),
+                    user_pin: token.user_pin.clone(),
+                    so_pin: None,
+                }],
+            }),
+            RootKeyConfig::Pkcs11Replicated(replicated) => Some(replicated.clone()),
+        }
+    }
 }
 
 /// A root key in a PKCS#11 token, from a `[root_key]` table.
@@ -138,7 +171,8 @@ pub struct ConfigFile {
     pub root_key: Option<RootKeyTable>,
 }
 
-/// The `[root_key]` table: a PKCS#11 token whose user PIN comes from a file or the environment.
+/// The `[root_key]` table: a PKCS#11 token whose user PIN comes from a file or the environment, and
+/// the tokens holding copies of the key.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RootKeyTable {
@@ -150,8 +184,32 @@ pub struct RootKeyTable {
     pub user_pin_file: Option<PathBuf>,
     /// An environment variable holding the token's user PIN.
     pub user_pin_env: Option<String>,
+    /// A file holding the token's Security Officer PIN, needed only to copy the key to a replica.
+    pub so_pin_file: Option<PathBuf>,
+    /// An environment variable holding the token's Security Officer PIN.
+    pub so_pin_env: Option<String>,
     /// The root key's label on the token; `strongroom-root-key` when absent.
     pub key_label: Option<String>,
+    /// `[[root_key.replica]]` tables: more tokens holding the same key.
+    pub replica: Option<Vec<RootKeyReplicaTable>>,
+}
+
+/// One `[[root_key.replica]]` table: another token holding a copy of the root key.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RootKeyReplicaTable {
+    /// The PKCS#11 library, relative to the configuration file.
+    pub module: PathBuf,
+    /// The token's label.
+    pub token_label: String,
+    /// A file holding the token's user PIN, relative to the configuration file.
+    pub user_pin_file: Option<PathBuf>,
+    /// An environment variable holding the token's user PIN.
+    pub user_pin_env: Option<String>,
+    /// A file holding the token's Security Officer PIN, needed only to copy the key to or from it.
+    pub so_pin_file: Option<PathBuf>,
+    /// An environment variable holding the token's Security Officer PIN.
+    pub so_pin_env: Option<String>,
 }
 
 /// One `[[hsm]]` table: a PKCS#11 token the CloudHSM control plane may assign to a cluster.
@@ -192,6 +250,12 @@ impl ConfigFile {
         if let Some(root_key) = file.root_key.as_mut() {
             root_key.module = base.join(&root_key.module);
             root_key.user_pin_file = root_key.user_pin_file.as_ref().map(|pin| base.join(pin));
+            root_key.so_pin_file = root_key.so_pin_file.as_ref().map(|pin| base.join(pin));
+            for replica in root_key.replica.iter_mut().flatten() {
+                replica.module = base.join(&replica.module);
+                replica.user_pin_file = replica.user_pin_file.as_ref().map(|pin| base.join(pin));
+                replica.so_pin_file = replica.so_pin_file.as_ref().map(|pin| base.join(pin));
+            }
         }
         Ok(file)
     }
@@ -309,7 +373,7 @@ impl Config {
             .collect::<anyhow::Result<Vec<HsmConfig>>>()?;
         let root_key = match file.root_key {
             None => RootKeyConfig::File,
-            Some(table) => RootKeyConfig::Pkcs11(root_key_config(table)?),
+            Some(table) => root_key_config(table)?,
         };
         Ok(Config {
             hsms,
@@ -356,26 +420,83 @@ fn hsm_config(table: HsmTable) -> anyhow::Result<HsmConfig> {
     })
 }
 
-/// Checks the `[root_key]` table: exactly one source for the user PIN, which is never written inline.
-fn root_key_config(table: RootKeyTable) -> anyhow::Result<Pkcs11RootKey> {
-    let user_pin = match (table.user_pin_file, table.user_pin_env) {
-        (Some(file), None) => SecretSource::File(file),
-        (None, Some(variable)) => SecretSource::Env(variable),
-        _ => anyhow::bail!(
-            "[root_key] with token_label '{}' needs exactly one of user_pin_file and user_pin_env",
-            table.token_label
-        ),
-    };
+/// Checks the `[root_key]` table and its replicas: exactly one source for each user PIN and at most
+/// one for each Security Officer PIN, never written inline; every token listed once.
+fn root_key_config(table: RootKeyTable) -> anyhow::Result<RootKeyConfig> {
     let key_label = table
         .key_label
         .unwrap_or_else(|| DEFAULT_ROOT_KEY_LABEL.to_owned());
     if key_label.is_empty() {
         anyhow::bail!("[root_key] key_label must not be empty");
     }
-    Ok(Pkcs11RootKey {
-        module: table.module,
-        token_label: table.token_label,
-        user_pin,
+    let first = root_key_token(
+        "[root_key]",
+        table.module,
+        table.token_label,
+        (table.user_pin_file, table.user_pin_env),
+        (table.so_pin_file, table.so_pin_env),
+    )?;
+    let replicas = table.replica.unwrap_or_default();
+    if replicas.is_empty() && first.so_pin.is_none() {
+        // The single-token form, as before replicas existed.
+        return Ok(RootKeyConfig::Pkcs11(Pkcs11RootKey {
+            module: first.module,
+            token_label: first.token_label,
+            user_pin: first.user_pin,
+            key_label,
+        }));
+    }
+    let mut tokens = vec![first];
+    for replica in replicas {
+        let token = root_key_token(
+            "[[root_key.replica]]",
+            replica.module,
+            replica.token_label,
+            (replica.user_pin_file, replica.user_pin_env),
+            (replica.so_pin_file, replica.so_pin_env),
+        )?;
+        if tokens.iter().any(|it| it.token_label == token.token_label) {
+            anyhow::bail!(
+                "[root_key] lists token_label '{}' twice: each replica is a token of its own, with a label of \
+                 its own",
+                token.token_label
+            );
+        }
+        tokens.push(token);
+    }
+    Ok(RootKeyConfig::Pkcs11Replicated(ReplicatedRootKey {
         key_label,
+        tokens,
+    }))
+}
+
+/// One token of the root key from its table (`table` names it in errors).
+fn root_key_token(
+    table: &str,
+    module: PathBuf,
+    token_label: String,
+    user_pin: (Option<PathBuf>, Option<String>),
+    so_pin: (Option<PathBuf>, Option<String>),
+) -> anyhow::Result<RootKeyToken> {
+    let user_pin = match user_pin {
+        (Some(file), None) => SecretSource::File(file),
+        (None, Some(variable)) => SecretSource::Env(variable),
+        _ => anyhow::bail!(
+            "{table} with token_label '{token_label}' needs exactly one of user_pin_file and user_pin_env"
+        ),
+    };
+    let so_pin = match so_pin {
+        (None, None) => None,
+        (Some(file), None) => Some(SecretSource::File(file)),
+        (None, Some(variable)) => Some(SecretSource::Env(variable)),
+        (Some(_), Some(_)) => anyhow::bail!(
+            "{table} with token_label '{token_label}' takes at most one of so_pin_file and so_pin_env"
+        ),
+    };
+    Ok(RootKeyToken {
+        module,
+        token_label,
+        user_pin,
+        so_pin,
     })
 }

@@ -2,19 +2,21 @@
 //! clusters through it and connect to them as `kmsuser` over PKCS#11. Each connection probes its HSMs
 //! in the background and reports HSMs leaving and rejoining service to the audit trail.
 //!
-//! Also the default key store's root key, when the configuration puts it in a PKCS#11 token.
+//! Also the default key store's root key, when the configuration puts it in PKCS#11 tokens.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
 use async_trait::async_trait;
+use base64::Engine;
 use strongroom_cloudhsm::{ClusterState, ControlPlane, HsmState};
 use strongroom_keystore::{FileRootKey, RootKey};
 use strongroom_keystore_pkcs11::{
-    Cluster, ClusterOptions, Error as HsmErr, HealthMonitor, HsmConfig, HsmEvents, HsmRootKey,
-    HsmState as Pkcs11HsmState, Pin, Sealed,
+    Cluster, ClusterOptions, Error as HsmErr, HealthMonitor, HsmEvents, HsmRootKey,
+    HsmState as Pkcs11HsmState, KeyCheck, Pin, RootKeyExpectation, Sealed,
 };
 use strongroom_service::Error;
 use strongroom_service::custom_key_stores::{
@@ -23,7 +25,7 @@ use strongroom_service::custom_key_stores::{
 use strongroom_types::Namespace;
 use zeroize::Zeroizing;
 
-use crate::config::{Config, RootKeyConfig};
+use crate::config::Config;
 use crate::service_events::{AuditedServiceEvents, HsmStateChange};
 
 /// The control plane, seen by the service, with the audit trail that hears of HSM state changes.
@@ -285,38 +287,92 @@ impl ConnectedCluster for Pkcs11Connected {
     }
 }
 
-/// File name, in the data directory, recording that the root key is in a PKCS#11 token (and which),
-/// so that the data directory is never opened with another root key.
+/// File name, in the data directory, recording that the root key is in PKCS#11 tokens, which key it
+/// is (its label, and a check that only that key opens), and the token it was first made in, so that
+/// the data directory is never opened with another root key.
 pub(crate) const PKCS11_ROOT_KEY_MARKER: &str = "root-key.pkcs11";
 
+/// What `root-key.pkcs11` records: lines `name = value`. Data directories made before replicas
+/// existed have no `check` line; it is added at their next start.
+struct RootKeyRecord {
+    text: String,
+    token_label: Option<String>,
+    key_label: Option<String>,
+    check: Option<KeyCheck>,
+}
+
+impl RootKeyRecord {
+    fn parse(text: String, path: &Path) -> anyhow::Result<RootKeyRecord> {
+        let field = |name: &str| {
+            text.lines().find_map(|line| {
+                let (key, value) = line.split_once(" = ")?;
+                (key == name).then(|| value.to_owned())
+            })
+        };
+        let check = match field("check") {
+            None => None,
+            Some(encoded) => {
+                let check = base64::engine::general_purpose::STANDARD
+                    .decode(encoded.trim())
+                    .ok()
+                    .and_then(|bytes| KeyCheck::from_bytes(&bytes));
+                match check {
+                    Some(check) => Some(check),
+                    None => anyhow::bail!(
+                        "{} records an unreadable root key check: restore the file from a backup of this data \
+                         directory",
+                        path.display()
+                    ),
+                }
+            }
+        };
+        Ok(RootKeyRecord {
+            token_label: field("token_label"),
+            key_label: field("key_label"),
+            check,
+            text,
+        })
+    }
+}
+
+fn check_line(check: &KeyCheck) -> String {
+    format!(
+        "check = {}\n",
+        base64::engine::general_purpose::STANDARD.encode(check.to_bytes())
+    )
+}
+
+/// Replaces `path` with `text` so that a crash leaves either the old or the new file.
+fn write_atomically(path: &Path, text: &str) -> anyhow::Result<()> {
+    let temporary = path.with_extension("pkcs11.new");
+    std::fs::write(&temporary, text).with_context(|| format!("write {}", temporary.display()))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("write {}", path.display()))
+}
+
 /// The default key store's root key as `config` says: `root.key` in the data directory, or an AES key
-/// inside a PKCS#11 token, logged in as the token's user for the life of the server.
+/// inside PKCS#11 tokens, logged in as each token's user for the life of the server.
 ///
 /// A data directory keeps the kind of root key it started with: everything at rest is wrapped by it,
-/// and Strongroom does not re-wrap, so switching is refused with a message saying why.
+/// and Strongroom does not re-wrap, so switching is refused with a message saying why. With several
+/// tokens, a token without the key gets a copy, tokens that cannot be used are left out with a warning,
+/// and tokens holding another key than the one recorded for the data directory are refused.
 pub(crate) async fn open_root_key(config: &Config) -> anyhow::Result<Arc<dyn RootKey>> {
     let file = config.data_dir.join(crate::ROOT_KEY_FILE);
     let marker = config.data_dir.join(PKCS11_ROOT_KEY_MARKER);
-    let token = match &config.root_key {
-        RootKeyConfig::File => {
-            if marker.exists() {
-                anyhow::bail!(
-                    "the root key of data directory {} is in a PKCS#11 token ({}): configure that token in \
-                     [root_key]; Strongroom cannot read this data directory without it",
-                    config.data_dir.display(),
-                    marker.display()
-                );
-            }
-            return Ok(Arc::new(FileRootKey::open_or_create(&file)?));
+    let Some(replicated) = config.root_key.pkcs11() else {
+        if marker.exists() {
+            anyhow::bail!(
+                "the root key of data directory {} is in a PKCS#11 token ({}): configure that token in \
+                 [root_key]; Strongroom cannot read this data directory without it",
+                config.data_dir.display(),
+                marker.display()
+            );
         }
-        RootKeyConfig::Pkcs11(token) => token,
+        return Ok(Arc::new(FileRootKey::open_or_create(&file)?));
     };
-    let identity = format!(
-        "module = {}\ntoken_label = {}\nkey_label = {}\n",
-        token.module.display(),
-        token.token_label,
-        token.key_label
-    );
+    let Some(first) = replicated.tokens.first().cloned() else {
+        anyhow::bail!("[root_key] lists no token");
+    };
     if file.exists() {
         anyhow::bail!(
             "data directory {} already keeps its keys under {}: a root key in a PKCS#11 token is for a new \
@@ -325,63 +381,86 @@ pub(crate) async fn open_root_key(config: &Config) -> anyhow::Result<Arc<dyn Roo
             file.display()
         );
     }
-    match std::fs::read_to_string(&marker) {
-        Ok(recorded)
-            if recorded.lines().nth(1) != identity.lines().nth(1)
-                || recorded.lines().nth(2) != identity.lines().nth(2) =>
-        {
-            anyhow::bail!(
-                "data directory {} keeps its keys under another PKCS#11 root key ({}): \n{recorded}",
-                config.data_dir.display(),
-                marker.display()
-            );
-        }
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+    let recorded = match std::fs::read_to_string(&marker) {
+        Ok(text) => Some(RootKeyRecord::parse(text, &marker)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             return Err(e).with_context(|| format!("read {}", marker.display()));
         }
-    }
-    let hsm = HsmConfig {
-        id: token.token_label.clone(),
-        module: token.module.clone(),
-        token_label: token.token_label.clone(),
-        availability_zone: "root-key".to_owned(),
-        // The root key never needs the Security Officer; the user's PIN source stands in.
-        so_pin: token.user_pin.clone(),
     };
+    if let Some(recorded) = &recorded {
+        // Without a recorded check, the token named in the record must be among those listed.
+        let token_listed = replicated
+            .tokens
+            .iter()
+            .any(|token| recorded.token_label.as_deref() == Some(token.token_label.as_str()));
+        if recorded.key_label.as_deref() != Some(replicated.key_label.as_str())
+            || (recorded.check.is_none() && !token_listed)
+        {
+            anyhow::bail!(
+                "data directory {} keeps its keys under another PKCS#11 root key ({}): \n{}",
+                config.data_dir.display(),
+                marker.display(),
+                recorded.text
+            );
+        }
+    }
+
     let options = ClusterOptions {
-        // One token: a key on it is a key everywhere.
+        // The root key is never made through the cluster; a key on one token is enough to serve.
         key_availability_quorum: 1,
         probe_interval: PROBE_INTERVAL,
         ..ClusterOptions::default()
     };
-    let (modules, user_pin, key_label) = (
-        config.hsm_modules.clone(),
-        token.user_pin.clone(),
-        token.key_label.clone(),
-    );
-    let root_key = tokio::task::spawn_blocking(move || -> anyhow::Result<HsmRootKey> {
-        let pin = user_pin
-            .load()
-            .context("read the root key token's user PIN")?;
-        let cluster = Arc::new(
-            Cluster::open(&[hsm], &modules, options).context("open the root key's token")?,
-        );
-        cluster
-            .login_crypto_user(&pin)
-            .context("log in to the root key's token as its user")?;
-        HsmRootKey::open(cluster, &key_label).context("find or make the root key in its token")
+    let modules = config.hsm_modules.clone();
+    let recorded_check = recorded.as_ref().map(|it| it.check.clone());
+    let (tokens, key_label) = (replicated.tokens.clone(), replicated.key_label.clone());
+    let (root_key, report) = tokio::task::spawn_blocking(move || {
+        let expected = match &recorded_check {
+            None => RootKeyExpectation::New,
+            Some(None) => RootKeyExpectation::Existing,
+            Some(Some(check)) => RootKeyExpectation::Matching(check),
+        };
+        HsmRootKey::open_replicated(&tokens, &key_label, expected, &modules, options)
     })
     .await
-    .context("open the root key's token")??;
-    if !marker.exists() {
-        std::fs::write(&marker, identity).with_context(|| format!("write {}", marker.display()))?;
+    .context("open the root key's tokens")?
+    .context("open the root key in its PKCS#11 tokens")?;
+
+    match &recorded {
+        None => {
+            let text = format!(
+                "module = {}\ntoken_label = {}\nkey_label = {}\n{}",
+                first.module.display(),
+                first.token_label,
+                replicated.key_label,
+                check_line(&report.check)
+            );
+            write_atomically(&marker, &text)?;
+        }
+        Some(recorded) if recorded.check.is_none() => {
+            let mut text = recorded.text.clone();
+            if !text.is_empty() && !text.ends_with('\n') {
+                text.push('\n');
+            }
+            text.push_str(&check_line(&report.check));
+            write_atomically(&marker, &text)?;
+        }
+        Some(_) => {}
     }
     tracing::info!(
-        token = %token.token_label,
-        key = %token.key_label,
-        "the root key is in a PKCS#11 token"
+        tokens = %report.serving.join(", "),
+        key = %replicated.key_label,
+        "the root key is in PKCS#11 tokens"
     );
+    if !report.left_out.is_empty() {
+        let left_out: Vec<&str> = report.left_out.iter().map(|it| it.token.as_str()).collect();
+        tracing::warn!(
+            serving = %report.serving.join(", "),
+            not_used = %left_out.join(", "),
+            "the root key is not served by every listed token: Strongroom runs without the redundancy \
+             configured until those tokens are back (a token that answers again is used after a restart)"
+        );
+    }
     Ok(Arc::new(root_key))
 }

@@ -23,7 +23,7 @@ use zeroize::Zeroizing;
 
 pub use crate::config::{
     Config, ConfigFile, DEFAULT_LISTEN, DEFAULT_ROOT_KEY_LABEL, Overrides, Pkcs11RootKey,
-    RootKeyConfig, ServicePrincipal,
+    ReplicatedRootKey, RootKeyConfig, ServicePrincipal,
 };
 pub use crate::credentials::{ADMIN_CREDENTIALS_FILE, DEV_ACCESS_KEY};
 

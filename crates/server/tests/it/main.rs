@@ -28,6 +28,7 @@ mod multi_region_import;
 mod namespaces;
 mod protocol;
 mod python;
+mod root_key_replicas;
 mod rotation;
 mod secrets;
 mod seed;
