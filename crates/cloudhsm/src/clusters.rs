@@ -157,6 +157,10 @@ impl ControlPlane {
     }
 
     /// `DescribeClusters`: the namespace's clusters matching `filters`, by id, a page at a time.
+    ///
+    /// An `ACTIVE` cluster and its HSMs show the live health this server finds of them (`DEGRADED`
+    /// while an HSM fails, see [`ControlPlane::overlay_live_health`]), and the `states` filter
+    /// matches what is shown.
     pub async fn describe_clusters(
         &self,
         namespace: &Namespace,
@@ -165,32 +169,28 @@ impl ControlPlane {
         max_results: Option<i64>,
     ) -> Result<Page<Cluster>, Error> {
         let records = self.store.list_clusters(namespace).await?;
-        let matching: Vec<ClusterRecord> = records
-            .into_iter()
-            .filter(|cluster| filters.matches(cluster))
-            .collect();
-        let page = paginate(
-            matching,
-            |cluster| cluster.cluster_id.as_str(),
-            next_token,
-            max_results,
-            MAX_CLUSTERS_PER_PAGE,
-        )?;
         let mut hsms: HashMap<String, Vec<HsmRecord>> = HashMap::new();
         for hsm in self.store.hsms().await? {
             hsms.entry(hsm.cluster_id.clone()).or_default().push(hsm);
         }
-        Ok(Page {
-            items: page
-                .items
-                .into_iter()
-                .map(|record| Cluster {
-                    hsms: hsms.remove(&record.cluster_id).unwrap_or_default(),
-                    record,
-                })
-                .collect(),
-            next_token: page.next_token,
-        })
+        let mut matching: Vec<Cluster> = Vec::new();
+        for record in records {
+            let mut cluster = Cluster {
+                hsms: hsms.remove(&record.cluster_id).unwrap_or_default(),
+                record,
+            };
+            self.overlay_live_health(&mut cluster);
+            if filters.matches(&cluster.record) {
+                matching.push(cluster);
+            }
+        }
+        paginate(
+            matching,
+            |cluster| cluster.record.cluster_id.as_str(),
+            next_token,
+            max_results,
+            MAX_CLUSTERS_PER_PAGE,
+        )
     }
 
     /// `ModifyCluster`: changes the backup retention; the HSM type can be "changed" only to itself,

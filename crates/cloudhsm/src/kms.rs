@@ -1,14 +1,20 @@
 //! What a KMS custom key store needs from a cluster: a description to check its prerequisites against,
 //! and its HSMs opened as a PKCS#11 cluster.
+//!
+//! The control plane remembers, weakly, every PKCS#11 cluster it opened (the connections of custom
+//! key stores, whose health monitors probe their HSMs every few seconds), so that `DescribeClusters`
+//! can show the live health of the HSMs they cover ([`LiveClusters`]).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 
-use strongroom_keystore_pkcs11::{Cluster as Pkcs11Cluster, ClusterOptions};
+use strongroom_keystore_pkcs11::{
+    Cluster as Pkcs11Cluster, ClusterOptions, HsmState as Pkcs11HsmState, HsmStatus,
+};
 use strongroom_storage::clusters::{ClusterState, HsmState};
 use strongroom_types::Namespace;
 
 use crate::error::Error;
-use crate::{ControlPlane, certificates, tokens};
+use crate::{Cluster, ControlPlane, certificates, tokens};
 
 /// A cluster as a custom key store sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -99,7 +105,100 @@ impl ControlPlane {
         let cluster =
             tokio::task::spawn_blocking(move || Pkcs11Cluster::open(&configs, &modules, options))
                 .await??;
-        Ok(Arc::new(cluster))
+        let cluster = Arc::new(cluster);
+        self.live.register(cluster_id, &cluster);
+        Ok(cluster)
+    }
+}
+
+/// The PKCS#11 clusters this process opened, by cluster id, held weakly: a cluster stays here as long
+/// as whoever opened it (a connected custom key store) keeps it, and no longer.
+///
+/// They are where the server's knowledge of its HSMs' health lives: every operation that fails on an
+/// HSM marks it degraded there, and the health monitor of a connected store probes each HSM every few
+/// seconds and brings it back once it answers. No separate probe is made for `DescribeClusters`.
+#[derive(Debug, Default)]
+pub(crate) struct LiveClusters {
+    opened: Mutex<Vec<(String, Weak<Pkcs11Cluster>)>>,
+}
+
+impl LiveClusters {
+    fn register(&self, cluster_id: &str, cluster: &Arc<Pkcs11Cluster>) {
+        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        opened.retain(|(_, weak)| weak.strong_count() > 0);
+        opened.push((cluster_id.to_owned(), Arc::downgrade(cluster)));
+    }
+
+    /// The health of every HSM of the open PKCS#11 clusters of `cluster_id`; empty when none is open.
+    fn statuses(&self, cluster_id: &str) -> Vec<HsmStatus> {
+        let live: Vec<Arc<Pkcs11Cluster>> = {
+            let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+            opened.retain(|(_, weak)| weak.strong_count() > 0);
+            opened
+                .iter()
+                .filter(|(id, _)| id == cluster_id)
+                .filter_map(|(_, weak)| weak.upgrade())
+                .collect()
+        };
+        live.iter().flat_map(|cluster| cluster.status()).collect()
+    }
+}
+
+impl ControlPlane {
+    /// Shows, at read time, what this server currently finds of an `ACTIVE` cluster's HSMs: an `ACTIVE`
+    /// HSM that an open PKCS#11 cluster (a connected custom key store's) finds failing is `DEGRADED`,
+    /// with a `StateMessage` saying what is wrong, and the cluster is `DEGRADED` while any of its HSMs
+    /// is; both read as recorded again once the HSM answers. The records do not change.
+    ///
+    /// HSMs that no open cluster covers (no store connected to the cluster, or an HSM added since the
+    /// store connected) read as recorded: their health is unknown, and nothing is probed to find out.
+    pub(crate) fn overlay_live_health(&self, cluster: &mut Cluster) {
+        if cluster.record.state != ClusterState::Active {
+            return;
+        }
+        let statuses = self.live.statuses(&cluster.record.cluster_id);
+        if statuses.is_empty() {
+            return;
+        }
+        let mut degraded = Vec::new();
+        for hsm in &mut cluster.hsms {
+            if hsm.state != HsmState::Active {
+                continue;
+            }
+            // Any open cluster that finds the HSM failing is believed: they all probe it.
+            let failing = statuses
+                .iter()
+                .find(|s| s.id == hsm.declared_hsm && s.state == Pkcs11HsmState::Degraded);
+            let Some(status) = failing else {
+                continue;
+            };
+            let what = status
+                .last_error
+                .as_deref()
+                .unwrap_or("it stopped answering");
+            hsm.state = HsmState::Degraded;
+            hsm.state_message = Some(format!(
+                "The HSM is not answering: its last operation or health check failed ({what}). \
+                 Requests go to the cluster's other HSMs until it answers again; Strongroom checks it \
+                 every few seconds."
+            ));
+            degraded.push(format!("{} in {}", hsm.hsm_id, hsm.availability_zone));
+        }
+        if degraded.is_empty() {
+            return;
+        }
+        let total = cluster.hsms.len();
+        let count = degraded.len();
+        let (verb, until) = match count {
+            1 => ("is", "it answers"),
+            _ => ("are", "they answer"),
+        };
+        cluster.record.state = ClusterState::Degraded;
+        cluster.record.state_message = Some(format!(
+            "{count} of the cluster's {total} HSMs {verb} not answering ({}): the cluster serves with \
+             reduced capacity until {until} again.",
+            degraded.join(", ")
+        ));
     }
 }
 

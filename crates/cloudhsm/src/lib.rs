@@ -134,6 +134,8 @@ pub struct ControlPlane {
     /// Serializes operations that change clusters within this process, so that, for example, two
     /// `CreateHsm` calls never claim the same declared HSM.
     admin: tokio::sync::Mutex<()>,
+    /// The PKCS#11 clusters opened for custom key stores, for the live health `DescribeClusters` shows.
+    live: kms::LiveClusters,
 }
 
 /// A cluster as the API describes it: its record and the HSMs it holds.
@@ -185,6 +187,7 @@ impl ControlPlane {
             modules,
             clock,
             admin: tokio::sync::Mutex::new(()),
+            live: kms::LiveClusters::default(),
         })
     }
 

@@ -288,6 +288,13 @@ impl Server {
             app,
             audit,
         } = self;
+        // Custom key stores connected (or connecting) before the restart connect again in the
+        // background; this only starts the attempts.
+        match kms.resume_custom_key_store_connections().await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!("custom key stores to connect again after the restart: {n}"),
+            Err(e) => tracing::error!("failed to resume the custom key stores' connections: {e:#}"),
+        }
         let (stop_scheduler, mut scheduler_stopped) = tokio::sync::watch::channel(false);
         let scheduler = {
             let interval = config.scheduler_interval;

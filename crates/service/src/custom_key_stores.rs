@@ -13,9 +13,17 @@
 //! CONNECTING abandons the attempt: the store is DISCONNECTED at once and the attempt's outcome is
 //! discarded (it logs out if it got that far).
 //!
+//! Connections survive a restart by themselves: at start-up the server calls
+//! [`Kms::resume_custom_key_store_connections`], which starts the same background attempt for every
+//! store, in every namespace, recorded CONNECTED (its connection died with the old process) or
+//! CONNECTING (the old process stopped during an attempt). A CONNECTED store stays CONNECTED while it
+//! is re-established, and requests that need it wait for the attempt; a CONNECTING store reads
+//! CONNECTING until the attempt ends. DISCONNECTED and FAILED stores are left alone.
+//!
 //! Locks: a request that changes a store holds `Kms::writes`, then `Connections::state`; an attempt
 //! holds its store's `establishing` lock while it logs in, then `Connections::state` while it records
-//! the outcome. Nothing holding `state` waits for another lock.
+//! the outcome (re-establishing a CONNECTED store does the same). Nothing holding `state` waits for
+//! another lock, or for an HSM to log in.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -642,7 +650,7 @@ impl Kms {
         let mut record = self.cks_record(namespace, id).await?;
         match record.connection_state.as_str() {
             // A store recorded CONNECTED whose connection this process does not hold (the server
-            // restarted since) connects again on first use.
+            // restarted since) is being connected again since start-up, or on first use.
             state::CONNECTED => return Ok(()),
             state::CONNECTING if connector.connections.in_flight(id) => return Ok(()),
             // CONNECTING without an attempt: the server stopped during one; start another.
@@ -691,6 +699,61 @@ impl Kms {
             // The sender lives as long as `self`, so this only returns when an attempt ends.
             let _ = ended.changed().await;
         }
+    }
+
+    /// Resumes, at start-up, the connection of every custom key store of every namespace recorded
+    /// CONNECTED or CONNECTING, so that connections survive a restart (graceful or not) without
+    /// anyone calling ConnectCustomKeyStore; returns how many attempts it started.
+    ///
+    /// It returns once the attempts are started: each runs in the background as ConnectCustomKeyStore's
+    /// does (kmsuser logs in on every HSM, the certificates are checked, the password rotates) and
+    /// records CONNECTED or FAILED with its `ConnectionErrorCode`, reported as a service event.
+    /// Requests that need a CONNECTED store meanwhile wait for it; DISCONNECTED and FAILED stores are
+    /// left alone. Without custom key stores configured there is nothing to resume.
+    pub async fn resume_custom_key_store_connections(&self) -> Result<usize, Error> {
+        let Ok(connector) = self.connector() else {
+            return Ok(0);
+        };
+        let mut started = 0;
+        for record in connector.records.all_key_stores().await? {
+            let (namespace, id) = (record.namespace, record.custom_key_store_id);
+            match record.connection_state.as_str() {
+                state::CONNECTED => {
+                    tracing::info!(
+                        custom_key_store_id = %id,
+                        "connecting the custom key store again: it was CONNECTED before the restart"
+                    );
+                    let connector = connector.clone();
+                    tokio::spawn(async move {
+                        if let Err(e) = connector.restore(&namespace, &id).await {
+                            tracing::error!(
+                                custom_key_store_id = %id,
+                                "failed to connect the custom key store again: {e}"
+                            );
+                        }
+                    });
+                }
+                state::CONNECTING => {
+                    let _state = connector.connections.state.lock().await;
+                    // Checked again under the lock: a request may have changed the store since.
+                    let current = connector.records.key_store(&namespace, &id).await?;
+                    if current.is_none_or(|r| r.connection_state != state::CONNECTING)
+                        || connector.connections.in_flight(&id)
+                    {
+                        continue;
+                    }
+                    tracing::info!(
+                        custom_key_store_id = %id,
+                        "connecting the custom key store: the server stopped during its connection attempt"
+                    );
+                    let number = connector.connections.begin(&id);
+                    tokio::spawn(connector.clone().attempt(namespace, id, number));
+                }
+                _ => continue,
+            }
+            started += 1;
+        }
+        Ok(started)
     }
 
     /// The live connection of store `id`; a store recorded CONNECTED whose connection this process
@@ -890,8 +953,9 @@ impl Connector {
         self.connections.settled.send_modify(|ended| *ended += 1);
     }
 
-    /// Connects a store recorded CONNECTED whose connection this process does not hold, for a request
-    /// that needs it; a failure leaves it FAILED.
+    /// Connects a store recorded CONNECTED whose connection this process does not hold (after a
+    /// restart), at start-up or for a request that needs it; a failure leaves it FAILED. Whoever comes
+    /// second waits for the first and finds the connection made.
     async fn restore(&self, namespace: &Namespace, id: &str) -> Result<(), Error> {
         // Only a CONNECTED store is restored; others must not wait for an attempt under way.
         if !self.recorded_connected(namespace, id).await? {
@@ -899,14 +963,29 @@ impl Connector {
         }
         let gate = self.connections.establishing(id);
         let _one_at_a_time = gate.lock().await;
-        let _state = self.connections.state.lock().await;
         if self.connections.connected(id).is_some()
             || !self.recorded_connected(namespace, id).await?
         {
             return Ok(());
         }
         let established = self.establish(namespace, id).await;
-        self.commit(namespace, id, established).await
+        let _state = self.connections.state.lock().await;
+        // While kmsuser logged in, the store may have been disconnected (and even set connecting
+        // again, by an attempt that waits for `gate`): then this outcome is not wanted. Nothing else
+        // records a store CONNECTED without `gate`, so CONNECTED here means nobody touched it.
+        if !self.recorded_connected(namespace, id).await? {
+            tracing::info!(
+                custom_key_store_id = %id,
+                "the store was disconnected while connecting again: the connection is discarded"
+            );
+            if let Ok((connected, _)) = established {
+                let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
+            }
+            return Ok(());
+        }
+        let result = self.commit(namespace, id, established).await;
+        self.connections.settled.send_modify(|ended| *ended += 1);
+        result
     }
 
     async fn recorded_connected(&self, namespace: &Namespace, id: &str) -> Result<bool, Error> {
@@ -1020,9 +1099,9 @@ impl Connector {
             };
         }
         lock(&self.connections.connected).insert(id.to_owned(), connected);
-        if before != state::CONNECTED {
-            self.report(&record, state::CONNECTED, None);
-        }
+        // Reported even when the store was recorded CONNECTED before (a connection made again after a
+        // restart): the connection is new all the same.
+        self.report(&record, state::CONNECTED, None);
         Ok(())
     }
 
@@ -1172,12 +1251,18 @@ impl Kms {
     ) -> Result<(), Error> {
         let namespace = &record.namespace;
         let store = self.cks_record(namespace, id).await?;
-        let connected = match self.custom_key_stores.connected(id) {
-            Some(connected) if store.connection_state == state::CONNECTED => connected,
-            _ => {
+        // A CONNECTED store still being connected again after a restart is waited for.
+        let live = match store.connection_state.as_str() {
+            state::CONNECTED => self.live_cluster(namespace, id).await?,
+            _ => None,
+        };
+        let connected = match live {
+            Some(connected) => connected,
+            None => {
+                // Read again: connecting again may have just failed.
+                let now = self.cks_record(namespace, id).await?.connection_state;
                 return Err(Error::CustomKeyStoreInvalidState(format!(
-                    "Custom key store '{id}' is not connected; it is {}.",
-                    store.connection_state
+                    "Custom key store '{id}' is not connected; it is {now}."
                 )));
             }
         };
@@ -1354,9 +1439,10 @@ impl Kms {
         let Some(location) = self.key_store_location(record).await? else {
             return Ok(());
         };
+        // A CONNECTED store still being connected again after a restart is waited for.
         if let Some(cluster) = self
-            .custom_key_stores
-            .connected(&location.custom_key_store_id)
+            .live_cluster(&record.namespace, &location.custom_key_store_id)
+            .await?
         {
             let label = record.arn();
             let _ = tokio::task::spawn_blocking(move || cluster.delete_key(&label)).await;

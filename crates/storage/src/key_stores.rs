@@ -53,6 +53,10 @@ pub trait KeyStoreStore: Send + Sync + 'static {
         namespace: &Namespace,
     ) -> Result<Vec<CustomKeyStoreRecord>, StoreError>;
 
+    /// Every store of every namespace, ordered by account, Region and id: the server resumes the
+    /// connections recorded CONNECTED or CONNECTING at start-up, whoever owns them.
+    async fn all_key_stores(&self) -> Result<Vec<CustomKeyStoreRecord>, StoreError>;
+
     /// Deletes a store; `NotFound` if it does not exist.
     async fn delete_key_store(&self, namespace: &Namespace, id: &str) -> Result<(), StoreError>;
 

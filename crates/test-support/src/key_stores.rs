@@ -30,7 +30,7 @@ pub async fn check_key_store_store(store: &dyn KeyStoreStore) {
     let one = namespace("111122223333", "us-east-1");
     let two = namespace("444455556666", "us-east-1");
     assert!(
-        store.list_key_stores(&one).await.expect("list").is_empty(),
+        store.all_key_stores().await.expect("list all").is_empty(),
         "the store starts empty"
     );
 
@@ -62,6 +62,11 @@ pub async fn check_key_store_store(store: &dyn KeyStoreStore) {
             .await
             .expect("read"),
         None
+    );
+    assert_eq!(
+        store.all_key_stores().await.expect("list all"),
+        vec![a.clone(), b.clone(), other.clone()],
+        "every namespace's stores, by account and id"
     );
 
     let mut changed = a.clone();
@@ -131,4 +136,5 @@ pub async fn check_key_store_store(store: &dyn KeyStoreStore) {
     ));
     assert!(store.list_key_stores(&one).await.expect("list").is_empty());
     assert!(store.list_key_stores(&two).await.expect("list").is_empty());
+    assert!(store.all_key_stores().await.expect("list all").is_empty());
 }

@@ -22,7 +22,7 @@ use crate::harness::{Signer, TestServer, create_key, decrypt, encrypt, failure};
 
 /// Creates a cluster with HSMs in `zones`, initializes it under a new CA, activates it and creates
 /// kmsuser; returns the cluster id and the CA.
-async fn active_cluster(
+pub(crate) async fn active_cluster(
     softhsm: &SoftHsm,
     server: &TestServer,
     zones: &[&str],
@@ -81,7 +81,7 @@ async fn active_cluster(
     (cluster, ca)
 }
 
-async fn connection(
+pub(crate) async fn connection(
     kms: &aws_sdk_kms::Client,
     id: &str,
 ) -> (ConnectionStateType, Option<ConnectionErrorCodeType>) {
@@ -102,11 +102,11 @@ async fn connection(
 
 /// How long a connection attempt may take before a test gives up on it; attempts on SoftHSM take well
 /// under a second, so reaching this means the attempt hangs.
-const CONNECTION_PATIENCE: Duration = Duration::from_secs(120);
+pub(crate) const CONNECTION_PATIENCE: Duration = Duration::from_secs(120);
 
 /// The store's state once its connection attempt has ended: ConnectCustomKeyStore returns while the
 /// store is still CONNECTING, so tests poll, as AWS's guide tells callers to.
-async fn settled_connection(
+pub(crate) async fn settled_connection(
     kms: &aws_sdk_kms::Client,
     id: &str,
 ) -> (ConnectionStateType, Option<ConnectionErrorCodeType>) {
@@ -125,7 +125,7 @@ async fn settled_connection(
 }
 
 /// Connects store `id` and waits for the attempt to end CONNECTED.
-async fn connect_store(kms: &aws_sdk_kms::Client, id: &str) {
+pub(crate) async fn connect_store(kms: &aws_sdk_kms::Client, id: &str) {
     kms.connect_custom_key_store()
         .custom_key_store_id(id)
         .send()

@@ -495,3 +495,254 @@ fn connecting_is_asynchronous_and_a_disconnect_abandons_the_attempt() {
         );
     });
 }
+
+/// Another service over the same database and clusters, as after a restart of the server.
+fn restart(kms: &Kms, clusters: &Arc<FakeClusters>) -> (Kms, Arc<RecordedEvents>) {
+    let events = Arc::new(RecordedEvents::default());
+    let restarted = Kms::new(
+        kms.store.clone(),
+        kms.root_key.clone(),
+        Arc::new(ManualClock::starting_now()),
+    )
+    .with_service_events(events.clone())
+    .with_custom_key_stores(
+        kms.custom_key_stores.records.clone().unwrap(),
+        clusters.clone(),
+    );
+    (restarted, events)
+}
+
+/// Records store `id` of `namespace` in `connection_state`, as a server that stopped would have left it.
+async fn record_state(kms: &Kms, namespace: &Namespace, id: &str, connection_state: &str) {
+    let records = kms.custom_key_stores.records.clone().unwrap();
+    let mut record = records.key_store(namespace, id).await.unwrap().unwrap();
+    record.connection_state = connection_state.to_owned();
+    record.connection_error =
+        (connection_state == state::FAILED).then(|| "INVALID_CREDENTIALS".to_owned());
+    records.put_key_store(&record).await.unwrap();
+}
+
+async fn connection_of(kms: &Kms, caller: &Caller, id: &str) -> (String, Option<String>) {
+    let page = kms
+        .describe_custom_key_stores(caller, Some(id), None, None, None)
+        .await
+        .unwrap();
+    (
+        page.items[0].connection_state.clone(),
+        page.items[0].connection_error.clone(),
+    )
+}
+
+#[test]
+fn a_restart_resumes_connected_and_connecting_stores_in_every_namespace() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller) = setup("resume");
+        let mut other = caller.clone();
+        other.namespace.account = "444455556666".parse().unwrap();
+        other.arn = "arn:aws:iam::444455556666:root".to_owned();
+        let mut ids = Vec::new();
+        for (n, who) in [&caller, &caller, &caller, &caller, &other]
+            .into_iter()
+            .enumerate()
+        {
+            let mut info = cluster(&["a", "b"]);
+            info.cluster_certificate_pem = Some(format!("cert of cluster-{n}"));
+            clusters
+                .clusters
+                .lock()
+                .unwrap()
+                .insert(format!("cluster-{n}"), info);
+            let id = kms
+                .create_custom_key_store(
+                    who,
+                    request(
+                        &format!("s{n}"),
+                        &format!("cluster-{n}"),
+                        ANCHOR,
+                        "kmsuser-password",
+                    ),
+                )
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        let [connected, connecting, disconnected, failed, elsewhere] = ids.as_slice() else {
+            unreachable!("five stores");
+        };
+        for (who, id) in [(&caller, connected), (&other, elsewhere)] {
+            kms.connect_custom_key_store(who, id).await.unwrap();
+            assert_eq!(
+                settled(&kms, who, id).await,
+                (state::CONNECTED.to_owned(), None)
+            );
+        }
+        // The server stopped during an attempt, and another store had failed.
+        record_state(&kms, &caller.namespace, connecting, state::CONNECTING).await;
+        record_state(&kms, &caller.namespace, failed, state::FAILED).await;
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *clusters.gate.lock().unwrap() = Some(gate.clone());
+        let (restarted, events) = restart(&kms, &clusters);
+        drop(kms);
+        assert_eq!(
+            restarted
+                .resume_custom_key_store_connections()
+                .await
+                .unwrap(),
+            3,
+            "the CONNECTED stores of both accounts and the CONNECTING one"
+        );
+        // While the logins wait: CONNECTED stays CONNECTED, CONNECTING reads CONNECTING, and a request
+        // that needs the CONNECTED store waits for it instead of failing.
+        assert_eq!(
+            connection_of(&restarted, &caller, connected).await,
+            (state::CONNECTED.to_owned(), None)
+        );
+        assert_eq!(
+            connection_of(&restarted, &caller, connecting).await,
+            (state::CONNECTING.to_owned(), None)
+        );
+        let waiting = {
+            let restarted = Arc::new(restarted);
+            let (kms, caller, id) = (restarted.clone(), caller.clone(), connected.clone());
+            let task =
+                tokio::spawn(async move { kms.generate_random(&caller, Some(4), Some(&id)).await });
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            assert!(!task.is_finished(), "the request waits for the connection");
+            gate.add_permits(3);
+            assert_eq!(task.await.unwrap().unwrap().as_slice(), &[7; 4]);
+            restarted
+        };
+        let restarted = waiting;
+        assert_eq!(
+            settled(&restarted, &caller, connecting).await,
+            (state::CONNECTED.to_owned(), None)
+        );
+        for _ in 0..1000 {
+            if restarted.custom_key_stores.connected(elsewhere).is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert!(restarted.custom_key_stores.connected(elsewhere).is_some());
+        assert!(restarted.custom_key_stores.connected(connected).is_some());
+        assert_eq!(
+            connection_of(&restarted, &caller, disconnected).await,
+            (state::DISCONNECTED.to_owned(), None)
+        );
+        assert_eq!(
+            connection_of(&restarted, &caller, failed).await,
+            (
+                state::FAILED.to_owned(),
+                Some("INVALID_CREDENTIALS".to_owned())
+            )
+        );
+        assert!(
+            restarted
+                .custom_key_stores
+                .connected(disconnected)
+                .is_none()
+        );
+        assert!(restarted.custom_key_stores.connected(failed).is_none());
+        assert_eq!(
+            events.0.lock().unwrap().as_slice(),
+            &[
+                ("CONNECTED".to_owned(), None),
+                ("CONNECTED".to_owned(), None),
+                ("CONNECTED".to_owned(), None)
+            ],
+            "each resumed connection is reported"
+        );
+
+        // Another restart where kmsuser's password no longer works: the stores end FAILED with the
+        // code, by themselves.
+        *clusters.gate.lock().unwrap() = None;
+        *clusters.login.lock().unwrap() = Some(ConnectionError::InvalidCredentials);
+        record_state(&restarted, &caller.namespace, connecting, state::CONNECTING).await;
+        let (again, events) = restart(&restarted, &clusters);
+        drop(restarted);
+        assert_eq!(
+            again.resume_custom_key_store_connections().await.unwrap(),
+            3
+        );
+        let failed_code = (
+            state::FAILED.to_owned(),
+            Some("INVALID_CREDENTIALS".to_owned()),
+        );
+        assert_eq!(settled(&again, &caller, connecting).await, failed_code);
+        for _ in 0..1000 {
+            if events.0.lock().unwrap().len() == 3 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(connection_of(&again, &caller, connected).await, failed_code);
+        assert_eq!(connection_of(&again, &other, elsewhere).await, failed_code);
+        assert_eq!(
+            code(
+                again
+                    .generate_random(&caller, Some(4), Some(connected))
+                    .await
+            ),
+            "CustomKeyStoreInvalidStateException"
+        );
+    });
+}
+
+#[test]
+fn a_store_disconnected_while_it_is_connected_again_stays_disconnected() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller) = setup("resume-disconnect");
+        clusters
+            .clusters
+            .lock()
+            .unwrap()
+            .insert("cluster-good".to_owned(), cluster(&["a", "b"]));
+        let id = kms
+            .create_custom_key_store(
+                &caller,
+                request("s", "cluster-good", ANCHOR, "kmsuser-password"),
+            )
+            .await
+            .unwrap();
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            settled(&kms, &caller, &id).await,
+            (state::CONNECTED.to_owned(), None)
+        );
+        let gate = Arc::new(tokio::sync::Semaphore::new(0));
+        *clusters.gate.lock().unwrap() = Some(gate.clone());
+        let (restarted, events) = restart(&kms, &clusters);
+        drop(kms);
+        assert_eq!(
+            restarted
+                .resume_custom_key_store_connections()
+                .await
+                .unwrap(),
+            1
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        // Disconnecting does not wait for the login under way.
+        restarted
+            .disconnect_custom_key_store(&caller, &id)
+            .await
+            .unwrap();
+        gate.add_permits(1);
+        for _ in 0..1000 {
+            if clusters.logouts.load(std::sync::atomic::Ordering::SeqCst) == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            clusters.logouts.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the late login was undone"
+        );
+        assert_eq!(
+            connection_of(&restarted, &caller, &id).await,
+            (state::DISCONNECTED.to_owned(), None)
+        );
+        assert!(restarted.custom_key_stores.connected(&id).is_none());
+        assert!(events.0.lock().unwrap().is_empty(), "nothing was reported");
+    });
+}

@@ -70,13 +70,17 @@ fn select(
          AND (?3 IS NULL OR custom_key_store_id = ?3) ORDER BY custom_key_store_id"
     );
     let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
-    let mut rows = statement
+    let rows = statement
         .query(params![
             namespace.account.as_str(),
             namespace.region.as_str(),
             id
         ])
         .map_err(backend)?;
+    read_rows(rows)
+}
+
+fn read_rows(mut rows: rusqlite::Rows<'_>) -> Result<Vec<CustomKeyStoreRecord>, StoreError> {
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(backend)? {
         out.push(read_row(row)?);
@@ -145,6 +149,19 @@ impl KeyStoreStore for SqliteStore {
         let namespace = namespace.clone();
         self.read(move |connection| select(connection, &namespace, None))
             .await
+    }
+
+    async fn all_key_stores(&self) -> Result<Vec<CustomKeyStoreRecord>, StoreError> {
+        self.read(move |connection| {
+            let sql = format!(
+                "SELECT {COLUMNS} FROM custom_key_stores \
+                 ORDER BY account, region, custom_key_store_id"
+            );
+            let mut statement = connection.prepare_cached(&sql).map_err(backend)?;
+            let rows = statement.query([]).map_err(backend)?;
+            read_rows(rows)
+        })
+        .await
     }
 
     async fn delete_key_store(&self, namespace: &Namespace, id: &str) -> Result<(), StoreError> {
