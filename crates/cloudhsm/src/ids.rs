@@ -5,6 +5,8 @@
 //! with 11 lowercase characters, 55 bits of randomness, which is plenty for ids that are also checked
 //! for uniqueness by the store.
 
+use strongroom_types::Namespace;
+
 use crate::error::Error;
 
 /// The base32 alphabet of CloudHSM ids, lowercase as AWS prints them.
@@ -60,6 +62,25 @@ pub(crate) fn is_cluster_id(id: &str) -> bool {
 /// Whether `id` has the form of a backup id.
 pub(crate) fn is_backup_id(id: &str) -> bool {
     has_form(id, "backup-")
+}
+
+/// The ARN of the cluster, HSM or backup `id` of `namespace`, as IAM policies and the audit trail
+/// name it (`arn:aws:cloudhsm:<region>:<account>:cluster/<id>`, `…:hsm/<id>`, `…:backup/<id>`);
+/// `None` when `id` has the form of none of them.
+pub fn resource_arn(namespace: &Namespace, id: &str) -> Option<String> {
+    let kind = [
+        ("cluster-", "cluster"),
+        ("hsm-", "hsm"),
+        ("backup-", "backup"),
+    ]
+    .into_iter()
+    .find(|(prefix, _)| has_form(id, prefix))
+    .map(|(_, kind)| kind)?;
+    Some(format!(
+        "arn:aws:cloudhsm:{}:{}:{kind}/{id}",
+        namespace.region.as_str(),
+        namespace.account.as_str()
+    ))
 }
 
 fn has_form(id: &str, prefix: &str) -> bool {

@@ -103,6 +103,7 @@ use strongroom_types::{Namespace, Timestamp};
 pub use crate::clusters::{ClusterFilters, CreateClusterRequest};
 pub use crate::error::Error;
 pub use crate::hsms::HsmSelector;
+pub use crate::ids::resource_arn;
 pub use crate::kms::{ClusterView, HsmView};
 pub use crate::users::{HsmUser, PasswordAuthority};
 // Passwords cross the API as the PKCS#11 layer's wiped-on-drop type.

@@ -124,7 +124,8 @@ pub(crate) fn change_crypto_user_password(
 }
 
 /// Brings `newcomers` into the cluster formed by `members`: logs in with the crypto user's password,
-/// then copies the user, the wrapping key, every key and every certificate to each newcomer.
+/// sets it as each newcomer's user PIN (as its Security Officer), then copies the wrapping key, every
+/// key and every certificate to it.
 ///
 /// Returns the ids of the newcomers brought in; a copy that failed for one key is logged and makes
 /// the whole call fail, so the HSM is not reported ready without it.
@@ -139,6 +140,15 @@ pub(crate) fn synchronize(
     let mut joined = Vec::new();
     let mut outcome = Ok(());
     for newcomer in newcomers {
+        // The admin (each token's Security Officer) gives the newcomer the crypto user with the
+        // cluster's password, whatever user PIN the token was initialized with or kept from an
+        // earlier membership, as CloudHSM's new HSMs get their users from the cluster's backup.
+        if let Err(error) = open(std::slice::from_ref(newcomer), modules)
+            .and_then(|token| Ok(token.create_crypto_user(password)?))
+        {
+            outcome = Err(error);
+            break;
+        }
         match cluster.add_hsm(newcomer) {
             Ok(report) if report.failures.is_empty() => joined.push(newcomer.id.clone()),
             Ok(report) => {

@@ -22,6 +22,7 @@ use std::sync::Arc;
 use axum::response::Response;
 use http::request::Parts;
 use serde_json::{Map, Value, json};
+use strongroom_audit::Resource;
 use strongroom_cloudhsm::{
     BackupRecord, Cluster, ClusterFilters, ClusterMode, ClusterState, ControlPlane,
     CreateClusterRequest, HsmRecord, HsmSelector, PasswordAuthority, Pin, VPC_ID,
@@ -31,6 +32,7 @@ use strongroom_types::{Namespace, Tag};
 
 use crate::auth::Authenticator;
 use crate::error::{ProtocolError, error_response};
+use crate::trail::TrailResources;
 use crate::validate::Model;
 use crate::wire::{Fields, timestamp};
 use crate::{json_response, parse_body};
@@ -85,7 +87,14 @@ pub(crate) async fn serve(
         Some(operation) => operation.to_owned(),
         None => target.to_owned(),
     };
-    match serve_result(api, kms, auth, parts, body, &operation).await {
+    let mut namespace = None;
+    let result = serve_result(api, kms, auth, parts, body, &operation, &mut namespace).await;
+    // Once the caller is known, the record names what the request acted on, even when it failed.
+    let resources = match &namespace {
+        Some(namespace) => audit_resources(namespace, body, result.as_ref().ok()),
+        None => Vec::new(),
+    };
+    let mut response = match result {
         Ok(value) => json_response(&value, request_id),
         Err(error) => {
             match &error {
@@ -99,9 +108,14 @@ pub(crate) async fn serve(
             }
             error_response(&error, request_id)
         }
+    };
+    if !resources.is_empty() {
+        response.extensions_mut().insert(TrailResources(resources));
     }
+    response
 }
 
+/// Serves the request; `namespace_out` gets the caller's account and Region once authenticated.
 async fn serve_result(
     api: Option<&CloudHsmApi>,
     kms: &Kms,
@@ -109,6 +123,7 @@ async fn serve_result(
     parts: &Parts,
     body: &[u8],
     operation: &str,
+    namespace_out: &mut Option<Namespace>,
 ) -> Result<Value, ProtocolError> {
     if parts.method != http::Method::POST {
         return Err(ProtocolError::UnknownOperation(format!(
@@ -118,6 +133,7 @@ async fn serve_result(
         )));
     }
     let caller = auth.authenticate(parts, body, "cloudhsm")?;
+    *namespace_out = Some(caller.namespace.clone());
     let Some(api) = api else {
         return Err(ProtocolError::Unsupported(
             "This server does not serve the CloudHSM API.".to_owned(),
@@ -172,6 +188,83 @@ fn resource_arn(namespace: &Namespace, operation: &str, body: &Map<String, Value
             (None, None) => "*".to_owned(),
         },
     }
+}
+
+/// The CloudTrail resource types of CloudHSM's resources, by the kind in their ARNs.
+const RESOURCE_TYPES: [(&str, &str); 3] = [
+    ("cluster", "AWS::CloudHSM::Cluster"),
+    ("hsm", "AWS::CloudHSM::Hsm"),
+    ("backup", "AWS::CloudHSM::Backup"),
+];
+
+/// The audit record's resource for a CloudHSM ARN (`arn:aws:cloudhsm:REGION:ACCOUNT:cluster/ID`,
+/// `…:hsm/ID`, `…:backup/ID`); `None` for other ARNs. As for KMS keys, LookupEvents finds the record
+/// by the ARN (`ResourceName`) and the type (`ResourceType`).
+pub(crate) fn audit_resource(arn: &str) -> Option<Resource> {
+    let fields: Vec<&str> = arn.splitn(6, ':').collect();
+    let ["arn", _, "cloudhsm", _, account, resource] = fields.as_slice() else {
+        return None;
+    };
+    let (kind, _) = resource.split_once('/')?;
+    let (_, resource_type) = RESOURCE_TYPES.iter().find(|(name, _)| *name == kind)?;
+    Some(Resource {
+        arn: arn.to_owned(),
+        account_id: (*account).to_owned(),
+        resource_type: (*resource_type).to_owned(),
+    })
+}
+
+/// The clusters, HSMs and backups a request acted on, for its audit record: those its body names and
+/// those its answer made or names (CreateCluster's cluster, CreateHsm's HSM, a backup's cluster);
+/// listings name none, as KMS's do not.
+fn audit_resources(namespace: &Namespace, body: &[u8], answer: Option<&Value>) -> Vec<Resource> {
+    let mut ids: Vec<String> = Vec::new();
+    let mut take = |object: Option<&Value>, fields: &[&str]| {
+        for field in fields {
+            if let Some(id) = object.and_then(|o| o.get(*field)).and_then(Value::as_str) {
+                ids.push(id.to_owned());
+            }
+        }
+    };
+    let request: Option<Value> = serde_json::from_slice(body).ok();
+    take(
+        request.as_ref(),
+        &[
+            "ClusterId",
+            "HsmId",
+            "BackupId",
+            "SourceBackupId",
+            "ResourceId",
+        ],
+    );
+    take(answer.and_then(|a| a.get("Cluster")), &["ClusterId"]);
+    take(answer.and_then(|a| a.get("Hsm")), &["ClusterId", "HsmId"]);
+    take(
+        answer.and_then(|a| a.get("Backup")),
+        &["ClusterId", "BackupId"],
+    );
+    take(answer, &["HsmId"]);
+    let mut resources: Vec<Resource> = ids
+        .iter()
+        .filter_map(|id| strongroom_cloudhsm::resource_arn(namespace, id))
+        .filter_map(|arn| audit_resource(&arn))
+        .collect();
+    // Clusters first, then HSMs, then backups, each once.
+    let rank = |resource: &Resource| {
+        RESOURCE_TYPES
+            .iter()
+            .position(|(_, name)| *name == resource.resource_type)
+    };
+    resources.sort_by_key(rank);
+    let mut seen: Vec<String> = Vec::new();
+    resources.retain(|resource| match seen.contains(&resource.arn) {
+        true => false,
+        false => {
+            seen.push(resource.arn.clone());
+            true
+        }
+    });
+    resources
 }
 
 /// The dispatch table: every CloudHSM v2 operation, in the model's order.

@@ -335,7 +335,7 @@ impl Edge {
                     .unwrap_or_else(|| head.status.as_u16().to_string())),
             };
         let caller = self.auth.identify(&parts.headers);
-        let event = trail::other_api_event(
+        let mut event = trail::other_api_event(
             parts,
             caller,
             event_source,
@@ -344,6 +344,9 @@ impl Edge {
             request_id,
             &trail.default_account,
         );
+        if let Some(resources) = head.extensions.get::<trail::TrailResources>() {
+            event.resources = resources.0.clone();
+        }
         if let Err(e) = trail.log.record(vec![event]).await {
             tracing::error!(%request_id, "failed to record an audit event: {e:#}");
             return error_response(&ProtocolError::Service(Error::internal(e)), request_id);

@@ -257,9 +257,15 @@ fn lookup_error(error: strongroom_audit::Error) -> ProtocolError {
     ProtocolError::CloudTrail(code, error.to_string())
 }
 
+/// The resources a request another API served acted on (CloudHSM's clusters, HSMs and backups), left
+/// by its handler in the response's extensions for the audit record.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct TrailResources(pub(crate) Vec<Resource>);
+
 /// Builds the record of a request another API served (IAM, STS, CloudHSM), from the request and its
-/// outcome (the error code when it failed). Parameters are not recorded for these APIs: some carry passwords and secrets, and
-/// the record must never hold one.
+/// outcome (the error code when it failed); the caller adds the resources it acted on
+/// ([`TrailResources`]). Parameters are not recorded for these APIs: some carry passwords and secrets,
+/// and the record must never hold one.
 pub(crate) fn other_api_event(
     parts: &Parts,
     caller: Option<(String, String, String)>,
@@ -411,10 +417,13 @@ fn on_behalf_event(call: strongroom_service::on_behalf::OnBehalfCall) -> Event {
     let resources: Vec<Resource> = call
         .resources
         .iter()
-        .map(|arn| {
-            // arn:aws:kms:REGION:ACCOUNT:key/ID
-            let account = arn.split(':').nth(4).unwrap_or(&caller_account).to_owned();
-            Resource::kms_key(arn, &account)
+        .map(|arn| match crate::cloudhsm::audit_resource(arn) {
+            Some(resource) => resource,
+            None => {
+                // arn:aws:kms:REGION:ACCOUNT:key/ID
+                let account = arn.split(':').nth(4).unwrap_or(&caller_account).to_owned();
+                Resource::kms_key(arn, &account)
+            }
         })
         .collect();
     let recipient_account_id = resources

@@ -105,7 +105,8 @@ pub struct ClusterSpec {
     /// `hsm1.medium` or `hsm2m.medium` (the default).
     #[serde(default = "default_hsm_type")]
     pub hsm_type: String,
-    /// How many HSMs in each availability zone.
+    /// How many HSMs in each availability zone (the cluster's subnets); 0 keeps a zone without an
+    /// HSM. Changing a count adds or removes HSMs.
     pub hsms: BTreeMap<String, u32>,
     /// The CA whose certificate becomes the trust anchor and whose key signs the cluster CSR.
     pub certificate_authority: CertificateAuthority,
@@ -505,14 +506,15 @@ fn check(parsed: &Parsed, text: &str) -> Result<(), Error> {
                     &format!("'{zone}' is not an availability zone name such as us-east-1a"),
                 ));
             }
-            if *count == 0 {
-                return Err(at(
-                    text,
-                    &["cluster", "hsms", zone],
-                    "a zone needs at least one HSM; remove the zone instead",
-                ));
-            }
             total += count;
+        }
+        if total == 0 {
+            return Err(at(
+                text,
+                &["cluster", "hsms"],
+                "a cluster needs at least one HSM: give a zone 1 or more (a zone with 0 keeps its subnet \
+                 without an HSM)",
+            ));
         }
         if total > MAX_HSMS_PER_CLUSTER {
             return Err(at(

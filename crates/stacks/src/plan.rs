@@ -8,6 +8,12 @@
 //! in the file is created, one only in the record is deleted, one whose properties differ is updated if
 //! the engine can make that change, and otherwise the whole plan is refused with the reason before
 //! anything is touched.
+//!
+//! A zone's HSM count is the number of its `hsm/<zone>/<n>` resources, so changing it creates or
+//! deletes HSMs; those leaving a cluster that stays are deleted after those joining it, and a file that
+//! leaves its key store fewer than two zones with HSMs is refused.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 use strongroom_storage::stacks::StackResource;
@@ -215,48 +221,55 @@ pub(crate) fn plan(desired: &[Desired], recorded: &[StackResource]) -> Plan {
     };
     let recorded_ids: Vec<&str> = recorded.iter().map(|r| r.logical_id.as_str()).collect();
     let initialized = recorded_ids.contains(&"cluster-certificate");
-    // Deletions first, newest first, so that dependants go before what they depend on.
+    let keeps_cluster = desired.iter().any(|d| d.logical_id == "cluster");
+    if let Some(refusal) = too_few_hsms(desired) {
+        plan.refusals.push(refusal);
+    }
+    // Deletions first, newest first, so that dependants go before what they depend on. HSMs leaving a
+    // cluster that stays go last instead, after the HSMs that join it, so that the cluster never has
+    // fewer HSMs on the way than it has at the end.
+    let mut removed_hsms = Vec::new();
     for resource in recorded.iter().rev() {
         if desired.iter().any(|d| d.logical_id == resource.logical_id) {
             continue;
         }
-        if Kind::of(&resource.logical_id) == Some(Kind::Hsm)
-            && initialized
-            && desired.iter().any(|d| d.logical_id == "cluster")
-        {
-            plan.refusals.push(format!(
-                "{}: removing or moving HSMs of an initialized cluster is not supported by stacks; keep the \
-                 cluster's hsms as they are (use aws cloudhsmv2 delete-hsm and create-hsm, then strongroom hsm \
-                 sync, outside the stack)",
-                resource.logical_id
-            ));
-            continue;
-        }
-        plan.changes.push(Change {
+        let props = props_of(resource);
+        let is_hsm = Kind::of(&resource.logical_id) == Some(Kind::Hsm);
+        let detail = match is_hsm && keeps_cluster {
+            true => format!(
+                "delete {} ({}; DeleteHsm releases its token)",
+                resource.logical_id,
+                zone_change(&props, desired, recorded)
+            ),
+            false => format!("delete {}", describe(&resource.logical_id, &props)),
+        };
+        let change = Change {
             action: Action::Delete,
             logical_id: resource.logical_id.clone(),
-            detail: format!(
-                "delete {}",
-                describe(&resource.logical_id, &props_of(resource))
-            ),
-            before: Some(props_of(resource)),
+            detail,
+            before: Some(props),
             after: None,
-        });
+        };
+        match is_hsm && keeps_cluster {
+            true => removed_hsms.push(change),
+            false => plan.changes.push(change),
+        }
     }
     for wanted in desired {
         let Some(existing) = recorded.iter().find(|r| r.logical_id == wanted.logical_id) else {
-            if Kind::of(&wanted.logical_id) == Some(Kind::Hsm) && initialized {
-                plan.refusals.push(format!(
-                    "{}: adding HSMs to an initialized cluster is not supported by stacks; add them with aws \
-                     cloudhsmv2 create-hsm and strongroom hsm sync",
-                    wanted.logical_id
-                ));
-                continue;
-            }
+            let detail = match Kind::of(&wanted.logical_id) == Some(Kind::Hsm) && initialized {
+                true => format!(
+                    "create {} ({}; CreateHsm, then the cluster's users, wrapping key, keys and certificates \
+                     are copied to it)",
+                    wanted.logical_id,
+                    zone_change(&wanted.props, desired, recorded)
+                ),
+                false => format!("create {}", describe(&wanted.logical_id, &wanted.props)),
+            };
             plan.changes.push(Change {
                 action: Action::Create,
                 logical_id: wanted.logical_id.clone(),
-                detail: format!("create {}", describe(&wanted.logical_id, &wanted.props)),
+                detail,
                 before: None,
                 after: Some(wanted.props.clone()),
             });
@@ -302,7 +315,71 @@ pub(crate) fn plan(desired: &[Desired], recorded: &[StackResource]) -> Plan {
             after: Some(wanted.props.clone()),
         });
     }
+    plan.changes.extend(removed_hsms);
     plan
+}
+
+/// The zone of an HSM's properties.
+pub(crate) fn zone_of(props: &Value) -> &str {
+    props
+        .get("zone")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+}
+
+/// How many HSMs of `resources` (logical id and properties) are in each zone.
+fn hsms_per_zone<'r>(
+    resources: impl Iterator<Item = (&'r str, &'r Value)>,
+) -> BTreeMap<&'r str, usize> {
+    let mut counts = BTreeMap::new();
+    for (logical_id, props) in resources {
+        if Kind::of(logical_id) == Some(Kind::Hsm) {
+            *counts.entry(zone_of(props)).or_insert(0) += 1;
+        }
+    }
+    counts
+}
+
+/// The change of the HSM count of the zone of an HSM (`props`) in words, such as `us-east-1a: 1 -> 2
+/// HSMs`.
+fn zone_change(props: &Value, desired: &[Desired], recorded: &[StackResource]) -> String {
+    let zone = zone_of(props);
+    let wanted = hsms_per_zone(desired.iter().map(|d| (d.logical_id.as_str(), &d.props)));
+    let recorded_props: Vec<(&str, Value)> = recorded
+        .iter()
+        .map(|r| {
+            let props = serde_json::from_str(&r.properties).unwrap_or(Value::Null);
+            (r.logical_id.as_str(), props)
+        })
+        .collect();
+    let now = hsms_per_zone(recorded_props.iter().map(|(id, props)| (*id, props)));
+    format!(
+        "{zone}: {} -> {} HSMs",
+        now.get(zone).copied().unwrap_or(0),
+        wanted.get(zone).copied().unwrap_or(0)
+    )
+}
+
+/// Why the desired HSMs are too few for the file's custom key store, if they are: a key store needs
+/// two active HSMs in different availability zones, to be created, to connect and to make keys.
+fn too_few_hsms(desired: &[Desired]) -> Option<String> {
+    let has_cluster = desired.iter().any(|d| d.logical_id == "cluster");
+    let has_store = desired.iter().any(|d| d.logical_id == "key-store");
+    if !has_cluster || !has_store {
+        return None;
+    }
+    let counts = hsms_per_zone(desired.iter().map(|d| (d.logical_id.as_str(), &d.props)));
+    if counts.len() >= 2 {
+        return None;
+    }
+    let left = match counts.keys().next() {
+        Some(zone) => format!("leaves HSMs in {zone} only"),
+        None => "leaves no HSM".to_owned(),
+    };
+    Some(format!(
+        "cluster: hsms: the custom key store needs at least two active HSMs in different availability zones, and \
+         the file {left}; keep at least one HSM in two zones (the key store's keys live only in the HSMs)"
+    ))
 }
 
 fn field_names(props: &Value) -> Vec<&str> {

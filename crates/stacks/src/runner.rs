@@ -14,7 +14,7 @@ use strongroom_types::Namespace;
 
 use crate::error::Error;
 use crate::plan::Action;
-use crate::steps::{self, Ctx, Effect};
+use crate::steps::{self, Ctx, Effect, Removal};
 use crate::{Stacks, file};
 
 /// The key of a stack in the set of running stacks.
@@ -131,7 +131,13 @@ impl Stacks {
                         .iter()
                         .find(|r| r.logical_id == step.logical_id)
                     {
-                        Some(resource) => steps::delete(&ctx, resource, false, &mut log).await,
+                        Some(resource) => {
+                            let removal = match deleting {
+                                true => Removal::StackDeletion,
+                                false => Removal::Change,
+                            };
+                            steps::delete(&ctx, resource, removal, &mut log).await
+                        }
                         None => Ok(Effect::Forget(step.logical_id.clone())),
                     },
                     Some(_) => {
@@ -214,7 +220,9 @@ impl Stacks {
                             .iter()
                             .find(|r| r.logical_id == step.logical_id)
                         {
-                            Some(resource) => steps::delete(&ctx, resource, true, &mut log).await,
+                            Some(resource) => {
+                                steps::delete(&ctx, resource, Removal::Rollback, &mut log).await
+                            }
                             None => Ok(Effect::Forget(step.logical_id.clone())),
                         }
                     }

@@ -12,6 +12,14 @@
 //! `destroy_on_delete: true` (or a rollback undoes the apply that created it) and no key store refers to
 //! it. Keys are scheduled for deletion after 7 days, the shortest waiting period AWS allows.
 //!
+//! HSMs also join and leave a live cluster ([`Removal`] tells a leaving HSM from one that goes with its
+//! cluster). A joining HSM of a cluster with a crypto user gets the users, wrapping key, keys and
+//! certificates of the others through the control plane, which needs kmsuser's password; a connected
+//! key store has rotated it to one only the service knows, so the step disconnects the store, resets
+//! the password to the file's as the admin, brings the HSM in, gives the store the password and
+//! connects it again. A leaving HSM never takes the cluster below what its key store needs (two active
+//! HSMs in different zones), and the store is connected again without it.
+//!
 //! Every call that changes something is recorded in the audit trail as the owner's, invoked by
 //! [`STACKS_PRINCIPAL`], with the parameters CloudTrail would log and never a password, a PIN, a CA key
 //! or a key policy ([`Ctx::kms_call`], [`Ctx::hsm_call`]). Reads (describes and lists) are not recorded.
@@ -20,7 +28,8 @@ use std::future::Future;
 
 use serde_json::Value;
 use strongroom_cloudhsm::{
-    ClusterFilters, ClusterState, CreateClusterRequest, HsmSelector, PasswordAuthority, Pin,
+    ClusterFilters, ClusterState, CreateClusterRequest, HsmRecord, HsmSelector, HsmState,
+    PasswordAuthority, Pin, resource_arn,
 };
 use strongroom_service::custom_key_stores::{
     CreateCustomKeyStoreRequest, UpdateCustomKeyStoreRequest,
@@ -161,11 +170,25 @@ impl Ctx<'_> {
     }
 
     /// Makes the CloudHSM call `call` for the owner and records it in the audit trail as `operation`
-    /// with `parameters`.
+    /// with `parameters`, acting on the clusters and HSMs `ids` (their ARNs are the record's resources).
     async fn hsm_call<T>(
         &self,
         operation: &'static str,
         parameters: Params,
+        ids: &[&str],
+        call: impl Future<Output = Result<T, strongroom_cloudhsm::Error>>,
+    ) -> Result<T, strongroom_cloudhsm::Error> {
+        self.hsm_call_making(operation, parameters, ids, |_| Vec::new(), call)
+            .await
+    }
+
+    /// Like [`Ctx::hsm_call`], for a call that makes resources: `made` names them from its answer.
+    async fn hsm_call_making<T>(
+        &self,
+        operation: &'static str,
+        parameters: Params,
+        ids: &[&str],
+        made: impl FnOnce(&T) -> Vec<String>,
         call: impl Future<Output = Result<T, strongroom_cloudhsm::Error>>,
     ) -> Result<T, strongroom_cloudhsm::Error> {
         let outcome = call.await;
@@ -173,8 +196,17 @@ impl Ctx<'_> {
             .as_ref()
             .err()
             .map(|error| (error.code(), error.public_message()));
-        let call =
+        let mut named: Vec<String> = ids.iter().map(|id| (*id).to_owned()).collect();
+        if let Ok(answer) = &outcome {
+            named.extend(made(answer));
+        }
+        let mut call =
             OnBehalfCall::cloudhsm(self.caller, STACKS_PRINCIPAL, operation, parameters, error);
+        call.resources = named
+            .iter()
+            .filter_map(|id| resource_arn(&self.caller.namespace, id))
+            .collect();
+        call.resources.dedup();
         self.stacks.kms.record_on_behalf(call).await;
         outcome
     }
@@ -370,6 +402,232 @@ impl Ctx<'_> {
         }
         Ok(None)
     }
+
+    /// The custom key store on `cluster_id`, if one is (a cluster serves at most one), whether the
+    /// stack made it or not.
+    async fn store_on_cluster(&self, cluster_id: &str) -> Result<Option<String>, String> {
+        let stores = self
+            .stacks
+            .kms
+            .describe_custom_key_stores(self.caller, None, None, None, None)
+            .await
+            .map_err(|e| kms_failure("DescribeCustomKeyStores", &e))?;
+        Ok(stores
+            .items
+            .into_iter()
+            .find(|store| store.cluster_id == cluster_id)
+            .map(|store| store.id))
+    }
+
+    /// Connects the key store `store` again after a step disconnected it, if it was connected or the
+    /// stack keeps it connected (which also covers a step run again after a restart, when the store is
+    /// found disconnected by the interrupted run).
+    async fn restore_connection(
+        &self,
+        store: &str,
+        was_connected: bool,
+        log: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let kept_connected = self.physical("key-store-connection").ok().as_deref() == Some(store);
+        match was_connected || kept_connected {
+            true => self.connect(store, log).await,
+            false => Ok(()),
+        }
+    }
+
+    /// Sets kmsuser's password on every active HSM of the cluster to the file's, as the admin, and
+    /// gives it to the key store on the cluster; with `then_synchronize`, brings the cluster's waiting
+    /// HSMs in with it in between (returning their ids).
+    ///
+    /// A connected key store has rotated kmsuser's password to one only it knows, and a key store's
+    /// password can only change while it is disconnected, so the store is disconnected first and
+    /// connected again at the end (which rotates the password again), also when something failed on
+    /// the way, so that it is not left behind.
+    async fn under_file_password(
+        &self,
+        cluster_id: &str,
+        then_synchronize: bool,
+        log: &mut Vec<String>,
+    ) -> Result<Vec<String>, String> {
+        let name = match self.physical("crypto-user") {
+            Ok(name) => name,
+            Err(_) => match &self.parsed.file.crypto_user {
+                Some(user) => user.name.clone(),
+                None => return Err("the file declares no crypto_user".to_owned()),
+            },
+        };
+        let admin = self.admin_password().await?;
+        let password = self.kmsuser_password().await?;
+        let pin = Pin::new(password.to_string());
+        let store = self.store_on_cluster(cluster_id).await?;
+        let was_connected = match &store {
+            Some(store) => self.disconnect(store, log).await?,
+            None => false,
+        };
+        let plane = &self.stacks.plane;
+        let ns = &self.caller.namespace;
+        let parameters = vec![("clusterId", txt(cluster_id)), ("username", txt(&name))];
+        let call = plane.change_crypto_user_password(
+            ns,
+            cluster_id,
+            &name,
+            PasswordAuthority::AdminPassword(&admin),
+            &pin,
+        );
+        let outcome = match self
+            .hsm_call("ChangeCryptoUserPassword", parameters, &[cluster_id], call)
+            .await
+        {
+            Err(e) => Err(hsm_failure(&format!("Changing the password of {name}"), &e)),
+            Ok(()) => {
+                log.push(format!(
+                    "changed the password of {name} on every HSM of {cluster_id}"
+                ));
+                let joined = match then_synchronize {
+                    true => {
+                        let parameters = vec![("clusterId", txt(cluster_id))];
+                        let call = plane.synchronize_hsms(ns, cluster_id, &pin);
+                        let made = |joined: &Vec<String>| joined.clone();
+                        self.hsm_call_making(
+                            "SynchronizeHsms",
+                            parameters,
+                            &[cluster_id],
+                            made,
+                            call,
+                        )
+                        .await
+                        .map_err(|e| hsm_failure("Bringing the new HSMs in", &e))
+                    }
+                    false => Ok(Vec::new()),
+                };
+                // The HSMs now have the file's password, so the key store needs it too, whatever
+                // happened since.
+                let given = match &store {
+                    Some(store) => self.give_password(store, password, log).await,
+                    None => Ok(()),
+                };
+                given.and(joined)
+            }
+        };
+        let reconnected = match &store {
+            Some(store) => self.restore_connection(store, was_connected, log).await,
+            None => Ok(()),
+        };
+        let joined = outcome?;
+        reconnected?;
+        Ok(joined)
+    }
+
+    /// Why the HSM `hsm_id` must stay in cluster `cluster_id`, if it must: without it the cluster
+    /// would have fewer than the two active HSMs in different availability zones that the key store
+    /// `store` needs to connect and make keys (and its keys live only in the HSMs).
+    async fn too_few_without(
+        &self,
+        cluster_id: &str,
+        hsm_id: &str,
+        store: &str,
+    ) -> Result<Option<String>, String> {
+        let cluster = self.cluster_record(cluster_id).await?;
+        let remaining: Vec<&HsmRecord> = cluster
+            .hsms
+            .iter()
+            .filter(|hsm| hsm.hsm_id != hsm_id && hsm.state == HsmState::Active)
+            .collect();
+        let mut zones: Vec<&str> = remaining
+            .iter()
+            .map(|hsm| hsm.availability_zone.as_str())
+            .collect();
+        zones.sort_unstable();
+        zones.dedup();
+        if remaining.len() >= 2 && zones.len() >= 2 {
+            return Ok(None);
+        }
+        Ok(Some(format!(
+            "HSM {hsm_id} kept: custom key store {store} needs at least two active HSMs in different \
+             availability zones in cluster {cluster_id}, and without it the cluster would have {} active HSM(s){}",
+            remaining.len(),
+            match zones.is_empty() {
+                true => String::new(),
+                false => format!(" in {}", zones.join(", ")),
+            }
+        )))
+    }
+
+    /// Tells the disconnected key store `store` kmsuser's new password (UpdateCustomKeyStore).
+    async fn give_password(
+        &self,
+        store: &str,
+        password: Zeroizing<String>,
+        log: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let parameters = vec![("customKeyStoreId", txt(store))];
+        let request = UpdateCustomKeyStoreRequest {
+            id: store.to_owned(),
+            key_store_password: Some(password),
+            ..UpdateCustomKeyStoreRequest::default()
+        };
+        let call = self
+            .stacks
+            .kms
+            .update_custom_key_store(self.caller, request);
+        self.kms_call("UpdateCustomKeyStore", parameters, None, call)
+            .await
+            .map_err(|e| kms_failure("UpdateCustomKeyStore", &e))?;
+        log.push(format!("gave key store {store} the new password"));
+        Ok(())
+    }
+
+    /// Brings the new HSM `hsm_id` into the cluster: CloudHSM seeds a new HSM from a backup; here the
+    /// crypto user's password lets the control plane copy kmsuser, the wrapping key, the keys and the
+    /// certificates to it from the active HSMs.
+    async fn bring_in(
+        &self,
+        cluster_id: &str,
+        hsm_id: &str,
+        log: &mut Vec<String>,
+    ) -> Result<(), String> {
+        if self.parsed.file.crypto_user.is_none() {
+            return Err(format!(
+                "HSM {hsm_id} waits for the crypto user's password to copy users and keys to it, and the file \
+                 declares no crypto_user: declare it (with adopt: true if the stack did not create it), or bring \
+                 the HSM in outside the stack with strongroom hsm sync"
+            ));
+        }
+        let joined = self.under_file_password(cluster_id, true, log).await?;
+        if !joined.iter().any(|id| id == hsm_id) {
+            return Err(format!(
+                "HSM {hsm_id} did not join cluster {cluster_id}: it is still waiting for its users and keys"
+            ));
+        }
+        log.push(format!(
+            "brought HSM {hsm_id} into {cluster_id}: copied kmsuser, the wrapping key, the keys and the \
+             certificates to it"
+        ));
+        Ok(())
+    }
+
+    /// Deletes the HSM `hsm_id`, which has not joined the cluster (no key store uses it), after a
+    /// failed attempt to bring it in; best effort, the log says what happened.
+    async fn release_pending(&self, cluster_id: &str, hsm_id: &str, log: &mut Vec<String>) {
+        let parameters = vec![("clusterId", txt(cluster_id)), ("hsmId", txt(hsm_id))];
+        let selector = HsmSelector::HsmId(hsm_id.to_owned());
+        let call = self
+            .stacks
+            .plane
+            .delete_hsm(&self.caller.namespace, cluster_id, &selector);
+        match self
+            .hsm_call("DeleteHsm", parameters, &[cluster_id, hsm_id], call)
+            .await
+        {
+            Ok(_) => log.push(format!(
+                "deleted HSM {hsm_id} again, since it could not join the cluster"
+            )),
+            Err(e) => log.push(hsm_failure(
+                &format!("Deleting HSM {hsm_id}, which could not join the cluster,"),
+                &e,
+            )),
+        }
+    }
 }
 
 /// Creates the resource of a step, or updates it from `before` to `after`.
@@ -437,8 +695,10 @@ pub(crate) async fn apply(
                 ..CreateClusterRequest::default()
             };
             let call = plane.create_cluster(ns, request);
+            let made =
+                |cluster: &strongroom_cloudhsm::Cluster| vec![cluster.record.cluster_id.clone()];
             let cluster = ctx
-                .hsm_call("CreateCluster", parameters, call)
+                .hsm_call_making("CreateCluster", parameters, &[], made, call)
                 .await
                 .map_err(|e| hsm_failure("CreateCluster", &e))?;
             log.push(format!(
@@ -462,7 +722,7 @@ pub(crate) async fn apply(
                     ("tagKeyList", list(removed.clone())),
                 ];
                 let call = plane.untag_resource(ns, &cluster_id, &removed);
-                ctx.hsm_call("UntagResource", parameters, call)
+                ctx.hsm_call("UntagResource", parameters, &[&cluster_id], call)
                     .await
                     .map_err(|e| hsm_failure("UntagResource", &e))?;
                 log.push(format!(
@@ -476,7 +736,7 @@ pub(crate) async fn apply(
                     ("tagKeys", tag_keys(&new_tags)),
                 ];
                 let call = plane.tag_resource(ns, &cluster_id, &new_tags);
-                ctx.hsm_call("TagResource", parameters, call)
+                ctx.hsm_call("TagResource", parameters, &[&cluster_id], call)
                     .await
                     .map_err(|e| hsm_failure("TagResource", &e))?;
                 log.push(format!("tagged {cluster_id}"));
@@ -488,6 +748,8 @@ pub(crate) async fn apply(
         (Kind::Hsm, None) => {
             let cluster_id = ctx.physical("cluster")?;
             let zone = text(after, "zone");
+            let mut hsm: Option<HsmRecord> = None;
+            let mut has_crypto_user = false;
             if resumed {
                 let known: Vec<&str> = ctx
                     .resources
@@ -496,31 +758,51 @@ pub(crate) async fn apply(
                     .map(|r| r.physical_id.as_str())
                     .collect();
                 let cluster = ctx.cluster_record(&cluster_id).await?;
-                if let Some(found) = cluster
+                has_crypto_user = !cluster.record.crypto_users.is_empty();
+                hsm = cluster
                     .hsms
-                    .iter()
-                    .find(|h| h.availability_zone == zone && !known.contains(&h.hsm_id.as_str()))
-                {
+                    .into_iter()
+                    .find(|h| h.availability_zone == zone && !known.contains(&h.hsm_id.as_str()));
+                if let Some(found) = &hsm {
                     log.push(format!(
                         "found HSM {} made by the interrupted run",
                         found.hsm_id
                     ));
-                    return Ok(record(logical_id, &found.hsm_id, after));
                 }
             }
-            let parameters = vec![
-                ("clusterId", txt(&cluster_id)),
-                ("availabilityZone", txt(zone)),
-            ];
-            let call = plane.create_hsm(ns, &cluster_id, zone, None);
-            let hsm = ctx
-                .hsm_call("CreateHsm", parameters, call)
-                .await
-                .map_err(|e| hsm_failure(&format!("CreateHsm in {zone}"), &e))?;
-            log.push(format!(
-                "created HSM {} in {zone} (declared HSM {})",
-                hsm.hsm_id, hsm.declared_hsm
-            ));
+            let hsm = match hsm {
+                Some(found) => found,
+                None => {
+                    let parameters = vec![
+                        ("clusterId", txt(&cluster_id)),
+                        ("availabilityZone", txt(zone)),
+                    ];
+                    let call = plane.create_hsm(ns, &cluster_id, zone, None);
+                    let made = |hsm: &HsmRecord| vec![hsm.hsm_id.clone()];
+                    let hsm = ctx
+                        .hsm_call_making("CreateHsm", parameters, &[&cluster_id], made, call)
+                        .await
+                        .map_err(|e| hsm_failure(&format!("CreateHsm in {zone}"), &e))?;
+                    log.push(format!(
+                        "created HSM {} in {zone} (declared HSM {})",
+                        hsm.hsm_id, hsm.declared_hsm
+                    ));
+                    hsm
+                }
+            };
+            if hsm.state == HsmState::CreateInProgress {
+                // The cluster has a crypto user, so the HSM waits for its password to get the users,
+                // keys and certificates of the others. An HSM that cannot join goes again, so that
+                // the stack's record and the cluster agree.
+                if let Err(problem) = ctx.bring_in(&cluster_id, &hsm.hsm_id, log).await {
+                    ctx.release_pending(&cluster_id, &hsm.hsm_id, log).await;
+                    return Err(problem);
+                }
+            } else if has_crypto_user && ctx.parsed.file.crypto_user.is_some() {
+                // The interrupted run brought the HSM in, but may have stopped before the key store
+                // had the password and was connected again: going through it again settles that.
+                ctx.under_file_password(&cluster_id, true, log).await?;
+            }
             Ok(record(logical_id, &hsm.hsm_id, after))
         }
         (Kind::Certificate, Some(physical)) => Ok(record(logical_id, &physical, after)),
@@ -557,7 +839,7 @@ pub(crate) async fn apply(
             // The certificates are public but long; DescribeClusters shows them.
             let parameters = vec![("clusterId", txt(&cluster_id))];
             let call = plane.initialize_cluster(ns, &cluster_id, &signed, &certificate);
-            ctx.hsm_call("InitializeCluster", parameters, call)
+            ctx.hsm_call("InitializeCluster", parameters, &[&cluster_id], call)
                 .await
                 .map_err(|e| hsm_failure("InitializeCluster", &e))?;
             log.push(format!(
@@ -582,7 +864,7 @@ pub(crate) async fn apply(
             let admin = ctx.admin_password().await?;
             let parameters = vec![("clusterId", txt(&cluster_id))];
             let call = plane.activate(ns, &cluster_id, &admin);
-            ctx.hsm_call("ActivateCluster", parameters, call)
+            ctx.hsm_call("ActivateCluster", parameters, &[&cluster_id], call)
                 .await
                 .map_err(|e| hsm_failure("Activating the cluster", &e))?;
             log.push(format!("activated {cluster_id}"));
@@ -614,7 +896,7 @@ pub(crate) async fn apply(
                         PasswordAuthority::CurrentPassword(&pin),
                         &pin,
                     );
-                    ctx.hsm_call("ChangeCryptoUserPassword", parameters, call)
+                    ctx.hsm_call("ChangeCryptoUserPassword", parameters, &[&cluster_id], call)
                         .await
                         .map_err(|e| {
                             hsm_failure(&format!("Checking the password of {name}"), &e)
@@ -640,7 +922,7 @@ pub(crate) async fn apply(
             let admin = ctx.admin_password().await?;
             let parameters = vec![("clusterId", txt(&cluster_id)), ("username", txt(name))];
             let call = plane.create_crypto_user(ns, &cluster_id, &admin, name, &pin);
-            ctx.hsm_call("CreateCryptoUser", parameters, call)
+            ctx.hsm_call("CreateCryptoUser", parameters, &[&cluster_id], call)
                 .await
                 .map_err(|e| hsm_failure(&format!("Creating crypto user {name}"), &e))?;
             log.push(format!(
@@ -656,44 +938,7 @@ pub(crate) async fn apply(
                 return Ok(record(logical_id, &name, after));
             }
             let cluster_id = ctx.physical("cluster")?;
-            let admin = ctx.admin_password().await?;
-            let password = ctx.kmsuser_password().await?;
-            let store = ctx.physical("key-store").ok();
-            let mut reconnect = false;
-            if let Some(store) = &store {
-                reconnect = ctx.disconnect(store, log).await?;
-            }
-            let pin = Pin::new(password.to_string());
-            let parameters = vec![("clusterId", txt(&cluster_id)), ("username", txt(&name))];
-            let call = plane.change_crypto_user_password(
-                ns,
-                &cluster_id,
-                &name,
-                PasswordAuthority::AdminPassword(&admin),
-                &pin,
-            );
-            ctx.hsm_call("ChangeCryptoUserPassword", parameters, call)
-                .await
-                .map_err(|e| hsm_failure(&format!("Changing the password of {name}"), &e))?;
-            log.push(format!(
-                "changed the password of {name} on every HSM of {cluster_id}"
-            ));
-            if let Some(store) = &store {
-                let parameters = vec![("customKeyStoreId", txt(store))];
-                let request = UpdateCustomKeyStoreRequest {
-                    id: store.clone(),
-                    key_store_password: Some(password.clone()),
-                    ..UpdateCustomKeyStoreRequest::default()
-                };
-                let call = kms.update_custom_key_store(ctx.caller, request);
-                ctx.kms_call("UpdateCustomKeyStore", parameters, None, call)
-                    .await
-                    .map_err(|e| kms_failure("UpdateCustomKeyStore", &e))?;
-                log.push(format!("gave key store {store} the new password"));
-                if reconnect {
-                    ctx.connect(store, log).await?;
-                }
-            }
+            ctx.under_file_password(&cluster_id, false, log).await?;
             Ok(record(logical_id, &name, after))
         }
         (Kind::KeyStore, None) => {
@@ -1027,14 +1272,25 @@ async fn find_key(ctx: &Ctx<'_>, tag: &Tag) -> Result<Option<String>, String> {
     }
 }
 
-/// Deletes (or keeps, saying why) a recorded resource: for a stack's deletion, or, with `rollback`,
-/// to undo its creation by a failed apply.
+/// Why a resource is deleted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Removal {
+    /// The stack is deleted.
+    StackDeletion,
+    /// An apply whose file no longer declares the resource.
+    Change,
+    /// A failed apply is undone: the resource was created by it.
+    Rollback,
+}
+
+/// Deletes (or keeps, saying why) a recorded resource.
 pub(crate) async fn delete(
     ctx: &Ctx<'_>,
     resource: &StackResource,
-    rollback: bool,
+    removal: Removal,
     log: &mut Vec<String>,
 ) -> Result<Effect, String> {
+    let rollback = removal == Removal::Rollback;
     let logical_id = resource.logical_id.as_str();
     let id = resource.physical_id.as_str();
     let props: Value = serde_json::from_str(&resource.properties).unwrap_or(Value::Null);
@@ -1141,21 +1397,58 @@ pub(crate) async fn delete(
             Ok(forget())
         }
         Kind::Hsm => {
-            if let Some(reason) = ctx.cluster_must_stay(rollback).await? {
+            // An HSM leaves a cluster that stays (fewer HSMs in the file, or the undoing of an added
+            // one), or goes with its cluster when the stack is deleted.
+            let leaves_cluster = match removal {
+                Removal::StackDeletion => false,
+                Removal::Change => ctx.parsed.file.cluster.is_some(),
+                Removal::Rollback => true,
+            };
+            if !leaves_cluster && let Some(reason) = ctx.cluster_must_stay(rollback).await? {
                 log.push(reason.clone());
                 return Ok(Effect::Keep(logical_id.to_owned(), reason));
             }
             let cluster_id = ctx.physical("cluster")?;
+            let store = match leaves_cluster {
+                true => ctx.store_on_cluster(&cluster_id).await?,
+                false => None,
+            };
+            if let Some(store) = &store
+                && let Some(reason) = ctx.too_few_without(&cluster_id, id, store).await?
+            {
+                if removal == Removal::Rollback {
+                    log.push(reason.clone());
+                    return Ok(Effect::Keep(logical_id.to_owned(), reason));
+                }
+                return Err(reason);
+            }
+            // The key store's connection spans the HSMs it was opened on: it is opened again without
+            // this one, which DeleteHsm frees for other clusters.
+            let was_connected = match &store {
+                Some(store) => ctx.disconnect(store, log).await?,
+                None => false,
+            };
             let parameters = vec![("clusterId", txt(&cluster_id)), ("hsmId", txt(id))];
             let selector = HsmSelector::HsmId(id.to_owned());
             let call = plane.delete_hsm(ns, &cluster_id, &selector);
-            match ctx.hsm_call("DeleteHsm", parameters, call).await {
-                Ok(_) => log.push(format!("deleted HSM {id}; its token is free again")),
-                Err(strongroom_cloudhsm::Error::ResourceNotFound(_)) => {
-                    log.push(format!("HSM {id} was already gone"))
+            let deleted = match ctx
+                .hsm_call("DeleteHsm", parameters, &[&cluster_id, id], call)
+                .await
+            {
+                Ok(_) => {
+                    log.push(format!("deleted HSM {id}; its token is free again"));
+                    Ok(())
                 }
-                Err(e) => return Err(hsm_failure("DeleteHsm", &e)),
+                Err(strongroom_cloudhsm::Error::ResourceNotFound(_)) => {
+                    log.push(format!("HSM {id} was already gone"));
+                    Ok(())
+                }
+                Err(e) => Err(hsm_failure("DeleteHsm", &e)),
+            };
+            if let Some(store) = &store {
+                ctx.restore_connection(store, was_connected, log).await?;
             }
+            deleted?;
             Ok(forget())
         }
         Kind::Cluster => {
@@ -1165,7 +1458,7 @@ pub(crate) async fn delete(
             }
             let parameters = vec![("clusterId", txt(id))];
             let call = plane.delete_cluster(ns, id);
-            match ctx.hsm_call("DeleteCluster", parameters, call).await {
+            match ctx.hsm_call("DeleteCluster", parameters, &[id], call).await {
                 Ok(_) => log.push(format!("deleted cluster {id}")),
                 Err(strongroom_cloudhsm::Error::ResourceNotFound(_)) => {
                     log.push(format!("cluster {id} was already gone"))

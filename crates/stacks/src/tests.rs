@@ -114,10 +114,12 @@ fn errors_name_the_line_and_the_field() {
         "{error}"
     );
 
-    let zero = FILE.replace("    us-east-1b: 1", "    us-east-1b: 0");
+    let zero = FILE
+        .replace("    us-east-1b: 1", "    us-east-1b: 0")
+        .replace("    ${zone_a}: 1", "    ${zone_a}: 0");
     let error = parse(&zero, &[]).expect_err("zero HSMs").to_string();
     assert!(
-        error.starts_with("line 8: cluster.hsms.us-east-1b:"),
+        error.starts_with("line 6: cluster.hsms: a cluster needs at least one HSM"),
         "{error}"
     );
 
@@ -210,5 +212,85 @@ fn an_unchanged_file_plans_nothing_and_changes_are_classified() {
         "{text}"
     );
     assert!(text.contains("cluster: zones cannot change"), "{text}");
-    assert!(text.contains("hsm/us-east-1c/1: adding HSMs"), "{text}");
+    assert!(
+        !text.contains("hsm/"),
+        "HSMs may come and go, zones not: {text}"
+    );
+}
+
+#[test]
+fn hsms_join_and_leave_an_initialized_cluster_but_not_below_what_its_key_store_needs() {
+    let parsed = parse(FILE, &[]).expect("valid");
+    let recorded_before = recorded(&parsed);
+    let summary = |plan: &crate::plan::Plan| -> Vec<(Action, String)> {
+        plan.changes
+            .iter()
+            .map(|c| (c.action, c.logical_id.clone()))
+            .collect()
+    };
+
+    let up = FILE.replace("    us-east-1b: 1", "    us-east-1b: 3");
+    let up = parse(&up, &[]).expect("valid");
+    let grown = plan(&desired(&up), &recorded_before);
+    assert!(grown.refusals.is_empty(), "{grown:?}");
+    assert_eq!(
+        summary(&grown),
+        [
+            (Action::Create, "hsm/us-east-1b/2".to_owned()),
+            (Action::Create, "hsm/us-east-1b/3".to_owned()),
+        ]
+    );
+    assert!(
+        grown.changes[0].detail.contains("us-east-1b: 1 -> 3 HSMs")
+            && grown.changes[0]
+                .detail
+                .contains("keys and certificates are copied"),
+        "{:?}",
+        grown.changes[0]
+    );
+
+    // HSMs leaving go after the ones joining, newest first, so the cluster never shrinks on the way.
+    let moved = FILE.replace("    ${zone_a}: 1", "    ${zone_a}: 2");
+    let moved = parse(&moved, &[]).expect("valid");
+    let shifted = plan(&desired(&moved), &recorded(&up));
+    assert!(shifted.refusals.is_empty(), "{shifted:?}");
+    assert_eq!(
+        summary(&shifted),
+        [
+            (Action::Create, "hsm/us-east-1a/2".to_owned()),
+            (Action::Delete, "hsm/us-east-1b/3".to_owned()),
+            (Action::Delete, "hsm/us-east-1b/2".to_owned()),
+        ]
+    );
+    assert!(
+        shifted.changes[1]
+            .detail
+            .contains("us-east-1b: 3 -> 1 HSMs"),
+        "{:?}",
+        shifted.changes[1]
+    );
+
+    // A zone may keep its subnet without an HSM, but the key store needs HSMs in two zones.
+    let below = FILE.replace("    us-east-1b: 1", "    us-east-1b: 0");
+    let below = parse(&below, &[]).expect("a zone with no HSM is valid");
+    let refused = plan(&desired(&below), &recorded_before);
+    let text = refused.refusals.join("\n");
+    assert!(
+        text.contains("cluster: hsms: the custom key store needs at least two active HSMs")
+            && text.contains("leaves HSMs in us-east-1a only"),
+        "{text}"
+    );
+    let no_store = FILE
+        .replace("    us-east-1b: 1", "    us-east-1b: 0")
+        .replace("key_store:\n  name: keys\n", "")
+        .replace(
+            "    aliases: [orders]\n",
+            "    key_store: default\n    aliases: [orders]\n",
+        );
+    let no_store = parse(&no_store, &[]).expect("valid");
+    let fresh = plan(&desired(&no_store), &[]);
+    assert!(
+        fresh.refusals.is_empty(),
+        "without a key store one zone is enough: {fresh:?}"
+    );
 }

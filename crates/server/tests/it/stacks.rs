@@ -8,6 +8,10 @@
 //!
 //! The calls steps make are checked in the audit trail with CloudTrail's LookupEvents, signed by hand as
 //! the SDKs sign (the tests have no CloudTrail SDK).
+//!
+//! The test that adds and removes HSMs of a live cluster looks into the tokens, so it runs in the
+//! SoftHSM child-process scheme of the `cloudhsm` tests instead, with the server in that process and
+//! `strongroom stack` as a subprocess.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -28,8 +32,10 @@ use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, IsCa, KeyPair, PKCS_RSA_SHA256,
 };
 use serde_json::Value;
+use strongroom_keystore_pkcs11::{Cluster as Pkcs11Cluster, ClusterOptions, Pin};
 
-use crate::harness::{ProcessServer, TempDir, create_key, sdk_client};
+use crate::cloudhsm::{SoftHsm, with_softhsm};
+use crate::harness::{ProcessServer, Signer, TempDir, TestServer, create_key, sdk_client};
 
 const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const SO_PIN: &str = "officer-Passw0rd";
@@ -711,7 +717,7 @@ async fn a_full_stack_is_applied_changed_and_deleted_through_the_cli() {
     // Unsupported changes are refused before anything is touched.
     let refused = changed
         .replace("key_spec: ECC_NIST_P256", "key_spec: ECC_NIST_P384")
-        .replace("    us-east-1b: 1", "    us-east-1b: 2");
+        .replace("    us-east-1b: 1", "    us-east-1c: 1");
     let refused_file = write(&hsms, "refused.yaml", &refused);
     let (ok, output) = server.stack(&["plan", &refused_file]);
     assert!(!ok, "{output}");
@@ -720,7 +726,7 @@ async fn a_full_stack_is_applied_changed_and_deleted_through_the_cli() {
         "{output}"
     );
     assert!(
-        output.contains("refused: hsm/us-east-1b/2: adding HSMs"),
+        output.contains("refused: cluster: zones cannot change"),
         "{output}"
     );
     let (ok, output) = server.stack(&["apply", &refused_file]);
@@ -1359,6 +1365,75 @@ async fn a_server_killed_during_apply_resumes_and_finishes_after_restart() {
         .expect("Encrypt with the stack's key");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_while_an_hsm_joins_resumes_and_the_key_store_ends_connected() {
+    let hsms = Hsms::new("stack-kill-scale", TWO_ZONES);
+    let server = hsms.serve(&[]);
+    put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
+    let file = write(&hsms, "payments.yaml", &example_file());
+    let (ok, output) = server.stack(&["apply", &file, "--wait"]);
+    assert!(ok && output.contains("APPLY_COMPLETE"), "{output}");
+    let sealed = server
+        .kms()
+        .encrypt()
+        .key_id("alias/payments/1/orders")
+        .plaintext(Blob::new(b"before the restart".to_vec()))
+        .send()
+        .await
+        .expect("Encrypt with the stack's key")
+        .ciphertext_blob()
+        .expect("a ciphertext")
+        .clone();
+    server.kill9();
+
+    let delay = [("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "1000")];
+    let server = hsms.serve(&delay);
+    let grown = write(
+        &hsms,
+        "grown.yaml",
+        &example_file().replace("    us-east-1b: 1", "    us-east-1b: 2"),
+    );
+    let (ok, output) = server.stack(&["apply", &grown]);
+    assert!(ok, "{output}");
+    wait_running(&server, "hsm/us-east-1b/2");
+    server.kill9();
+
+    let server = hsms.serve(&[]);
+    let stack = server.wait_done(STACK);
+    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    let text = stack["Text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("resumed after the server restarted") && text.contains("brought HSM"),
+        "{text}"
+    );
+    let cluster = &clusters(&server).await[0];
+    assert_eq!(cluster.hsms().len(), 3, "{cluster:?}");
+    assert!(
+        cluster
+            .hsms()
+            .iter()
+            .all(|hsm| hsm.state() == Some(&aws_sdk_cloudhsmv2::types::HsmState::Active)),
+        "{cluster:?}"
+    );
+    assert_eq!(
+        key_stores(&server).await[0].connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    let opened = server
+        .kms()
+        .decrypt()
+        .ciphertext_blob(sealed)
+        .send()
+        .await
+        .expect("Decrypt after the HSM joined");
+    assert_eq!(
+        opened.plaintext().expect("a plaintext").as_ref(),
+        b"before the restart"
+    );
+    let (ok, output) = server.stack(&["apply", &grown]);
+    assert!(ok && output.contains("no changes"), "{output}");
+}
+
 #[test]
 fn validate_and_plan_name_the_line_and_field_of_a_bad_file() {
     let dir = TempDir::new("stack-errors");
@@ -1399,7 +1474,7 @@ fn validate_and_plan_name_the_line_and_field_of_a_bad_file() {
         (
             "zero HSMs",
             "cluster:\n  hsms:\n    us-east-1a: 0\n  certificate_authority:\n    certificate: {secret: c}\n    private_key: {secret: k}\n  admin_password: {env: X}\n",
-            "line 3: cluster.hsms.us-east-1a: a zone needs at least one HSM",
+            "line 2: cluster.hsms: a cluster needs at least one HSM",
         ),
         (
             "no source",
@@ -1467,4 +1542,462 @@ fn validate_and_plan_name_the_line_and_field_of_a_bad_file() {
     );
     let (ok, output) = run(&["status", "nothing-here"]);
     assert!(!ok && output.contains("StackNotFoundException"), "{output}");
+}
+
+/// A stack over a cluster with `zone_a` HSMs in us-east-1a and `zone_b` in us-east-1b, a key store and
+/// one key in it; its secrets are files of the test's SoftHSM directory.
+fn scaling_file(softhsm: &SoftHsm, zone_a: u32, zone_b: u32) -> String {
+    format!(
+        "name: scaling\nparameters:\n  system: scaling\ncluster:\n  hsms:\n    us-east-1a: {zone_a}\n    us-east-1b: {zone_b}\n  \
+         certificate_authority:\n    certificate: {{file: {}}}\n    private_key: {{file: {}}}\n  \
+         admin_password: {{file: {}}}\ncrypto_user:\n  password: {{file: {}}}\nkey_store:\n  name: hsm\nkeys:\n  \
+         orders:\n    description: Encrypts order records\n    aliases: [orders]\n",
+        softhsm.file("ca.crt"),
+        softhsm.file("ca.key"),
+        softhsm.file("so.pin"),
+        softhsm.file("kmsuser.pw"),
+    )
+}
+
+/// Runs `strongroom stack <args>` against the in-process `server` as the dev root; whether it succeeded,
+/// and its output.
+async fn stack_command(server: &TestServer, args: &[&str]) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .arg("stack")
+        .args(args)
+        .arg("--endpoint")
+        .arg(server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("STRONGROOM_LOG", "warn")
+        .output()
+        .await
+        .expect("run strongroom stack");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+/// Writes the scaling stack with these HSM counts, applies it (`--on-failure on_failure`), waits, and
+/// returns the stack's status.
+async fn apply_scaling(
+    server: &TestServer,
+    softhsm: &SoftHsm,
+    counts: (u32, u32),
+    on_failure: &str,
+) -> Value {
+    let path = softhsm.file(&format!("scaling-{}-{}.yaml", counts.0, counts.1));
+    std::fs::write(&path, scaling_file(softhsm, counts.0, counts.1)).expect("write the stack file");
+    let (ok, output) = stack_command(
+        server,
+        &["apply", &path, "--on-failure", on_failure, "--wait"],
+    )
+    .await;
+    let (_, status) = stack_command(server, &["status", "scaling"]).await;
+    let stack = parse_status(&status);
+    assert!(
+        ok == (stack["Status"] == "APPLY_COMPLETE"),
+        "{output}\n{status}"
+    );
+    stack
+}
+
+/// The cluster's HSMs: id, zone and state.
+async fn cluster_hsms(server: &TestServer, cluster: &str) -> Vec<(String, String, String)> {
+    let described = crate::cloudhsm::describe(&crate::cloudhsm::client(server), cluster).await;
+    described
+        .hsms()
+        .iter()
+        .map(|hsm| {
+            (
+                hsm.hsm_id().to_owned(),
+                hsm.availability_zone().unwrap_or_default().to_owned(),
+                hsm.state()
+                    .map(|s| s.as_str().to_owned())
+                    .unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// Every CloudTrail record LookupEvents finds in us-east-1 for `key` = `value`, page by page, as the dev
+/// root.
+async fn lookup_all(server: &TestServer, key: &str, value: &str) -> Vec<Value> {
+    let signer = Signer {
+        service: "cloudtrail",
+        ..Signer::dev()
+    };
+    let mut records = Vec::new();
+    let mut next_token: Option<String> = None;
+    loop {
+        let mut body = serde_json::json!({
+            "LookupAttributes": [{"AttributeKey": key, "AttributeValue": value}],
+            "MaxResults": 50,
+        });
+        if let Some(token) = &next_token {
+            body["NextToken"] = Value::String(token.clone());
+        }
+        let (status, page) = server
+            .raw_as(
+                "com.amazonaws.cloudtrail.v20131101.CloudTrail_20131101.LookupEvents",
+                &body.to_string(),
+                Some(signer),
+            )
+            .await;
+        assert_eq!(status, 200, "{page}");
+        for entry in page["Events"].as_array().into_iter().flatten() {
+            let record = entry["CloudTrailEvent"].as_str().expect("a record");
+            records.push(serde_json::from_str::<Value>(record).expect("a JSON record"));
+        }
+        match page["NextToken"].as_str() {
+            Some(token) => next_token = Some(token.to_owned()),
+            None => return records,
+        }
+    }
+}
+
+#[test]
+fn a_stack_adds_and_removes_hsms_of_its_live_cluster_and_its_keys_stay_usable() {
+    with_softhsm(
+        "stacks::a_stack_adds_and_removes_hsms_of_its_live_cluster_and_its_keys_stay_usable",
+        scaling,
+    );
+}
+
+/// The tokens are hsm-a and hsm-c in us-east-1a, hsm-b and hsm-d in us-east-1b; each joins the cluster
+/// at most once, since a released token keeps its objects (docs/STACKS.md).
+async fn scaling(softhsm: SoftHsm) {
+    let server = softhsm.server().await;
+    let ca = Ca::new("Scaling CA");
+    std::fs::write(softhsm.file("ca.crt"), &ca.certificate).expect("the CA certificate");
+    std::fs::write(softhsm.file("ca.key"), &ca.key).expect("the CA key");
+    let kms = server.client();
+    let cloudhsm = crate::cloudhsm::client(&server);
+
+    let stack = apply_scaling(&server, &softhsm, (1, 1), "rollback").await;
+    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    let cluster = stack["Resources"][0]["PhysicalId"]
+        .as_str()
+        .expect("the cluster")
+        .to_owned();
+    let store = key_stores_of(&kms).await;
+    let store_id = store.custom_key_store_id().expect("an id").to_owned();
+    let alias = "alias/scaling/1/orders";
+    let key_arn = kms
+        .describe_key()
+        .key_id(alias)
+        .send()
+        .await
+        .expect("the stack's key")
+        .key_metadata()
+        .and_then(|m| m.arn().map(str::to_owned))
+        .expect("an ARN");
+    let sealed = kms
+        .encrypt()
+        .key_id(alias)
+        .plaintext(Blob::new(b"sealed before the change".to_vec()))
+        .send()
+        .await
+        .expect("Encrypt in the HSMs")
+        .ciphertext_blob()
+        .expect("a ciphertext")
+        .clone();
+    let opens = |label: &'static str| {
+        let (kms, sealed) = (kms.clone(), sealed.clone());
+        async move {
+            let opened = kms
+                .decrypt()
+                .ciphertext_blob(sealed)
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("Decrypt {label}: {e:?}"));
+            assert_eq!(
+                opened.plaintext().expect("a plaintext").as_ref(),
+                b"sealed before the change",
+                "{label}"
+            );
+            kms.encrypt()
+                .key_id("alias/scaling/1/orders")
+                .plaintext(Blob::new(label.as_bytes().to_vec()))
+                .send()
+                .await
+                .unwrap_or_else(|e| panic!("Encrypt {label}: {e:?}"));
+        }
+    };
+
+    // The plan shows the new HSM before anything happens.
+    let path = softhsm.file("scaling-2-1.yaml");
+    std::fs::write(&path, scaling_file(&softhsm, 2, 1)).expect("write the stack file");
+    let (ok, output) = stack_command(&server, &["plan", &path]).await;
+    assert!(ok, "{output}");
+    assert!(
+        output.contains("create hsm/us-east-1a/2 (us-east-1a: 1 -> 2 HSMs"),
+        "{output}"
+    );
+    assert_eq!(
+        cluster_hsms(&server, &cluster).await.len(),
+        2,
+        "plan changed nothing"
+    );
+
+    // Three HSMs in us-east-1a cannot be had (there are two tokens there): with `preserve`, the one
+    // that could be added stays, a member of the cluster.
+    let stack = apply_scaling(&server, &softhsm, (3, 1), "preserve").await;
+    assert_eq!(stack["Status"], "APPLY_FAILED", "{stack:#}");
+    assert_eq!(steps_in(&stack, "done"), ["hsm/us-east-1a/2"]);
+    assert_eq!(steps_in(&stack, "failed"), ["hsm/us-east-1a/3"]);
+    let text = stack["Text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("No free HSM in us-east-1a") && text.contains("brought HSM"),
+        "{text}"
+    );
+    let hsms = cluster_hsms(&server, &cluster).await;
+    assert_eq!(hsms.len(), 3, "{hsms:?}");
+    assert!(
+        hsms.iter().all(|(_, _, state)| state == "ACTIVE"),
+        "{hsms:?}"
+    );
+    assert_eq!(
+        key_stores_of(&kms).await.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    opens("after an HSM joined").await;
+
+    // The file that fits completes without redoing the step.
+    let stack = apply_scaling(&server, &softhsm, (2, 1), "rollback").await;
+    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    assert!(steps_in(&stack, "done").is_empty(), "{stack:#}");
+    let (ok, output) = stack_command(&server, &["apply", &path]).await;
+    assert!(ok && output.contains("no changes"), "{output}");
+
+    // The new HSM (hsm-c, the other token of us-east-1a) holds the key made before it joined. Looking
+    // needs kmsuser's password, which the connection rotated: disconnect, reset it as the admin, look,
+    // and give the store the password again.
+    kms.disconnect_custom_key_store()
+        .custom_key_store_id(&store_id)
+        .send()
+        .await
+        .expect("DisconnectCustomKeyStore");
+    let (ok, output) = softhsm
+        .hsm_command(
+            &server,
+            &[
+                "change-password",
+                "--cluster",
+                &cluster,
+                "--password-file",
+                &softhsm.file("kmsuser.pw"),
+                "--admin-password-file",
+                &softhsm.file("so.pin"),
+            ],
+        )
+        .await;
+    assert!(ok, "change-password: {output}");
+    {
+        let newcomer: Vec<_> = softhsm
+            .hsms
+            .iter()
+            .filter(|hsm| hsm.id == "hsm-c")
+            .cloned()
+            .collect();
+        let tokens = Pkcs11Cluster::open(&newcomer, &softhsm.modules, ClusterOptions::default())
+            .expect("open the new HSM's token");
+        tokens
+            .login_crypto_user(&Pin::new(KMSUSER_PASSWORD.to_owned()))
+            .expect("kmsuser was copied to the new HSM");
+        let found = tokens.key_exists(&key_arn);
+        assert!(
+            found.len() == 1 && matches!(found[0].result, Ok(true)),
+            "the new HSM holds the backing key labelled {key_arn}: {found:?}"
+        );
+        tokens.logout_crypto_user();
+    }
+    kms.update_custom_key_store()
+        .custom_key_store_id(&store_id)
+        .key_store_password(KMSUSER_PASSWORD)
+        .send()
+        .await
+        .expect("UpdateCustomKeyStore");
+    crate::custom_key_stores::connect_store(&kms, &store_id).await;
+    opens("after looking into the new HSM").await;
+
+    // A failed scale-up rolls back: the HSM added by the apply is deleted again.
+    let stack = apply_scaling(&server, &softhsm, (2, 3), "rollback").await;
+    assert_eq!(stack["Status"], "ROLLBACK_COMPLETE", "{stack:#}");
+    assert_eq!(steps_in(&stack, "rolled back"), ["hsm/us-east-1b/2"]);
+    assert_eq!(steps_in(&stack, "failed"), ["hsm/us-east-1b/3"]);
+    let hsms = cluster_hsms(&server, &cluster).await;
+    assert_eq!(hsms.len(), 3, "{hsms:?}");
+    assert_eq!(
+        key_stores_of(&kms).await.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    opens("after a rolled-back scale-up").await;
+
+    // Scaling down deletes the HSM, and the key store goes on without it.
+    let path = softhsm.file("scaling-1-1.yaml");
+    std::fs::write(&path, scaling_file(&softhsm, 1, 1)).expect("write the stack file");
+    let (ok, output) = stack_command(&server, &["plan", &path]).await;
+    assert!(
+        ok && output.contains("delete hsm/us-east-1a/2 (us-east-1a: 2 -> 1 HSMs"),
+        "{output}"
+    );
+    let stack = apply_scaling(&server, &softhsm, (1, 1), "rollback").await;
+    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    assert_eq!(steps_in(&stack, "done"), ["hsm/us-east-1a/2"]);
+    let hsms = cluster_hsms(&server, &cluster).await;
+    let mut zones: Vec<&str> = hsms.iter().map(|(_, zone, _)| zone.as_str()).collect();
+    zones.sort_unstable();
+    assert_eq!(zones, ["us-east-1a", "us-east-1b"], "{hsms:?}");
+    assert_eq!(
+        key_stores_of(&kms).await.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    opens("after an HSM left").await;
+
+    // Below what the key store needs is refused before anything is touched.
+    let path = softhsm.file("scaling-1-0.yaml");
+    std::fs::write(&path, scaling_file(&softhsm, 1, 0)).expect("write the stack file");
+    for command in ["plan", "apply"] {
+        let (ok, output) = stack_command(&server, &[command, &path]).await;
+        assert!(!ok, "{command}: {output}");
+        assert!(
+            output.contains("needs at least two active HSMs in different availability zones"),
+            "{command}: {output}"
+        );
+    }
+    let (_, status) = stack_command(&server, &["status", "scaling"]).await;
+    assert_eq!(parse_status(&status)["Status"], "APPLY_COMPLETE");
+    assert_eq!(cluster_hsms(&server, &cluster).await.len(), 2);
+
+    // The audit trail: the CloudHSM records, the stack engine's and the API's, carry the cluster (and
+    // HSM) as resources, found by the cluster's ARN, as KMS records are found by the key's ARN.
+    cloudhsm
+        .list_tags()
+        .resource_id(&cluster)
+        .send()
+        .await
+        .expect("ListTags");
+    let cluster_arn = format!("arn:aws:cloudhsm:us-east-1:111122223333:cluster/{cluster}");
+    let records = lookup_all(&server, "ResourceName", &cluster_arn).await;
+    let by_stack = |operation: &str| -> Vec<&Value> {
+        records
+            .iter()
+            .filter(|r| {
+                r["eventName"] == operation && r["userIdentity"]["invokedBy"] == STACKS_PRINCIPAL
+            })
+            .collect()
+    };
+    for operation in [
+        "CreateCluster",
+        "CreateHsm",
+        "InitializeCluster",
+        "ActivateCluster",
+        "CreateCryptoUser",
+        "ChangeCryptoUserPassword",
+        "SynchronizeHsms",
+        "DeleteHsm",
+    ] {
+        assert!(
+            !by_stack(operation).is_empty(),
+            "no {operation} by the stack engine found by {cluster_arn}"
+        );
+    }
+    let created = by_stack("CreateHsm")
+        .into_iter()
+        .find(|r| r["errorCode"].is_null())
+        .expect("a CreateHsm that succeeded");
+    assert_eq!(created["resources"][0]["type"], "AWS::CloudHSM::Cluster");
+    assert_eq!(created["resources"][0]["ARN"], cluster_arn);
+    assert_eq!(created["resources"][0]["accountId"], "111122223333");
+    assert_eq!(created["resources"][1]["type"], "AWS::CloudHSM::Hsm");
+    let hsm_arn = created["resources"][1]["ARN"].as_str().expect("an HSM ARN");
+    assert!(
+        hsm_arn.starts_with("arn:aws:cloudhsm:us-east-1:111122223333:hsm/hsm-"),
+        "{hsm_arn}"
+    );
+    let refused = by_stack("CreateHsm")
+        .into_iter()
+        .find(|r| !r["errorCode"].is_null())
+        .expect("the CreateHsm that found no free HSM");
+    assert_eq!(
+        refused["resources"],
+        serde_json::json!([{"ARN": cluster_arn, "accountId": "111122223333", "type": "AWS::CloudHSM::Cluster"}])
+    );
+    let listed = records
+        .iter()
+        .find(|r| r["eventName"] == "ListTags")
+        .expect("the API's ListTags is found by the cluster's ARN");
+    assert!(listed["userIdentity"]["invokedBy"].is_null(), "{listed:#}");
+    assert_eq!(listed["resources"][0]["ARN"], cluster_arn);
+    // A failed request names what it asked for; a create names what it made.
+    let missing = "hsm-aaaaaaaaaaa";
+    crate::harness::failure(
+        cloudhsm
+            .delete_hsm()
+            .cluster_id(&cluster)
+            .hsm_id(missing)
+            .send()
+            .await,
+    );
+    let made = crate::cloudhsm::create_cluster(&cloudhsm).await;
+    let missing_arn = format!("arn:aws:cloudhsm:us-east-1:111122223333:hsm/{missing}");
+    let records = lookup_all(&server, "ResourceName", &missing_arn).await;
+    let [refused] = records.as_slice() else {
+        panic!("one record names {missing_arn}: {records:#?}");
+    };
+    assert_eq!(refused["eventName"], "DeleteHsm");
+    assert_eq!(refused["errorCode"], "CloudHsmResourceNotFoundException");
+    assert_eq!(refused["resources"][0]["ARN"], cluster_arn);
+    assert_eq!(refused["resources"][1]["type"], "AWS::CloudHSM::Hsm");
+    let made_arn = format!("arn:aws:cloudhsm:us-east-1:111122223333:cluster/{made}");
+    let records = lookup_all(&server, "ResourceName", &made_arn).await;
+    assert!(
+        records
+            .iter()
+            .any(|r| r["eventName"] == "CreateCluster" && r["errorCode"].is_null()),
+        "{records:#?}"
+    );
+    let by_type = lookup_all(&server, "ResourceType", "AWS::CloudHSM::Hsm").await;
+    assert!(
+        by_type
+            .iter()
+            .any(|r| r["eventName"] == "DeleteHsm" && r["errorCode"].is_null()),
+        "DeleteHsm is found by the HSM resource type"
+    );
+    assert!(
+        lookup_all(&server, "ResourceName", &cluster)
+            .await
+            .is_empty(),
+        "as for KMS keys, whose records are found by the key ARN and not the bare id, the bare cluster id \
+         finds nothing"
+    );
+    assert!(
+        lookup_all(&server, "ResourceName", &key_arn)
+            .await
+            .iter()
+            .any(|r| r["eventName"] == "Encrypt"),
+        "a KMS key's records are found by its ARN"
+    );
+    let key_id = key_arn.rsplit('/').next().expect("a key id");
+    assert!(
+        lookup_all(&server, "ResourceName", key_id).await.is_empty(),
+        "and not by its bare id"
+    );
+}
+
+/// The one custom key store of the account.
+async fn key_stores_of(kms: &aws_sdk_kms::Client) -> aws_sdk_kms::types::CustomKeyStoresListEntry {
+    let stores = kms
+        .describe_custom_key_stores()
+        .send()
+        .await
+        .expect("DescribeCustomKeyStores");
+    let [store] = stores.custom_key_stores() else {
+        panic!("one key store: {stores:?}");
+    };
+    store.clone()
 }
