@@ -133,7 +133,7 @@ pub(crate) fn error_response(error: &ProtocolError, request_id: &str) -> Respons
     );
     headers.insert("x-amzn-errortype", HeaderValue::from_static(code));
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert("x-amzn-requestid", value);
+        headers.insert(crate::REQUEST_ID_HEADER, value);
     }
     response
 }

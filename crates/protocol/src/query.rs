@@ -787,7 +787,7 @@ fn xml_response(status: StatusCode, body: String, request_id: &str) -> Response 
         HeaderValue::from_static("text/xml"),
     );
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert("x-amzn-requestid", value);
+        headers.insert(crate::REQUEST_ID_HEADER, value);
     }
     response
 }

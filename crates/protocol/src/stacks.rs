@@ -272,7 +272,7 @@ fn stack_error(error: &strongroom_stacks::Error, request_id: &str) -> Response {
     );
     headers.insert("x-amzn-errortype", HeaderValue::from_static(error.code()));
     if let Ok(value) = HeaderValue::from_str(request_id) {
-        headers.insert("x-amzn-requestid", value);
+        headers.insert(crate::REQUEST_ID_HEADER, value);
     }
     response
 }

@@ -5,6 +5,7 @@
 
 mod config;
 mod credentials;
+pub mod edge_bench;
 mod hsm_clusters;
 mod seed;
 mod service_events;

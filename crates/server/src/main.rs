@@ -13,6 +13,12 @@ use strongroom_server::{Config, ConfigFile, DEFAULT_LISTEN, Overrides};
 use strongroom_service::SystemClock;
 use tracing_subscriber::EnvFilter;
 
+/// mimalloc instead of the system allocator: a request allocates and frees dozens of small buffers
+/// (headers, JSON, base64), and glibc's malloc was about a tenth of the server's CPU time under load
+/// (docs/PERFORMANCE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Strongroom: a key management service that speaks the AWS KMS API.
 #[derive(Debug, Parser)]
 #[command(name = "strongroom", version, about, long_about = None)]
@@ -108,6 +114,11 @@ struct BenchArgs {
     /// in-process cost of the same cryptography.
     #[arg(long)]
     asymmetric: bool,
+    /// Measure without a server or a network instead: start a development server inside this
+    /// command, on a temporary data directory and without an audit trail, and time Encrypt, Decrypt
+    /// and GenerateDataKey requests handed straight to it one at a time (no sockets, no HTTP parsing).
+    #[arg(long, conflicts_with_all = ["connections", "key_id", "asymmetric"])]
+    in_process: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -201,6 +212,15 @@ async fn create_account(args: AccountCreateArgs) -> anyhow::Result<()> {
 }
 
 async fn bench(args: BenchArgs) -> anyhow::Result<()> {
+    if args.in_process {
+        let rows =
+            strongroom_server::edge_bench::run(std::time::Duration::from_secs(args.duration))
+                .await?;
+        let text = strongroom_server::edge_bench::to_markdown(&rows);
+        let mut out = std::io::stdout().lock();
+        std::io::Write::write_all(&mut out, text.as_bytes())?;
+        return Ok(());
+    }
     let options = strongroom_bench::BenchOptions {
         endpoint: args.server.endpoint,
         connections: args.connections,

@@ -27,7 +27,7 @@ use std::time::SystemTime;
 use aws_lc_rs::{constant_time, digest, hmac};
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
-use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::canonical::HexDigest;
 
@@ -73,9 +73,10 @@ pub struct ParsedAuthorization {
 /// A SigV4 signing key, derived from a secret for one day, region and service.
 ///
 /// Derivation costs four HMACs, so callers may cache a key per access key id and scope.
-/// The bytes are wiped when the key is dropped.
-#[derive(Clone, Zeroize, ZeroizeOnDrop)]
-pub struct SigningKey([u8; 32]);
+/// It is kept as a ready HMAC key, so that verifying a request does not set one up again;
+/// aws-lc wipes the key when it is dropped.
+#[derive(Clone)]
+pub struct SigningKey(hmac::Key);
 
 /// Why a request's signature was not accepted.
 ///
@@ -100,14 +101,25 @@ pub enum Sigv4Error {
 impl SigningKey {
     /// Derives the key as `HMAC(HMAC(HMAC(HMAC("AWS4" + secret, date), region), service), "aws4_request")`.
     pub fn derive(secret_access_key: &[u8], date: &str, region: &str, service: &str) -> SigningKey {
-        let mut secret = Zeroizing::new(Vec::with_capacity(4 + secret_access_key.len()));
-        secret.extend_from_slice(b"AWS4");
-        secret.extend_from_slice(secret_access_key);
-        let date_key = hmac_sha256(&secret, date.as_bytes());
-        let region_key = hmac_sha256(&date_key, region.as_bytes());
-        let service_key = hmac_sha256(&region_key, service.as_bytes());
-        SigningKey(hmac_sha256(&service_key, TERMINATOR.as_bytes()))
+        let key = derive_bytes(secret_access_key, date, region, service);
+        SigningKey(hmac::Key::new(hmac::HMAC_SHA256, key.as_ref()))
     }
+}
+
+/// The bytes of the signing key `SigningKey::derive` sets up.
+fn derive_bytes(
+    secret_access_key: &[u8],
+    date: &str,
+    region: &str,
+    service: &str,
+) -> Zeroizing<[u8; 32]> {
+    let mut secret = Zeroizing::new(Vec::with_capacity(4 + secret_access_key.len()));
+    secret.extend_from_slice(b"AWS4");
+    secret.extend_from_slice(secret_access_key);
+    let date_key = Zeroizing::new(hmac_sha256(&secret, date.as_bytes()));
+    let region_key = Zeroizing::new(hmac_sha256(date_key.as_ref(), region.as_bytes()));
+    let service_key = Zeroizing::new(hmac_sha256(region_key.as_ref(), service.as_bytes()));
+    Zeroizing::new(hmac_sha256(service_key.as_ref(), TERMINATOR.as_bytes()))
 }
 
 impl fmt::Debug for SigningKey {
@@ -284,8 +296,7 @@ fn signature(
     service: &str,
     canonical_hash: &HexDigest,
 ) -> HexDigest {
-    let key = hmac::Key::new(hmac::HMAC_SHA256, &key.0);
-    let mut ctx = hmac::Context::with_key(&key);
+    let mut ctx = hmac::Context::with_key(&key.0);
     for part in [
         ALGORITHM.as_bytes(),
         b"\n",
