@@ -1221,3 +1221,28 @@ async fn record_throughput_of_64_concurrent_callers() {
         spent.join(", ")
     );
 }
+
+#[test]
+fn event_ids_are_unique_time_ordered_uuids_whose_index_keys_differ() {
+    // 4,096 ids: the counter's low 12 bits (in the indexed half) take every value once.
+    let ids: Vec<String> = (0..4_096).map(|_| crate::event::new_event_id()).collect();
+    let unique: std::collections::HashSet<&String> = ids.iter().collect();
+    assert_eq!(unique.len(), ids.len(), "event ids repeat");
+    let keys: std::collections::HashSet<i64> =
+        ids.iter().map(|id| crate::index::event_key(id)).collect();
+    // Even ids made within one millisecond differ there.
+    assert_eq!(keys.len(), ids.len(), "index keys repeat");
+    for id in &ids {
+        let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
+        assert_eq!(uuid.get_version_num(), 7, "{id}");
+    }
+    let first = uuid::Uuid::parse_str(&ids[0])
+        .unwrap()
+        .get_timestamp()
+        .unwrap();
+    let last = uuid::Uuid::parse_str(&ids[ids.len() - 1])
+        .unwrap()
+        .get_timestamp()
+        .unwrap();
+    assert!(first.to_unix() <= last.to_unix());
+}
