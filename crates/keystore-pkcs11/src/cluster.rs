@@ -98,6 +98,15 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Compares two secrets in time that depends only on their lengths.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
 fn check_label(label: &str) -> Result<(), Error> {
     if label.is_empty() {
         return Err(Error::InvalidLabel {
@@ -189,26 +198,62 @@ impl Cluster {
     /// A refused password on any HSM fails the whole login (nobody stays logged in); an HSM
     /// that does not answer is marked degraded and logs in when a probe finds it back.
     pub fn login_crypto_user(&self, pin: &Pin) -> Result<(), Error> {
+        self.login_crypto_user_with_any(std::slice::from_ref(pin))
+    }
+
+    /// Logs the crypto user in on every HSM with the first of `pins` that HSM accepts, for a
+    /// password rotation that stopped part-way (a crash, an HSM that failed): each HSM then holds
+    /// one of the passwords the caller recorded, not necessarily the same one.
+    ///
+    /// An HSM that accepts none of them fails the whole login with its last refusal (nobody stays
+    /// logged in); an HSM that does not answer is marked degraded, keeps the first password, and
+    /// logs in with it when a probe finds it back. [`Cluster::move_crypto_user_password`] then
+    /// brings every HSM to one password.
+    pub fn login_crypto_user_with_any(&self, pins: &[Pin]) -> Result<(), Error> {
+        let Some(first) = pins.first() else {
+            return Err(Error::InvalidArgument {
+                reason: "at least one password is needed to log in",
+            });
+        };
         let _admin = self.admin();
-        let pin = Arc::new(pin.clone());
+        let pins: Vec<Arc<Pin>> = pins.iter().map(|pin| Arc::new(pin.clone())).collect();
         let hsms = self.inner.hsms();
-        let mut logged_in = 0;
+        let mut accepted: Option<Arc<Pin>> = None;
         for hsm in &hsms {
-            match hsm.login_crypto_user(pin.clone()) {
-                Ok(()) => logged_in += 1,
-                Err(err) if err.is_device_failure() => hsm.remember_user_pin(pin.clone()),
-                Err(err) => {
-                    for hsm in &hsms {
-                        hsm.logout_crypto_user();
+            let mut refusal = None;
+            for pin in &pins {
+                match hsm.login_crypto_user(pin.clone()) {
+                    Ok(()) => {
+                        accepted.get_or_insert_with(|| pin.clone());
+                        refusal = None;
+                        break;
                     }
-                    return Err(err);
+                    Err(err) if err.is_device_failure() => {
+                        hsm.remember_user_pin(Arc::new(first.clone()));
+                        refusal = None;
+                        break;
+                    }
+                    // Another of the passwords may be the one this HSM holds.
+                    Err(err @ Error::InvalidCredentials { .. }) => refusal = Some(err),
+                    Err(err) => {
+                        refusal = Some(err);
+                        break;
+                    }
                 }
             }
+            if let Some(err) = refusal {
+                for hsm in &hsms {
+                    hsm.logout_crypto_user();
+                }
+                return Err(err);
+            }
         }
-        *lock(&self.inner.user_pin) = Some(pin);
-        match logged_in {
-            0 => Err(Error::NoActiveHsm),
-            _ => Ok(()),
+        match accepted {
+            None => Err(Error::NoActiveHsm),
+            Some(pin) => {
+                *lock(&self.inner.user_pin) = Some(pin);
+                Ok(())
+            }
         }
     }
 
@@ -254,6 +299,60 @@ impl Cluster {
         let mut known = lock(&self.inner.user_pin);
         if known.is_some() {
             *known = Some(Arc::new(new.clone()));
+        }
+        Ok(())
+    }
+
+    /// Moves the crypto user of every HSM to password `new`, from the password each one logged in
+    /// with ([`Cluster::login_crypto_user_with_any`]); HSMs that already hold `new` are left as they
+    /// are. `moved` hears of each HSM that holds `new` once it does, in configuration order.
+    ///
+    /// Unlike [`Cluster::change_crypto_user_password`] nothing is rolled back: the move stops at the
+    /// first HSM that fails, leaving the HSMs before it on `new` and the others on their old
+    /// password. A caller that recorded both passwords before calling (as a custom key store does)
+    /// therefore knows every HSM's password whatever happens, even if the process dies midway, and
+    /// finishes the move by logging in with both and calling this again.
+    pub fn move_crypto_user_password(
+        &self,
+        new: &Pin,
+        mut moved: impl FnMut(&str),
+    ) -> Result<(), Error> {
+        let _admin = self.admin();
+        let new = Arc::new(new.clone());
+        let mut done = Vec::new();
+        for hsm in self.inner.hsms() {
+            let result = match hsm.known_user_pin() {
+                None => Err(Error::NotLoggedIn {
+                    hsm: hsm.id().to_owned(),
+                }),
+                Some(old) if same_secret(old.expose(), new.expose()) => Ok(()),
+                Some(old) => match hsm.set_crypto_user_password(&old, &new) {
+                    Ok(()) => Ok(()),
+                    // An HSM that was down at login kept a password it never checked; it may hold
+                    // `new` already.
+                    Err(err @ Error::InvalidCredentials { .. }) => {
+                        hsm.login_crypto_user(new.clone()).map_err(|_| err)
+                    }
+                    Err(err) => Err(err),
+                },
+            };
+            match result {
+                Ok(()) => {
+                    done.push(hsm.id().to_owned());
+                    moved(hsm.id());
+                }
+                Err(err) => {
+                    return Err(Error::PasswordMoveStopped {
+                        hsm: hsm.id().to_owned(),
+                        source: Box::new(err),
+                        moved: done,
+                    });
+                }
+            }
+        }
+        let mut known = lock(&self.inner.user_pin);
+        if known.is_some() {
+            *known = Some(new);
         }
         Ok(())
     }

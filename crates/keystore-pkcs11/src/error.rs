@@ -65,6 +65,20 @@ pub enum Error {
         /// HSMs left with the new password because setting them back failed too.
         rollback_failed: Vec<String>,
     },
+    /// Moving the crypto user to a new password stopped at one HSM; nothing was rolled back, so the
+    /// HSMs in `moved` hold the new password and the others their old one.
+    #[error(
+        "moving the crypto user to its new password stopped at HSM {hsm}; HSMs holding it: {moved:?}"
+    )]
+    PasswordMoveStopped {
+        /// The HSM where the change failed.
+        hsm: String,
+        /// Why it failed there.
+        #[source]
+        source: Box<Error>,
+        /// HSMs that hold the new password.
+        moved: Vec<String>,
+    },
     /// No HSM of the cluster answers.
     #[error("no HSM of the cluster is active")]
     NoActiveHsm,

@@ -390,7 +390,9 @@ impl Hsm {
         }
     }
 
-    fn known_user_pin(&self) -> Option<Arc<Pin>> {
+    /// The crypto user's password this HSM logged in with (or was told to log in with when it comes
+    /// back), if any.
+    pub(crate) fn known_user_pin(&self) -> Option<Arc<Pin>> {
         lock(&self.user_pin).clone()
     }
 
@@ -673,9 +675,11 @@ impl Hsm {
             session
                 .login(UserType::User, Some(&old.auth()))
                 .map_err(|e| error::login_error(&self.id, Role::CryptoUser, e))?;
-            let res = session
-                .set_pin(&old.auth(), &new.auth())
-                .map_err(|e| error::login_error(&self.id, Role::CryptoUser, e));
+            let res = match self.module.pin_change_fails(&self.token_label) {
+                true => Err(Pkcs11Error::Pkcs11(RvError::DeviceError, Function::SetPIN)),
+                false => session.set_pin(&old.auth(), &new.auth()),
+            }
+            .map_err(|e| error::login_error(&self.id, Role::CryptoUser, e));
             let _ = session.logout();
             res
         })?;

@@ -21,6 +21,9 @@
 //! A token has one normal user, so each token hosts exactly one crypto user, and the cluster
 //! keeps its password identical on every HSM: creation (`C_InitPIN`) and rotation (`C_SetPIN`)
 //! run on every device, and a rotation that fails part-way is rolled back.
+//! A caller that records the new password durably before rotating (KMS does, for crash safety) uses
+//! [`Cluster::move_crypto_user_password`] instead, which rolls nothing back, and
+//! [`Cluster::login_crypto_user_with_any`] to log in on HSMs left holding either password.
 //! Login failures keep their meaning so that the KMS layer can report a `ConnectionErrorCode`:
 //! `CKR_PIN_INCORRECT` is [`Error::InvalidCredentials`], `CKR_PIN_LOCKED` is
 //! [`Error::UserLockedOut`], `CKR_USER_PIN_NOT_INITIALIZED` is [`Error::UserNotFound`], and

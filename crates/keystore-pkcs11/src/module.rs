@@ -39,6 +39,10 @@ pub enum Fault {
     /// Every call to the token waits until the fault is lifted, as a device that stopped answering
     /// on the network would.
     Stall,
+    /// Only password changes (`C_SetPIN`) fail, as on a device that lost power during the change
+    /// (`CKR_DEVICE_ERROR`); every other call works: a rotation of the crypto user's password that
+    /// fails on one HSM midway.
+    PinChangeFailure,
 }
 
 /// The faults injected into a module's tokens, by token label; shared by every clone of the module, so
@@ -123,7 +127,7 @@ impl Module {
             .unwrap_or_else(PoisonError::into_inner);
         loop {
             match faults.get(label) {
-                None => return Ok(()),
+                None | Some(Fault::PinChangeFailure) => return Ok(()),
                 Some(Fault::Outage) => return Err(()),
                 Some(Fault::Stall) => {
                     faults = self
@@ -134,6 +138,16 @@ impl Module {
                 }
             }
         }
+    }
+
+    /// Whether password changes on the token labelled `label` are made to fail.
+    pub(crate) fn pin_change_fails(&self, label: &str) -> bool {
+        let faults = self
+            .faults
+            .by_token
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        faults.get(label) == Some(&Fault::PinChangeFailure)
     }
 
     /// Initializes a fresh token labelled `label` in a free slot (`C_InitToken`), setting its

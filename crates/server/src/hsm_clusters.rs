@@ -102,7 +102,7 @@ impl HsmClusters for ControlPlaneClusters {
         cluster_id: &str,
         custom_key_store_id: &str,
         trust_anchor_pem: &str,
-        password: Zeroizing<String>,
+        passwords: Vec<Zeroizing<String>>,
     ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError> {
         let view = match self.0.cluster(namespace, cluster_id).await {
             Ok(Some(view)) => view,
@@ -147,10 +147,13 @@ impl HsmClusters for ControlPlaneClusters {
                 return Err(ConnectionError::InternalError);
             }
         };
-        let pin = Pin::new(password.to_string());
+        let pins: Vec<Pin> = passwords
+            .iter()
+            .map(|password| Pin::new(password.to_string()))
+            .collect();
         let login = {
             let cluster = cluster.clone();
-            tokio::task::spawn_blocking(move || cluster.login_crypto_user(&pin)).await
+            tokio::task::spawn_blocking(move || cluster.login_crypto_user_with_any(&pins)).await
         };
         match login {
             Ok(Ok(())) => {}
@@ -222,10 +225,32 @@ fn hsm_error(e: HsmErr) -> HsmError {
     HsmError(format!("{e:#}"))
 }
 
+/// TEST ONLY: how long a rotation of kmsuser's password pauses after each HSM that took the new
+/// password, from `STRONGROOM_TEST_ONLY_KMSUSER_ROTATION_PAUSE_MS`, so that the server's tests can
+/// kill it deterministically while some HSMs hold the new password and others the old one. Read only
+/// when a rotation runs; no pause when unset.
+fn test_only_rotation_pause() -> Option<Duration> {
+    let millis: u64 = std::env::var("STRONGROOM_TEST_ONLY_KMSUSER_ROTATION_PAUSE_MS")
+        .ok()?
+        .parse()
+        .ok()?;
+    Some(Duration::from_millis(millis))
+}
+
 impl ConnectedCluster for Pkcs11Connected {
-    fn change_password(&self, old: &str, new: &str) -> Result<(), HsmError> {
+    fn move_password(&self, new: &str) -> Result<(), HsmError> {
+        let pause = test_only_rotation_pause();
         self.cluster
-            .change_crypto_user_password(&Pin::new(old.to_owned()), &Pin::new(new.to_owned()))
+            .move_crypto_user_password(&Pin::new(new.to_owned()), |hsm| {
+                tracing::debug!(hsm, "kmsuser's new password is set on the HSM");
+                if let Some(pause) = pause {
+                    tracing::warn!(
+                        hsm,
+                        "TEST ONLY: pausing the kmsuser password rotation for {pause:?}"
+                    );
+                    std::thread::sleep(pause);
+                }
+            })
             .map_err(hsm_error)
     }
 

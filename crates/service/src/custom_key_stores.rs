@@ -6,6 +6,18 @@
 //! [`ConnectedCluster`]. The kmsuser password is stored only wrapped by the root key, bound to the
 //! store id; every successful connect rotates it to a new random 32-character value.
 //!
+//! The rotation is crash-safe, with a write-ahead record: the next password is first recorded,
+//! durably and wrapped like the current one, as the store's *pending* password; then every HSM moves
+//! to it; then one write promotes it to current and records the store CONNECTED. A server killed at
+//! any point therefore leaves every HSM holding the current or the pending password, both recorded.
+//! A connection attempt that finds a pending password (after a crash, or an HSM that failed) logs
+//! each HSM in with whichever of the two it accepts, moves the others to the pending one, and
+//! promotes it. An HSM whose change fails midway rolls nothing back: rolling back means changing
+//! HSMs again, which can fail in turn, whereas keeping the pending password leaves the store
+//! consistent as it is. That attempt ends FAILED with `INTERNAL_ERROR`, and the next connection
+//! finishes the rotation. Neither password reaches a log or the audit trail, and both are zeroized
+//! after use.
+//!
 //! Connecting is asynchronous, as in AWS: `ConnectCustomKeyStore` records the store CONNECTING and
 //! returns; a background attempt logs kmsuser in on every HSM, checks each HSM's certificate against
 //! the store's trust anchor, rotates the password, and records CONNECTED or FAILED with a
@@ -93,8 +105,10 @@ pub struct HsmError(pub String);
 
 /// A cluster opened with kmsuser logged in on its active HSMs. Methods block on the HSMs.
 pub trait ConnectedCluster: Send + Sync + 'static {
-    /// Changes the kmsuser password on every HSM.
-    fn change_password(&self, old: &str, new: &str) -> Result<(), HsmError>;
+    /// Moves kmsuser to password `new` on every HSM: each HSM changes from the password it logged in
+    /// with, and HSMs already holding `new` are left as they are. Rolls nothing back: it stops at the
+    /// first HSM that fails, leaving every HSM on the password it logged in with or on `new`.
+    fn move_password(&self, new: &str) -> Result<(), HsmError>;
     /// Logs kmsuser out everywhere.
     fn logout(&self);
     /// Generates a persistent, non-extractable AES-256 key labelled `label`.
@@ -168,16 +182,18 @@ pub trait HsmClusters: Send + Sync + 'static {
         cluster_id: &str,
     ) -> Result<Option<ClusterInfo>, Error>;
 
-    /// Opens the cluster's active HSMs for store `custom_key_store_id`, logs kmsuser in with
-    /// `password` on each, and checks that each HSM's cluster certificate chains to
-    /// `trust_anchor_pem` (`NETWORK_ERRORS` when one does not).
+    /// Opens the cluster's active HSMs for store `custom_key_store_id`, logs kmsuser in on each with
+    /// the first of `passwords` it accepts (the store's current password, then the pending one of a
+    /// rotation that did not finish; `INVALID_CREDENTIALS` when an HSM accepts none), and checks that
+    /// each HSM's cluster certificate chains to `trust_anchor_pem` (`NETWORK_ERRORS` when one does
+    /// not).
     async fn connect(
         &self,
         namespace: &Namespace,
         cluster_id: &str,
         custom_key_store_id: &str,
         trust_anchor_pem: &str,
-        password: Zeroizing<String>,
+        passwords: Vec<Zeroizing<String>>,
     ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError>;
 }
 
@@ -579,6 +595,7 @@ impl Kms {
             wrapped_password: self
                 .root_key
                 .wrap(&wrap_context(&id), password.as_bytes())?,
+            wrapped_pending_password: None,
             custom_key_store_id: id.clone(),
             namespace: namespace.clone(),
             name: req.name,
@@ -842,6 +859,9 @@ impl Kms {
             record.wrapped_password = self
                 .root_key
                 .wrap(&wrap_context(&req.id), password.as_bytes())?;
+            // The operator says what kmsuser's password is now (after resetting it by hand): a
+            // rotation left unfinished no longer describes the HSMs.
+            record.wrapped_pending_password = None;
         }
         if let Some(cluster_id) = req.cluster_id
             && cluster_id != record.cluster_id
@@ -905,17 +925,23 @@ fn unwrap_password(
     root_key: &dyn RootKey,
     record: &CustomKeyStoreRecord,
 ) -> Result<Zeroizing<String>, Error> {
-    let bytes = root_key.unwrap(
-        &wrap_context(&record.custom_key_store_id),
-        &record.wrapped_password,
-    )?;
+    unwrap_wrapped(root_key, record, &record.wrapped_password)
+}
+
+/// Unwraps one of a store's passwords (the current or the pending one, wrapped alike).
+fn unwrap_wrapped(
+    root_key: &dyn RootKey,
+    record: &CustomKeyStoreRecord,
+    wrapped: &[u8],
+) -> Result<Zeroizing<String>, Error> {
+    let bytes = root_key.unwrap(&wrap_context(&record.custom_key_store_id), wrapped)?;
     let text = std::str::from_utf8(&bytes)
         .map_err(|_| Error::internal(HsmError("stored password is not UTF-8".to_owned())))?;
     Ok(Zeroizing::new(text.to_owned()))
 }
 
-/// A connection and the password it logged in with.
-type Established = Result<(Arc<dyn ConnectedCluster>, Zeroizing<String>), ConnectionError>;
+/// A connection, logged in on every HSM with one of the store's recorded passwords.
+type Established = Result<Arc<dyn ConnectedCluster>, ConnectionError>;
 
 /// Connects stores, in the background or for a request, holding only shared parts of the service.
 #[derive(Clone)]
@@ -940,7 +966,7 @@ impl Connector {
                 custom_key_store_id = %id,
                 "the store was disconnected while connecting: the connection attempt is abandoned"
             );
-            if let Ok((connected, _)) = established {
+            if let Ok(connected) = established {
                 let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
             }
             return;
@@ -978,7 +1004,7 @@ impl Connector {
                 custom_key_store_id = %id,
                 "the store was disconnected while connecting again: the connection is discarded"
             );
-            if let Ok((connected, _)) = established {
+            if let Ok(connected) = established {
                 let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
             }
             return Ok(());
@@ -1021,88 +1047,144 @@ impl Connector {
         if !cluster.crypto_users.iter().any(|u| u == KMSUSER) {
             return Err(ConnectionError::UserNotFound);
         }
-        let password = match unwrap_password(self.root_key.as_ref(), &record) {
-            Ok(password) => password,
+        let mut passwords = Vec::new();
+        match unwrap_password(self.root_key.as_ref(), &record) {
+            Ok(password) => passwords.push(password),
             Err(e) => return Err(internal("unwrap the kmsuser password", &e)),
-        };
-        let connected = self
-            .clusters
+        }
+        if let Some(wrapped) = &record.wrapped_pending_password {
+            tracing::warn!(
+                custom_key_store_id = %id,
+                "the last rotation of kmsuser's password did not finish (the server stopped or an HSM \
+                 failed during it): each HSM is logged in with the current or the next password, and \
+                 the rotation is finished"
+            );
+            match unwrap_wrapped(self.root_key.as_ref(), &record, wrapped) {
+                Ok(password) => passwords.push(password),
+                Err(e) => return Err(internal("unwrap the next kmsuser password", &e)),
+            }
+        }
+        self.clusters
             .connect(
                 namespace,
                 &record.cluster_id,
                 id,
                 &record.trust_anchor_pem,
-                password.clone(),
+                passwords,
             )
-            .await?;
-        Ok((connected, password))
+            .await
     }
 
-    /// Records an attempt's outcome; on success rotates kmsuser's password first. Runs with
-    /// `Connections::state` held.
+    /// Records an attempt's outcome; on success rotates kmsuser's password first, crash-safely (see
+    /// [`Connector::rotate`]). Runs with `Connections::state` held.
     async fn commit(
         &self,
         namespace: &Namespace,
         id: &str,
         established: Established,
     ) -> Result<(), Error> {
-        let mut record = self
+        let record = self
             .records
             .key_store(namespace, id)
             .await?
             .ok_or_else(|| not_found(id))?;
-        let (connected, old) = match established {
-            Ok(pair) => pair,
+        let connected = match established {
+            Ok(connected) => connected,
             Err(code) => return self.settle(record, state::FAILED, Some(code)).await,
         };
-        let new = random_password();
-        let rotate = {
-            let (connected, old, new) = (connected.clone(), old.clone(), new.clone());
-            tokio::task::spawn_blocking(move || connected.change_password(&old, &new)).await
-        };
-        if let Err(e) = rotate
-            .map_err(|e| e.to_string())
-            .and_then(|r| r.map_err(|e| e.0))
-        {
-            tracing::error!(custom_key_store_id = %id, "failed to rotate the kmsuser password: {e}");
-            let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
-            return self
-                .settle(record, state::FAILED, Some(ConnectionError::InternalError))
-                .await;
-        }
-        let before = std::mem::replace(&mut record.connection_state, state::CONNECTED.to_owned());
-        record.connection_error = None;
-        let saved = match self.root_key.wrap(&wrap_context(id), new.as_bytes()) {
-            Ok(wrapped) => {
-                record.wrapped_password = wrapped;
-                self.records
-                    .put_key_store(&record)
+        let record = match self.rotate(record, &connected).await {
+            Ok(record) => record,
+            Err((record, e)) => {
+                let _ = tokio::task::spawn_blocking(move || connected.logout()).await;
+                // Whatever the step that failed, the record keeps every password an HSM may hold.
+                return match self
+                    .settle(record, state::FAILED, Some(ConnectionError::InternalError))
                     .await
-                    .map_err(Error::from)
+                {
+                    Ok(()) => e.map_or(Ok(()), Err),
+                    Err(also) => Err(also),
+                };
             }
-            Err(e) => Err(Error::from(e)),
         };
-        if let Err(e) = saved {
-            // The new password was not saved: put the old one back.
-            let _ = tokio::task::spawn_blocking(move || {
-                let _ = connected.change_password(&new, &old);
-                connected.logout();
-            })
-            .await;
-            record.connection_state = before;
-            return match self
-                .settle(record, state::FAILED, Some(ConnectionError::InternalError))
-                .await
-            {
-                Ok(()) => Err(e),
-                Err(also) => Err(also),
-            };
-        }
         lock(&self.connections.connected).insert(id.to_owned(), connected);
         // Reported even when the store was recorded CONNECTED before (a connection made again after a
         // restart): the connection is new all the same.
         self.report(&record, state::CONNECTED, None);
         Ok(())
+    }
+
+    /// Rotates kmsuser's password on every HSM of a connection and records the store CONNECTED with
+    /// it, so that a crash at any point leaves every HSM with a password the record holds:
+    ///
+    /// 1. the next password is recorded as the store's pending password, durably, beside the current
+    ///    one (a pending password left by an earlier attempt is the next password instead: some HSMs
+    ///    may hold it already);
+    /// 2. every HSM moves to it, each from the password it logged in with;
+    /// 3. it is promoted to current, and the pending password cleared, in the same write that records
+    ///    the store CONNECTED.
+    ///
+    /// When a step fails, nothing is rolled back: the record (returned with the error, which is
+    /// `None` when the failure is already logged) keeps the pending password, and the next connection
+    /// attempt logs each HSM in with whichever of the two it holds and finishes the move.
+    async fn rotate(
+        &self,
+        mut record: CustomKeyStoreRecord,
+        connected: &Arc<dyn ConnectedCluster>,
+    ) -> Result<CustomKeyStoreRecord, (CustomKeyStoreRecord, Option<Error>)> {
+        let id = record.custom_key_store_id.clone();
+        let next = match &record.wrapped_pending_password {
+            Some(wrapped) => match unwrap_wrapped(self.root_key.as_ref(), &record, wrapped) {
+                Ok(next) => next,
+                Err(e) => return Err((record, Some(e))),
+            },
+            None => {
+                let next = random_password();
+                let wrapped = match self.root_key.wrap(&wrap_context(&id), next.as_bytes()) {
+                    Ok(wrapped) => wrapped,
+                    Err(e) => return Err((record, Some(e.into()))),
+                };
+                let mut ahead = record.clone();
+                ahead.wrapped_pending_password = Some(wrapped);
+                if let Err(e) = self.records.put_key_store(&ahead).await {
+                    // Not recorded, so no HSM was changed: the record stays as it was.
+                    return Err((record, Some(e.into())));
+                }
+                record = ahead;
+                next
+            }
+        };
+        let moved = {
+            let connected = connected.clone();
+            tokio::task::spawn_blocking(move || connected.move_password(&next)).await
+        };
+        if let Err(e) = moved
+            .map_err(|e| e.to_string())
+            .and_then(|r| r.map_err(|e| e.0))
+        {
+            tracing::error!(
+                custom_key_store_id = %id,
+                "failed to rotate the kmsuser password on every HSM; each HSM holds the current or the \
+                 next password, both recorded, and the next connection attempt finishes the rotation: {e}"
+            );
+            return Err((record, None));
+        }
+        let mut promoted = record.clone();
+        promoted.wrapped_password = match promoted.wrapped_pending_password.take() {
+            Some(wrapped) => wrapped,
+            None => {
+                return Err((
+                    record,
+                    Some(Error::internal(HsmError("no pending password".to_owned()))),
+                ));
+            }
+        };
+        promoted.connection_state = state::CONNECTED.to_owned();
+        promoted.connection_error = None;
+        match self.records.put_key_store(&promoted).await {
+            Ok(()) => Ok(promoted),
+            // Every HSM holds the pending password, which the record still has.
+            Err(e) => Err((record, Some(e.into()))),
+        }
     }
 
     /// Disconnects a CONNECTED store on the service's own initiative, because of `reason`, and reports

@@ -23,6 +23,10 @@ pub struct CustomKeyStoreRecord {
     pub trust_anchor_pem: String,
     /// The kmsuser password, wrapped by the root key with the store id as additional data.
     pub wrapped_password: Vec<u8>,
+    /// kmsuser's next password while a rotation is under way, wrapped as `wrapped_password` is:
+    /// recorded before any HSM changes and promoted once every HSM holds it, so that every HSM holds
+    /// one of the two passwords recorded here whenever the process stops.
+    pub wrapped_pending_password: Option<Vec<u8>>,
     /// `ConnectionState` in its wire spelling.
     pub connection_state: String,
     /// `ConnectionErrorCode` in its wire spelling, when the state is FAILED.

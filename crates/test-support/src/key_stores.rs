@@ -18,6 +18,7 @@ fn record(id: &str, account: &str, name: &str) -> CustomKeyStoreRecord {
         trust_anchor_pem: "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
             .to_owned(),
         wrapped_password: vec![1, 2, 3],
+        wrapped_pending_password: None,
         connection_state: "DISCONNECTED".to_owned(),
         connection_error: None,
         created: base_time(),
@@ -81,6 +82,42 @@ pub async fn check_key_store_store(store: &dyn KeyStoreStore) {
             .expect("read"),
         Some(changed.clone())
     );
+    // A rotation records the next password beside the current one, then promotes it; each step is
+    // read back whole.
+    changed.connection_state = "CONNECTING".to_owned();
+    changed.connection_error = None;
+    changed.wrapped_pending_password = Some(vec![7; 40]);
+    store
+        .put_key_store(&changed)
+        .await
+        .expect("record a pending password");
+    assert_eq!(
+        store
+            .key_store(&one, &a.custom_key_store_id)
+            .await
+            .expect("read"),
+        Some(changed.clone()),
+        "the pending password is kept beside the current one"
+    );
+    assert_eq!(
+        store.all_key_stores().await.expect("list all")[0],
+        changed,
+        "listing every store reads the pending password too"
+    );
+    changed.wrapped_password = changed
+        .wrapped_pending_password
+        .take()
+        .expect("a pending password");
+    changed.connection_state = "CONNECTED".to_owned();
+    store.put_key_store(&changed).await.expect("promote it");
+    let promoted = store
+        .key_store(&one, &a.custom_key_store_id)
+        .await
+        .expect("read")
+        .expect("the store exists");
+    assert_eq!(promoted, changed);
+    assert_eq!(promoted.wrapped_password, vec![7; 40]);
+    assert_eq!(promoted.wrapped_pending_password, None);
     changed.name = "beta".to_owned();
     assert!(matches!(
         store.put_key_store(&changed).await,

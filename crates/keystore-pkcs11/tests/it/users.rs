@@ -1,8 +1,9 @@
-//! The crypto user: creation, login failures with their meaning, and consistent password changes.
+//! The crypto user: creation, login failures with their meaning, consistent password changes, and
+//! password moves that stop midway and are finished later.
 
 use cryptoki::error::RvError;
 use cryptoki::session::UserType;
-use strongroom_keystore_pkcs11::{Error, HsmConfig, Pin, Role, SecretSource};
+use strongroom_keystore_pkcs11::{Error, Fault, HsmConfig, Pin, Role, SecretSource};
 
 use crate::fixture::{ARN, TOKENS, USER_PIN, softhsm_test, user_pin};
 
@@ -186,3 +187,85 @@ softhsm_test!(a_password_change_with_an_hsm_down_is_rolled_back, |fx| {
         assert_eq!(fx.check_user_pin(label, USER_PIN), Ok(()), "{label}");
     }
 });
+
+softhsm_test!(
+    a_password_move_stopped_midway_is_finished_with_both_passwords,
+    |fx| {
+        let cluster = fx.ready(&["hsm-a", "hsm-b", "hsm-c"]);
+        cluster.generate_key(ARN).unwrap();
+        let sealed = cluster.encrypt(ARN, b"context", b"before").unwrap();
+        let new = Pin::new(NEW_PIN.to_owned());
+        // hsm-b's C_SetPIN fails: hsm-a keeps the new password, nothing is rolled back.
+        fx.module
+            .inject_fault("hsm-b", Some(Fault::PinChangeFailure));
+        let mut heard = Vec::new();
+        let err = cluster
+            .move_crypto_user_password(&new, |hsm| heard.push(hsm.to_owned()))
+            .unwrap_err();
+        match &err {
+            Error::PasswordMoveStopped { hsm, source, moved } => {
+                assert_eq!(hsm, "hsm-b");
+                assert!(source.is_device_failure(), "{source:?}");
+                assert_eq!(moved, &["hsm-a".to_owned()]);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        assert_eq!(heard, ["hsm-a"]);
+        fx.module.inject_fault("hsm-b", None);
+        drop(cluster);
+        assert_eq!(fx.check_user_pin("hsm-a", NEW_PIN), Ok(()));
+        for label in ["hsm-b", "hsm-c"] {
+            assert_eq!(fx.check_user_pin(label, USER_PIN), Ok(()), "{label}");
+        }
+
+        // One password alone no longer logs in everywhere; both do, each HSM with its own.
+        let cluster = fx.open(&["hsm-a", "hsm-b", "hsm-c"]);
+        let err = cluster.login_crypto_user(&user_pin()).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidCredentials { hsm, .. } if hsm == "hsm-a"),
+            "{err:?}"
+        );
+        let err = cluster.login_crypto_user(&new).unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidCredentials { hsm, .. } if hsm == "hsm-b"),
+            "{err:?}"
+        );
+        cluster
+            .login_crypto_user_with_any(&[user_pin(), new.clone()])
+            .unwrap();
+        for hsm in cluster.hsms() {
+            assert_eq!(
+                &hsm.decrypt(ARN, b"context", &sealed).unwrap()[..],
+                b"before",
+                "{}",
+                hsm.id()
+            );
+        }
+        // Finishing the move changes only the HSMs still on the old password.
+        let mut heard = Vec::new();
+        cluster
+            .move_crypto_user_password(&new, |hsm| heard.push(hsm.to_owned()))
+            .unwrap();
+        assert_eq!(heard, ["hsm-a", "hsm-b", "hsm-c"]);
+        for hsm in cluster.hsms() {
+            assert_eq!(
+                &hsm.decrypt(ARN, b"context", &sealed).unwrap()[..],
+                b"before"
+            );
+        }
+        drop(cluster);
+        for (label, _) in TOKENS {
+            assert_eq!(fx.check_user_pin(label, NEW_PIN), Ok(()), "{label}");
+            assert_eq!(
+                fx.check_user_pin(label, USER_PIN),
+                Err(RvError::PinIncorrect),
+                "{label}"
+            );
+        }
+        let err = fx
+            .open(&["hsm-a"])
+            .login_crypto_user_with_any(&[])
+            .unwrap_err();
+        assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
+    }
+);

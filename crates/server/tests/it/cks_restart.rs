@@ -47,12 +47,12 @@ const QUIET: Duration = Duration::from_secs(3);
 
 /// A private SoftHSM with the declared tokens, a server configuration declaring them, and a data
 /// directory.
-struct Hsms {
+pub(crate) struct Hsms {
     dir: TempDir,
 }
 
 impl Hsms {
-    fn new(label: &str) -> Hsms {
+    pub(crate) fn new(label: &str) -> Hsms {
         assert!(
             Path::new(SOFTHSM).exists(),
             "SoftHSM is not installed: run `cargo xtask ci` or `apt-get install softhsm2`"
@@ -97,13 +97,18 @@ impl Hsms {
         Hsms { dir }
     }
 
-    fn path(&self, name: &str) -> PathBuf {
+    pub(crate) fn path(&self, name: &str) -> PathBuf {
         self.dir.path().join(name)
     }
 
     /// Starts the server binary on this SoftHSM and data directory.
-    fn serve(&self) -> Server {
-        Server::start(self)
+    pub(crate) fn serve(&self) -> Server {
+        Server::start(self, &[])
+    }
+
+    /// Like [`Hsms::serve`], with more environment variables (the test-only pauses).
+    pub(crate) fn serve_with(&self, env: &[(&str, &str)]) -> Server {
+        Server::start(self, env)
     }
 
     /// Rewrites the connection state recorded for store `id` while no server runs, as a server that
@@ -127,19 +132,20 @@ impl Hsms {
 }
 
 /// The `strongroom` binary serving on a SoftHSM, with what it wrote to standard error.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     address: std::net::SocketAddr,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
-    fn start(hsms: &Hsms) -> Server {
+    fn start(hsms: &Hsms, env: &[(&str, &str)]) -> Server {
         let mut child = Command::new(env!("CARGO_BIN_EXE_strongroom"))
             .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--config"])
             .arg(hsms.path("strongroom.toml"))
             .env("SOFTHSM2_CONF", hsms.path("softhsm2.conf"))
             .env("STRONGROOM_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -173,7 +179,7 @@ impl Server {
         }
     }
 
-    fn kms(&self) -> aws_sdk_kms::Client {
+    pub(crate) fn kms(&self) -> aws_sdk_kms::Client {
         sdk_client(self.address, "test", "test", REGION)
     }
 
@@ -208,7 +214,7 @@ impl Server {
     }
 
     /// The lines of standard error that mention `text`.
-    fn logged(&self, text: &str) -> Vec<String> {
+    pub(crate) fn logged(&self, text: &str) -> Vec<String> {
         self.stderr
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -219,13 +225,13 @@ impl Server {
     }
 
     /// Kills the server with SIGKILL: no chance to log out, flush or record anything.
-    fn kill9(mut self) {
+    pub(crate) fn kill9(mut self) {
         self.child.kill().expect("SIGKILL the server");
         let _ = self.child.wait();
     }
 
     /// Stops the server with SIGTERM and waits for it to exit cleanly.
-    fn terminate(mut self) {
+    pub(crate) fn terminate(mut self) {
         let pid = self.child.id().to_string();
         let status = Command::new("kill")
             .args(["-TERM", &pid])
@@ -258,7 +264,7 @@ impl Drop for Server {
 
 /// Brings up an active cluster of the three HSMs with kmsuser, creates a custom key store on it,
 /// connects it, and creates a key in it; returns the store id and the key id.
-async fn store_with_a_key(hsms: &Hsms, server: &Server) -> (String, String) {
+pub(crate) async fn store_with_a_key(hsms: &Hsms, server: &Server) -> (String, String) {
     let client = server.cloudhsm();
     let cluster = create_cluster(&client).await;
     for (_, zone) in TOKENS {
@@ -517,10 +523,9 @@ async fn a_connected_store_connects_again_after_a_graceful_restart_and_after_kil
 ///
 /// A store left CONNECTING is made by writing the state into the stopped server's database: killing
 /// the server while an attempt runs is not reliable on SoftHSM, where an attempt takes a fraction of
-/// a second, and a kill that lands between the password rotation on the HSMs and its recording would
-/// leave a store whose password no longer works (a FAILED outcome this test makes on purpose instead).
-/// The record is what a server killed mid-attempt leaves: CONNECTING, with the password of the last
-/// successful connection.
+/// a second (`cks_rotation` kills it deterministically inside the password rotation, with a test-only
+/// pause). The record is what a server killed mid-attempt before the rotation leaves: CONNECTING,
+/// with the password of the last successful connection.
 #[tokio::test(flavor = "multi_thread")]
 async fn connecting_stores_finish_connecting_after_a_restart_and_disconnected_or_failed_ones_stay()
 {

@@ -10,6 +10,7 @@ mod audit;
 mod authorization;
 mod authz_scenarios;
 mod cks_restart;
+mod cks_rotation;
 mod cloudhsm;
 mod cluster_health;
 mod crypto;

@@ -1,5 +1,7 @@
 //! Custom key store rules against a fake cluster: the prerequisites of CreateCustomKeyStore, the
-//! quota, the ConnectionErrorCode of each failed connection, and the asynchronous connection's states.
+//! quota, the ConnectionErrorCode of each failed connection, the asynchronous connection's states,
+//! and the crash-safe rotation of kmsuser's password (a process that dies, or an HSM that fails,
+//! midway leaves a store that connects next time).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -25,15 +27,74 @@ struct FakeClusters {
     /// When set, logins wait for a permit: the test decides when a connection attempt ends.
     gate: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
     logouts: Arc<std::sync::atomic::AtomicUsize>,
+    /// The kmsuser password of each HSM, by cluster id; a cluster without an entry accepts any.
+    hsms: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    /// How the next moves of kmsuser's password end.
+    moves: Arc<Mutex<Move>>,
+}
+
+/// How a move of kmsuser's password to a new one ends in the fake.
+#[derive(Clone, Default)]
+enum Move {
+    /// Every HSM takes the new password.
+    #[default]
+    Complete,
+    /// This many HSMs take it, then the next one fails.
+    FailAfter(usize),
+    /// This many HSMs take it, then the process "dies": the move never returns, so nothing after it
+    /// runs, until the test is over and drops the sender of the channel (then it fails).
+    CrashAfter(
+        usize,
+        Arc<Mutex<std::sync::mpsc::Receiver<()>>>,
+        Arc<tokio::sync::Notify>,
+    ),
 }
 
 struct FakeConnected {
     logouts: Arc<std::sync::atomic::AtomicUsize>,
+    hsms: Arc<Mutex<HashMap<String, Vec<String>>>>,
+    moves: Arc<Mutex<Move>>,
+    cluster_id: String,
+    /// The password each HSM logged in with, when the fake keeps the cluster's passwords.
+    logged_in: Mutex<Vec<String>>,
 }
 
 impl ConnectedCluster for FakeConnected {
-    fn change_password(&self, _old: &str, _new: &str) -> Result<(), HsmError> {
-        Ok(())
+    fn move_password(&self, new: &str) -> Result<(), HsmError> {
+        let mode = self.moves.lock().unwrap().clone();
+        let count = match self.hsms.lock().unwrap().get(&self.cluster_id) {
+            Some(hsms) => hsms.len(),
+            None => return Ok(()),
+        };
+        for index in 0..count {
+            match &mode {
+                Move::FailAfter(n) if *n == index => {
+                    return Err(HsmError(format!("HSM {index} failed")));
+                }
+                Move::CrashAfter(n, stop, crashed) if *n == index => {
+                    crashed.notify_one();
+                    let _ = stop.lock().unwrap().recv();
+                    return Err(HsmError("the process is gone".to_owned()));
+                }
+                _ => {}
+            }
+            let mut hsms = self.hsms.lock().unwrap();
+            let hsm = &mut hsms.get_mut(&self.cluster_id).unwrap()[index];
+            let old = &self.logged_in.lock().unwrap()[index];
+            // As C_SetPIN, which logs in with the old password first.
+            if hsm != old && hsm != new {
+                return Err(HsmError(format!("HSM {index} refuses the old password")));
+            }
+            *hsm = new.to_owned();
+        }
+        match &mode {
+            Move::CrashAfter(n, stop, crashed) if *n == count => {
+                crashed.notify_one();
+                let _ = stop.lock().unwrap().recv();
+                Err(HsmError("the process is gone".to_owned()))
+            }
+            _ => Ok(()),
+        }
     }
     fn logout(&self) {
         self.logouts
@@ -68,21 +129,34 @@ impl HsmClusters for FakeClusters {
     async fn connect(
         &self,
         _: &Namespace,
+        cluster_id: &str,
         _: &str,
         _: &str,
-        _: &str,
-        _: Zeroizing<String>,
+        passwords: Vec<Zeroizing<String>>,
     ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError> {
         let gate = self.gate.lock().unwrap().clone();
         if let Some(gate) = gate {
             gate.acquire().await.expect("the gate stays open").forget();
         }
-        match *self.login.lock().unwrap() {
-            Some(code) => Err(code),
-            None => Ok(Arc::new(FakeConnected {
-                logouts: self.logouts.clone(),
-            })),
+        if let Some(code) = *self.login.lock().unwrap() {
+            return Err(code);
         }
+        let mut logged_in = Vec::new();
+        if let Some(hsms) = self.hsms.lock().unwrap().get(cluster_id) {
+            for hsm in hsms {
+                match passwords.iter().find(|p| p.as_str() == hsm) {
+                    Some(password) => logged_in.push(password.to_string()),
+                    None => return Err(ConnectionError::InvalidCredentials),
+                }
+            }
+        }
+        Ok(Arc::new(FakeConnected {
+            logouts: self.logouts.clone(),
+            hsms: self.hsms.clone(),
+            moves: self.moves.clone(),
+            cluster_id: cluster_id.to_owned(),
+            logged_in: Mutex::new(logged_in),
+        }))
     }
 }
 
@@ -744,5 +818,308 @@ fn a_store_disconnected_while_it_is_connected_again_stays_disconnected() {
         );
         assert!(restarted.custom_key_stores.connected(&id).is_none());
         assert!(events.0.lock().unwrap().is_empty(), "nothing was reported");
+    });
+}
+
+/// A store on a cluster of three HSMs whose kmsuser passwords the fake keeps, all `kmsuser-password`.
+async fn store_on_three_hsms(name: &str) -> (Kms, Arc<FakeClusters>, Caller, String) {
+    let (kms, clusters, caller) = setup(name);
+    clusters
+        .clusters
+        .lock()
+        .unwrap()
+        .insert("cluster-good".to_owned(), cluster(&["a", "b", "a"]));
+    clusters.hsms.lock().unwrap().insert(
+        "cluster-good".to_owned(),
+        vec!["kmsuser-password".to_owned(); 3],
+    );
+    let id = kms
+        .create_custom_key_store(
+            &caller,
+            request("s", "cluster-good", ANCHOR, "kmsuser-password"),
+        )
+        .await
+        .unwrap();
+    (kms, clusters, caller, id)
+}
+
+/// The store's current and pending kmsuser passwords, unwrapped.
+async fn passwords(kms: &Kms, caller: &Caller, id: &str) -> (String, Option<String>) {
+    let records = kms.custom_key_stores.records.clone().unwrap();
+    let record = records
+        .key_store(&caller.namespace, id)
+        .await
+        .unwrap()
+        .unwrap();
+    let current = unwrap_password(kms.root_key.as_ref(), &record).unwrap();
+    let pending = record
+        .wrapped_pending_password
+        .as_ref()
+        .map(|wrapped| unwrap_wrapped(kms.root_key.as_ref(), &record, wrapped).unwrap());
+    (current.to_string(), pending.map(|p| p.to_string()))
+}
+
+fn hsm_passwords(clusters: &FakeClusters) -> Vec<String> {
+    clusters.hsms.lock().unwrap()["cluster-good"].clone()
+}
+
+/// Makes the next move of kmsuser's password "crash" after `moved` HSMs; returns what tells the test
+/// that it crashed, and what ends the crashed move once the test is over.
+fn crash_after(
+    clusters: &FakeClusters,
+    moved: usize,
+) -> (Arc<tokio::sync::Notify>, std::sync::mpsc::Sender<()>) {
+    let (release, stop) = std::sync::mpsc::channel();
+    let crashed = Arc::new(tokio::sync::Notify::new());
+    *clusters.moves.lock().unwrap() =
+        Move::CrashAfter(moved, Arc::new(Mutex::new(stop)), crashed.clone());
+    (crashed, release)
+}
+
+#[test]
+fn a_crash_during_the_password_rotation_leaves_a_store_that_connects_next_time() {
+    // The process dies after the next password is recorded and before any HSM took it, after one
+    // HSM took it, and after every HSM took it but before the record says so.
+    for moved in [0, 1, 3] {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let (kms, clusters, caller, id) = store_on_three_hsms(&format!("crash-{moved}")).await;
+            let (crashed, release) = crash_after(&clusters, moved);
+            kms.connect_custom_key_store(&caller, &id).await.unwrap();
+            crashed.notified().await;
+
+            // What the crash left: the store CONNECTING, the next password recorded beside the
+            // current one, and each HSM holding one of the two.
+            assert_eq!(
+                connection_of(&kms, &caller, &id).await,
+                (state::CONNECTING.to_owned(), None)
+            );
+            let (current, pending) = passwords(&kms, &caller, &id).await;
+            assert_eq!(current, "kmsuser-password");
+            let pending = pending.expect("the next password was recorded before any HSM changed");
+            assert_eq!(pending.len(), 32);
+            let mut expected = vec![pending.clone(); moved];
+            expected.resize(3, current.clone());
+            assert_eq!(hsm_passwords(&clusters), expected, "after {moved} HSMs");
+
+            // The restarted server connects the store by itself, finishing the rotation.
+            *clusters.moves.lock().unwrap() = Move::Complete;
+            let (restarted, events) = restart(&kms, &clusters);
+            assert_eq!(
+                restarted
+                    .resume_custom_key_store_connections()
+                    .await
+                    .unwrap(),
+                1
+            );
+            assert_eq!(
+                settled(&restarted, &caller, &id).await,
+                (state::CONNECTED.to_owned(), None),
+                "after {moved} HSMs"
+            );
+            assert_eq!(
+                events.0.lock().unwrap().as_slice(),
+                &[("CONNECTED".to_owned(), None)]
+            );
+            assert_eq!(
+                passwords(&restarted, &caller, &id).await,
+                (pending.clone(), None),
+                "the pending password is promoted"
+            );
+            assert_eq!(hsm_passwords(&clusters), vec![pending.clone(); 3]);
+            assert!(restarted.custom_key_stores.connected(&id).is_some());
+
+            // And it connects again after that, with a fresh password everywhere.
+            restarted
+                .disconnect_custom_key_store(&caller, &id)
+                .await
+                .unwrap();
+            restarted
+                .connect_custom_key_store(&caller, &id)
+                .await
+                .unwrap();
+            assert_eq!(
+                settled(&restarted, &caller, &id).await,
+                (state::CONNECTED.to_owned(), None)
+            );
+            let (fresh, none) = passwords(&restarted, &caller, &id).await;
+            assert_eq!(none, None);
+            assert_ne!(fresh, pending);
+            assert_eq!(hsm_passwords(&clusters), vec![fresh; 3]);
+            // The crashed attempt may end now: the test is over.
+            drop(release);
+        });
+    }
+}
+
+#[test]
+fn a_crash_while_a_connected_store_is_connected_again_is_finished_at_the_next_start() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller, id) = store_on_three_hsms("crash-restore").await;
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            settled(&kms, &caller, &id).await,
+            (state::CONNECTED.to_owned(), None)
+        );
+        let (first, _) = passwords(&kms, &caller, &id).await;
+
+        // A restart connects the CONNECTED store again, and the process dies during its rotation.
+        let (crashed, release) = crash_after(&clusters, 2);
+        let (restarted, _) = restart(&kms, &clusters);
+        drop(kms);
+        restarted
+            .resume_custom_key_store_connections()
+            .await
+            .unwrap();
+        crashed.notified().await;
+        let (current, pending) = passwords(&restarted, &caller, &id).await;
+        assert_eq!(current, first);
+        let pending = pending.expect("a pending password");
+        assert_eq!(
+            hsm_passwords(&clusters),
+            [pending.clone(), pending.clone(), first.clone()]
+        );
+        assert_eq!(
+            connection_of(&restarted, &caller, &id).await,
+            (state::CONNECTED.to_owned(), None),
+            "recorded CONNECTED, as before the restart"
+        );
+
+        *clusters.moves.lock().unwrap() = Move::Complete;
+        let (again, events) = restart(&restarted, &clusters);
+        again.resume_custom_key_store_connections().await.unwrap();
+        assert_eq!(
+            again
+                .generate_random(&caller, Some(4), Some(&id))
+                .await
+                .unwrap()
+                .as_slice(),
+            &[7; 4],
+            "a request waits for the connection and is served"
+        );
+        assert_eq!(
+            events.0.lock().unwrap().as_slice(),
+            &[("CONNECTED".to_owned(), None)]
+        );
+        assert_eq!(
+            passwords(&again, &caller, &id).await,
+            (pending.clone(), None)
+        );
+        assert_eq!(hsm_passwords(&clusters), vec![pending; 3]);
+        drop(release);
+    });
+}
+
+#[test]
+fn an_hsm_failing_midway_keeps_the_pending_password_and_the_next_connect_finishes() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller, id) = store_on_three_hsms("fail-midway").await;
+        *clusters.moves.lock().unwrap() = Move::FailAfter(1);
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            settled(&kms, &caller, &id).await,
+            (state::FAILED.to_owned(), Some("INTERNAL_ERROR".to_owned()))
+        );
+        assert!(kms.custom_key_stores.connected(&id).is_none());
+        assert_eq!(
+            clusters.logouts.load(std::sync::atomic::Ordering::SeqCst),
+            1,
+            "the failed attempt logged out"
+        );
+        // Nothing was rolled back: the first HSM holds the next password, still recorded.
+        let (current, pending) = passwords(&kms, &caller, &id).await;
+        let pending = pending.expect("the pending password is kept");
+        assert_eq!(
+            hsm_passwords(&clusters),
+            [pending.clone(), current.clone(), current.clone()]
+        );
+
+        // The HSM works again; the next connection finishes the rotation with the pending password.
+        *clusters.moves.lock().unwrap() = Move::Complete;
+        kms.disconnect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            passwords(&kms, &caller, &id).await,
+            (current, Some(pending.clone())),
+            "disconnecting keeps the pending password"
+        );
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            settled(&kms, &caller, &id).await,
+            (state::CONNECTED.to_owned(), None)
+        );
+        assert_eq!(passwords(&kms, &caller, &id).await, (pending.clone(), None));
+        assert_eq!(hsm_passwords(&clusters), vec![pending; 3]);
+    });
+}
+
+#[test]
+fn a_password_set_by_the_operator_replaces_an_unfinished_rotation() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller, id) = store_on_three_hsms("operator-reset").await;
+        *clusters.moves.lock().unwrap() = Move::FailAfter(2);
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            settled(&kms, &caller, &id).await,
+            (state::FAILED.to_owned(), Some("INTERNAL_ERROR".to_owned()))
+        );
+        kms.disconnect_custom_key_store(&caller, &id).await.unwrap();
+        // The operator resets kmsuser by hand on every HSM and tells the store.
+        *clusters
+            .hsms
+            .lock()
+            .unwrap()
+            .get_mut("cluster-good")
+            .unwrap() = vec!["reset-by-hand".to_owned(); 3];
+        kms.update_custom_key_store(
+            &caller,
+            UpdateCustomKeyStoreRequest {
+                id: id.clone(),
+                key_store_password: Some(Zeroizing::new("reset-by-hand".to_owned())),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            passwords(&kms, &caller, &id).await,
+            ("reset-by-hand".to_owned(), None)
+        );
+        *clusters.moves.lock().unwrap() = Move::Complete;
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            settled(&kms, &caller, &id).await,
+            (state::CONNECTED.to_owned(), None)
+        );
+        let (current, pending) = passwords(&kms, &caller, &id).await;
+        assert_eq!(pending, None);
+        assert_ne!(current, "reset-by-hand");
+        assert_eq!(hsm_passwords(&clusters), vec![current; 3]);
+    });
+}
+
+#[test]
+fn an_hsm_holding_neither_recorded_password_is_invalid_credentials() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller, id) = store_on_three_hsms("neither").await;
+        *clusters.moves.lock().unwrap() = Move::FailAfter(1);
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        settled(&kms, &caller, &id).await;
+        kms.disconnect_custom_key_store(&caller, &id).await.unwrap();
+        clusters
+            .hsms
+            .lock()
+            .unwrap()
+            .get_mut("cluster-good")
+            .unwrap()[2] = "changed-behind-its-back".to_owned();
+        *clusters.moves.lock().unwrap() = Move::Complete;
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(
+            settled(&kms, &caller, &id).await,
+            (
+                state::FAILED.to_owned(),
+                Some("INVALID_CREDENTIALS".to_owned())
+            )
+        );
+        let (_, pending) = passwords(&kms, &caller, &id).await;
+        assert!(pending.is_some(), "a refused login changes nothing");
     });
 }

@@ -9,12 +9,14 @@ use crate::key_stores::{CustomKeyStoreRecord, KeyStoreStore};
 use crate::sqlite::{SqliteStore, backend, column, parse_column};
 
 const COLUMNS: &str = "custom_key_store_id, account, region, name, cluster_id, trust_anchor, \
-     wrapped_password, connection_state, connection_error, created";
+     wrapped_password, connection_state, connection_error, created, wrapped_pending_password";
 const INSERT: &str = "INSERT INTO custom_key_stores (custom_key_store_id, account, region, name, \
-     cluster_id, trust_anchor, wrapped_password, connection_state, connection_error, created) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING";
+     cluster_id, trust_anchor, wrapped_password, connection_state, connection_error, created, \
+     wrapped_pending_password) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING";
 const UPDATE: &str = "UPDATE OR IGNORE custom_key_stores SET name = ?4, cluster_id = ?5, trust_anchor = ?6, \
-     wrapped_password = ?7, connection_state = ?8, connection_error = ?9, created = ?10 \
+     wrapped_password = ?7, connection_state = ?8, connection_error = ?9, created = ?10, \
+     wrapped_pending_password = ?11 \
      WHERE custom_key_store_id = ?1 AND account = ?2 AND region = ?3";
 const EXISTS: &str = "SELECT 1 FROM custom_key_stores \
      WHERE custom_key_store_id = ?1 AND account = ?2 AND region = ?3";
@@ -37,6 +39,7 @@ fn write_row(
             r.connection_state,
             r.connection_error,
             r.created.millis(),
+            r.wrapped_pending_password,
         ])
         .map_err(backend)
 }
@@ -53,6 +56,7 @@ fn read_row(row: &Row<'_>) -> Result<CustomKeyStoreRecord, StoreError> {
         cluster_id: column(row, &name, "cluster_id")?,
         trust_anchor_pem: column(row, &name, "trust_anchor")?,
         wrapped_password: column(row, &name, "wrapped_password")?,
+        wrapped_pending_password: column(row, &name, "wrapped_pending_password")?,
         connection_state: column(row, &name, "connection_state")?,
         connection_error: column(row, &name, "connection_error")?,
         created: Timestamp::from_millis(column(row, &name, "created")?),

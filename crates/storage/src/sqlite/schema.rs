@@ -19,6 +19,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0007_multi_region_and_key_usage.sql"),
     include_str!("migrations/0008_secrets.sql"),
     include_str!("migrations/0009_stacks.sql"),
+    include_str!("migrations/0010_key_store_pending_password.sql"),
 ];
 
 /// Brings the file's schema up to date in one transaction, so a crash leaves it at the old version.

@@ -176,7 +176,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
         let store = open(path);
         assert_eq!(
             user_version(path),
-            9,
+            10,
             "{} is at the current schema version",
             path.display()
         );
@@ -188,7 +188,7 @@ async fn creates_the_schema_in_a_new_or_empty_file() {
     }
     // Opening a current file again applies nothing and keeps the version.
     drop(open(&fresh));
-    assert_eq!(user_version(&fresh), 9);
+    assert_eq!(user_version(&fresh), 10);
 }
 
 #[test]
