@@ -351,15 +351,25 @@ fn decide(
 }
 
 /// The lockout safety check: a new key policy must let the caller change the policy again later.
+///
+/// The future PutKeyPolicy call is judged with what the key will carry then: `key_facts` gives its
+/// `kms:MultiRegionKeyType` and `kms:ResourceAliases` (its alias names; none for a key being created),
+/// so that a caller whose identity policy allows PutKeyPolicy only on keys with those properties is
+/// not refused, nor let through, because of values the check left out.
 pub(crate) fn check_lockout(
     caller: &Caller,
     key: &KeyRecord,
     policy: &Policy,
     identities: Option<&Identities>,
     now_millis: i64,
+    key_facts: RequestFacts<'_>,
 ) -> Result<(), Error> {
     let key_arn = key.arn();
-    let facts = RequestFacts::default();
+    let facts = RequestFacts {
+        multi_region_key_type: key_facts.multi_region_key_type,
+        resource_aliases: key_facts.resource_aliases,
+        ..RequestFacts::default()
+    };
     match authorize(caller, "kms:PutKeyPolicy", &key_arn, key, policy, &[], identities, now_millis, facts) {
         Ok(()) => Ok(()),
         Err(_) => Err(Error::MalformedPolicyDocument(

@@ -50,14 +50,24 @@ impl Kms {
             ..RequestFacts::default()
         };
         let now = self.clock.now().millis();
-        self.update_key(caller, key_id, "kms:PutKeyPolicy", facts, |record| {
-            if !bypass_policy_lockout_safety_check {
-                authz::check_lockout(caller, record, &parsed, self.identities.as_deref(), now)?;
-            }
-            record.policy = policy;
-            Ok(())
-        })
-        .await
+        let live = self.resolve(caller, key_id, Forms::IdOrArn).await?;
+        self.authorize(caller, "kms:PutKeyPolicy", &live, facts)?;
+        let _writes = self.writes.lock().await;
+        let mut record = self.key_for_update(&live).await?;
+        crate::keys::check_customer_managed(&record)?;
+        if !bypass_policy_lockout_safety_check {
+            // The key as the next PutKeyPolicy will see it: its aliases and its place in a multi-Region set.
+            let key_facts = RequestFacts {
+                resource_aliases: Some(&live.aliases),
+                multi_region_key_type: live.multi_region_role.map(|role| role.as_str()),
+                ..RequestFacts::default()
+            };
+            let identities = self.identities.as_deref();
+            authz::check_lockout(caller, &record, &parsed, identities, now, key_facts)?;
+        }
+        record.policy = policy;
+        self.put_key(record).await?;
+        Ok(())
     }
 
     /// ListKeyPolicies: always `["default"]`.

@@ -224,12 +224,18 @@ impl Kms {
         )?;
         if !req.bypass_policy_lockout_safety_check {
             let policy = parse_key_policy(&record.policy)?;
+            // A new key has no aliases yet.
+            let key_facts = RequestFacts {
+                resource_aliases: Some(&[]),
+                ..facts
+            };
             authz::check_lockout(
                 caller,
                 &record,
                 &policy,
                 self.identities.as_deref(),
                 now.millis(),
+                key_facts,
             )?;
         }
         let _writes = match custom_key_store {

@@ -356,12 +356,18 @@ impl Kms {
         )?;
         if !req.bypass_policy_lockout_safety_check {
             let policy = crate::keys::parse_key_policy(&replica.policy)?;
+            // A new replica has no aliases yet.
+            let key_facts = RequestFacts {
+                resource_aliases: Some(&[]),
+                ..create_facts
+            };
             authz::check_lockout(
                 caller,
                 &replica,
                 &policy,
                 self.identities.as_deref(),
                 now.millis(),
+                key_facts,
             )?;
         }
 

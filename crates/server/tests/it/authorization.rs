@@ -880,3 +880,107 @@ async fn multi_region_key_type_on_every_key_operation() {
     assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
     server.stop().await;
 }
+
+/// The lockout safety check judges the next PutKeyPolicy with the key's own `kms:ResourceAliases` and
+/// `kms:MultiRegionKeyType`, so identity policies that allow PutKeyPolicy only on such keys neither
+/// trip the check needlessly nor slip past it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_lockout_check_sees_the_keys_aliases_and_multi_region_type() {
+    use crate::iam::{Keys, iam, kms, user_with_key};
+    let server = TestServer::start().await;
+    let endpoint = server.endpoint();
+    let root = server.client();
+    let delegating = policy(&owner_admin());
+    let locked = policy(&format!(
+        r#"{{"Effect":"Allow","Principal":{{"AWS":"arn:aws:iam::{OWNER}:root"}},"Action":"kms:Encrypt","Resource":"*"}}"#
+    ));
+
+    // An alias steward may change the policies of keys that carry alias/guarded, and only those.
+    let steward = user_with_key(&endpoint, "steward").await;
+    iam(&endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name("steward")
+        .policy_name("guarded-keys")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kms:PutKeyPolicy","Resource":"*",
+                "Condition":{"ForAnyValue:StringEquals":{"kms:ResourceAliases":"alias/guarded"}}}]}"#,
+        )
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let as_steward = kms(&endpoint, &steward);
+    let (guarded, _) = create_key(&root, "guarded").await;
+    root.create_alias()
+        .alias_name("alias/guarded")
+        .target_key_id(&guarded)
+        .send()
+        .await
+        .expect("CreateAlias");
+    as_steward
+        .put_key_policy()
+        .key_id(&guarded)
+        .policy(&delegating)
+        .send()
+        .await
+        .expect("the new policy still lets the steward change it: the key keeps alias/guarded");
+    let refused = failure(
+        as_steward
+            .put_key_policy()
+            .key_id(&guarded)
+            .policy(&locked)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "MalformedPolicyDocumentException");
+    let (plain, _) = create_key(&root, "plain").await;
+    let refused = failure(
+        as_steward
+            .put_key_policy()
+            .key_id(&plain)
+            .policy(&delegating)
+            .send()
+            .await,
+    );
+    assert_eq!(refused.code, "AccessDeniedException", "{}", refused.message);
+
+    // A multi-Region steward may change (and create) only multi-Region primary keys.
+    let regional = user_with_key(&endpoint, "regional").await;
+    iam(&endpoint, &Keys::dev())
+        .put_user_policy()
+        .user_name("regional")
+        .policy_name("primaries")
+        .policy_document(
+            r#"{"Version":"2012-10-17","Statement":[
+                {"Effect":"Allow","Action":"kms:CreateKey","Resource":"*"},
+                {"Effect":"Allow","Action":"kms:PutKeyPolicy","Resource":"*",
+                 "Condition":{"StringEquals":{"kms:MultiRegionKeyType":"PRIMARY"}}}]}"#,
+        )
+        .send()
+        .await
+        .expect("PutUserPolicy");
+    let as_regional = kms(&endpoint, &regional);
+    let created = as_regional
+        .create_key()
+        .multi_region(true)
+        .send()
+        .await
+        .expect("a primary's default policy lets its creator change it later");
+    let primary = created
+        .key_metadata()
+        .expect("metadata")
+        .key_id()
+        .to_owned();
+    as_regional
+        .put_key_policy()
+        .key_id(&primary)
+        .policy(&delegating)
+        .send()
+        .await
+        .expect("PutKeyPolicy on the primary");
+    let refused = failure(as_regional.create_key().send().await);
+    assert_eq!(
+        refused.code, "MalformedPolicyDocumentException",
+        "a single-Region key would be out of the creator's reach"
+    );
+    server.stop().await;
+}
