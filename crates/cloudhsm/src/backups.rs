@@ -1,14 +1,21 @@
-//! Backups: `DescribeBackups`, `DeleteBackup`, `RestoreBackup`, `ModifyBackupAttributes`.
+//! Backups: taking them, `DescribeBackups`, `DeleteBackup`, `RestoreBackup`,
+//! `ModifyBackupAttributes`, and finding what a new HSM is seeded from.
 //!
-//! Backup records hold metadata only (see the crate documentation), so restoring means only undoing a
-//! pending deletion.
+//! A backup holds the cluster's keys wrapped inside an HSM under the cluster wrapping key, its users and
+//! its certificates, sealed by the root key (see [`crate::backup_contents`] and the crate
+//! documentation); `RestoreBackup` is CloudHSM's, undoing a pending deletion, and clusters are created
+//! from backups by `CreateCluster`.
 
-use strongroom_storage::clusters::{BackupRecord, BackupState};
+use std::sync::Arc;
+
+use strongroom_keystore_pkcs11::{ExportedKeys, Hsm, HsmConfig, export_backing_keys};
+use strongroom_storage::clusters::{BackupRecord, BackupState, ClusterRecord, ClusterState};
 use strongroom_types::Namespace;
 
+use crate::backup_contents::BackupContents;
 use crate::clusters::paginate;
 use crate::error::Error;
-use crate::{ControlPlane, Page};
+use crate::{ControlPlane, Page, ids, tokens};
 
 /// `DescribeBackups` pages hold at most this many backups.
 const MAX_BACKUPS_PER_PAGE: usize = 50;
@@ -163,6 +170,216 @@ impl ControlPlane {
                 "Backup {backup_id} does not exist."
             ))),
         }
+    }
+}
+
+/// An HSM that may hold a lineage's cluster wrapping key, to seed a new token from.
+pub(crate) struct Holder {
+    /// The declared HSM.
+    pub(crate) config: HsmConfig,
+    /// The `Hsm` a connected custom key store has open for that token, if any: Security Officer work on
+    /// a token whose crypto user this process has logged in must go through it (PKCS#11 logs users in
+    /// per token and process).
+    pub(crate) live: Option<Arc<Hsm>>,
+}
+
+impl ControlPlane {
+    /// Records a backup of `cluster` as it is now: its users, certificates and, when they can be
+    /// exported, its keys, from `exported` or else through a PKCS#11 cluster of it that this process
+    /// has open with the crypto user logged in (a connected custom key store's).
+    pub(crate) async fn take_backup(
+        &self,
+        cluster: &ClusterRecord,
+        exported: Option<ExportedKeys>,
+    ) -> Result<(), Error> {
+        let backup_id = ids::new_backup_id()?;
+        let contents = self.capture(cluster, exported).await;
+        let sealed = contents.seal(self.root_key.as_ref(), &backup_id)?;
+        let backup = BackupRecord {
+            backup_id,
+            cluster_id: cluster.cluster_id.clone(),
+            namespace: cluster.namespace.clone(),
+            state: BackupState::Ready,
+            hsm_type: cluster.hsm_type.clone(),
+            mode: cluster.mode,
+            never_expires: false,
+            created: self.now(),
+            deleted: None,
+            tags: Vec::new(),
+            sealed_contents: Some(sealed),
+        };
+        self.store.insert_backup(&backup).await?;
+        Ok(())
+    }
+
+    async fn capture(
+        &self,
+        cluster: &ClusterRecord,
+        exported: Option<ExportedKeys>,
+    ) -> BackupContents {
+        let activated = matches!(cluster.state, ClusterState::Active | ClusterState::Degraded);
+        let mut contents = BackupContents {
+            cluster_id: cluster.cluster_id.clone(),
+            activated,
+            crypto_users: cluster.crypto_users.clone(),
+            identity: cluster.identity.clone(),
+            certificates: cluster.certificates.clone(),
+            wrapping_key_id: None,
+            keys: None,
+        };
+        if !activated {
+            // No wrapping key yet, and so no key.
+            contents.keys = Some(Vec::new());
+            return contents;
+        }
+        let exported = match exported {
+            Some(exported) => Some(exported),
+            None => self.export_live(&cluster.cluster_id).await,
+        };
+        match exported {
+            Some(exported) => {
+                tracing::debug!(cluster = %cluster.cluster_id, hsm = %exported.hsm, keys = exported.keys.len(),
+                    "backup took the cluster's keys");
+                contents.wrapping_key_id = Some(exported.wrapping_key_id);
+                contents.keys = Some(exported.keys);
+            }
+            None if cluster.crypto_users.is_empty() => {
+                // Only the crypto user makes keys, so there are none; the wrapping key's id is public.
+                contents.wrapping_key_id = self.read_wrapping_key_id(cluster).await;
+                contents.keys = Some(Vec::new());
+            }
+            None => {
+                tracing::info!(cluster = %cluster.cluster_id,
+                    "backup taken without the cluster's keys: no HSM of it has the crypto user logged in \
+                     in this server (connect its custom key store, or run `strongroom hsm sync`)");
+            }
+        }
+        contents
+    }
+
+    /// The keys of `cluster_id`, exported through a PKCS#11 cluster of it this process has open with
+    /// the crypto user logged in; `None` when there is none.
+    async fn export_live(&self, cluster_id: &str) -> Option<ExportedKeys> {
+        for live in self.live.opened(cluster_id) {
+            match tokio::task::spawn_blocking(move || export_backing_keys(&live)).await {
+                Ok(Ok(exported)) => return Some(exported),
+                Ok(Err(error)) => {
+                    tracing::debug!(cluster = %cluster_id, %error, "an open cluster could not export keys");
+                }
+                Err(error) => tracing::warn!(cluster = %cluster_id, %error, "key export panicked"),
+            }
+        }
+        None
+    }
+
+    /// The id of the wrapping key the cluster's active HSMs hold, read from the first that answers.
+    async fn read_wrapping_key_id(&self, cluster: &ClusterRecord) -> Option<Vec<u8>> {
+        let hsms = self.hsms_of(&cluster.cluster_id).await.ok()?;
+        let active: Vec<_> = hsms
+            .into_iter()
+            .filter(|hsm| hsm.state == strongroom_storage::clusters::HsmState::Active)
+            .collect();
+        let configs = self.configs(&active).ok()?;
+        let modules = self.modules.clone();
+        tokio::task::spawn_blocking(move || tokens::first_wrapping_key_id(&configs, &modules))
+            .await
+            .ok()
+            .flatten()
+    }
+
+    /// What the backup holds, opened; refused for a backup taken before backups held anything.
+    pub(crate) fn backup_contents(&self, backup: &BackupRecord) -> Result<BackupContents, Error> {
+        match &backup.sealed_contents {
+            Some(sealed) => BackupContents::open(self.root_key.as_ref(), &backup.backup_id, sealed),
+            None => Err(Error::InvalidRequest(format!(
+                "Backup {} was taken before Strongroom kept users, certificates and keys in backups: it \
+                 holds metadata only and cannot be restored. Use a later backup.",
+                backup.backup_id
+            ))),
+        }
+    }
+
+    /// The backup a new HSM of `cluster` is seeded from when none of its HSMs is active: its newest
+    /// `READY` backup that holds its keys, else the backup it was created from; `None` if neither.
+    pub(crate) async fn seed_backup(
+        &self,
+        cluster: &ClusterRecord,
+    ) -> Result<Option<(BackupRecord, BackupContents)>, Error> {
+        let now = self.now();
+        let mut own: Vec<BackupRecord> = self
+            .store
+            .backups(&cluster.namespace)
+            .await?
+            .into_iter()
+            .filter(|backup| {
+                backup.cluster_id == cluster.cluster_id
+                    && backup.state == BackupState::Ready
+                    && !is_gone(backup, now)
+            })
+            .collect();
+        own.reverse();
+        for backup in own {
+            if backup.sealed_contents.is_none() {
+                continue;
+            }
+            let contents = self.backup_contents(&backup)?;
+            if contents.keys.is_some() && contents.wrapping_key_id.is_some() {
+                return Ok(Some((backup, contents)));
+            }
+        }
+        let Some(source) = &cluster.source_backup_id else {
+            return Ok(None);
+        };
+        let backup = self.backup(&cluster.namespace, source).await?;
+        let contents = self.backup_contents(&backup)?;
+        Ok(Some((backup, contents)))
+    }
+
+    /// The HSMs of the namespace's clusters that share `cluster_certificate_pem` (the lineage), other than
+    /// the declared HSM `except`: those a connected store does not use first, so that a seed disturbs
+    /// no store when it can.
+    pub(crate) async fn lineage_holders(
+        &self,
+        namespace: &Namespace,
+        cluster_certificate_pem: &str,
+        except: &str,
+    ) -> Result<(Vec<Holder>, Vec<String>), Error> {
+        let related: Vec<String> = self
+            .store
+            .list_clusters(namespace)
+            .await?
+            .into_iter()
+            .filter(|cluster| {
+                cluster.certificates.as_ref().is_some_and(|certificates| {
+                    certificates.cluster_certificate_pem.trim() == cluster_certificate_pem.trim()
+                })
+            })
+            .map(|cluster| cluster.cluster_id)
+            .collect();
+        let mut quiet = Vec::new();
+        let mut busy = Vec::new();
+        for hsm in self.store.hsms().await? {
+            if !related.contains(&hsm.cluster_id) || hsm.declared_hsm == except {
+                continue;
+            }
+            let Ok(config) = self.declared(&hsm.declared_hsm).cloned() else {
+                continue;
+            };
+            let live = self
+                .live
+                .opened(&hsm.cluster_id)
+                .iter()
+                .find_map(|cluster| cluster.hsm(&hsm.declared_hsm));
+            match live {
+                Some(live) => busy.push(Holder {
+                    config,
+                    live: Some(live),
+                }),
+                None => quiet.push(Holder { config, live: None }),
+            }
+        }
+        quiet.extend(busy);
+        Ok((quiet, related))
     }
 }
 

@@ -3,10 +3,12 @@
 use std::collections::HashMap;
 
 use strongroom_storage::clusters::{
-    ClusterCertificates, ClusterMode, ClusterRecord, ClusterState, HsmRecord, SubnetMapping,
+    BackupRecord, BackupState, ClusterCertificates, ClusterMode, ClusterRecord, ClusterState,
+    HsmRecord, SubnetMapping,
 };
 use strongroom_types::{Namespace, Tag};
 
+use crate::backup_contents::BackupContents;
 use crate::error::Error;
 use crate::{Cluster, ControlPlane, HSM_TYPES, Page, VPC_ID, certificates, ids, tags, tokens};
 
@@ -29,7 +31,8 @@ pub struct CreateClusterRequest {
     pub backup_retention_type: Option<String>,
     /// `BackupRetentionPolicy.Value`, days as a decimal string.
     pub backup_retention_value: Option<String>,
-    /// `SourceBackupId`; refused, since backups hold no key material.
+    /// `SourceBackupId`, an id or ARN: the backup whose certificates, users and keys the new cluster
+    /// inherits.
     pub source_backup_id: Option<String>,
     /// `NetworkType`; only `IPV4` is served.
     pub network_type: Option<String>,
@@ -91,7 +94,9 @@ impl ClusterFilters {
 }
 
 impl ControlPlane {
-    /// `CreateCluster`: a new, uninitialized cluster with no HSMs.
+    /// `CreateCluster`: a new, uninitialized cluster with no HSMs; or, with `SourceBackupId`, an
+    /// `ACTIVE` cluster that inherits the backup's certificates, users and keys (its HSMs receive the
+    /// keys when they are created, see the crate documentation).
     pub async fn create_cluster(
         &self,
         namespace: &Namespace,
@@ -111,13 +116,14 @@ impl ControlPlane {
                     .to_owned(),
             ));
         }
-        if request.source_backup_id.is_some() {
-            return Err(Error::InvalidRequest(
-                "Strongroom cannot create a cluster from a backup: its backups record metadata only, without \
-                 key material. Omit SourceBackupId."
-                    .to_owned(),
-            ));
-        }
+        let restored = match &request.source_backup_id {
+            Some(source) => Some(self.restorable(namespace, source, &request).await?),
+            None => None,
+        };
+        let mode = match &restored {
+            Some((backup, _)) => backup.mode,
+            None => mode,
+        };
         match request.network_type.as_deref() {
             None | Some("IPV4") => {}
             Some(other) => {
@@ -133,7 +139,7 @@ impl ControlPlane {
         .unwrap_or(DEFAULT_RETENTION_DAYS);
         let subnets = subnet_mappings(&request.subnet_ids)?;
         tags::check_new_tags(&request.tags)?;
-        let record = ClusterRecord {
+        let mut record = ClusterRecord {
             cluster_id: ids::new_cluster_id()?,
             namespace: namespace.clone(),
             state: ClusterState::Uninitialized,
@@ -148,12 +154,106 @@ impl ControlPlane {
             certificates: None,
             crypto_users: Vec::new(),
             tags: tags::merge(&[], &request.tags),
+            source_backup_id: None,
         };
+        if let Some((backup, contents)) = restored {
+            // As in CloudHSM, a cluster created from a backup needs no initialization or activation.
+            record.state = ClusterState::Active;
+            record.identity = contents.identity;
+            record.certificates = contents.certificates;
+            record.crypto_users = contents.crypto_users;
+            record.state_message = Some(format!(
+                "Created from backup {} of cluster {}: each HSM created while none is active receives the \
+                 backup's keys and certificates.",
+                backup.backup_id, backup.cluster_id
+            ));
+            record.source_backup_id = Some(backup.backup_id);
+        }
         self.store.insert_cluster(&record).await?;
         Ok(Cluster {
             record,
             hsms: Vec::new(),
         })
+    }
+
+    /// The backup `source` (an id, or an ARN of this account and Region) names, opened and checked to
+    /// be one a cluster can be created from with `request`.
+    async fn restorable(
+        &self,
+        namespace: &Namespace,
+        source: &str,
+        request: &CreateClusterRequest,
+    ) -> Result<(BackupRecord, BackupContents), Error> {
+        let backup_id = match source.strip_prefix("arn:") {
+            None => source,
+            Some(_) => {
+                let here = format!(
+                    "arn:aws:cloudhsm:{}:{}:backup/",
+                    namespace.region.as_str(),
+                    namespace.account.as_str()
+                );
+                match source.strip_prefix(here.as_str()) {
+                    Some(id) => id,
+                    None => {
+                        return Err(Error::ResourceNotFound(format!(
+                            "Backup {source} does not exist in account {} and Region {}: Strongroom does not \
+                             share backups between accounts or Regions.",
+                            namespace.account.as_str(),
+                            namespace.region.as_str()
+                        )));
+                    }
+                }
+            }
+        };
+        if !ids::is_backup_id(backup_id) {
+            return Err(Error::InvalidRequest(format!(
+                "SourceBackupId '{source}' is not a backup id (backup- and 11 to 16 characters) or a backup ARN."
+            )));
+        }
+        let backup = self.backup(namespace, backup_id).await?;
+        if backup.state != BackupState::Ready {
+            return Err(Error::InvalidRequest(format!(
+                "Backup {backup_id} is {}: a cluster is created only from a READY backup (restore a deleted one \
+                 with RestoreBackup first).",
+                backup.state
+            )));
+        }
+        if backup.hsm_type != request.hsm_type {
+            return Err(Error::InvalidRequest(format!(
+                "Backup {backup_id} was taken of a {} cluster: create the cluster with HsmType {}.",
+                backup.hsm_type, backup.hsm_type
+            )));
+        }
+        if let Some(mode) = request.mode
+            && mode != backup.mode
+        {
+            return Err(Error::InvalidRequest(format!(
+                "Backup {backup_id} was taken of a {} cluster, and a backup restores only into its own mode: \
+                 omit Mode or give {}.",
+                backup.mode, backup.mode
+            )));
+        }
+        let contents = self.backup_contents(&backup)?;
+        let (Some(_), Some(_), true) = (
+            &contents.certificates,
+            &contents.wrapping_key_id,
+            contents.activated,
+        ) else {
+            return Err(Error::InvalidRequest(format!(
+                "Backup {backup_id} was taken before cluster {} was activated: it holds no users or keys to \
+                 restore. Create a new cluster instead.",
+                contents.cluster_id
+            )));
+        };
+        if contents.keys.is_none() {
+            return Err(Error::InvalidRequest(format!(
+                "Backup {backup_id} holds the users and certificates of cluster {} but not its keys: it was taken \
+                 while no HSM of the cluster had the crypto user logged in in this server. Create the cluster from \
+                 a backup taken while its custom key store was connected (or by `strongroom hsm sync`).",
+                contents.cluster_id
+            )));
+        }
+        Ok((backup, contents))
     }
 
     /// `DescribeClusters`: the namespace's clusters matching `filters`, by id, a page at a time.

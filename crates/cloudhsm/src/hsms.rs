@@ -2,9 +2,12 @@
 
 use strongroom_keystore_pkcs11::HsmConfig;
 use strongroom_storage::StoreError;
-use strongroom_storage::clusters::{ClusterRecord, ClusterState, HsmRecord, HsmState};
+use strongroom_storage::clusters::{
+    BackupRecord, ClusterRecord, ClusterState, HsmRecord, HsmState,
+};
 use strongroom_types::Namespace;
 
+use crate::backup_contents::BackupContents;
 use crate::clusters::check_not_deleted;
 use crate::error::Error;
 use crate::{ControlPlane, MAX_HSMS_PER_CLUSTER, certificates, ids, tokens};
@@ -32,6 +35,10 @@ enum Preparation {
     Certificates { wrapping_key: bool },
     /// Wait for someone with the crypto user's password: the cluster has users and keys.
     Synchronization,
+    /// Seed it from a backup, because no HSM of the cluster is active to copy from: the lineage's
+    /// wrapping key by ECDH, then the backup's keys and the certificates. It then waits for the admin
+    /// to set the crypto user's password if the cluster has one, and is active at once otherwise.
+    Seed,
 }
 
 impl ControlPlane {
@@ -76,9 +83,17 @@ impl ControlPlane {
                 "IpAddress '{ip}' is not an IPv4 address."
             )));
         }
+        let seedable = matches!(cluster.state, ClusterState::Active | ClusterState::Degraded)
+            && (cluster.source_backup_id.is_some() || !cluster.crypto_users.is_empty())
+            && !members.iter().any(|hsm| hsm.state == HsmState::Active);
+        let seed = match seedable {
+            true => self.seed_backup(&cluster).await?,
+            false => None,
+        };
         let preparation = match (cluster.state, &cluster.identity) {
             (ClusterState::Uninitialized, None) => Preparation::Identity,
             (ClusterState::Uninitialized, Some(_)) => Preparation::Nothing,
+            _ if seed.is_some() => Preparation::Seed,
             _ if !cluster.crypto_users.is_empty() => Preparation::Synchronization,
             (ClusterState::Initialized, _) => Preparation::Certificates {
                 wrapping_key: false,
@@ -96,10 +111,16 @@ impl ControlPlane {
         let (record, config) = self
             .claim(&cluster, &subnet.subnet_id, availability_zone, ip_address)
             .await?;
-        match self
-            .prepare(&mut cluster, &members, &config, preparation)
-            .await
-        {
+        let prepared = match (preparation, &seed) {
+            (Preparation::Seed, Some((backup, contents))) => {
+                self.seed_hsm(&cluster, &config, backup, contents).await
+            }
+            _ => {
+                self.prepare(&mut cluster, &members, &config, preparation)
+                    .await
+            }
+        };
+        match prepared {
             Ok(()) => {}
             Err(error) => {
                 // The token could not be prepared: release it so that a retry can pick it or another.
@@ -111,6 +132,18 @@ impl ControlPlane {
         }
         let mut record = record;
         match preparation {
+            Preparation::Seed if !cluster.crypto_users.is_empty() => {
+                let backup = seed
+                    .as_ref()
+                    .map_or("", |(backup, _)| backup.backup_id.as_str());
+                record.state_message = Some(format!(
+                    "Holds the keys and certificates of backup {backup}. Waiting for the crypto user's password: \
+                     the admin sets it on the cluster's seeded HSMs, which brings them in, with `strongroom hsm \
+                     change-password --cluster {cluster_id} --username {} --admin-password-file FILE \
+                     --password-file FILE`.",
+                    cluster.crypto_users.join(", ")
+                ));
+            }
             Preparation::Synchronization => {
                 record.state_message = Some(format!(
                     "Waiting for the crypto user's password to copy users and keys to this HSM: run \
@@ -197,7 +230,7 @@ impl ControlPlane {
         let modules = self.modules.clone();
         let cluster_id = cluster.cluster_id.clone();
         match preparation {
-            Preparation::Nothing | Preparation::Synchronization => Ok(()),
+            Preparation::Nothing | Preparation::Synchronization | Preparation::Seed => Ok(()),
             Preparation::Identity => {
                 let configs = vec![config.clone()];
                 let identity = tokio::task::spawn_blocking(move || {
@@ -230,6 +263,51 @@ impl ControlPlane {
                 Ok(())
             }
         }
+    }
+
+    /// Seeds the new HSM `config` of `cluster` from `backup` (see [`Preparation::Seed`]).
+    async fn seed_hsm(
+        &self,
+        cluster: &ClusterRecord,
+        config: &HsmConfig,
+        backup: &BackupRecord,
+        contents: &BackupContents,
+    ) -> Result<(), Error> {
+        let (Some(installed), Some(wrapping_key_id), Some(keys)) = (
+            &contents.certificates,
+            &contents.wrapping_key_id,
+            &contents.keys,
+        ) else {
+            return Err(Error::internal("a seed backup lacks certificates or keys"));
+        };
+        let checked = certificates::reparse(installed)?;
+        let (holders, lineage) = self
+            .lineage_holders(
+                &cluster.namespace,
+                &installed.cluster_certificate_pem,
+                &config.id,
+            )
+            .await?;
+        let modules = self.modules.clone();
+        let target = config.clone();
+        let cluster_id = cluster.cluster_id.clone();
+        let backup_id = backup.backup_id.clone();
+        let wrapping_key_id = wrapping_key_id.clone();
+        let keys = keys.clone();
+        let added = tokio::task::spawn_blocking(move || {
+            let seed = tokens::Seed {
+                backup_id: &backup_id,
+                wrapping_key_id: &wrapping_key_id,
+                keys: &keys,
+                certificates: &checked,
+                lineage: &lineage,
+            };
+            tokens::seed(&target, &holders, &modules, &cluster_id, &seed)
+        })
+        .await??;
+        tracing::info!(cluster = %cluster.cluster_id, hsm = %config.id, backup = %backup.backup_id, keys = added,
+            "HSM seeded from a backup");
+        Ok(())
     }
 
     /// `DeleteHsm`: releases one HSM of the cluster back to the declared pool; returns its id.

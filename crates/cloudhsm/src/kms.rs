@@ -129,17 +129,20 @@ impl LiveClusters {
         opened.push((cluster_id.to_owned(), Arc::downgrade(cluster)));
     }
 
+    /// The open PKCS#11 clusters of `cluster_id`, oldest first; empty when none is open.
+    pub(crate) fn opened(&self, cluster_id: &str) -> Vec<Arc<Pkcs11Cluster>> {
+        let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
+        opened.retain(|(_, weak)| weak.strong_count() > 0);
+        opened
+            .iter()
+            .filter(|(id, _)| id == cluster_id)
+            .filter_map(|(_, weak)| weak.upgrade())
+            .collect()
+    }
+
     /// The health of every HSM of the open PKCS#11 clusters of `cluster_id`; empty when none is open.
     fn statuses(&self, cluster_id: &str) -> Vec<HsmStatus> {
-        let live: Vec<Arc<Pkcs11Cluster>> = {
-            let mut opened = self.opened.lock().unwrap_or_else(PoisonError::into_inner);
-            opened.retain(|(_, weak)| weak.strong_count() > 0);
-            opened
-                .iter()
-                .filter(|(id, _)| id == cluster_id)
-                .filter_map(|(_, weak)| weak.upgrade())
-                .collect()
-        };
+        let live = self.opened(cluster_id);
         live.iter().flat_map(|cluster| cluster.status()).collect()
     }
 }

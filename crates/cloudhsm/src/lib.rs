@@ -50,7 +50,8 @@
 //! changes. Once the cluster has a crypto user the control plane no longer touches the user PIN: an
 //! HSM added then stays `CREATE_IN_PROGRESS` until someone holding the crypto user's password brings it
 //! in ([`ControlPlane::synchronize_hsms`], `strongroom hsm sync`), which copies users, the wrapping key,
-//! keys and certificates to it.
+//! keys and certificates to it; when no HSM of the cluster is active, the new HSM is seeded from a
+//! backup instead (see Backups).
 //!
 //! # Who runs what
 //!
@@ -69,11 +70,30 @@
 //!
 //! # Backups
 //!
-//! A backup record is taken whenever an HSM is added or removed and when a cluster is activated, as
-//! CloudHSM does, and `DescribeBackups` lists them. They hold metadata only, no key material: PKCS#11
-//! has no portable way to export a token's keys for restoring elsewhere. So `RestoreBackup` only undoes
-//! a pending deletion, clusters cannot be created from a backup, and deleting the last HSM of a cluster
-//! leaves its keys only on the released token.
+//! A backup is taken whenever an HSM is added or removed, when a cluster is activated, and when
+//! `strongroom hsm sync` brings HSMs in, as CloudHSM takes them, and `DescribeBackups` lists them in
+//! AWS's shape. Each holds what the cluster is made of (module `backup_contents`): its users (names and
+//! roles; passwords stay in the HSMs), its certificates and identity, the id of its cluster wrapping
+//! key, and every backing key, exported from one active HSM wrapped under the cluster wrapping key, the
+//! way HSMs carry keys between each other, so a key never leaves a token in plaintext. The whole is
+//! sealed by the server's root key with the backup id bound. Exporting needs the crypto user logged
+//! in: the control plane uses the PKCS#11 cluster of a connected custom key store, or the sync's own
+//! login; a backup taken with neither holds users and certificates but not keys, and cannot be
+//! restored.
+//!
+//! `CreateCluster` with `SourceBackupId` makes an `ACTIVE` cluster with the backup's certificates,
+//! identity and users, related to the original (same cluster certificate). While none of a cluster's
+//! HSMs is active (a cluster created from a backup, or one that lost all its HSMs), `CreateHsm` seeds
+//! the new HSM from the cluster's newest backup holding keys (else the one it was created from): the
+//! token receives the lineage's cluster wrapping key by ECDH, as the Security Officers of both tokens,
+//! from any HSM of a cluster of the same lineage that holds it (preferring tokens no connected key
+//! store is using); then, under a one-time crypto-user password, the backup's keys are unwrapped into
+//! it and the certificates written. The crypto user's real password is set by the admin
+//! (`strongroom hsm change-password` with the admin password), which brings the seeded HSMs in: the
+//! backup never holds it, and a connected key store has usually rotated it to one only the store
+//! knows. Unlike CloudHSM, a backup is bound to its lineage's wrapping key, which lives only in
+//! tokens: with no HSM holding it reachable, `CreateHsm` says so and the backup cannot be restored.
+//! `RestoreBackup` is CloudHSM's: it undoes a pending deletion.
 //!
 //! # For the KMS side
 //!
@@ -82,6 +102,7 @@
 //! HSMs as a [`strongroom_keystore_pkcs11::Cluster`], with the control plane's own `ModuleSet`, in the
 //! server process, for the reason above.
 
+mod backup_contents;
 mod backups;
 mod certificates;
 mod clusters;
@@ -96,6 +117,7 @@ mod users;
 
 use std::sync::Arc;
 
+use strongroom_keystore::RootKey;
 use strongroom_keystore_pkcs11::{HsmConfig, ModuleSet};
 use strongroom_storage::clusters::ClusterStore;
 use strongroom_types::{Namespace, Timestamp};
@@ -132,6 +154,8 @@ pub struct ControlPlane {
     declared: Vec<HsmConfig>,
     modules: ModuleSet,
     clock: Clock,
+    /// Seals what backups hold, with each backup's id bound.
+    root_key: Arc<dyn RootKey>,
     /// Serializes operations that change clusters within this process, so that, for example, two
     /// `CreateHsm` calls never claim the same declared HSM.
     admin: tokio::sync::Mutex<()>,
@@ -158,7 +182,8 @@ pub struct Page<T> {
 }
 
 impl ControlPlane {
-    /// A control plane over `declared` HSMs (from the configuration), keeping its records in `store`.
+    /// A control plane over `declared` HSMs (from the configuration), keeping its records in `store`
+    /// and sealing what its backups hold with `root_key`.
     ///
     /// Nothing is opened yet: tokens are opened by the operations that need them, so a server whose
     /// HSMs are unreachable still starts and can say so per request.
@@ -167,6 +192,7 @@ impl ControlPlane {
         declared: Vec<HsmConfig>,
         modules: ModuleSet,
         clock: Clock,
+        root_key: Arc<dyn RootKey>,
     ) -> Result<ControlPlane, Error> {
         for (index, hsm) in declared.iter().enumerate() {
             if hsm.id.is_empty() || hsm.availability_zone.is_empty() {
@@ -187,6 +213,7 @@ impl ControlPlane {
             declared,
             modules,
             clock,
+            root_key,
             admin: tokio::sync::Mutex::new(()),
             live: kms::LiveClusters::default(),
         })
@@ -236,22 +263,11 @@ impl ControlPlane {
             .collect())
     }
 
-    /// Records a backup of `cluster` as it is now (see the crate documentation for what it holds).
+    /// Records a backup of `cluster` as it is now (see the crate documentation for what it holds),
+    /// exporting its keys through a PKCS#11 cluster of it that has the crypto user logged in, if this
+    /// process has one open.
     async fn record_backup(&self, cluster: &ClusterRecord) -> Result<(), Error> {
-        let backup = BackupRecord {
-            backup_id: ids::new_backup_id()?,
-            cluster_id: cluster.cluster_id.clone(),
-            namespace: cluster.namespace.clone(),
-            state: BackupState::Ready,
-            hsm_type: cluster.hsm_type.clone(),
-            mode: cluster.mode,
-            never_expires: false,
-            created: self.now(),
-            deleted: None,
-            tags: Vec::new(),
-        };
-        self.store.insert_backup(&backup).await?;
-        Ok(())
+        self.take_backup(cluster, None).await
     }
 }
 

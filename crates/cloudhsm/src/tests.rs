@@ -10,6 +10,7 @@ use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DistinguishedName,
     DnType, IsCa, Issuer, KeyPair, PKCS_ECDSA_P256_SHA256, PKCS_RSA_SHA256,
 };
+use strongroom_keystore::{FileRootKey, RootKey};
 use strongroom_keystore_pkcs11::{HsmConfig, ModuleSet, SecretSource};
 use strongroom_storage::clusters::{ClusterMode, ClusterState, ClusterStore};
 use strongroom_storage::sqlite::SqliteStore;
@@ -17,6 +18,12 @@ use strongroom_test_support::TempDir;
 use strongroom_test_support::fixtures::{base_time, namespace};
 use strongroom_types::{Tag, Timestamp};
 
+use strongroom_keystore_pkcs11::WrappedKey;
+use strongroom_storage::clusters::{
+    BackupRecord, BackupState, ClusterCertificates, ClusterIdentity,
+};
+
+use crate::backup_contents::BackupContents;
 use crate::clusters::{paginate, subnet_mappings};
 use crate::{
     ClusterFilters, ControlPlane, CreateClusterRequest, Error, HsmSelector, certificates, csr, ids,
@@ -342,7 +349,16 @@ fn control_plane(dir: &TempDir) -> ControlPlane {
         availability_zone: "us-east-1a".to_owned(),
         so_pin: SecretSource::Env("STRONGROOM_TEST_UNUSED_SO_PIN".to_owned()),
     }];
-    ControlPlane::new(store, declared, ModuleSet::new(), Arc::new(base_time)).unwrap()
+    let root_key: Arc<dyn RootKey> =
+        Arc::new(FileRootKey::open_or_create(&dir.path().join("root.key")).unwrap());
+    ControlPlane::new(
+        store,
+        declared,
+        ModuleSet::new(),
+        Arc::new(base_time),
+        root_key,
+    )
+    .unwrap()
 }
 
 fn create_request(subnets: &[&str]) -> CreateClusterRequest {
@@ -492,7 +508,7 @@ async fn create_cluster_explains_what_it_refuses() {
         ),
         (
             CreateClusterRequest {
-                source_backup_id: Some("backup-abcdefghijk".to_owned()),
+                source_backup_id: Some("not-a-backup".to_owned()),
                 ..create_request(&["subnet-us-east-1a"])
             },
             "SourceBackupId",
@@ -639,4 +655,271 @@ async fn backups_are_listed_deleted_and_restored() {
         .unwrap();
     assert_eq!(by_cluster.items.len(), 2);
     assert_eq!(by_cluster.items[0].tags, vec![tag("k", "v")]);
+}
+
+/// Contents of a backup of an active cluster with kmsuser and two keys, as an HSM would have exported
+/// them (the wrapped bytes are opaque here).
+fn contents_with_keys(cluster_id: &str) -> BackupContents {
+    BackupContents {
+        cluster_id: cluster_id.to_owned(),
+        activated: true,
+        crypto_users: vec!["kmsuser".to_owned()],
+        identity: Some(ClusterIdentity {
+            key_label: format!("{cluster_id} identity"),
+            public_key: vec![0x30, 0x82, 0x01, 0x0a],
+            csr_pem:
+                "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n"
+                    .to_owned(),
+        }),
+        certificates: Some(ClusterCertificates {
+            cluster_certificate_pem: "cluster certificate".to_owned(),
+            trust_anchor_pem: "trust anchor".to_owned(),
+        }),
+        wrapping_key_id: Some(vec![7; 16]),
+        keys: Some(vec![
+            WrappedKey {
+                label: "arn:aws:kms:us-east-1:111122223333:key/one".to_owned(),
+                wrapped: vec![1; 40],
+            },
+            WrappedKey {
+                label: "arn:aws:kms:us-east-1:111122223333:key/two".to_owned(),
+                wrapped: vec![2; 40],
+            },
+        ]),
+    }
+}
+
+/// Stores a READY backup of `cluster_id` holding `contents`, sealed as the control plane seals them.
+async fn store_backup(
+    plane: &ControlPlane,
+    ns: &strongroom_types::Namespace,
+    backup_id: &str,
+    contents: Option<&BackupContents>,
+) {
+    let sealed = contents.map(|c| c.seal(plane.root_key.as_ref(), backup_id).unwrap());
+    let backup = BackupRecord {
+        backup_id: backup_id.to_owned(),
+        cluster_id: CLUSTER.to_owned(),
+        namespace: ns.clone(),
+        state: BackupState::Ready,
+        hsm_type: "hsm2m.medium".to_owned(),
+        mode: ClusterMode::Fips,
+        never_expires: false,
+        created: base_time(),
+        deleted: None,
+        tags: Vec::new(),
+        sealed_contents: sealed,
+    };
+    plane.store.insert_backup(&backup).await.unwrap();
+}
+
+#[test]
+fn backup_contents_round_trip_and_open_only_for_their_backup() {
+    let contents = contents_with_keys(CLUSTER);
+    let encoded = contents.encode();
+    assert_eq!(BackupContents::decode(&encoded), Some(contents.clone()));
+    assert_eq!(BackupContents::decode(&encoded[..encoded.len() - 1]), None);
+    let mut longer = encoded.clone();
+    longer.push(0);
+    assert_eq!(BackupContents::decode(&longer), None, "trailing bytes");
+    assert_eq!(BackupContents::decode(b"something else"), None);
+    let empty = BackupContents {
+        identity: None,
+        certificates: None,
+        wrapping_key_id: None,
+        keys: None,
+        crypto_users: Vec::new(),
+        activated: false,
+        ..contents.clone()
+    };
+    assert_eq!(BackupContents::decode(&empty.encode()), Some(empty));
+
+    let dir = TempDir::new("cloudhsm-backup-seal");
+    let root_key = FileRootKey::open_or_create(&dir.path().join("root.key")).unwrap();
+    let sealed = contents.seal(&root_key, "backup-aaaaaaaaaaa").unwrap();
+    // Sealed: neither the labels nor the wrapped keys appear in what is stored.
+    assert!(
+        !sealed
+            .windows(b"key/one".len())
+            .any(|window| window == b"key/one")
+    );
+    assert!(!sealed.windows(40).any(|window| window == [1; 40]));
+    assert_eq!(
+        BackupContents::open(&root_key, "backup-aaaaaaaaaaa", &sealed).unwrap(),
+        contents
+    );
+    // Bound to its backup: another record's id does not open it.
+    assert!(matches!(
+        BackupContents::open(&root_key, "backup-bbbbbbbbbbb", &sealed),
+        Err(Error::Internal(_))
+    ));
+}
+
+#[tokio::test]
+async fn clusters_are_created_from_backups_that_hold_keys() {
+    let dir = TempDir::new("cloudhsm-restore");
+    let plane = control_plane(&dir);
+    let ns = namespace("111122223333", "us-east-1");
+    let other = namespace("444455556666", "us-east-1");
+    let contents = contents_with_keys(CLUSTER);
+    store_backup(&plane, &ns, "backup-aaaaaaaaaaa", Some(&contents)).await;
+    store_backup(&plane, &other, "backup-ccccccccccc", Some(&contents)).await;
+
+    let restore = |source: &str| CreateClusterRequest {
+        source_backup_id: Some(source.to_owned()),
+        ..create_request(&["subnet-us-east-1a", "subnet-us-east-1b"])
+    };
+    let created = plane
+        .create_cluster(&ns, restore("backup-aaaaaaaaaaa"))
+        .await
+        .unwrap();
+    let record = created.record;
+    assert_ne!(record.cluster_id, CLUSTER);
+    assert_eq!(record.state, ClusterState::Active, "no InitializeCluster");
+    assert_eq!(
+        record.source_backup_id.as_deref(),
+        Some("backup-aaaaaaaaaaa")
+    );
+    assert_eq!(record.certificates, contents.certificates);
+    assert_eq!(record.identity, contents.identity);
+    assert_eq!(record.crypto_users, vec!["kmsuser".to_owned()]);
+    assert_eq!(record.mode, ClusterMode::Fips, "the backup's mode");
+    let users = plane.users(&ns, &record.cluster_id).await.unwrap();
+    assert_eq!(users[0].role, "admin", "the admin was activated");
+    assert_eq!(users[1].username, "kmsuser");
+    let listed = plane
+        .describe_clusters(&ns, &ClusterFilters::default(), None, None)
+        .await
+        .unwrap();
+    assert_eq!(listed.items[0].record, record);
+
+    // By ARN, of this account and Region.
+    let by_arn = plane
+        .create_cluster(
+            &ns,
+            restore("arn:aws:cloudhsm:us-east-1:111122223333:backup/backup-aaaaaaaaaaa"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        by_arn.record.source_backup_id.as_deref(),
+        Some("backup-aaaaaaaaaaa")
+    );
+
+    // Unknown backups, and backups of another account, by id or by ARN.
+    for source in [
+        "backup-zzzzzzzzzzz",
+        "backup-ccccccccccc",
+        "arn:aws:cloudhsm:us-east-1:444455556666:backup/backup-ccccccccccc",
+        "arn:aws:cloudhsm:eu-west-1:111122223333:backup/backup-aaaaaaaaaaa",
+    ] {
+        let refused = plane.create_cluster(&ns, restore(source)).await;
+        assert!(
+            matches!(&refused, Err(Error::ResourceNotFound(m)) if m.contains("does not exist")),
+            "{source}: {refused:?}"
+        );
+    }
+    // Another HSM type or mode than the backup's.
+    let refused = plane
+        .create_cluster(
+            &ns,
+            CreateClusterRequest {
+                hsm_type: "hsm1.medium".to_owned(),
+                ..restore("backup-aaaaaaaaaaa")
+            },
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidRequest(m)) if m.contains("HsmType hsm2m.medium")),
+        "{refused:?}"
+    );
+    let refused = plane
+        .create_cluster(
+            &ns,
+            CreateClusterRequest {
+                mode: Some(ClusterMode::NonFips),
+                ..restore("backup-aaaaaaaaaaa")
+            },
+        )
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidRequest(m)) if m.contains("own mode")),
+        "{refused:?}"
+    );
+    // A deleted backup restores once it is restored itself.
+    plane
+        .delete_backup(&ns, "backup-aaaaaaaaaaa")
+        .await
+        .unwrap();
+    let refused = plane
+        .create_cluster(&ns, restore("backup-aaaaaaaaaaa"))
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidRequest(m)) if m.contains("PENDING_DELETION")),
+        "{refused:?}"
+    );
+    plane
+        .restore_backup(&ns, "backup-aaaaaaaaaaa")
+        .await
+        .unwrap();
+    plane
+        .create_cluster(&ns, restore("backup-aaaaaaaaaaa"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn backups_without_keys_are_not_restored() {
+    let dir = TempDir::new("cloudhsm-restore-refusals");
+    let plane = control_plane(&dir);
+    let ns = namespace("111122223333", "us-east-1");
+    let restore = |source: &str| CreateClusterRequest {
+        source_backup_id: Some(source.to_owned()),
+        ..create_request(&["subnet-us-east-1a"])
+    };
+    // A backup from before backups held anything.
+    store_backup(&plane, &ns, "backup-aaaaaaaaaaa", None).await;
+    let refused = plane
+        .create_cluster(&ns, restore("backup-aaaaaaaaaaa"))
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidRequest(m)) if m.contains("metadata only")),
+        "{refused:?}"
+    );
+    // One taken while no HSM had the crypto user logged in: users and certificates, but no keys.
+    let without_keys = BackupContents {
+        keys: None,
+        ..contents_with_keys(CLUSTER)
+    };
+    store_backup(&plane, &ns, "backup-bbbbbbbbbbb", Some(&without_keys)).await;
+    let refused = plane
+        .create_cluster(&ns, restore("backup-bbbbbbbbbbb"))
+        .await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidRequest(m)) if m.contains("not its keys")),
+        "{refused:?}"
+    );
+    // One the control plane took of a cluster not activated yet: nothing to restore.
+    let cluster = plane
+        .create_cluster(&ns, create_request(&["subnet-us-east-1a"]))
+        .await
+        .unwrap()
+        .record;
+    plane.record_backup(&cluster).await.unwrap();
+    let filter = [("clusterIds".to_owned(), vec![cluster.cluster_id.clone()])];
+    let taken = plane
+        .describe_backups(&ns, &filter, false, None, Some(1))
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let opened = plane.backup_contents(&taken).unwrap();
+    assert!(!opened.activated);
+    assert_eq!(opened.keys, Some(Vec::new()));
+    assert_eq!(opened.cluster_id, cluster.cluster_id);
+    let refused = plane.create_cluster(&ns, restore(&taken.backup_id)).await;
+    assert!(
+        matches!(&refused, Err(Error::InvalidRequest(m)) if m.contains("before cluster")),
+        "{refused:?}"
+    );
 }

@@ -3,11 +3,16 @@
 //! Every function here blocks on PKCS#11 calls; callers run them with `spawn_blocking`. Each opens a
 //! `Cluster` over just the HSMs it needs and drops it at the end, so no session outlives an operation.
 
+use std::sync::Arc;
+
 use strongroom_keystore_pkcs11::{
-    Cluster, ClusterOptions, HsmConfig, KeyPairSpec, ModuleSet, Pin, SignMechanism,
+    Cluster, ClusterOptions, ExportedKeys, Hsm, HsmConfig, KeyPairSpec, ModuleSet, Pin,
+    SignMechanism, WrappedKey, copy_wrapping_key, export_backing_keys, import_backing_keys,
+    wrapping_key_id,
 };
 use strongroom_storage::clusters::ClusterIdentity;
 
+use crate::backups::Holder;
 use crate::certificates::Checked;
 use crate::error::Error;
 use crate::{csr, ids};
@@ -127,14 +132,15 @@ pub(crate) fn change_crypto_user_password(
 /// sets it as each newcomer's user PIN (as its Security Officer), then copies the wrapping key, every
 /// key and every certificate to it.
 ///
-/// Returns the ids of the newcomers brought in; a copy that failed for one key is logged and makes
+/// Returns the ids of the newcomers brought in, and the cluster's keys exported for a backup while the
+/// crypto user is logged in (`None` if that failed); a copy that failed for one key is logged and makes
 /// the whole call fail, so the HSM is not reported ready without it.
 pub(crate) fn synchronize(
     members: &[HsmConfig],
     newcomers: &[HsmConfig],
     modules: &ModuleSet,
     password: &Pin,
-) -> Result<Vec<String>, Error> {
+) -> Result<(Vec<String>, Option<ExportedKeys>), Error> {
     let cluster = open(members, modules)?;
     cluster.login_crypto_user(password)?;
     let mut joined = Vec::new();
@@ -169,6 +175,137 @@ pub(crate) fn synchronize(
             }
         }
     }
+    let exported = match outcome {
+        Ok(()) => export_backing_keys(&cluster)
+            .inspect_err(|error| tracing::warn!(%error, "keys not exported for the backup"))
+            .ok(),
+        Err(_) => None,
+    };
     cluster.logout_crypto_user();
-    outcome.map(|()| joined)
+    outcome.map(|()| (joined, exported))
+}
+
+/// The id of the cluster wrapping key held by the first of `configs` that answers; `None` if none does
+/// or none holds one. Needs no login: the key is a public object.
+pub(crate) fn first_wrapping_key_id(configs: &[HsmConfig], modules: &ModuleSet) -> Option<Vec<u8>> {
+    configs.iter().find_map(|config| {
+        let hsm = Hsm::open(config, modules, &ClusterOptions::default()).ok()?;
+        wrapping_key_id(&hsm).ok().flatten()
+    })
+}
+
+/// What a backup gives a new token: the lineage's wrapping key, wrapped keys and certificates.
+pub(crate) struct Seed<'a> {
+    /// The backup's id, for messages.
+    pub(crate) backup_id: &'a str,
+    /// The `CKA_ID` of the wrapping key the keys are wrapped under.
+    pub(crate) wrapping_key_id: &'a [u8],
+    /// The keys.
+    pub(crate) keys: &'a [WrappedKey],
+    /// The certificates, written under the new cluster's labels.
+    pub(crate) certificates: &'a Checked,
+    /// The clusters of the lineage, for messages.
+    pub(crate) lineage: &'a [String],
+}
+
+/// Seeds the token of `target` from a backup, for a cluster none of whose HSMs is active: gives it the
+/// lineage's cluster wrapping key by ECDH from the first of `holders` that holds it (as both tokens'
+/// Security Officers), then, as a crypto user under a one-time password that is forgotten afterwards,
+/// unwraps the backup's keys into it and writes the cluster's certificates. The crypto user's real
+/// password is set later by the admin (see the crate documentation). Returns how many keys it added.
+pub(crate) fn seed(
+    target: &HsmConfig,
+    holders: &[Holder],
+    modules: &ModuleSet,
+    cluster_id: &str,
+    seed: &Seed<'_>,
+) -> Result<usize, Error> {
+    let options = ClusterOptions::default();
+    let receiver = Hsm::open(target, modules, &options)?;
+    let mut tried = Vec::new();
+    let mut copied = wrapping_key_id(&receiver)?.as_deref() == Some(seed.wrapping_key_id);
+    for holder in holders {
+        if copied {
+            break;
+        }
+        let source: Arc<Hsm> = match &holder.live {
+            Some(live) => live.clone(),
+            None => match Hsm::open(&holder.config, modules, &options) {
+                Ok(hsm) => Arc::new(hsm),
+                Err(error) => {
+                    tried.push(format!("{} ({error})", holder.config.id));
+                    continue;
+                }
+            },
+        };
+        match wrapping_key_id(&source) {
+            Ok(Some(id)) if id == seed.wrapping_key_id => {}
+            Ok(_) => {
+                tried.push(format!(
+                    "{} (holds another wrapping key or none)",
+                    holder.config.id
+                ));
+                continue;
+            }
+            Err(error) => {
+                tried.push(format!("{} ({error})", holder.config.id));
+                continue;
+            }
+        }
+        match copy_wrapping_key(&source, &receiver) {
+            Ok(()) => copied = true,
+            // A receiver that holds another lineage's key cannot take this one: no other holder helps.
+            Err(error @ strongroom_keystore_pkcs11::Error::WrappingKeyMismatch { .. }) => {
+                return Err(Error::InvalidRequest(format!(
+                    "The token of HSM {} already holds the wrapping key of another cluster ({error}): \
+                     re-initialize it before it joins a cluster created from backup {}.",
+                    target.id, seed.backup_id
+                )));
+            }
+            Err(error) => tried.push(format!("{} ({error})", holder.config.id)),
+        }
+    }
+    drop(receiver);
+    if !copied {
+        let tried = match tried.is_empty() {
+            true => "none is declared".to_owned(),
+            false => format!("tried {}", tried.join(", ")),
+        };
+        return Err(Error::InvalidRequest(format!(
+            "No HSM holding the cluster wrapping key of backup {} is reachable ({tried}). Unlike a CloudHSM \
+             backup, a Strongroom backup is bound to the wrapping key of its clusters' lineage ({}), which \
+             lives only in their HSMs' tokens: bring one of those HSMs back, then retry CreateHsm.",
+            seed.backup_id,
+            seed.lineage.join(", ")
+        )));
+    }
+    with_bootstrap_user(std::slice::from_ref(target), modules, |cluster| {
+        let Some(hsm) = cluster.hsms().into_iter().next() else {
+            return Err(Error::internal("a one-HSM cluster has no HSM"));
+        };
+        let added = import_backing_keys(&hsm, seed.keys)?;
+        cluster.write_certificate(
+            &certificate_label(cluster_id),
+            &seed.certificates.cluster_certificate,
+        )?;
+        cluster.write_certificate(
+            &trust_anchor_label(cluster_id),
+            &seed.certificates.trust_anchor,
+        )?;
+        Ok(added)
+    })
+}
+
+/// The id of the cluster wrapping key the token of each of `configs` holds, in order.
+pub(crate) fn wrapping_key_ids(
+    configs: &[HsmConfig],
+    modules: &ModuleSet,
+) -> Vec<Result<Option<Vec<u8>>, Error>> {
+    configs
+        .iter()
+        .map(|config| {
+            let hsm = Hsm::open(config, modules, &ClusterOptions::default())?;
+            Ok(wrapping_key_id(&hsm)?)
+        })
+        .collect()
 }

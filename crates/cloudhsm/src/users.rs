@@ -6,7 +6,7 @@
 //! user's password.
 
 use strongroom_keystore_pkcs11::{HsmConfig, Pin};
-use strongroom_storage::clusters::{ClusterRecord, ClusterState, HsmState};
+use strongroom_storage::clusters::{ClusterRecord, ClusterState, HsmRecord, HsmState};
 use strongroom_types::Namespace;
 
 use crate::error::Error;
@@ -148,10 +148,15 @@ impl ControlPlane {
             )));
         }
         let hsms = self.hsms_of(cluster_id).await?;
-        let active: Vec<_> = hsms
+        let (active, pending): (Vec<_>, Vec<_>) = hsms
             .into_iter()
-            .filter(|hsm| hsm.state == HsmState::Active)
-            .collect();
+            .filter(|hsm| matches!(hsm.state, HsmState::Active | HsmState::CreateInProgress))
+            .partition(|hsm| hsm.state == HsmState::Active);
+        if active.is_empty() {
+            return self
+                .bring_in_seeded(&cluster, username, authority, new, pending)
+                .await;
+        }
         let configs = self.configs(&active)?;
         let old = match authority {
             PasswordAuthority::CurrentPassword(old) => Some(old.clone()),
@@ -167,6 +172,66 @@ impl ControlPlane {
             None => tokens::create_crypto_user(&configs, &modules, &new),
         })
         .await??;
+        Ok(())
+    }
+
+    /// The admin sets the crypto user's password on HSMs seeded from a backup, in a cluster none of
+    /// whose HSMs is active (one created from a backup, or one that lost all its HSMs), which brings
+    /// them in: the backup gave them the cluster's keys and certificates, and its users without their
+    /// passwords, which never leave the HSMs.
+    async fn bring_in_seeded(
+        &self,
+        cluster: &ClusterRecord,
+        username: &str,
+        authority: PasswordAuthority<'_>,
+        new: &Pin,
+        pending: Vec<HsmRecord>,
+    ) -> Result<(), Error> {
+        let cluster_id = &cluster.cluster_id;
+        let PasswordAuthority::AdminPassword(admin) = authority else {
+            return Err(Error::InvalidRequest(format!(
+                "Cluster {cluster_id} has no active HSM to change {username}'s password on. The HSMs it has were \
+                 seeded from a backup: the admin sets the password on them (give --admin-password-file)."
+            )));
+        };
+        let configs = self.configs(&pending)?;
+        let modules = self.modules.clone();
+        let probe = configs.clone();
+        let held =
+            tokio::task::spawn_blocking(move || tokens::wrapping_key_ids(&probe, &modules)).await?;
+        // Only HSMs that received the lineage's wrapping key (that is, a backup's keys) can serve.
+        let mut seeded = Vec::new();
+        let mut unseeded = Vec::new();
+        for ((hsm, config), id) in pending.into_iter().zip(configs).zip(held) {
+            match id {
+                Ok(Some(_)) => seeded.push((hsm, config)),
+                Ok(None) => unseeded.push(hsm.hsm_id),
+                Err(error) => return Err(error),
+            }
+        }
+        if seeded.is_empty() {
+            return Err(Error::InvalidRequest(format!(
+                "Cluster {cluster_id} has no active HSM, and none of its HSMs was seeded from a backup: create \
+                 one with CreateHsm, which seeds it from the cluster's latest backup that holds its keys."
+            )));
+        }
+        if !unseeded.is_empty() {
+            tracing::warn!(cluster = %cluster_id, hsms = ?unseeded,
+                "HSMs without the cluster's wrapping key stay waiting for `strongroom hsm sync`");
+        }
+        let configs: Vec<HsmConfig> = seeded.iter().map(|(_, config)| config.clone()).collect();
+        check_admin_password(&configs, admin)?;
+        let modules = self.modules.clone();
+        let secret = new.clone();
+        tokio::task::spawn_blocking(move || {
+            tokens::create_crypto_user(&configs, &modules, &secret)
+        })
+        .await??;
+        for (mut hsm, _) in seeded {
+            hsm.state = HsmState::Active;
+            hsm.state_message = None;
+            self.store.put_hsm(&hsm).await?;
+        }
         Ok(())
     }
 
@@ -213,14 +278,16 @@ impl ControlPlane {
         }
         if members.is_empty() {
             return Err(Error::InvalidRequest(format!(
-                "Cluster {cluster_id} has no active HSM to copy users and keys from."
+                "Cluster {cluster_id} has no active HSM to copy users and keys from. HSMs seeded from a backup \
+                 are brought in by the admin setting the crypto user's password: `strongroom hsm change-password \
+                 --cluster {cluster_id} --username NAME --admin-password-file FILE --password-file FILE`."
             )));
         }
         let member_configs = self.configs(&members)?;
         let pending_configs = self.configs(&pending)?;
         let modules = self.modules.clone();
         let secret = password.clone();
-        let joined = tokio::task::spawn_blocking(move || {
+        let (joined, exported) = tokio::task::spawn_blocking(move || {
             tokens::synchronize(&member_configs, &pending_configs, &modules, &secret)
         })
         .await??;
@@ -232,6 +299,11 @@ impl ControlPlane {
                 self.store.put_hsm(&hsm).await?;
                 brought_in.push(hsm.hsm_id);
             }
+        }
+        // New HSMs joined, and the crypto user was logged in to take the keys: a backup, as CloudHSM
+        // takes one when HSMs are added.
+        if !brought_in.is_empty() {
+            self.take_backup(&cluster, exported).await?;
         }
         Ok(brought_in)
     }

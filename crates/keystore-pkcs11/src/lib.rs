@@ -105,6 +105,7 @@
 //! - Token keys are several times slower to use than session keys (see [`raw_gcm_throughput`]).
 
 mod attributes;
+mod backup;
 mod cluster;
 mod config;
 mod der;
@@ -116,6 +117,10 @@ mod pool;
 mod root_key;
 mod throughput;
 
+pub use crate::backup::{
+    BackingKeyProtection, ExportedKeys, WrappedKey, backing_key_protection, copy_wrapping_key,
+    export_backing_keys, import_backing_keys, wrapping_key_id,
+};
 pub use crate::cluster::{
     Cluster, HsmResult, KeyHandleSet, KeyReplica, SyncFailure, SyncItem, SyncReport,
 };

@@ -668,6 +668,9 @@ fn cluster_json(cluster: &Cluster) -> Value {
     if let Some(message) = &record.state_message {
         out["StateMessage"] = json!(message);
     }
+    if let Some(source) = &record.source_backup_id {
+        out["SourceBackupId"] = json!(source);
+    }
     if !record.tags.is_empty() {
         out["TagList"] = tags_json(&record.tags);
     }

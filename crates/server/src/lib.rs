@@ -94,7 +94,8 @@ async fn load_identities(
         .context("load IAM identities")
 }
 
-/// The CloudHSM control plane over the HSMs `config` declares, keeping its records in `store`.
+/// The CloudHSM control plane over the HSMs `config` declares, keeping its records in `store` and
+/// sealing what its backups hold with `root_key`.
 ///
 /// The server serves it as the CloudHSM v2 API and as Strongroom's HSM administration operations,
 /// which `strongroom hsm` calls.
@@ -102,6 +103,7 @@ pub fn cloudhsm_control_plane(
     config: &Config,
     store: Arc<SqliteStore>,
     clock: Arc<dyn Clock>,
+    root_key: Arc<dyn RootKey>,
 ) -> anyhow::Result<Arc<strongroom_cloudhsm::ControlPlane>> {
     let now: strongroom_cloudhsm::Clock = Arc::new(move || clock.now());
     let plane = strongroom_cloudhsm::ControlPlane::new(
@@ -109,6 +111,7 @@ pub fn cloudhsm_control_plane(
         config.hsms.clone(),
         config.hsm_modules.clone(),
         now,
+        root_key,
     )
     .context("check the [[hsm]] declarations")?;
     Ok(Arc::new(plane))
@@ -172,7 +175,8 @@ impl Server {
                 config.account_id
             );
         }
-        let cloudhsm = cloudhsm_control_plane(&config, store.clone(), clock.clone())?;
+        let cloudhsm =
+            cloudhsm_control_plane(&config, store.clone(), clock.clone(), root_key.clone())?;
         let audit_dir = config.data_dir.join(AUDIT_DIR);
         let mut audit_config = strongroom_audit::AuditConfig::new(
             &audit_dir,

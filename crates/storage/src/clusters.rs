@@ -152,6 +152,8 @@ pub struct ClusterRecord {
     pub crypto_users: Vec<String>,
     /// Tags, in the order they were first added.
     pub tags: Vec<Tag>,
+    /// The backup the cluster was created from (`SourceBackupId`), if it was.
+    pub source_backup_id: Option<String>,
 }
 
 /// A subnet of a cluster and the availability zone it lies in.
@@ -208,7 +210,7 @@ pub struct HsmRecord {
     pub created: Timestamp,
 }
 
-/// A backup record: when the cluster changed membership, what it was.
+/// A backup: when the cluster changed membership or was activated, what it was and what it held.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackupRecord {
     /// `backup-` and 11 base32 characters.
@@ -231,6 +233,9 @@ pub struct BackupRecord {
     pub deleted: Option<Timestamp>,
     /// Tags, in the order they were first added.
     pub tags: Vec<Tag>,
+    /// What the backup holds (keys wrapped inside an HSM, users without passwords, certificates), sealed by the root key
+    /// by the control plane; `None` for a backup of metadata only.
+    pub sealed_contents: Option<Vec<u8>>,
 }
 
 /// Durable storage of the control plane's records; held as `Arc<dyn ClusterStore>`.

@@ -111,6 +111,7 @@ async fn check_clusters(store: &dyn ClusterStore) {
     back.crypto_users = Vec::new();
     back.tags = Vec::new();
     back.state_message = None;
+    back.source_backup_id = None;
     must(store.put_cluster(&back).await, "put_cluster");
     assert_eq!(
         must(store.cluster(&first.cluster_id).await, "cluster"),
@@ -221,11 +222,12 @@ async fn check_backups(store: &dyn ClusterStore) {
     changed.deleted = Some(base_time().plus_days(3));
     changed.never_expires = true;
     changed.tags = vec![tag("b", "2"), tag("a", "1")];
+    changed.sealed_contents = None;
     must(store.put_backup(&changed).await, "put_backup");
     assert_eq!(
         must(store.backups(&one).await, "backups"),
         vec![earlier.clone(), changed.clone()],
-        "put_backup replaces state, deletion time, expiry and tags"
+        "put_backup replaces state, deletion time, expiry, tags and contents"
     );
     let mut elsewhere = later.clone();
     elsewhere.namespace = two.clone();
@@ -285,6 +287,7 @@ fn sample_cluster(ns: &Namespace, cluster_id: &str) -> ClusterRecord {
         certificates: None,
         crypto_users: Vec::new(),
         tags: vec![tag("team", "blue")],
+        source_backup_id: Some("backup-bbbbbbbbbbb".to_owned()),
     }
 }
 
@@ -315,6 +318,7 @@ fn sample_backup(ns: &Namespace, backup_id: &str, minute: i64) -> BackupRecord {
         created: at_minute(minute),
         deleted: None,
         tags: vec![tag("kind", "automatic")],
+        sealed_contents: Some(vec![0, 1, 2, 3, 254]),
     }
 }
 

@@ -532,14 +532,15 @@ async fn bring_up(softhsm: SoftHsm) {
         "{described:?}"
     );
 
-    // Every membership change and the activation left a backup record.
+    // Every membership change, the activation and the sync that brought HSMs in (with the crypto
+    // user logged in, so that it holds the keys) left a backup record.
     let backups = client
         .describe_backups()
         .filters("clusterIds", vec![cluster.clone()])
         .send()
         .await
         .expect("DescribeBackups succeeds");
-    assert_eq!(backups.backups().len(), 5, "{backups:?}");
+    assert_eq!(backups.backups().len(), 6, "{backups:?}");
     assert!(
         backups
             .backups()

@@ -12,6 +12,7 @@ mod authz_scenarios;
 mod cks_restart;
 mod cks_rotation;
 mod cloudhsm;
+mod cluster_backups;
 mod cluster_health;
 mod crypto;
 mod custom_key_stores;

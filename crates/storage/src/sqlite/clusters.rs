@@ -16,15 +16,16 @@ use crate::sqlite::{SqliteStore, backend, column, corrupt, parse_column};
 
 const CLUSTER_COLUMNS: &str = "cluster_id, account, region, state, state_message, hsm_type, mode, \
      backup_retention_days, security_group, created, key_label, public_key, csr, cluster_certificate, \
-     trust_anchor";
+     trust_anchor, source_backup_id";
 
 const INSERT_CLUSTER: &str = "INSERT INTO hsm_clusters (cluster_id, account, region, state, state_message, \
      hsm_type, mode, backup_retention_days, security_group, created, key_label, public_key, csr, \
-     cluster_certificate, trust_anchor) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15) ON CONFLICT DO NOTHING";
+     cluster_certificate, trust_anchor, source_backup_id) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) ON CONFLICT DO NOTHING";
 const UPDATE_CLUSTER: &str = "UPDATE hsm_clusters SET state = ?4, state_message = ?5, hsm_type = ?6, \
      mode = ?7, backup_retention_days = ?8, security_group = ?9, created = ?10, key_label = ?11, \
-     public_key = ?12, csr = ?13, cluster_certificate = ?14, trust_anchor = ?15 \
+     public_key = ?12, csr = ?13, cluster_certificate = ?14, trust_anchor = ?15, \
+     source_backup_id = ?16 \
      WHERE cluster_id = ?1 AND account = ?2 AND region = ?3";
 const DELETE_CLUSTER: &str =
     "DELETE FROM hsm_clusters WHERE cluster_id = ?1 AND account = ?2 AND region = ?3";
@@ -57,12 +58,12 @@ const UPDATE_HSM: &str = "UPDATE hsm_assignments SET cluster_id = ?2, declared_h
      created = ?10 WHERE hsm_id = ?1";
 const DELETE_HSM: &str = "DELETE FROM hsm_assignments WHERE hsm_id = ?1";
 
-const BACKUP_COLUMNS: &str = "backup_id, cluster_id, account, region, state, hsm_type, mode, never_expires, created, deleted";
+const BACKUP_COLUMNS: &str = "backup_id, cluster_id, account, region, state, hsm_type, mode, never_expires, created, deleted, contents";
 const INSERT_BACKUP: &str = "INSERT INTO hsm_backups (backup_id, cluster_id, account, region, state, \
-     hsm_type, mode, never_expires, created, deleted) \
-     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10) ON CONFLICT DO NOTHING";
+     hsm_type, mode, never_expires, created, deleted, contents) \
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT DO NOTHING";
 const UPDATE_BACKUP: &str = "UPDATE hsm_backups SET cluster_id = ?2, state = ?5, hsm_type = ?6, \
-     mode = ?7, never_expires = ?8, created = ?9, deleted = ?10 \
+     mode = ?7, never_expires = ?8, created = ?9, deleted = ?10, contents = ?11 \
      WHERE backup_id = ?1 AND account = ?3 AND region = ?4";
 const DELETE_BACKUP: &str =
     "DELETE FROM hsm_backups WHERE backup_id = ?1 AND account = ?2 AND region = ?3";
@@ -113,6 +114,7 @@ fn write_cluster_row(
             identity.map(|it| it.csr_pem.as_str()),
             certificates.map(|it| it.cluster_certificate_pem.as_str()),
             certificates.map(|it| it.trust_anchor_pem.as_str()),
+            cluster.source_backup_id,
         ])
         .map_err(backend)
 }
@@ -260,6 +262,7 @@ fn cluster_row(row: &Row<'_>) -> Result<ClusterRecord, StoreError> {
         certificates,
         crypto_users: Vec::new(),
         tags: Vec::new(),
+        source_backup_id: column(row, &name, "source_backup_id")?,
         cluster_id,
     })
 }
@@ -398,6 +401,7 @@ fn write_backup(
             backup.never_expires,
             backup.created.millis(),
             backup.deleted.map(Timestamp::millis),
+            backup.sealed_contents,
         ])
         .map_err(backend)
 }
@@ -476,6 +480,7 @@ fn list_backups(
             created: Timestamp::from_millis(column(row, &name, "created")?),
             deleted: column::<Option<i64>>(row, &name, "deleted")?.map(Timestamp::from_millis),
             tags: Vec::new(),
+            sealed_contents: column(row, &name, "contents")?,
             backup_id,
         });
     }

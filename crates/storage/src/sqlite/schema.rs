@@ -20,6 +20,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
     include_str!("migrations/0008_secrets.sql"),
     include_str!("migrations/0009_stacks.sql"),
     include_str!("migrations/0010_key_store_pending_password.sql"),
+    include_str!("migrations/0011_hsm_backup_contents.sql"),
 ];
 
 /// Brings the file's schema up to date in one transaction, so a crash leaves it at the old version.
