@@ -158,6 +158,10 @@ pub struct KeyStoreSpec {
     /// Whether deleting the stack deletes the key store (only when it has no KMS keys left).
     #[serde(default = "default_true")]
     pub delete_with_stack: bool,
+    /// The cluster the key store uses when it is not the stack's own: a cluster related to it (created
+    /// from a backup of it), to move the existing key store there.
+    #[serde(default)]
+    pub cluster: Option<String>,
 }
 
 /// Where a key lives.
@@ -566,6 +570,17 @@ fn check(parsed: &Parsed, text: &str) -> Result<(), Error> {
                 ));
             }
         }
+        if let Some(cluster) = &store.cluster
+            && !is_cluster_id(cluster)
+        {
+            return Err(at(
+                text,
+                &["key_store", "cluster"],
+                &format!(
+                    "'{cluster}' is not a cluster id (cluster- and 11 to 16 letters and digits 2 to 7)"
+                ),
+            ));
+        }
         let qualified = parsed.qualified(&store.name, "-");
         if !is_simple_name(&store.name, ".") || qualified.len() > 256 {
             return Err(at(
@@ -703,4 +718,14 @@ pub(crate) fn policy_json(value: &serde_norway::Value) -> Result<String, String>
         return Err("a key policy is a JSON object".to_owned());
     }
     Ok(json.to_string())
+}
+
+/// Whether `id` has the form of a CloudHSM cluster id.
+fn is_cluster_id(id: &str) -> bool {
+    id.strip_prefix("cluster-").is_some_and(|rest| {
+        (11..=16).contains(&rest.len())
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphabetic() || (b'2'..=b'7').contains(&b))
+    })
 }

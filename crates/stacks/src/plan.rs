@@ -160,13 +160,15 @@ pub(crate) fn desired(parsed: &Parsed) -> Vec<Desired> {
         );
     }
     if let Some(store) = &file.key_store {
-        push(
-            "key-store".to_owned(),
-            json!({
-                "name": parsed.qualified(&store.name, "-"),
-                "delete_with_stack": store.delete_with_stack,
-            }),
-        );
+        let mut props = json!({
+            "name": parsed.qualified(&store.name, "-"),
+            "delete_with_stack": store.delete_with_stack,
+        });
+        // Only when given, so that the records of stacks written before it compare equal.
+        if let Some(cluster) = &store.cluster {
+            props["cluster"] = json!(cluster);
+        }
+        push("key-store".to_owned(), props);
         push("key-store-connection".to_owned(), json!({}));
     }
     for (name, key) in &file.keys {
@@ -257,6 +259,15 @@ pub(crate) fn plan(desired: &[Desired], recorded: &[StackResource]) -> Plan {
     }
     for wanted in desired {
         let Some(existing) = recorded.iter().find(|r| r.logical_id == wanted.logical_id) else {
+            if Kind::of(&wanted.logical_id) == Some(Kind::KeyStore)
+                && let Some(cluster) = wanted.props.get("cluster").and_then(Value::as_str)
+            {
+                plan.refusals.push(format!(
+                    "key-store: cluster {cluster} is where an existing key store moves to; a new key store is \
+                     created on the stack's own cluster: remove key_store.cluster, apply, then set it"
+                ));
+                continue;
+            }
             let detail = match Kind::of(&wanted.logical_id) == Some(Kind::Hsm) && initialized {
                 true => format!(
                     "create {} ({}; CreateHsm, then the cluster's users, wrapping key, keys and certificates \
@@ -300,11 +311,37 @@ pub(crate) fn plan(desired: &[Desired], recorded: &[StackResource]) -> Plan {
             }
             continue;
         }
+        // The key store's cluster (a field absent on either side means the stack's own cluster).
+        let moved = Kind::of(&wanted.logical_id) == Some(Kind::KeyStore)
+            && before.get("cluster") != wanted.props.get("cluster");
         let detail = match (changed.is_empty(), &existing.retained) {
             (true, Some(_)) => format!(
                 "take back {} (kept when the stack was deleted)",
                 wanted.logical_id
             ),
+            _ if moved => {
+                let target = wanted
+                    .props
+                    .get("cluster")
+                    .and_then(Value::as_str)
+                    .unwrap_or("the stack's own cluster");
+                let rest: Vec<&str> = changed
+                    .iter()
+                    .copied()
+                    .filter(|field| *field != "cluster")
+                    .collect();
+                let rest = match rest.is_empty() {
+                    true => String::new(),
+                    false => format!("; {}", rest.join(", ")),
+                };
+                format!(
+                    "update {}: moves the key store to {target}, which must be related to its cluster (created \
+                     from a backup of it): the store is disconnected, kmsuser's password is set to the file's on the \
+                     new cluster as the admin, UpdateCustomKeyStore names the new cluster, and the store is connected \
+                     again{rest}",
+                    wanted.logical_id
+                )
+            }
             _ => format!("update {}: {}", wanted.logical_id, changed.join(", ")),
         };
         plan.changes.push(Change {

@@ -20,6 +20,11 @@
 //! connects it again. A leaving HSM never takes the cluster below what its key store needs (two active
 //! HSMs in different zones), and the store is connected again without it.
 //!
+//! A key store also moves to a related cluster (one created from a backup of its cluster) when the file
+//! names it in `key_store.cluster` ([`Ctx::move_store`]): disconnected, kmsuser's password set to the
+//! file's on the new cluster as the admin (which brings the HSMs seeded from the backup in),
+//! UpdateCustomKeyStore with the cluster and the password, connected again.
+//!
 //! Every call that changes something is recorded in the audit trail as the owner's, invoked by
 //! [`STACKS_PRINCIPAL`], with the parameters CloudTrail would log and never a password, a PIN, a CA key
 //! or a key policy ([`Ctx::kms_call`], [`Ctx::hsm_call`]). Reads (describes and lists) are not recorded.
@@ -553,6 +558,108 @@ impl Ctx<'_> {
         )))
     }
 
+    /// The cluster the key store should be on: the one `key_store.cluster` names (a related cluster it
+    /// was moved to), else the stack's own.
+    fn store_cluster(&self, props: &Value) -> Result<String, String> {
+        match props.get("cluster").and_then(Value::as_str) {
+            Some(cluster) => Ok(cluster.to_owned()),
+            None => self.physical("cluster"),
+        }
+    }
+
+    /// Moves the key store `store` to the cluster `target`, which must be related to its cluster
+    /// (created from a backup of it): the store is disconnected; kmsuser's password is set to the file's
+    /// on `target` as the admin (the new cluster's kmsuser has the password it had when the backup was
+    /// taken, which a connection had rotated to one only the store knows, and HSMs seeded from the
+    /// backup join the cluster with it); UpdateCustomKeyStore gives the store the cluster and the
+    /// password (KMS checks that the clusters are related); and the store is connected again, also when
+    /// something failed on the way, so that it is not left behind.
+    async fn move_store(
+        &self,
+        store: &str,
+        target: &str,
+        log: &mut Vec<String>,
+    ) -> Result<(), String> {
+        let current = self
+            .stacks
+            .kms
+            .describe_custom_key_stores(self.caller, Some(store), None, None, None)
+            .await
+            .map_err(|e| kms_failure("DescribeCustomKeyStores", &e))?
+            .items
+            .into_iter()
+            .next()
+            .map(|info| info.cluster_id)
+            .ok_or_else(|| format!("key store {store} no longer exists"))?;
+        if current == target {
+            log.push(format!("key store {store} is on cluster {target}"));
+            return Ok(());
+        }
+        let name = match self.physical("crypto-user") {
+            Ok(name) => name,
+            Err(_) => match &self.parsed.file.crypto_user {
+                Some(user) => user.name.clone(),
+                None => return Err("the file declares no crypto_user".to_owned()),
+            },
+        };
+        let admin = self.admin_password().await?;
+        let password = self.kmsuser_password().await?;
+        let pin = Pin::new(password.to_string());
+        let was_connected = self.disconnect(store, log).await?;
+        let plane = &self.stacks.plane;
+        let parameters = vec![("clusterId", txt(target)), ("username", txt(&name))];
+        let call = plane.change_crypto_user_password(
+            &self.caller.namespace,
+            target,
+            &name,
+            PasswordAuthority::AdminPassword(&admin),
+            &pin,
+        );
+        let outcome = match self
+            .hsm_call("ChangeCryptoUserPassword", parameters, &[target], call)
+            .await
+        {
+            Err(e) => Err(hsm_failure(
+                &format!("Setting the password of {name} on {target}"),
+                &e,
+            )),
+            Ok(()) => {
+                log.push(format!(
+                    "set the password of {name} on every HSM of {target} to the file's"
+                ));
+                let parameters = vec![
+                    ("customKeyStoreId", txt(store)),
+                    ("cloudHsmClusterId", txt(target)),
+                ];
+                let request = UpdateCustomKeyStoreRequest {
+                    id: store.to_owned(),
+                    key_store_password: Some(password),
+                    cluster_id: Some(target.to_owned()),
+                    ..UpdateCustomKeyStoreRequest::default()
+                };
+                let call = self
+                    .stacks
+                    .kms
+                    .update_custom_key_store(self.caller, request);
+                match self
+                    .kms_call("UpdateCustomKeyStore", parameters, None, call)
+                    .await
+                {
+                    Ok(()) => {
+                        log.push(format!(
+                            "moved key store {store} from cluster {current} to {target}"
+                        ));
+                        Ok(())
+                    }
+                    Err(e) => Err(kms_failure("UpdateCustomKeyStore", &e)),
+                }
+            }
+        };
+        let reconnected = self.restore_connection(store, was_connected, log).await;
+        outcome?;
+        reconnected
+    }
+
     /// Tells the disconnected key store `store` kmsuser's new password (UpdateCustomKeyStore).
     async fn give_password(
         &self,
@@ -937,7 +1044,8 @@ pub(crate) async fn apply(
             if !generation_changed {
                 return Ok(record(logical_id, &name, after));
             }
-            let cluster_id = ctx.physical("cluster")?;
+            // The password of the cluster the key store is on, which a move may have changed.
+            let cluster_id = ctx.store_cluster(&ctx.props_of("key-store"))?;
             ctx.under_file_password(&cluster_id, false, log).await?;
             Ok(record(logical_id, &name, after))
         }
@@ -1012,6 +1120,10 @@ pub(crate) async fn apply(
                 log.push(format!(
                     "renamed key store {id} from {old_name} to {new_name}"
                 ));
+            }
+            if before.and_then(|b| b.get("cluster")) != after.get("cluster") {
+                let target = ctx.store_cluster(after)?;
+                ctx.move_store(&id, &target, log).await?;
             }
             Ok(record(logical_id, &id, after))
         }

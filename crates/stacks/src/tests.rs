@@ -294,3 +294,62 @@ fn hsms_join_and_leave_an_initialized_cluster_but_not_below_what_its_key_store_n
         "without a key store one zone is enough: {fresh:?}"
     );
 }
+
+#[test]
+fn a_key_store_moves_to_a_related_cluster_only_once_it_exists() {
+    let parsed = parse(FILE, &[]).expect("the file is valid");
+    let before = recorded(&parsed);
+    let moving = FILE.replace(
+        "  name: keys\n",
+        "  name: keys\n  cluster: cluster-relatedabcd2\n",
+    );
+    let moved = parse(&moving, &[]).expect("a cluster id is accepted");
+
+    // A stack that already has its key store: the move is an update of the key store.
+    let changes = plan(&desired(&moved), &before);
+    assert!(changes.refusals.is_empty(), "{:?}", changes.refusals);
+    let [change] = changes.changes.as_slice() else {
+        panic!("one change: {changes:?}");
+    };
+    assert_eq!(change.action, Action::Update);
+    assert_eq!(change.logical_id, "key-store");
+    assert!(
+        change
+            .detail
+            .contains("moves the key store to cluster-relatedabcd2")
+            && change.detail.contains("disconnected")
+            && change.detail.contains("connected again"),
+        "{}",
+        change.detail
+    );
+    // Applied, the file plans nothing more; removing the field moves it back to the stack's cluster.
+    assert!(plan(&desired(&moved), &recorded(&moved)).changes.is_empty());
+    let back = plan(&desired(&parsed), &recorded(&moved));
+    assert_eq!(back.changes.len(), 1, "{back:?}");
+    assert!(
+        back.changes[0]
+            .detail
+            .contains("moves the key store to the stack's own cluster"),
+        "{}",
+        back.changes[0].detail
+    );
+    // Records written before the field existed compare equal to a file without it.
+    assert!(plan(&desired(&parsed), &before).changes.is_empty());
+
+    // A new key store is made on the stack's own cluster.
+    let fresh = plan(&desired(&moved), &[]);
+    assert!(
+        fresh.refusals.iter().any(|r| r.starts_with(
+            "key-store: cluster cluster-relatedabcd2 is where an existing key store moves"
+        )),
+        "{:?}",
+        fresh.refusals
+    );
+
+    let bad = FILE.replace("  name: keys\n", "  name: keys\n  cluster: subnet-1\n");
+    let error = parse(&bad, &[]).expect_err("not a cluster id").to_string();
+    assert!(
+        error.contains("key_store.cluster") && error.contains("not a cluster id"),
+        "{error}"
+    );
+}

@@ -2,7 +2,8 @@
 //! such a related cluster, on SoftHSM tokens: the restored tokens hold the keys as the originals did
 //! (sensitive, extractable only under a trusted key), and a ciphertext made before the move decrypts
 //! through the new cluster's HSMs. Also the refusals: unknown backups, another account's, no HSM left
-//! that holds the lineage's wrapping key, and an unrelated cluster for the store.
+//! that holds the lineage's wrapping key, and an unrelated cluster for the store. Then the same move
+//! made by a stack whose file names the related cluster.
 
 use std::time::Duration;
 
@@ -402,5 +403,195 @@ async fn move_to_a_related_cluster(softhsm: SoftHsm) {
     for label in ["hsm-a", "hsm-c", "hsm-d"] {
         module.inject_fault(label, None);
     }
+    server.stop().await;
+}
+
+#[test]
+fn a_stack_moves_its_key_store_to_a_cluster_created_from_a_backup() {
+    with_softhsm(
+        "cluster_backups::a_stack_moves_its_key_store_to_a_cluster_created_from_a_backup",
+        stack_moves_its_key_store,
+    );
+}
+
+/// A stack over a cluster with one HSM in each zone, a key store (on `cluster` when given) and a key.
+fn stack_file(softhsm: &SoftHsm, cluster: Option<&str>) -> String {
+    let store_cluster = match cluster {
+        Some(id) => format!("  cluster: {id}\n"),
+        None => String::new(),
+    };
+    format!(
+        "name: moving\nparameters:\n  system: moving\ncluster:\n  hsms:\n    us-east-1a: 1\n    us-east-1b: 1\n  \
+         certificate_authority:\n    certificate: {{file: {}}}\n    private_key: {{file: {}}}\n  \
+         admin_password: {{file: {}}}\ncrypto_user:\n  password: {{file: {}}}\nkey_store:\n  name: hsm\n\
+         {store_cluster}keys:\n  orders:\n    description: Encrypts order records\n    aliases: [orders]\n",
+        softhsm.file("ca.crt"),
+        softhsm.file("ca.key"),
+        softhsm.file("so.pin"),
+        softhsm.file("kmsuser.pw"),
+    )
+}
+
+/// Runs `strongroom stack <args>` against `server` as the dev root: whether it succeeded, and its
+/// output.
+async fn stack_command(server: &TestServer, args: &[&str]) -> (bool, String) {
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .arg("stack")
+        .args(args)
+        .arg("--endpoint")
+        .arg(server.endpoint())
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("STRONGROOM_LOG", "warn")
+        .output()
+        .await
+        .expect("run strongroom stack");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.success(), text)
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    use base64::Engine;
+    let body = base64::engine::general_purpose::STANDARD.encode(der);
+    let lines: Vec<&str> = body
+        .as_bytes()
+        .chunks(64)
+        .map(|chunk| std::str::from_utf8(chunk).expect("base64 is ASCII"))
+        .collect();
+    format!(
+        "-----BEGIN {label}-----\n{}\n-----END {label}-----\n",
+        lines.join("\n")
+    )
+}
+
+async fn the_store(kms: &aws_sdk_kms::Client) -> aws_sdk_kms::types::CustomKeyStoresListEntry {
+    let described = kms
+        .describe_custom_key_stores()
+        .send()
+        .await
+        .expect("DescribeCustomKeyStores succeeds");
+    let [store] = described.custom_key_stores() else {
+        panic!("one store: {described:?}");
+    };
+    store.clone()
+}
+
+async fn stack_moves_its_key_store(softhsm: SoftHsm) {
+    let server = softhsm.server().await;
+    let kms = server.client();
+    let client = cloudhsm_client(&server);
+    let ca_key = rcgen::KeyPair::generate_for(&rcgen::PKCS_RSA_SHA256).expect("an RSA key");
+    let mut params = rcgen::CertificateParams::default();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "Moving CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca_certificate = params.self_signed(&ca_key).expect("a self-signed CA");
+    std::fs::write(
+        softhsm.file("ca.crt"),
+        pem("CERTIFICATE", ca_certificate.der()),
+    )
+    .expect("the CA certificate");
+    std::fs::write(
+        softhsm.file("ca.key"),
+        pem("PRIVATE KEY", &ca_key.serialize_der()),
+    )
+    .expect("the CA key");
+
+    let first = softhsm.file("moving.yaml");
+    std::fs::write(&first, stack_file(&softhsm, None)).expect("write the stack file");
+    let (ok, output) = stack_command(&server, &["apply", &first, "--wait"]).await;
+    assert!(ok, "{output}");
+    let original = the_store(&kms)
+        .await
+        .cloud_hsm_cluster_id()
+        .expect("a cluster")
+        .to_owned();
+    let alias = "alias/moving/1/orders";
+    let context = [("purpose", "stack move")];
+    let ciphertext = encrypt(&kms, alias, b"sealed on the stack's cluster", &context).await;
+
+    // A backup with the keys (an HSM added and removed while the store is connected), and a cluster
+    // created from it, with an HSM seeded in each zone.
+    server.clock().advance(Duration::from_secs(60));
+    let passing = create_hsm(&client, &original, "us-east-1a").await;
+    server.clock().advance(Duration::from_secs(60));
+    client
+        .delete_hsm()
+        .cluster_id(&original)
+        .hsm_id(passing.hsm_id())
+        .send()
+        .await
+        .expect("DeleteHsm succeeds");
+    let backup = client
+        .describe_backups()
+        .filters("clusterIds", vec![original.clone()])
+        .sort_ascending(false)
+        .send()
+        .await
+        .expect("DescribeBackups succeeds")
+        .backups()[0]
+        .backup_id()
+        .to_owned();
+    let related = create_from_backup(&client, &backup)
+        .await
+        .expect("CreateCluster from the backup succeeds")
+        .cluster()
+        .and_then(|c| c.cluster_id())
+        .expect("an id")
+        .to_owned();
+    for zone in ["us-east-1a", "us-east-1b"] {
+        create_hsm(&client, &related, zone).await;
+    }
+
+    // The file names the related cluster for the key store: the plan says what will happen.
+    let moved = softhsm.file("moved.yaml");
+    std::fs::write(&moved, stack_file(&softhsm, Some(&related))).expect("write the stack file");
+    let (ok, output) = stack_command(&server, &["plan", &moved]).await;
+    assert!(ok, "{output}");
+    assert!(
+        output.contains(&format!("moves the key store to {related}")),
+        "{output}"
+    );
+    assert_eq!(
+        the_store(&kms).await.cloud_hsm_cluster_id(),
+        Some(original.as_str()),
+        "plan changed nothing"
+    );
+    let (ok, output) = stack_command(&server, &["apply", &moved, "--wait"]).await;
+    assert!(ok, "{output}");
+    let store = the_store(&kms).await;
+    assert_eq!(store.cloud_hsm_cluster_id(), Some(related.as_str()));
+    assert_eq!(
+        store.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    let hsms = describe(&client, &related).await;
+    assert!(
+        hsms.hsms().len() == 2
+            && hsms
+                .hsms()
+                .iter()
+                .all(|hsm| hsm.state() == Some(&HsmState::Active)),
+        "{hsms:?}"
+    );
+    // The original's tokens are not needed any more.
+    let module = softhsm.module();
+    for label in ["hsm-a", "hsm-b"] {
+        module.inject_fault(label, Some(Fault::Outage));
+    }
+    assert_eq!(
+        decrypt(&kms, &ciphertext, &context).await,
+        b"sealed on the stack's cluster"
+    );
+    for label in ["hsm-a", "hsm-b"] {
+        module.inject_fault(label, None);
+    }
+    let (ok, output) = stack_command(&server, &["plan", &moved]).await;
+    assert!(ok && output.contains("no changes"), "{output}");
     server.stop().await;
 }
