@@ -29,7 +29,7 @@ use strongroom_storage::sqlite::SqliteStore;
 use strongroom_types::Namespace;
 
 use crate::cloudhsm::{CustomerCa, KMSUSER_PASSWORD, create_cluster, create_hsm, describe};
-use crate::custom_key_stores::{CONNECTION_PATIENCE, connection, settled_connection};
+use crate::custom_key_stores::{CONNECTION_PATIENCE, connection, create_store, settled_connection};
 use crate::harness::{ACCOUNT, REGION, TempDir, decrypt, encrypt, failure, sdk_client};
 
 const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
@@ -306,18 +306,7 @@ pub(crate) async fn store_with_a_key(hsms: &Hsms, server: &Server) -> (String, S
         &so_pin,
     ]);
     let kms = server.kms();
-    let store = kms
-        .create_custom_key_store()
-        .custom_key_store_name("survivor")
-        .cloud_hsm_cluster_id(&cluster)
-        .trust_anchor_certificate(&ca.pem)
-        .key_store_password(KMSUSER_PASSWORD)
-        .send()
-        .await
-        .expect("CreateCustomKeyStore succeeds")
-        .custom_key_store_id()
-        .expect("an id")
-        .to_owned();
+    let store = create_store(&kms, "survivor", &cluster, &ca.pem).await;
     kms.connect_custom_key_store()
         .custom_key_store_id(&store)
         .send()

@@ -25,7 +25,8 @@ use crate::cloudhsm::{
     KMSUSER_PASSWORD, SoftHsm, client as cloudhsm_client, describe, with_softhsm,
 };
 use crate::custom_key_stores::{
-    CONNECTION_PATIENCE, active_cluster, connect_store, connection, settled_connection,
+    CONNECTION_PATIENCE, active_cluster, connect_store, connection, create_store,
+    settled_connection,
 };
 use crate::harness::{ACCOUNT, REGION, decrypt, encrypt};
 
@@ -183,18 +184,7 @@ async fn pin_change_failure(softhsm: SoftHsm) {
     let [first, second] = order.as_slice() else {
         panic!("two HSMs: {order:?}");
     };
-    let id = kms
-        .create_custom_key_store()
-        .custom_key_store_name("midway")
-        .cloud_hsm_cluster_id(&cluster)
-        .trust_anchor_certificate(&ca.pem)
-        .key_store_password(KMSUSER_PASSWORD)
-        .send()
-        .await
-        .expect("CreateCustomKeyStore succeeds")
-        .custom_key_store_id()
-        .expect("an id")
-        .to_owned();
+    let id = create_store(&kms, "midway", &cluster, &ca.pem).await;
 
     // The second HSM's C_SetPIN fails during the rotation of the first connection.
     let module = softhsm.module();

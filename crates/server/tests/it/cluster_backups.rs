@@ -21,7 +21,7 @@ use crate::cloudhsm::{
     KMSUSER_PASSWORD, SUBNETS, SoftHsm, client as cloudhsm_client, create_hsm, describe,
     with_softhsm,
 };
-use crate::custom_key_stores::{active_cluster, connect_store};
+use crate::custom_key_stores::{active_cluster, connect_store, create_store};
 use crate::harness::{TestServer, decrypt, encrypt, failure};
 
 /// Two more tokens than the shared SoftHSM has, one in each zone, for a cluster unrelated to the others.
@@ -105,18 +105,7 @@ async fn move_to_a_related_cluster(softhsm: SoftHsm) {
 
     // The original cluster, on hsm-a and hsm-b, its store connected, a key and a ciphertext.
     let (original, ca) = active_cluster(&softhsm, &server, &["us-east-1a", "us-east-1b"]).await;
-    let store = kms
-        .create_custom_key_store()
-        .custom_key_store_name("moving")
-        .cloud_hsm_cluster_id(&original)
-        .trust_anchor_certificate(&ca.pem)
-        .key_store_password(KMSUSER_PASSWORD)
-        .send()
-        .await
-        .expect("CreateCustomKeyStore succeeds")
-        .custom_key_store_id()
-        .expect("an id")
-        .to_owned();
+    let store = create_store(&kms, "moving", &original, &ca.pem).await;
     connect_store(&kms, &store).await;
     let created = kms
         .create_key()

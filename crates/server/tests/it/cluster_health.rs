@@ -13,7 +13,7 @@ use strongroom_keystore_pkcs11::Fault;
 use crate::cloudhsm::{
     KMSUSER_PASSWORD, SoftHsm, client as cloudhsm_client, describe, with_softhsm,
 };
-use crate::custom_key_stores::{CONNECTION_PATIENCE, active_cluster, connect_store};
+use crate::custom_key_stores::{CONNECTION_PATIENCE, active_cluster, connect_store, create_store};
 use crate::harness::{decrypt, encrypt};
 
 /// The zone of the only HSM of the cluster in it: `hsm-b`, the second declared token, is the one
@@ -76,18 +76,7 @@ async fn health(softhsm: SoftHsm) {
         &["us-east-1a", FAILING_ZONE, "us-east-1a"],
     )
     .await;
-    let id = kms
-        .create_custom_key_store()
-        .custom_key_store_name("watched")
-        .cloud_hsm_cluster_id(&cluster)
-        .trust_anchor_certificate(&ca.pem)
-        .key_store_password(KMSUSER_PASSWORD)
-        .send()
-        .await
-        .expect("CreateCustomKeyStore succeeds")
-        .custom_key_store_id()
-        .expect("an id")
-        .to_owned();
+    let id = create_store(&kms, "watched", &cluster, &ca.pem).await;
     connect_store(&kms, &id).await;
     let key = kms
         .create_key()

@@ -125,6 +125,26 @@ pub(crate) async fn settled_connection(
 }
 
 /// Connects store `id` and waits for the attempt to end CONNECTED.
+/// Creates a custom key store named `name` on `cluster` with kmsuser's password, and returns its id.
+pub(crate) async fn create_store(
+    kms: &aws_sdk_kms::Client,
+    name: &str,
+    cluster: &str,
+    trust_anchor_pem: &str,
+) -> String {
+    kms.create_custom_key_store()
+        .custom_key_store_name(name)
+        .cloud_hsm_cluster_id(cluster)
+        .trust_anchor_certificate(trust_anchor_pem)
+        .key_store_password(KMSUSER_PASSWORD)
+        .send()
+        .await
+        .expect("CreateCustomKeyStore succeeds")
+        .custom_key_store_id()
+        .expect("an id")
+        .to_owned()
+}
+
 pub(crate) async fn connect_store(kms: &aws_sdk_kms::Client, id: &str) {
     kms.connect_custom_key_store()
         .custom_key_store_id(id)
@@ -728,18 +748,7 @@ async fn hsm_loss(softhsm: SoftHsm) {
         &["us-east-1a", "us-east-1b", "us-east-1a"],
     )
     .await;
-    let id = kms
-        .create_custom_key_store()
-        .custom_key_store_name("resilient")
-        .cloud_hsm_cluster_id(&cluster)
-        .trust_anchor_certificate(&ca.pem)
-        .key_store_password(KMSUSER_PASSWORD)
-        .send()
-        .await
-        .expect("CreateCustomKeyStore succeeds")
-        .custom_key_store_id()
-        .expect("an id")
-        .to_owned();
+    let id = create_store(&kms, "resilient", &cluster, &ca.pem).await;
     connect_store(&kms, &id).await;
     let key = kms
         .create_key()
