@@ -63,6 +63,8 @@ pub(crate) struct Credentials {
 pub(crate) enum Operation {
     /// `GET /__strongroom/noop`, unsigned.
     Noop,
+    /// `POST /__strongroom/noop` with this body, unsigned; the server echoes it.
+    NoopEcho { body: Bytes },
     /// A signed AWS JSON 1.1 call to `TrentService.<name>`.
     Kms { target: HeaderValue, body: Bytes },
 }
@@ -102,6 +104,7 @@ impl RequestFactory {
     pub(crate) fn request(&mut self) -> Request<Full<Bytes>> {
         let (target, body) = match &self.operation {
             Operation::Noop => return self.noop_request(),
+            Operation::NoopEcho { body } => return self.echo_request(body.clone()),
             Operation::Kms { target, body } => (target.clone(), body.clone()),
         };
         let headers = self.signed_headers(&target, &body);
@@ -116,6 +119,18 @@ impl RequestFactory {
         let mut request = Request::new(Full::new(Bytes::new()));
         *request.uri_mut() = Uri::from_static("/__strongroom/noop");
         request.headers_mut().insert(HOST, self.authority.clone());
+        request
+    }
+
+    fn echo_request(&self, body: Bytes) -> Request<Full<Bytes>> {
+        let mut request = Request::new(Full::new(body));
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = Uri::from_static("/__strongroom/noop");
+        request.headers_mut().insert(HOST, self.authority.clone());
+        request.headers_mut().insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/x-amz-json-1.1"),
+        );
         request
     }
 

@@ -2,8 +2,8 @@
 //!
 //! It opens a number of HTTP/1.1 keep-alive connections and, phase after phase,
 //! keeps each one busy for a fixed time with one kind of request:
-//! an unsigned no-op that measures the HTTP stack alone,
-//! then signed `Encrypt`, `Decrypt` and `GenerateDataKey` calls.
+//! an unsigned no-op that measures the HTTP stack alone, the same no-op echoing an Encrypt request's
+//! body (the HTTP stack and the network with Encrypt-sized messages), then signed `Encrypt`, `Decrypt` and `GenerateDataKey` calls.
 //! Comparing each phase with the no-op shows what authentication and cryptography cost.
 //!
 //! The crate talks to the server only over the wire, like any AWS client,
@@ -29,6 +29,10 @@ use crate::report::Samples;
 
 /// The name of the no-op row, which the other rows are compared with.
 const NOOP: &str = "no-op";
+
+/// The name of the row of the no-op that echoes an Encrypt request's body: what the HTTP stack and
+/// the network alone cost for requests and responses of that size.
+const NOOP_ECHO: &str = "no-op echo (Encrypt's body)";
 
 /// The size of the plaintext in the `Encrypt` phase.
 const PLAINTEXT_LEN: usize = 512;
@@ -142,6 +146,12 @@ pub async fn run(opts: &BenchOptions) -> anyhow::Result<Report> {
         Bytes::from(serde_json::json!({ "KeyId": key_id, "KeySpec": "AES_256" }).to_string());
     let phases = [
         (NOOP, Operation::Noop),
+        (
+            NOOP_ECHO,
+            Operation::NoopEcho {
+                body: encrypt_body.clone(),
+            },
+        ),
         ("Encrypt", Operation::kms("Encrypt", encrypt_body)),
         ("Decrypt", Operation::kms("Decrypt", decrypt_body)),
         (

@@ -163,7 +163,11 @@ async fn fake_kms(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, I
         Err(_) => return Ok(respond(StatusCode::BAD_REQUEST, "")),
     };
     if parts.uri.path() == "/__strongroom/noop" {
-        return Ok(respond(StatusCode::OK, ""));
+        // The echo must carry a body: the phase exists to move Encrypt-sized messages.
+        if parts.method == http::Method::POST && body.is_empty() {
+            return Ok(respond(StatusCode::BAD_REQUEST, "empty echo"));
+        }
+        return Ok(Response::new(Full::new(body)));
     }
     let auth = match strongroom_sigv4::parse_authorization(&parts.headers) {
         Ok(auth) => auth,
@@ -247,7 +251,16 @@ async fn a_short_run_against_a_fake_server_has_no_errors() {
     let address = start_fake_kms().await;
     let report = crate::run(&options(address, SECRET)).await.unwrap();
     let names: Vec<&str> = report.rows.iter().map(|row| row.name.as_str()).collect();
-    assert_eq!(names, ["no-op", "Encrypt", "Decrypt", "GenerateDataKey"]);
+    assert_eq!(
+        names,
+        [
+            "no-op",
+            "no-op echo (Encrypt's body)",
+            "Encrypt",
+            "Decrypt",
+            "GenerateDataKey"
+        ]
+    );
     for row in &report.rows {
         assert!(row.requests > 0, "{row:?}");
         assert_eq!(row.errors, 0, "{row:?}");
@@ -255,7 +268,7 @@ async fn a_short_run_against_a_fake_server_has_no_errors() {
         assert!(row.p50 <= row.p99, "{row:?}");
     }
     let markdown = report.to_markdown();
-    assert_eq!(markdown.lines().count(), 6, "{markdown}");
+    assert_eq!(markdown.lines().count(), 7, "{markdown}");
 
     let mut given_key = options(address, SECRET);
     given_key.key_id = Some("key-1".to_owned());

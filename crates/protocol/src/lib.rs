@@ -48,7 +48,8 @@ use crate::validate::Model;
 pub(crate) const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 /// Requests larger than this are refused; the largest valid KMS request is far smaller.
 const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// The path of the unauthenticated no-op endpoint the benchmark uses to measure the HTTP ceiling.
+/// The path of the unauthenticated no-op endpoint the benchmark uses to measure the HTTP ceiling:
+/// `GET` answers an empty 200, `POST` echoes its body.
 pub const NOOP_PATH: &str = "/__strongroom/noop";
 
 struct Edge {
@@ -105,13 +106,19 @@ pub fn router(
         stacks,
     });
     Router::new()
-        .route(NOOP_PATH, get(noop))
+        .route(NOOP_PATH, get(noop).post(noop_echo))
         .fallback(handle)
         .with_state(edge)
 }
 
 async fn noop() -> StatusCode {
     StatusCode::OK
+}
+
+/// The no-op with a payload: answers a POST with its own body, so the benchmark can tell what moving
+/// an Encrypt-sized request and response costs the HTTP stack, apart from what serving it costs.
+async fn noop_echo(body: Bytes) -> Response {
+    Response::new(axum::body::Body::from(body))
 }
 
 async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {

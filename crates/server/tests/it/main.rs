@@ -9,6 +9,7 @@ mod asymmetric;
 mod audit;
 mod authorization;
 mod authz_scenarios;
+mod benchmark;
 mod cks_restart;
 mod cks_rotation;
 mod cloudhsm;
