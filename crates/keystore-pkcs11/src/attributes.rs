@@ -8,6 +8,9 @@ use cryptoki::object::{Attribute, KeyType, ObjectClass};
 /// Label of the cluster wrapping key; labels with this prefix are reserved.
 pub(crate) const RESERVED_PREFIX: &str = "strongroom:";
 pub(crate) const WRAPPING_KEY_LABEL: &str = "strongroom:cluster-wrapping-key";
+/// Label of every working copy of a backing key (see [`working_copy`]), so that searches by a
+/// key's label find its token object only.
+pub(crate) const WORKING_COPY_LABEL: &str = "strongroom:working-copy";
 /// `CKA_APPLICATION` of the data objects (certificates) this crate stores.
 pub(crate) const APPLICATION: &[u8] = b"strongroom";
 
@@ -107,6 +110,30 @@ pub(crate) fn generate_backing_key(label: &str) -> Vec<Attribute> {
 pub(crate) fn unwrap_backing_key(label: &str) -> Vec<Attribute> {
     // No CKA_VALUE_LEN: the length comes from the wrapped key, and SoftHSM refuses it here.
     backing_key_attributes(label)
+}
+
+/// Template for `C_UnwrapKey` of a backing key's working copy, the session object that encryption
+/// and decryption use: as protected as the key itself, gone with the session that made it, and not
+/// extractable at all, not even wrapped. All copies share one label: the handle cache knows which
+/// key each one is.
+pub(crate) fn working_copy() -> Vec<Attribute> {
+    vec![
+        Attribute::Class(ObjectClass::SECRET_KEY),
+        Attribute::KeyType(KeyType::AES),
+        Attribute::Label(WORKING_COPY_LABEL.as_bytes().to_vec()),
+        Attribute::Token(false),
+        Attribute::Private(true),
+        Attribute::Sensitive(true),
+        Attribute::Extractable(false),
+        Attribute::Encrypt(true),
+        Attribute::Decrypt(true),
+        Attribute::Wrap(false),
+        Attribute::Unwrap(false),
+        Attribute::Derive(false),
+        Attribute::Sign(false),
+        Attribute::Verify(false),
+        Attribute::Modifiable(false),
+    ]
 }
 
 /// Attributes of the cluster wrapping key; created by the Security Officer, hence public.

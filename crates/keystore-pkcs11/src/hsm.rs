@@ -30,6 +30,8 @@ use crate::pool::Pool;
 const AAD_DOMAIN: &[u8] = b"strongroom/hsm-gcm/v1\0";
 /// AES-GCM nonce length, the one every implementation handles best.
 pub(crate) const IV_LEN: usize = 12;
+/// How many nonces one `C_GenerateRandom` draws.
+const NONCES_PER_DRAW: usize = 64;
 const TAG_BITS: u64 = 128;
 const TAG_LEN: usize = 16;
 /// Shared information for the ECDH KDF, where the token supports one.
@@ -49,6 +51,13 @@ pub struct Hsm {
     /// themselves, hold it exclusively.
     gate: RwLock<()>,
     handles: Mutex<HashMap<(ObjectKind, String), (u64, ObjectHandle)>>,
+    /// Session copies of backing keys by label, with the pool generation they were made in; held
+    /// while a copy is made, so that a key deleted meanwhile cannot leave a copy behind.
+    working_copies: Mutex<HashMap<String, (u64, ObjectHandle)>>,
+    /// Set once the token refuses to copy a backing key: it is then used from the token.
+    copies_refused: AtomicBool,
+    /// Random bytes drawn from the token for nonces and not handed out yet.
+    nonces: Mutex<Vec<u8>>,
     health: Mutex<Health>,
     user_pin: Mutex<Option<Arc<Pin>>>,
     simulated_outage: AtomicBool,
@@ -95,7 +104,8 @@ pub struct HsmStatus {
     pub availability_zone: String,
     /// Whether it serves requests.
     pub state: HsmState,
-    /// Operations running on it now.
+    /// Operations running on it now, or waiting for it (for a session, or for a device that does
+    /// not answer).
     pub in_flight: usize,
     /// Operations it completed successfully since it was opened.
     pub operations: u64,
@@ -176,6 +186,25 @@ fn is_stale_handle(err: &Error) -> bool {
     }
 }
 
+/// Whether a failed copy of a backing key into a session says the token will never make one.
+fn is_copy_refusal(err: &Pkcs11Error) -> bool {
+    matches!(
+        error::code(err),
+        Some(
+            RvError::KeyNotWrappable
+                | RvError::KeyUnextractable
+                | RvError::MechanismInvalid
+                | RvError::FunctionNotSupported
+                | RvError::ActionProhibited
+                | RvError::AttributeReadOnly
+                | RvError::AttributeTypeInvalid
+                | RvError::AttributeValueInvalid
+                | RvError::TemplateIncomplete
+                | RvError::TemplateInconsistent
+        )
+    )
+}
+
 fn derive<'a>(kdf: EcKdf<'a>, peer_point: &'a [u8]) -> Mechanism<'a> {
     Mechanism::Ecdh1Derive(Ecdh1DeriveParams::new(kdf, peer_point))
 }
@@ -209,6 +238,9 @@ impl Hsm {
             pool: Pool::new(options.sessions_per_hsm, options.session_wait),
             gate: RwLock::new(()),
             handles: Mutex::new(HashMap::new()),
+            working_copies: Mutex::new(HashMap::new()),
+            copies_refused: AtomicBool::new(false),
+            nonces: Mutex::new(Vec::new()),
             health: Mutex::new(Health {
                 state: HsmState::Active,
                 last_probe: None,
@@ -414,6 +446,9 @@ impl Hsm {
         &self,
         op: impl FnOnce(&Session, u64) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        // Counted from the start, waits included, so that an HSM that stopped answering looks
+        // busy to the load balancing and gets no more requests than those already stuck in it.
+        let _busy = InFlight::new(&self.in_flight);
         let _shared = self.gate.read().unwrap_or_else(PoisonError::into_inner);
         let res = self.check_reachable().and_then(|()| {
             let Some(pin) = self.known_user_pin() else {
@@ -428,7 +463,6 @@ impl Hsm {
                     size: self.pool.capacity(),
                 },
             )?;
-            let _busy = InFlight::new(&self.in_flight);
             let res = op(lease.session(), lease.generation());
             if let Err(err) = &res
                 && err.is_device_failure()
@@ -451,6 +485,7 @@ impl Hsm {
     fn run<T>(&self, op: impl Fn(&Session, u64) -> Result<T, Error>) -> Result<T, Error> {
         let res = self.with_session(|session, generation| match op(session, generation) {
             Err(err) if is_stale_handle(&err) => {
+                self.discard_working_copies(session);
                 self.forget_handles();
                 op(session, generation)
             }
@@ -504,8 +539,81 @@ impl Hsm {
         })
     }
 
+    /// Forgets every cached handle; copies of backing keys go with the sessions that made them,
+    /// which the callers close (or see [`Hsm::discard_working_copies`]).
     fn forget_handles(&self) {
         lock(&self.handles).clear();
+        lock(&self.working_copies).clear();
+    }
+
+    /// Destroys every session copy of a backing key, for when the sessions that hold them stay
+    /// open; best effort, since a copy whose session closed is already gone.
+    fn discard_working_copies(&self, session: &Session) {
+        let copies = std::mem::take(&mut *lock(&self.working_copies));
+        for (_, copy) in copies.into_values() {
+            let _ = session.destroy_object(copy);
+        }
+    }
+
+    /// The handle of backing key `label` that encryption and decryption use: a copy of the key as
+    /// a session object, made on first use in each pool generation.
+    ///
+    /// SoftHSM's file store reads a token object's file (open, lock, read, close) at every use to
+    /// see whether another process changed it; a session object lives in memory only. The copy is
+    /// made inside the HSM, wrapped under the cluster wrapping key and unwrapped as a session
+    /// object (backing keys are `CKA_MODIFIABLE=false`, so SoftHSM refuses `C_CopyObject` with any
+    /// template); it is as protected as the key and not extractable at all, and it is destroyed
+    /// with the session that made it, when the key is deleted, or by
+    /// [`Hsm::discard_working_copies`]. A token without a wrapping key, or that refuses the copy,
+    /// is used directly.
+    fn working_key(
+        &self,
+        session: &Session,
+        generation: u64,
+        label: &str,
+    ) -> Result<ObjectHandle, Error> {
+        if self.copies_refused.load(Ordering::Relaxed) {
+            return self.lookup(session, generation, ObjectKind::BackingKey, label);
+        }
+        let mut copies = lock(&self.working_copies);
+        if let Some((made_in, copy)) = copies.get(label)
+            && *made_in == generation
+        {
+            return Ok(*copy);
+        }
+        let key = self.lookup(session, generation, ObjectKind::BackingKey, label)?;
+        let Some(wrapping_key) = self.find(
+            session,
+            generation,
+            ObjectKind::WrappingKey,
+            WRAPPING_KEY_LABEL,
+        )?
+        else {
+            return Ok(key);
+        };
+        let copied = session
+            .wrap_key(&Mechanism::AesKeyWrap, wrapping_key, key)
+            .map(Zeroizing::new)
+            .and_then(|wrapped| {
+                session.unwrap_key(
+                    &Mechanism::AesKeyWrap,
+                    wrapping_key,
+                    &wrapped,
+                    &attributes::working_copy(),
+                )
+            });
+        match copied {
+            Ok(copy) => {
+                copies.insert(label.to_owned(), (generation, copy));
+                Ok(copy)
+            }
+            Err(err) if is_copy_refusal(&err) => {
+                tracing::info!(hsm = %self.id, error = %err, "the token does not copy backing keys into sessions; using them from the token");
+                self.copies_refused.store(true, Ordering::Relaxed);
+                Ok(key)
+            }
+            Err(err) => Err(self.fail(err)),
+        }
     }
 
     fn forget_handle(&self, kind: ObjectKind, label: &str) {
@@ -929,6 +1037,12 @@ impl Hsm {
             };
             self.forget_handle(kind, label);
             session.destroy_object(object).map_err(|e| self.fail(e))?;
+            if kind == ObjectKind::BackingKey
+                && let Some((_, copy)) = lock(&self.working_copies).remove(label)
+            {
+                // A copy from an earlier generation went with its session already.
+                let _ = session.destroy_object(copy);
+            }
             Ok(true)
         })
     }
@@ -937,11 +1051,8 @@ impl Hsm {
     pub fn encrypt(&self, label: &str, aad: &[u8], plaintext: &[u8]) -> Result<Sealed, Error> {
         let aad = domain_aad(aad);
         self.run(|session, generation| {
-            let key = self.lookup(session, generation, ObjectKind::BackingKey, label)?;
-            let mut iv = [0; IV_LEN];
-            session
-                .generate_random_slice(&mut iv)
-                .map_err(|e| self.fail(e))?;
+            let key = self.working_key(session, generation, label)?;
+            let iv = self.next_nonce(session)?;
             // The mechanism borrows the nonce mutably, so it gets a copy.
             let mut nonce = iv;
             let params =
@@ -951,6 +1062,24 @@ impl Hsm {
                 .map_err(|e| self.fail(e))?;
             Ok(Sealed { iv, ciphertext })
         })
+    }
+
+    /// A fresh random nonce from the HSM's generator. Nonces are drawn [`NONCES_PER_DRAW`] at a
+    /// time, which saves a `C_GenerateRandom` per encryption; each one is handed out once.
+    fn next_nonce(&self, session: &Session) -> Result<[u8; IV_LEN], Error> {
+        let mut drawn = lock(&self.nonces);
+        if drawn.len() < IV_LEN {
+            drawn.resize(IV_LEN * NONCES_PER_DRAW, 0);
+            if let Err(err) = session.generate_random_slice(&mut drawn) {
+                drawn.clear();
+                return Err(self.fail(err));
+            }
+        }
+        let rest = drawn.len() - IV_LEN;
+        let mut nonce = [0; IV_LEN];
+        nonce.copy_from_slice(&drawn[rest..]);
+        drawn.truncate(rest);
+        Ok(nonce)
     }
 
     /// Decrypts what [`Hsm::encrypt`] (here or on another HSM of the cluster) produced.
@@ -965,7 +1094,7 @@ impl Hsm {
         }
         let aad = domain_aad(aad);
         self.run(|session, generation| {
-            let key = self.lookup(session, generation, ObjectKind::BackingKey, label)?;
+            let key = self.working_key(session, generation, label)?;
             let mut nonce = sealed.iv;
             let params =
                 GcmParams::new(&mut nonce, &aad, TAG_BITS.into()).map_err(|e| self.fail(e))?;

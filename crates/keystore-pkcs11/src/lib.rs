@@ -102,7 +102,10 @@
 //! - If a token's directory disappears, its objects vanish and `C_GetTokenInfo` fails with
 //!   `CKR_GENERAL_ERROR`; the token stays unusable for the rest of the process even if the
 //!   directory comes back, so recovery can only be shown with [`Hsm::simulate_outage`].
-//! - Token keys are several times slower to use than session keys (see [`raw_gcm_throughput`]).
+//! - Token keys are several times slower to use than session keys (see [`raw_gcm_throughput`]):
+//!   the file store opens, locks and reads a token object's file at every use. Encryption and
+//!   decryption therefore use a working copy of each backing key, unwrapped inside the HSM as a
+//!   session object that cannot be extracted, and gone with its session or the key.
 
 mod attributes;
 mod backup;

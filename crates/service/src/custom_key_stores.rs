@@ -221,6 +221,9 @@ pub(crate) struct CustomKeyStores {
     pub(crate) records: Option<Arc<dyn KeyStoreStore>>,
     pub(crate) clusters: Option<Arc<dyn HsmClusters>>,
     connections: Arc<Connections>,
+    /// Which store each key is in, and the calls to the clusters (see `crate::hsm_path`).
+    pub(crate) backing_stores: crate::hsm_path::BackingStores,
+    pub(crate) hsm_calls: crate::hsm_path::HsmCalls,
 }
 
 impl CustomKeyStores {
@@ -1433,11 +1436,11 @@ impl Kms {
         &self,
         record: &strongroom_types::KeyRecord,
     ) -> Result<Arc<dyn ConnectedCluster>, Error> {
-        let location = self
-            .key_store_location(record)
+        let store = self
+            .backing_store_id(record)
             .await?
             .ok_or_else(|| unavailable(record))?;
-        self.live_cluster(&record.namespace, &location.custom_key_store_id)
+        self.live_cluster(&record.namespace, &store)
             .await?
             .ok_or_else(|| unavailable(record))
     }
@@ -1451,9 +1454,9 @@ impl Kms {
     ) -> Result<(Vec<u8>, Vec<u8>), Error> {
         let cluster = self.backing_cluster(record).await?;
         let label = record.arn();
-        let result = tokio::task::spawn_blocking(move || cluster.encrypt(&label, &aad, &plaintext))
-            .await
-            .map_err(Error::internal)?;
+        let result = self
+            .in_cluster(move || cluster.encrypt(&label, &aad, &plaintext))
+            .await?;
         match result {
             Ok(value) => Ok(value),
             Err(e) => Err(self.hsm_failure(record, e).await),
@@ -1470,10 +1473,9 @@ impl Kms {
     ) -> Result<Option<Zeroizing<Vec<u8>>>, Error> {
         let cluster = self.backing_cluster(record).await?;
         let label = record.arn();
-        let result =
-            tokio::task::spawn_blocking(move || cluster.decrypt(&label, &aad, &iv, &ciphertext))
-                .await
-                .map_err(Error::internal)?;
+        let result = self
+            .in_cluster(move || cluster.decrypt(&label, &aad, &iv, &ciphertext))
+            .await?;
         match result {
             Ok(value) => Ok(value),
             Err(e) => Err(self.hsm_failure(record, e).await),
@@ -1536,6 +1538,9 @@ impl Kms {
                 .delete_key_store_key(&record.namespace, &record.key_id)
                 .await?;
         }
+        self.custom_key_stores
+            .backing_stores
+            .forget(&record.namespace, &record.key_id);
         Ok(())
     }
 }

@@ -17,6 +17,7 @@ pub mod crypto;
 pub mod custom_key_stores;
 mod error;
 pub mod grants;
+mod hsm_path;
 pub mod import;
 pub mod key_policy;
 mod keyring;

@@ -11,6 +11,7 @@ use strongroom_keystore_pkcs11::{Error, HsmState};
 use crate::fixture::{ARN, TOKENS, softhsm_test};
 
 const WRAPPING_KEY_LABEL: &[u8] = b"strongroom:cluster-wrapping-key";
+const WORKING_COPY_LABEL: &[u8] = b"strongroom:working-copy";
 
 fn arn(n: u32) -> String {
     format!("arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-{n:012}")
@@ -310,6 +311,82 @@ softhsm_test!(delete_key_removes_every_copy, |fx| {
             .unwrap();
         assert!(found.is_empty(), "{label}");
     }
+});
+
+softhsm_test!(keys_are_used_from_session_copies_gone_with_the_key, |fx| {
+    let cluster = fx.ready(&["hsm-a", "hsm-b", "hsm-c"]);
+    cluster.generate_key(ARN).unwrap();
+    let hsm_a = cluster.hsm("hsm-a").unwrap();
+    let sealed = hsm_a.encrypt(ARN, b"", b"x").unwrap();
+    for hsm in cluster.hsms() {
+        hsm.decrypt(ARN, b"", &sealed).unwrap();
+    }
+    for (label, _) in TOKENS {
+        let session = fx.user_session(label);
+        let copies = session
+            .find_objects(&[
+                Attribute::Label(WORKING_COPY_LABEL.to_vec()),
+                Attribute::Token(false),
+            ])
+            .unwrap();
+        // One working copy per HSM however many operations ran, as protected as the key and not
+        // extractable even wrapped.
+        assert_eq!(copies.len(), 1, "{label}");
+        let attributes = session
+            .get_attributes(
+                copies[0],
+                &[
+                    AttributeType::Private,
+                    AttributeType::Sensitive,
+                    AttributeType::Extractable,
+                    AttributeType::Encrypt,
+                    AttributeType::Decrypt,
+                    AttributeType::Wrap,
+                    AttributeType::Unwrap,
+                    AttributeType::Derive,
+                    AttributeType::Modifiable,
+                    AttributeType::Value,
+                ],
+            )
+            .unwrap();
+        // CKA_VALUE is missing: it is sensitive.
+        assert_eq!(
+            attributes,
+            [
+                Attribute::Private(true),
+                Attribute::Sensitive(true),
+                Attribute::Extractable(false),
+                Attribute::Encrypt(true),
+                Attribute::Decrypt(true),
+                Attribute::Wrap(false),
+                Attribute::Unwrap(false),
+                Attribute::Derive(false),
+                Attribute::Modifiable(false),
+            ],
+            "{label}"
+        );
+    }
+    // Lookups and listings see the token object only.
+    assert!(all_true(&cluster.key_exists(ARN)));
+    cluster.synchronize();
+
+    assert!(all_true(&cluster.delete_key(ARN)));
+    for (label, _) in TOKENS {
+        let session = fx.user_session(label);
+        for name in [ARN.as_bytes(), WORKING_COPY_LABEL] {
+            let found = session
+                .find_objects(&[Attribute::Label(name.to_vec())])
+                .unwrap();
+            assert!(
+                found.is_empty(),
+                "no copy of a deleted key is left on {label}"
+            );
+        }
+    }
+    assert!(matches!(
+        cluster.decrypt(ARN, b"", &sealed),
+        Err(Error::KeyNotFound { .. })
+    ));
 });
 
 softhsm_test!(delete_key_reports_unreachable_hsms, |fx| {

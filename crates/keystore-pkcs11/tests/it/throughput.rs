@@ -9,7 +9,8 @@ use crate::fixture::{ARN, softhsm_test, user_pin};
 softhsm_test!(raw_and_cluster_gcm_throughput_are_measured, |fx| {
     let cluster = fx.ready(&["hsm-a", "hsm-b", "hsm-c"]);
     cluster.generate_key(ARN).unwrap();
-    let operations = 500;
+    // Enough for a stable rate, few enough for a test: well under a second at SoftHSM's speed.
+    let operations = 5000;
     let session_key = raw_gcm_throughput(
         &fx.module,
         "hsm-a",
