@@ -589,6 +589,9 @@ impl Hsm {
             WRAPPING_KEY_LABEL,
         )?
         else {
+            // Tokens get a wrapping key before any backing key, so this one never will (a root
+            // key on a single token).
+            self.copies_refused.store(true, Ordering::Relaxed);
             return Ok(key);
         };
         let copied = session

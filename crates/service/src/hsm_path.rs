@@ -233,8 +233,10 @@ impl HsmCalls {
                 let call = {
                     let mut queue = lock(&shared);
                     if let Drainer::Calling(started) = queue.drainers[index] {
-                        // An average over about the last 32 calls.
-                        queue.call_time = (queue.call_time * 31 + started.elapsed()) / 32;
+                        // An average over about the last 32 calls, where a call that hung for
+                        // minutes weighs as one that was merely slow.
+                        let took = started.elapsed().min(STALL);
+                        queue.call_time = (queue.call_time * 31 + took) / 32;
                     }
                     match queue.calls.pop_front() {
                         Some(call) => {

@@ -368,7 +368,8 @@ softhsm_test!(keys_are_used_from_session_copies_gone_with_the_key, |fx| {
     }
     // Lookups and listings see the token object only.
     assert!(all_true(&cluster.key_exists(ARN)));
-    cluster.synchronize();
+    let report = cluster.synchronize();
+    assert!(report.copied_keys.is_empty() && report.failures.is_empty());
 
     assert!(all_true(&cluster.delete_key(ARN)));
     for (label, _) in TOKENS {
