@@ -51,6 +51,8 @@ const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// The path of the unauthenticated no-op endpoint the benchmark uses to measure the HTTP ceiling:
 /// `GET` answers an empty 200, `POST` echoes its body.
 pub const NOOP_PATH: &str = "/__strongroom/noop";
+/// The largest body the no-op echoes; an Encrypt request is far smaller.
+const NOOP_ECHO_MAX_BYTES: usize = 64 * 1024;
 
 struct Edge {
     request_ids: RequestIds,
@@ -106,7 +108,12 @@ pub fn router(
         stacks,
     });
     Router::new()
-        .route(NOOP_PATH, get(noop).post(noop_echo))
+        .route(
+            NOOP_PATH,
+            get(noop)
+                .post(noop_echo)
+                .layer(axum::extract::DefaultBodyLimit::max(NOOP_ECHO_MAX_BYTES)),
+        )
         .fallback(handle)
         .with_state(edge)
 }
@@ -118,7 +125,13 @@ async fn noop() -> StatusCode {
 /// The no-op with a payload: answers a POST with its own body, so the benchmark can tell what moving
 /// an Encrypt-sized request and response costs the HTTP stack, apart from what serving it costs.
 async fn noop_echo(body: Bytes) -> Response {
-    Response::new(axum::body::Body::from(body))
+    let mut response = Response::new(axum::body::Body::from(body));
+    // Opaque bytes: never something a browser would render.
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/octet-stream"),
+    );
+    response
 }
 
 async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
