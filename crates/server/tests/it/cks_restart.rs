@@ -45,14 +45,20 @@ const RESUMING: &str = "custom key stores to connect again after the restart";
 /// How long a test watches a store that must not change before it believes it.
 const QUIET: Duration = Duration::from_secs(3);
 
-/// A private SoftHSM with the declared tokens, a server configuration declaring them, and a data
+/// A private SoftHSM with declared tokens, a server configuration declaring them, and a data
 /// directory.
 pub(crate) struct Hsms {
     dir: TempDir,
 }
 
 impl Hsms {
+    /// The three tokens of [`TOKENS`].
     pub(crate) fn new(label: &str) -> Hsms {
+        Hsms::with_tokens(label, &TOKENS)
+    }
+
+    /// One token per `(label, availability zone)`.
+    pub(crate) fn with_tokens(label: &str, tokens: &[(&str, &str)]) -> Hsms {
         assert!(
             Path::new(SOFTHSM).exists(),
             "SoftHSM is not installed: run `cargo xtask ci` or `apt-get install softhsm2`"
@@ -71,7 +77,7 @@ impl Hsms {
         std::fs::write(root.join("so.pin"), SO_PIN).expect("SO PIN file");
         std::fs::write(root.join("kmsuser.pw"), KMSUSER_PASSWORD).expect("password file");
         let mut config = format!("data_dir = \"{}\"\n", root.join("data").display());
-        for (token, zone) in TOKENS {
+        for (token, zone) in tokens {
             let status = Command::new("softhsm2-util")
                 .args([
                     "--init-token",
@@ -134,7 +140,7 @@ impl Hsms {
 /// The `strongroom` binary serving on a SoftHSM, with what it wrote to standard error.
 pub(crate) struct Server {
     child: Child,
-    address: std::net::SocketAddr,
+    pub(crate) address: std::net::SocketAddr,
     stderr: Arc<Mutex<Vec<String>>>,
 }
 
@@ -183,34 +189,46 @@ impl Server {
         sdk_client(self.address, "test", "test", REGION)
     }
 
-    fn cloudhsm(&self) -> aws_sdk_cloudhsmv2::Client {
+    pub(crate) fn cloudhsm(&self) -> aws_sdk_cloudhsmv2::Client {
         let config = aws_sdk_cloudhsmv2::Config::builder()
             .behavior_version(aws_sdk_cloudhsmv2::config::BehaviorVersion::latest())
             .region(aws_sdk_cloudhsmv2::config::Region::new(REGION))
             .credentials_provider(Credentials::new("test", "test", None, None, "cks-restart"))
-            .endpoint_url(format!("http://{}", self.address))
+            .endpoint_url(self.endpoint())
             .build();
         aws_sdk_cloudhsmv2::Client::from_conf(config)
     }
 
-    /// Runs `strongroom hsm <args>` against this server and asserts that it succeeds.
-    fn hsm(&self, args: &[&str]) {
+    /// The server's base URL.
+    pub(crate) fn endpoint(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    /// Runs `strongroom <args> --endpoint <this server>` and returns whether it succeeded and its output.
+    pub(crate) fn command(&self, args: &[&str]) -> (bool, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_strongroom"))
-            .arg("hsm")
             .args(args)
             .arg("--endpoint")
-            .arg(format!("http://{}", self.address))
+            .arg(self.endpoint())
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("STRONGROOM_LOG", "warn")
             .output()
-            .expect("run strongroom hsm");
-        assert!(
-            output.status.success(),
-            "strongroom hsm {args:?}: {}{}",
+            .expect("run strongroom");
+        let text = format!(
+            "{}{}",
             String::from_utf8_lossy(&output.stdout),
             String::from_utf8_lossy(&output.stderr)
         );
+        (output.status.success(), text)
+    }
+
+    /// Runs `strongroom hsm <args>` against this server and asserts that it succeeds.
+    fn hsm(&self, args: &[&str]) {
+        let mut full = vec!["hsm"];
+        full.extend_from_slice(args);
+        let (ok, output) = self.command(&full);
+        assert!(ok, "strongroom hsm {args:?}: {output}");
     }
 
     /// The lines of standard error that mention `text`.

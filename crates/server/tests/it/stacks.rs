@@ -13,10 +13,7 @@
 //! SoftHSM child-process scheme of the `cloudhsm` tests instead, with the server in that process and
 //! `strongroom stack` as a subprocess.
 
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use aws_credential_types::Credentials;
@@ -34,10 +31,10 @@ use rcgen::{
 use serde_json::Value;
 use strongroom_keystore_pkcs11::{Cluster as Pkcs11Cluster, ClusterOptions, Pin};
 
+use crate::cks_restart::{Hsms, Server};
 use crate::cloudhsm::{SoftHsm, with_softhsm};
-use crate::harness::{ProcessServer, Signer, TempDir, TestServer, create_key, sdk_client};
+use crate::harness::{ProcessServer, Signer, TempDir, TestServer, create_key};
 
-const SOFTHSM: &str = "/usr/lib/softhsm/libsofthsm2.so";
 const SO_PIN: &str = "officer-Passw0rd";
 const KMSUSER_PASSWORD: &str = "kmsuser-Passw0rd";
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -55,156 +52,24 @@ fn example_file() -> String {
     doc[start..end].to_owned()
 }
 
-/// A private SoftHSM with the given tokens, a server configuration declaring them, and a data directory.
-struct Hsms {
-    dir: TempDir,
+/// What the stack tests ask of a server beyond the shared SoftHSM harness ([`Server`]).
+trait StackServer {
+    fn secrets(&self) -> aws_sdk_secretsmanager::Client;
+    fn stack(&self, args: &[&str]) -> (bool, String);
+    fn describe(&self, name: &str) -> Value;
+    async fn put_secret(&self, name: &str, value: &str);
+    fn wait_done(&self, name: &str) -> Value;
 }
 
-impl Hsms {
-    fn new(label: &str, tokens: &[(&str, &str)]) -> Hsms {
-        assert!(
-            Path::new(SOFTHSM).exists(),
-            "SoftHSM is not installed: run `cargo xtask ci` or `apt-get install softhsm2`"
-        );
-        let dir = TempDir::new(label);
-        let root = dir.path();
-        std::fs::create_dir_all(root.join("tokens")).expect("token directory");
-        std::fs::write(
-            root.join("softhsm2.conf"),
-            format!(
-                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\nslots.removable = false\n",
-                root.join("tokens").display()
-            ),
-        )
-        .expect("SoftHSM configuration");
-        std::fs::write(root.join("so.pin"), SO_PIN).expect("SO PIN file");
-        let mut config = format!("data_dir = \"{}\"\n", root.join("data").display());
-        for (token, zone) in tokens {
-            let status = Command::new("softhsm2-util")
-                .args([
-                    "--init-token",
-                    "--free",
-                    "--label",
-                    token,
-                    "--so-pin",
-                    SO_PIN,
-                    "--pin",
-                    "unused-pin-1",
-                ])
-                .env("SOFTHSM2_CONF", root.join("softhsm2.conf"))
-                .stdout(Stdio::null())
-                .status()
-                .expect("run softhsm2-util");
-            assert!(status.success(), "softhsm2-util --init-token {token}");
-            config.push_str(&format!(
-                "\n[[hsm]]\nmodule = \"{SOFTHSM}\"\ntoken_label = \"{token}\"\navailability_zone = \"{zone}\"\nso_pin_file = \"{}\"\n",
-                root.join("so.pin").display()
-            ));
-        }
-        std::fs::write(root.join("strongroom.toml"), config).expect("server configuration");
-        Hsms { dir }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Starts the server binary on this SoftHSM, with `env` added to its environment.
-    fn serve(&self, env: &[(&str, &str)]) -> Server {
-        Server::start(self, env)
-    }
-}
-
-/// The `strongroom` binary serving on a SoftHSM.
-struct Server {
-    child: Child,
-    endpoint: String,
-    address: std::net::SocketAddr,
-}
-
-impl Server {
-    fn start(hsms: &Hsms, env: &[(&str, &str)]) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_strongroom"));
-        command
-            .args(["serve", "--dev", "--listen", "127.0.0.1:0", "--config"])
-            .arg(hsms.path("strongroom.toml"))
-            .env("SOFTHSM2_CONF", hsms.path("softhsm2.conf"))
-            .env("STRONGROOM_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let mut child = command.spawn().expect("start the strongroom binary");
-        let stderr = child.stderr.take().expect("stderr is piped");
-        let (sender, receiver) = mpsc::channel::<String>();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if let Some(rest) = line.strip_prefix("strongroom listening on http://") {
-                    let _ = sender.send(rest.trim().to_owned());
-                }
-            }
-        });
-        let address: std::net::SocketAddr = receiver
-            .recv_timeout(Duration::from_secs(30))
-            .expect("the server prints its address")
-            .parse()
-            .expect("an address");
-        Server {
-            child,
-            endpoint: format!("http://{address}"),
-            address,
-        }
-    }
-
-    fn kill9(mut self) {
-        self.child.kill().expect("SIGKILL the server");
-        let _ = self.child.wait();
-    }
-
-    fn kms(&self) -> aws_sdk_kms::Client {
-        sdk_client(self.address, "test", "test", "us-east-1")
-    }
-
+impl StackServer for Server {
     fn secrets(&self) -> aws_sdk_secretsmanager::Client {
         let config = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(aws_sdk_secretsmanager::config::BehaviorVersion::latest())
             .region(aws_sdk_secretsmanager::config::Region::new("us-east-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "stacks"))
-            .endpoint_url(&self.endpoint)
+            .endpoint_url(self.endpoint())
             .build();
         aws_sdk_secretsmanager::Client::from_conf(config)
-    }
-
-    fn cloudhsm(&self) -> aws_sdk_cloudhsmv2::Client {
-        let config = aws_sdk_cloudhsmv2::Config::builder()
-            .behavior_version(aws_sdk_cloudhsmv2::config::BehaviorVersion::latest())
-            .region(aws_sdk_cloudhsmv2::config::Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "stacks"))
-            .endpoint_url(&self.endpoint)
-            .build();
-        aws_sdk_cloudhsmv2::Client::from_conf(config)
-    }
-
-    /// Runs `strongroom <args> --endpoint <this server>` and returns whether it succeeded and its output.
-    fn command(&self, args: &[&str]) -> (bool, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_strongroom"))
-            .args(args)
-            .arg("--endpoint")
-            .arg(&self.endpoint)
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("STRONGROOM_LOG", "warn")
-            .output()
-            .expect("run strongroom");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status.success(), text)
     }
 
     fn stack(&self, args: &[&str]) -> (bool, String) {
@@ -217,7 +82,7 @@ impl Server {
     fn describe(&self, name: &str) -> Value {
         let (ok, _) = self.stack(&["status", name]);
         assert!(ok, "stack {name} exists");
-        raw_describe(&self.endpoint, name)
+        raw_describe(&self.endpoint(), name)
     }
 
     async fn put_secret(&self, name: &str, value: &str) {
@@ -246,7 +111,7 @@ impl Server {
     fn wait_done(&self, name: &str) -> Value {
         let deadline = Instant::now() + PATIENCE;
         loop {
-            let stack = raw_describe(&self.endpoint, name);
+            let stack = raw_describe(&self.endpoint(), name);
             let status = stack["Status"].as_str().unwrap_or_default().to_owned();
             if !status.ends_with("_IN_PROGRESS") {
                 return stack;
@@ -257,13 +122,6 @@ impl Server {
             );
             std::thread::sleep(Duration::from_millis(200));
         }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
@@ -548,8 +406,8 @@ async fn key_stores(server: &Server) -> Vec<aws_sdk_kms::types::CustomKeyStoresL
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_stack_is_applied_changed_and_deleted_through_the_cli() {
-    let hsms = Hsms::new("stack-full", TWO_ZONES);
-    let server = hsms.serve(&[]);
+    let hsms = Hsms::with_tokens("stack-full", TWO_ZONES);
+    let server = hsms.serve_with(&[]);
     let ca = Ca::new("Payments HSM CA");
     put_secrets(&server, &ca, SO_PIN).await;
     let file = write(&hsms, "payments.yaml", &example_file());
@@ -1024,8 +882,8 @@ fn store_only_file() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_admin_password_rolls_back_or_is_preserved_and_a_fixed_secret_completes() {
-    let hsms = Hsms::new("stack-admin", TWO_ZONES);
-    let server = hsms.serve(&[]);
+    let hsms = Hsms::with_tokens("stack-admin", TWO_ZONES);
+    let server = hsms.serve_with(&[]);
     let ca = Ca::new("CA");
     put_secrets(&server, &ca, "not-the-SO-pin").await;
     let file = write(&hsms, "stack.yaml", &store_only_file());
@@ -1113,8 +971,8 @@ async fn a_wrong_admin_password_rolls_back_or_is_preserved_and_a_fixed_secret_co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_hsm_missing_from_a_zone_rolls_back_or_is_preserved_and_a_freed_hsm_completes() {
-    let hsms = Hsms::new("stack-zone", TWO_ZONES);
-    let server = hsms.serve(&[]);
+    let hsms = Hsms::with_tokens("stack-zone", TWO_ZONES);
+    let server = hsms.serve_with(&[]);
     put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
     let file = write(
         &hsms,
@@ -1189,8 +1047,8 @@ async fn an_hsm_missing_from_a_zone_rolls_back_or_is_preserved_and_a_freed_hsm_c
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_ca_that_does_not_match_rolls_back_or_is_preserved_and_the_right_key_completes() {
-    let hsms = Hsms::new("stack-ca", TWO_ZONES);
-    let server = hsms.serve(&[]);
+    let hsms = Hsms::with_tokens("stack-ca", TWO_ZONES);
+    let server = hsms.serve_with(&[]);
     let ca = Ca::new("CA");
     let other = Ca::new("Another CA");
     put_secrets(&server, &ca, SO_PIN).await;
@@ -1227,7 +1085,7 @@ async fn a_ca_that_does_not_match_rolls_back_or_is_preserved_and_the_right_key_c
 fn wait_running(server: &Server, logical_id: &str) {
     let deadline = Instant::now() + PATIENCE;
     loop {
-        let stack = raw_describe(&server.endpoint, STACK);
+        let stack = raw_describe(&server.endpoint(), STACK);
         if steps_in(&stack, "running")
             .iter()
             .any(|id| id == logical_id)
@@ -1251,15 +1109,15 @@ fn wait_running(server: &Server, logical_id: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kmsuser_already_present_rolls_back_or_is_preserved_and_adopting_it_completes() {
-    let hsms = Hsms::new("stack-kmsuser", TWO_ZONES);
+    let hsms = Hsms::with_tokens("stack-kmsuser", TWO_ZONES);
     // A pause before every step, so that kmsuser can be created behind the stack's back.
-    let server = hsms.serve(&[("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "2000")]);
+    let server = hsms.serve_with(&[("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "2000")]);
     put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
     std::fs::write(hsms.path("kmsuser.pw"), KMSUSER_PASSWORD).expect("a password file");
     let file = write(&hsms, "stack.yaml", &store_only_file());
     let create_user_behind_its_back = || {
         wait_running(&server, "crypto-user");
-        let stack = raw_describe(&server.endpoint, STACK);
+        let stack = raw_describe(&server.endpoint(), STACK);
         let cluster = stack["Resources"][0]["PhysicalId"]
             .as_str()
             .expect("the cluster")
@@ -1327,9 +1185,9 @@ async fn a_kmsuser_already_present_rolls_back_or_is_preserved_and_adopting_it_co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_during_apply_resumes_and_finishes_after_restart() {
-    let hsms = Hsms::new("stack-kill", TWO_ZONES);
+    let hsms = Hsms::with_tokens("stack-kill", TWO_ZONES);
     let delay = [("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "1000")];
-    let server = hsms.serve(&delay);
+    let server = hsms.serve_with(&delay);
     put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
     let file = write(&hsms, "payments.yaml", &example_file());
     let (ok, output) = server.stack(&["apply", &file]);
@@ -1337,7 +1195,7 @@ async fn a_server_killed_during_apply_resumes_and_finishes_after_restart() {
     wait_running(&server, "cluster-activation");
     server.kill9();
 
-    let server = hsms.serve(&delay);
+    let server = hsms.serve_with(&delay);
     let stack = server.wait_done(STACK);
     assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
     let text = stack["Text"].as_str().unwrap_or_default();
@@ -1367,8 +1225,8 @@ async fn a_server_killed_during_apply_resumes_and_finishes_after_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_while_an_hsm_joins_resumes_and_the_key_store_ends_connected() {
-    let hsms = Hsms::new("stack-kill-scale", TWO_ZONES);
-    let server = hsms.serve(&[]);
+    let hsms = Hsms::with_tokens("stack-kill-scale", TWO_ZONES);
+    let server = hsms.serve_with(&[]);
     put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
     let file = write(&hsms, "payments.yaml", &example_file());
     let (ok, output) = server.stack(&["apply", &file, "--wait"]);
@@ -1387,7 +1245,7 @@ async fn a_server_killed_while_an_hsm_joins_resumes_and_the_key_store_ends_conne
     server.kill9();
 
     let delay = [("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "1000")];
-    let server = hsms.serve(&delay);
+    let server = hsms.serve_with(&delay);
     let grown = write(
         &hsms,
         "grown.yaml",
@@ -1398,7 +1256,7 @@ async fn a_server_killed_while_an_hsm_joins_resumes_and_the_key_store_ends_conne
     wait_running(&server, "hsm/us-east-1b/2");
     server.kill9();
 
-    let server = hsms.serve(&[]);
+    let server = hsms.serve_with(&[]);
     let stack = server.wait_done(STACK);
     assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
     let text = stack["Text"].as_str().unwrap_or_default();
