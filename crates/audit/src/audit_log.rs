@@ -6,8 +6,8 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use time::OffsetDateTime;
@@ -18,7 +18,7 @@ use crate::delivery::{Delivery, is_safe_component};
 use crate::error::Error;
 use crate::event::Event;
 use crate::index::{self, IndexEntry};
-use crate::journal::{self, Command, IndexBatch, IndexMessage, Records, Writer, WriterStats};
+use crate::journal::{self, Command, IndexBatch, Records, Writer, WriterStats};
 use crate::lookup::{self, LookupPage, LookupQuery};
 use crate::signing::SigningKey;
 
@@ -66,7 +66,7 @@ struct Shared {
     stats: Arc<WriterStats>,
     indexed: watch::Receiver<u64>,
     /// Asks the indexer to catch up now rather than on its own schedule.
-    index: std::sync::mpsc::Sender<IndexMessage>,
+    index: IndexSender,
     signer: SigningKey,
     /// Delivery and expiry; holding it serialises deliveries.
     control: Mutex<Connection>,
@@ -182,8 +182,9 @@ impl AuditLog {
         let mut indexed = shared.indexed.clone();
         if *indexed.borrow() < target {
             // The indexer works lazily; make it index everything acknowledged so far now.
-            // Every batch counted in `target` was queued before this message, so it is included.
-            let _ = shared.index.send(IndexMessage::CatchUp);
+            // Every batch counted in `target` was queued before it was counted, so it is either
+            // still queued, and taken with this catch-up, or already being indexed.
+            shared.index.catch_up();
         }
         // An indexer that has stopped cannot catch up; the index is then as complete as it gets.
         let _ = indexed.wait_for(|number| *number >= target).await;
@@ -316,7 +317,8 @@ fn open_blocking(config: AuditConfig) -> Result<Shared, Error> {
     delivery.emit_digests(&mut control, now, false)?;
 
     let stats = Arc::new(WriterStats::default());
-    let (index_sender, index_receiver) = std::sync::mpsc::channel();
+    let index_queue = Arc::new(IndexQueue::default());
+    let index_sender = IndexSender::new(Arc::clone(&index_queue));
     let (indexed_sender, indexed) = watch::channel(0);
     let (commands, command_receiver) = mpsc::channel(COMMAND_QUEUE);
     let shared = Shared {
@@ -345,74 +347,183 @@ fn open_blocking(config: AuditConfig) -> Result<Shared, Error> {
         .map_err(|e| Error::io("start the audit journal writer", PathBuf::new(), e))?;
     std::thread::Builder::new()
         .name("audit-index".to_owned())
-        .spawn(move || run_indexer(indexer, &index_receiver, &indexed_sender))
+        .spawn(move || run_indexer(indexer, &index_queue, &indexed_sender))
         .map_err(|e| Error::io("start the audit indexer", PathBuf::new(), e))?;
     Ok(shared)
 }
 
 /// How long acknowledged events may wait to be indexed when no lookup asks for them.
-const INDEX_INTERVAL: Duration = Duration::from_secs(2);
+pub(crate) const INDEX_INTERVAL: Duration = Duration::from_secs(2);
 /// How many acknowledged events may wait to be indexed, which bounds the memory they hold.
-const INDEX_PENDING_EVENTS: usize = 16 * 1024;
+pub(crate) const INDEX_PENDING_EVENTS: usize = 16 * 1024;
+
+/// Acknowledged batches on their way from the journal writer to the indexer.
+///
+/// The writer queues every batch under a mutex it rarely has to wait for, and wakes the indexer
+/// only when the indexer has something new to decide: when the queue stops being empty (so the
+/// [`INDEX_INTERVAL`] clock starts) and when [`INDEX_PENDING_EVENTS`] are waiting. A lookup
+/// wakes it to catch up. A wake per batch would cost the writer a futex call and the indexer two
+/// context switches, thousands of times a second under load, only to append to a `Vec`.
+#[derive(Default)]
+pub(crate) struct IndexQueue {
+    state: Mutex<IndexQueueState>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct IndexQueueState {
+    batches: Vec<IndexBatch>,
+    /// How many events `batches` hold.
+    events: usize,
+    /// When the first of `batches` was queued.
+    oldest: Option<Instant>,
+    /// A lookup waits for everything queued.
+    catch_up: bool,
+    /// How many [`IndexSender`]s there are; the indexer stops when none is left.
+    senders: usize,
+    /// The indexer has stopped, so batches are no longer kept (delivery indexes them later).
+    closed: bool,
+}
+
+/// A handle that queues batches for the indexer, or asks it to catch up.
+///
+/// Like a channel's sender: once every handle is dropped, the indexer indexes what is queued and
+/// stops.
+pub(crate) struct IndexSender {
+    queue: Arc<IndexQueue>,
+}
+
+impl IndexQueue {
+    fn lock(&self) -> MutexGuard<'_, IndexQueueState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Waits until the queued batches are due and moves them into `into` (which must be empty),
+    /// or until every sender is gone, which it returns as `true`.
+    ///
+    /// Batches are due when a lookup asks for them, when the oldest has waited
+    /// [`INDEX_INTERVAL`], or when [`INDEX_PENDING_EVENTS`] are waiting, whichever comes first.
+    pub(crate) fn take_due(&self, into: &mut Vec<IndexBatch>) -> bool {
+        let mut state = self.lock();
+        let stop = loop {
+            if state.senders == 0 {
+                break true;
+            }
+            if state.catch_up || state.events >= INDEX_PENDING_EVENTS {
+                break false;
+            }
+            state = match state.oldest {
+                None => self
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(PoisonError::into_inner),
+                Some(oldest) => {
+                    let left = (oldest + INDEX_INTERVAL).saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        break false;
+                    }
+                    self.wake
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .0
+                }
+            };
+        };
+        std::mem::swap(&mut state.batches, into);
+        state.events = 0;
+        state.oldest = None;
+        state.catch_up = false;
+        stop
+    }
+}
+
+impl IndexSender {
+    pub(crate) fn new(queue: Arc<IndexQueue>) -> IndexSender {
+        queue.lock().senders += 1;
+        IndexSender { queue }
+    }
+
+    /// Queues an acknowledged batch, waking the indexer only if that changes what it waits for.
+    pub(crate) fn push(&self, batch: IndexBatch) {
+        let events: usize = batch
+            .records
+            .iter()
+            .map(|(_, records)| records.entries.len())
+            .sum();
+        let mut state = self.queue.lock();
+        if state.closed {
+            return;
+        }
+        let was_empty = state.batches.is_empty();
+        if was_empty {
+            state.oldest = Some(Instant::now());
+        }
+        let was_below = state.events < INDEX_PENDING_EVENTS;
+        state.events += events;
+        state.batches.push(batch);
+        let wake = was_empty || (was_below && state.events >= INDEX_PENDING_EVENTS);
+        drop(state);
+        if wake {
+            self.queue.wake.notify_one();
+        }
+    }
+
+    /// Asks the indexer to index everything queued now.
+    pub(crate) fn catch_up(&self) {
+        self.queue.lock().catch_up = true;
+        self.queue.wake.notify_one();
+    }
+}
+
+impl Clone for IndexSender {
+    fn clone(&self) -> IndexSender {
+        IndexSender::new(Arc::clone(&self.queue))
+    }
+}
+
+impl Drop for IndexSender {
+    fn drop(&mut self) {
+        let mut state = self.queue.lock();
+        state.senders -= 1;
+        let last = state.senders == 0;
+        drop(state);
+        if last {
+            self.queue.wake.notify_one();
+        }
+    }
+}
 
 /// Feeds acknowledged batches to the index lazily, in large transactions.
 ///
-/// The request path never waits for the index. Batches wait here until a lookup asks for them
-/// ([`IndexMessage::CatchUp`]), until the oldest has waited [`INDEX_INTERVAL`], or until
-/// [`INDEX_PENDING_EVENTS`] events are waiting, whichever comes first. Few large transactions cost
-/// far less per event than many small ones, and a lookup still sees every acknowledged event.
-fn run_indexer(
+/// The request path never waits for the index. Batches wait in the [`IndexQueue`] until a lookup
+/// asks for them ([`IndexSender::catch_up`]), until the oldest has waited [`INDEX_INTERVAL`], or
+/// until [`INDEX_PENDING_EVENTS`] events are waiting, whichever comes first. Few large
+/// transactions cost far less per event than many small ones, and a lookup still sees every
+/// acknowledged event. Once every sender is gone, what is left is indexed and the thread ends.
+pub(crate) fn run_indexer(
     mut connection: Connection,
-    messages: &std::sync::mpsc::Receiver<IndexMessage>,
+    queue: &IndexQueue,
     indexed: &watch::Sender<u64>,
 ) {
-    use std::sync::mpsc::RecvTimeoutError;
-
-    let mut pending: Vec<IndexBatch> = Vec::new();
-    let mut pending_events = 0;
-    let mut deadline: Option<std::time::Instant> = None;
-    loop {
-        let message = match deadline {
-            None => messages.recv().map_err(|_| RecvTimeoutError::Disconnected),
-            Some(deadline) => {
-                messages.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
-            }
-        };
-        let (now, stop) = match message {
-            Ok(IndexMessage::Batch(batch)) => {
-                pending_events += batch
-                    .records
-                    .iter()
-                    .map(|(_, records)| records.entries.len())
-                    .sum::<usize>();
-                pending.push(batch);
-                deadline.get_or_insert_with(|| std::time::Instant::now() + INDEX_INTERVAL);
-                (pending_events >= INDEX_PENDING_EVENTS, false)
-            }
-            Ok(IndexMessage::CatchUp) => {
-                // Take whatever else is already queued, so one transaction covers it all.
-                while let Ok(message) = messages.try_recv() {
-                    if let IndexMessage::Batch(batch) = message {
-                        pending.push(batch);
-                    }
-                }
-                (true, false)
-            }
-            Err(RecvTimeoutError::Timeout) => (true, false),
-            Err(RecvTimeoutError::Disconnected) => (true, true),
-        };
-        if now && !pending.is_empty() {
-            index_pending(&mut connection, &pending);
-            if let Some(last) = pending.last() {
-                indexed.send_replace(last.number);
-            }
-            pending.clear();
-            pending_events = 0;
-            deadline = None;
-        } else if now {
-            // A catch-up with nothing pending: everything acknowledged is indexed already.
-            indexed.send_modify(|_| {});
+    /// Closes the queue when the indexer ends, even by a panic, so batches stop piling up there.
+    struct Closer<'a>(&'a IndexQueue);
+    impl Drop for Closer<'_> {
+        fn drop(&mut self) {
+            let mut state = self.0.lock();
+            state.closed = true;
+            state.batches = Vec::new();
         }
+    }
+    let _closer = Closer(queue);
+    let mut pending: Vec<IndexBatch> = Vec::new();
+    loop {
+        let stop = queue.take_due(&mut pending);
+        if let Some(last) = pending.last() {
+            index_pending(&mut connection, &pending);
+            indexed.send_replace(last.number);
+        }
+        // Emptied here, off the lock; its capacity goes back to the queue at the next swap.
+        pending.clear();
         if stop {
             return;
         }

@@ -33,6 +33,7 @@ use std::time::Instant;
 
 use tokio::sync::{mpsc, oneshot};
 
+use crate::audit_log::IndexSender;
 use crate::error::Error;
 use crate::index::IndexEntry;
 use crate::signing::sha256;
@@ -291,18 +292,11 @@ pub(crate) struct Writer {
     active_since: Instant,
     max_age: std::time::Duration,
     stats: Arc<WriterStats>,
-    index: std::sync::mpsc::Sender<IndexMessage>,
+    /// Where acknowledged batches go to be indexed.
+    index: IndexSender,
     /// The frame being built, reused from batch to batch.
     frame: Vec<u8>,
     failed: bool,
-}
-
-/// What the indexer thread is told.
-pub(crate) enum IndexMessage {
-    /// An acknowledged batch to index, soon but not necessarily now.
-    Batch(IndexBatch),
-    /// Index everything received so far now: a lookup is waiting.
-    CatchUp,
 }
 
 impl Writer {
@@ -312,7 +306,7 @@ impl Writer {
         first_number: u64,
         max_age: std::time::Duration,
         stats: Arc<WriterStats>,
-        index: std::sync::mpsc::Sender<IndexMessage>,
+        index: IndexSender,
     ) -> Result<Writer, Error> {
         let active = create_segment(dir, first_number)?;
         Ok(Writer {
@@ -376,13 +370,14 @@ impl Writer {
                 match outcome {
                     Ok(()) => {
                         // The index is a convenience; a lost batch is re-indexed at delivery.
-                        // Sent before the batch counts as acknowledged, so a lookup that sees the
-                        // new count and then asks the indexer to catch up finds the batch queued.
-                        let _ = self.index.send(IndexMessage::Batch(IndexBatch {
+                        // Queued before the batch counts as acknowledged, so a lookup that sees the
+                        // new count and then asks the indexer to catch up finds the batch queued
+                        // (or already being indexed). Queuing wakes the indexer only now and then.
+                        self.index.push(IndexBatch {
                             number: batch_number,
                             segment,
                             records,
-                        }));
+                        });
                         self.stats
                             .acked_batches
                             .store(batch_number, Ordering::Release);

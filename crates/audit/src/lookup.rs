@@ -8,11 +8,12 @@
 use std::path::Path;
 use std::str::FromStr;
 
+use rusqlite::Connection;
 use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, params};
 use time::OffsetDateTime;
 
 use crate::error::Error;
+use crate::index::ResourcePart;
 use crate::signing::{sha256, to_hex};
 use crate::{index, journal};
 
@@ -125,12 +126,27 @@ impl LookupAttributeKey {
             LookupAttributeKey::Username => "username = ?",
             LookupAttributeKey::EventSource => "event_source = ?",
             LookupAttributeKey::AccessKeyId => "access_key_id = ?",
+            LookupAttributeKey::ResourceType | LookupAttributeKey::ResourceName => {
+                "instr(resources, ?) > 0"
+            }
+        }
+    }
+
+    /// The value bound to this attribute's condition for `value`.
+    fn bound_value(self, value: &str) -> SqlValue {
+        match self {
             LookupAttributeKey::ResourceType => {
-                "seq IN (SELECT event_seq FROM event_resources WHERE resource_type = ?)"
+                SqlValue::Text(index::resource_pattern(ResourcePart::Type, value))
             }
             LookupAttributeKey::ResourceName => {
-                "seq IN (SELECT event_seq FROM event_resources WHERE resource_name = ?)"
+                SqlValue::Text(index::resource_pattern(ResourcePart::Arn, value))
             }
+            LookupAttributeKey::EventId
+            | LookupAttributeKey::EventName
+            | LookupAttributeKey::ReadOnly
+            | LookupAttributeKey::Username
+            | LookupAttributeKey::EventSource
+            | LookupAttributeKey::AccessKeyId => SqlValue::Text(value.to_owned()),
         }
     }
 }
@@ -203,7 +219,7 @@ pub(crate) fn lookup(
 
     let mut sql = String::from(
         "SELECT seq, event_id, event_name, read_only, access_key_id, event_time, event_source,
-                username, record, record_len
+                username, record, record_len, resources
          FROM events WHERE account = ? AND event_time >= ? AND event_time <= ?",
     );
     let mut values: Vec<SqlValue> = vec![
@@ -221,7 +237,7 @@ pub(crate) fn lookup(
         if *key == LookupAttributeKey::EventId {
             values.push(SqlValue::Integer(index::event_key(value)));
         }
-        values.push(SqlValue::Text(value.clone()));
+        values.push(key.bound_value(value));
     }
     if let Some(position) = &position {
         sql.push_str(" AND (event_time < ? OR (event_time = ? AND seq < ?))");
@@ -257,7 +273,17 @@ pub(crate) fn lookup(
                 .unwrap_or(OffsetDateTime::UNIX_EPOCH),
             event_source: row.get(6)?,
             username: row.get(7)?,
-            resources: Vec::new(),
+            resources: row
+                .get::<_, Option<String>>(10)?
+                .as_deref()
+                .map(index::decode_resources)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(resource_type, arn)| LookupResource {
+                    resource_type: nonempty(resource_type),
+                    resource_name: nonempty(arn),
+                })
+                .collect(),
             cloud_trail_event,
         };
         found.push((seq, event_time, entry));
@@ -270,22 +296,16 @@ pub(crate) fn lookup(
         (true, Some((seq, event_time, _))) => Some(format_token(*event_time, *seq, &binding)),
         _ => None,
     };
-    let mut resources = connection.prepare_cached(
-        "SELECT resource_type, resource_name FROM event_resources WHERE event_seq = ?1",
-    )?;
-    let mut events = Vec::with_capacity(found.len());
-    for (seq, _, mut entry) in found {
-        entry.resources = resources
-            .query_map(params![seq], |row| {
-                Ok(LookupResource {
-                    resource_type: row.get(0)?,
-                    resource_name: row.get(1)?,
-                })
-            })?
-            .collect::<Result<_, _>>()?;
-        events.push(entry);
-    }
+    let events = found.into_iter().map(|(_, _, entry)| entry).collect();
     Ok(LookupPage { events, next_token })
+}
+
+/// An empty type or ARN is absent.
+fn nonempty(text: String) -> Option<String> {
+    match text.is_empty() {
+        true => None,
+        false => Some(text),
+    }
 }
 
 /// A short hash of everything a token must be used with: the account and the query's filters.

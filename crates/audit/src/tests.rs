@@ -1246,3 +1246,496 @@ fn event_ids_are_unique_time_ordered_uuids_whose_index_keys_differ() {
         .unwrap();
     assert!(first.to_unix() <= last.to_unix());
 }
+
+/// A batch as the journal writer hands it to the indexer: `events` Encrypt events, placed in
+/// segment `number` so that batches never share a `seq`.
+fn index_batch(number: u64, events: usize) -> crate::journal::IndexBatch {
+    let event = api_call("Encrypt", json!({"KeyId": KEY_ID})).into_event();
+    let entries = (0..events)
+        .map(|i| {
+            (
+                crate::index::IndexEntry::new(event.clone()),
+                i * 100..i * 100 + 90,
+            )
+        })
+        .collect();
+    crate::journal::IndexBatch {
+        number,
+        segment: number,
+        records: vec![(
+            0,
+            crate::journal::Records {
+                payload: Vec::new(),
+                entries,
+            },
+        )],
+    }
+}
+
+fn batch_numbers(batches: &[crate::journal::IndexBatch]) -> Vec<u64> {
+    batches.iter().map(|batch| batch.number).collect()
+}
+
+#[test]
+fn queued_batches_fall_due_on_catch_up_count_age_and_shutdown() {
+    use crate::audit_log::{INDEX_INTERVAL, INDEX_PENDING_EVENTS, IndexQueue, IndexSender};
+    use std::sync::Arc;
+
+    let queue = Arc::new(IndexQueue::default());
+    let sender = IndexSender::new(Arc::clone(&queue));
+    let mut taken = Vec::new();
+
+    // A lookup's catch-up takes what is queued at once.
+    sender.push(index_batch(1, 1));
+    sender.catch_up();
+    let started = Instant::now();
+    assert!(!queue.take_due(&mut taken));
+    assert!(started.elapsed() < INDEX_INTERVAL);
+    assert_eq!(batch_numbers(&taken), [1]);
+    taken.clear();
+
+    // So does reaching the pending event count.
+    sender.push(index_batch(2, INDEX_PENDING_EVENTS - 1));
+    sender.push(index_batch(3, 1));
+    let started = Instant::now();
+    assert!(!queue.take_due(&mut taken));
+    assert!(started.elapsed() < INDEX_INTERVAL);
+    assert_eq!(batch_numbers(&taken), [2, 3]);
+    taken.clear();
+
+    // A batch queued while the indexer waits on an empty queue wakes it, so the oldest batch's
+    // clock runs: it falls due after INDEX_INTERVAL with no other wake. Should that wake be
+    // missing, a catch-up after 30 s ends the wait and the elapsed time shows it.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let pusher = {
+        let sender = sender.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            sender.push(index_batch(4, 1));
+            sender.push(index_batch(5, 1));
+            let _ = finished.recv_timeout(Duration::from_secs(30));
+            sender.catch_up();
+        })
+    };
+    let started = Instant::now();
+    assert!(!queue.take_due(&mut taken));
+    let waited = started.elapsed();
+    assert!(waited >= INDEX_INTERVAL, "{waited:?}");
+    assert!(waited < Duration::from_secs(20), "{waited:?}");
+    assert_eq!(batch_numbers(&taken), [4, 5]);
+    taken.clear();
+    drop(done);
+
+    // Once every sender is gone, what is queued is taken at once, and the indexer is told to stop.
+    sender.push(index_batch(6, 1));
+    drop(sender);
+    pusher.join().unwrap();
+    let started = Instant::now();
+    assert!(queue.take_due(&mut taken));
+    assert!(started.elapsed() < INDEX_INTERVAL);
+    assert_eq!(batch_numbers(&taken), [6]);
+}
+
+#[test]
+fn the_indexer_indexes_everything_queued_when_its_senders_are_gone() {
+    use crate::audit_log::{INDEX_INTERVAL, IndexQueue, IndexSender, run_indexer};
+    use std::sync::Arc;
+
+    let dir = TempDir::new("indexer-shutdown");
+    let connection = crate::index::open(&dir.0, false).unwrap();
+    let queue = Arc::new(IndexQueue::default());
+    let sender = IndexSender::new(Arc::clone(&queue));
+    let (indexed_sender, indexed) = tokio::sync::watch::channel(0);
+    let indexer = {
+        let queue = Arc::clone(&queue);
+        std::thread::spawn(move || run_indexer(connection, &queue, &indexed_sender))
+    };
+    for number in 1..=3 {
+        sender.push(index_batch(number, 2));
+    }
+    let started = Instant::now();
+    drop(sender);
+    indexer.join().unwrap();
+    assert!(
+        started.elapsed() < INDEX_INTERVAL,
+        "the indexer waited for the batches to fall due instead of stopping"
+    );
+    assert_eq!(*indexed.borrow(), 3);
+    let connection = crate::index::open(&dir.0, false).unwrap();
+    let rows: i64 = connection
+        .query_row("SELECT count(*) FROM events", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 6);
+    let page_size: i64 = connection
+        .pragma_query_value(None, "page_size", |row| row.get(0))
+        .unwrap();
+    assert_eq!(page_size, 16 * 1024, "a new index file has large pages");
+}
+
+#[test]
+fn indexed_rows_keep_each_events_values_when_neighbours_differ() {
+    use crate::index::{self, IndexEntry};
+    use crate::journal::Location;
+
+    // Consecutive events that share some values and differ in others, including NULLs and
+    // empty resource lists: each row must hold its own event's values.
+    let mut events = Vec::new();
+    for (i, account) in [ACCOUNT, ACCOUNT, OTHER_ACCOUNT, ACCOUNT, ACCOUNT]
+        .into_iter()
+        .enumerate()
+    {
+        let mut call = api_call("Encrypt", json!({"KeyId": KEY_ID}));
+        call.recipient_account_id = account.to_owned();
+        call.resources = match i {
+            1 | 4 => Vec::new(),
+            _ => vec![Resource::kms_key(&key_arn(account), account)],
+        };
+        if i == 2 {
+            call.user_identity = UserIdentity::iam_user(account, "Bob", "AIDAEXAMPLEBOB", None);
+        }
+        let mut event = call.into_event();
+        if i == 3 {
+            event.event_name = "Decrypt".to_owned();
+            event.aws_region = "eu-west-1".to_owned();
+        }
+        events.push(event);
+    }
+    // Account, Region, operation, username, access key and resource ARNs.
+    type Row = (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        Vec<String>,
+    );
+    let expected: Vec<Row> = events
+        .iter()
+        .map(|event| {
+            (
+                event.recipient_account_id.clone(),
+                event.aws_region.clone(),
+                event.event_name.clone(),
+                event.user_identity.lookup_username(),
+                event.user_identity.access_key_id.clone(),
+                event.resources.iter().map(|r| r.arn.clone()).collect(),
+            )
+        })
+        .collect();
+    let entries: Vec<IndexEntry> = events.into_iter().map(IndexEntry::new).collect();
+
+    let dir = TempDir::new("insert-values");
+    let mut connection = index::open(&dir.0, false).unwrap();
+    // Twice, so the second call runs on the cached statement; the rows are already there.
+    for _ in 0..2 {
+        let transaction = connection.transaction().unwrap();
+        index::insert_events(
+            &transaction,
+            entries.iter().enumerate().map(|(i, entry)| {
+                let location = Location {
+                    segment: 1,
+                    offset: i as u64 * 100,
+                    len: 90,
+                };
+                (entry, location)
+            }),
+        )
+        .unwrap();
+        transaction.commit().unwrap();
+    }
+    let mut select = connection
+        .prepare(
+            "SELECT account, region, event_name, username, access_key_id, resources
+             FROM events ORDER BY seq",
+        )
+        .unwrap();
+    let stored: Vec<Row> = select
+        .query_map([], |row| {
+            let resources: Option<String> = row.get(5)?;
+            Ok((
+                row.get(0)?,
+                row.get(1)?,
+                row.get(2)?,
+                row.get(3)?,
+                row.get(4)?,
+                resources
+                    .as_deref()
+                    .map(index::decode_resources)
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(_, arn)| arn)
+                    .collect(),
+            ))
+        })
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(stored, expected);
+    assert_eq!(stored[2].3.as_deref(), Some("Bob"));
+    assert_eq!(stored[2].4, None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resources_are_found_exactly_whatever_characters_they_hold() {
+    let dir = TempDir::new("resource-text");
+    let log = open_log(&dir).await;
+    // The index separates resources with control characters; these hold them, and the escape.
+    let odd_type = "Odd\u{1f}Type";
+    let odd_arn = "arn:odd\u{1e}name\u{1f}x\u{1d}1\u{1d}";
+    let resources = vec![
+        Resource {
+            arn: odd_arn.to_owned(),
+            account_id: ACCOUNT.to_owned(),
+            resource_type: odd_type.to_owned(),
+        },
+        Resource::kms_key(&key_arn(ACCOUNT), ACCOUNT),
+    ];
+    let mut call = api_call("Encrypt", json!({"KeyId": KEY_ID}));
+    call.resources = resources.clone();
+    log.record(vec![call.into_event()]).await.unwrap();
+    let mut bare = api_call("ListKeys", json!({}));
+    bare.resources = Vec::new();
+    log.record(vec![bare.into_event()]).await.unwrap();
+
+    let page = log.lookup(ACCOUNT, LookupQuery::default()).await.unwrap();
+    assert_eq!(page.events.len(), 2);
+    let found: Vec<(Option<&str>, Option<&str>)> = page.events[1]
+        .resources
+        .iter()
+        .map(|r| (r.resource_type.as_deref(), r.resource_name.as_deref()))
+        .collect();
+    assert_eq!(
+        found,
+        [
+            (Some(odd_type), Some(odd_arn)),
+            (Some("AWS::KMS::Key"), Some(key_arn(ACCOUNT).as_str())),
+        ]
+    );
+    assert!(page.events[0].resources.is_empty());
+
+    let count = |key: LookupAttributeKey, value: String| {
+        let log = log.clone();
+        async move {
+            let query = LookupQuery {
+                attributes: vec![(key, value)],
+                ..LookupQuery::default()
+            };
+            log.lookup(ACCOUNT, query).await.unwrap().events.len()
+        }
+    };
+    let name = LookupAttributeKey::ResourceName;
+    let kind = LookupAttributeKey::ResourceType;
+    assert_eq!(count(name, odd_arn.to_owned()).await, 1);
+    assert_eq!(count(name, key_arn(ACCOUNT)).await, 1);
+    assert_eq!(count(kind, odd_type.to_owned()).await, 1);
+    assert_eq!(count(kind, "AWS::KMS::Key".to_owned()).await, 1);
+    // Parts of a type or ARN, a type given as a name and the reverse, and text spanning a type
+    // and its ARN match nothing.
+    for (key, value) in [
+        (name, "arn:odd".to_owned()),
+        (name, "name".to_owned()),
+        (name, "x\u{1d}1".to_owned()),
+        (kind, "Odd".to_owned()),
+        (name, odd_type.to_owned()),
+        (kind, odd_arn.to_owned()),
+        (name, "AWS::KMS::Key".to_owned()),
+        (kind, format!("AWS::KMS::Key\u{1f}{}", key_arn(ACCOUNT))),
+        (name, format!("{odd_arn}\u{1e}AWS::KMS::Key")),
+    ] {
+        assert_eq!(count(key, value.clone()).await, 0, "{key:?} {value:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_of_schema_version_2_is_migrated_with_its_resources() {
+    let dir = TempDir::new("migrate-v2");
+    std::fs::create_dir_all(dir.0.join("audit")).unwrap();
+    let index_path = dir.0.join("audit").join(crate::index::INDEX_FILE);
+    let alias_arn = format!("arn:aws:kms:us-east-1:{ACCOUNT}:alias/legacy");
+    let records = [
+        r#"{"eventID":"legacy-with-resources"}"#,
+        r#"{"eventID":"legacy-without-resources"}"#,
+        r#"{"eventID":"legacy-other-account"}"#,
+    ];
+    {
+        let connection = rusqlite::Connection::open(&index_path).unwrap();
+        // The version 2 layout of the LookupEvents tables.
+        connection
+            .execute_batch(
+                "CREATE TABLE events (
+                    seq INTEGER PRIMARY KEY,
+                    event_id TEXT NOT NULL,
+                    event_key INTEGER NOT NULL,
+                    account TEXT NOT NULL,
+                    region TEXT NOT NULL,
+                    event_time INTEGER NOT NULL,
+                    event_name TEXT NOT NULL,
+                    read_only TEXT NOT NULL,
+                    username TEXT,
+                    access_key_id TEXT,
+                    event_source TEXT NOT NULL,
+                    record_len INTEGER NOT NULL,
+                    record TEXT
+                );
+                CREATE INDEX events_by_time ON events (account, event_time, seq);
+                CREATE INDEX events_by_key ON events (event_key);
+                CREATE TABLE event_resources (
+                    event_seq INTEGER NOT NULL,
+                    resource_type TEXT,
+                    resource_name TEXT
+                );
+                CREATE INDEX event_resources_by_event ON event_resources (event_seq);
+                PRAGMA user_version = 2;",
+            )
+            .unwrap();
+        let at = datetime!(2026-11-22 09:00:00 UTC).unix_timestamp();
+        for (seq, (id, account)) in [
+            ("legacy-with-resources", ACCOUNT),
+            ("legacy-without-resources", ACCOUNT),
+            ("legacy-other-account", OTHER_ACCOUNT),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let record = records[seq];
+            connection
+                .execute(
+                    "INSERT INTO events (seq, event_id, event_key, account, region, event_time,
+                                         event_name, read_only, username, access_key_id,
+                                         event_source, record_len, record)
+                     VALUES (?1, ?2, ?3, ?4, 'us-east-1', ?5, 'Encrypt', 'false', 'alice',
+                             'AKIDLEGACY', 'kms.amazonaws.com', ?6, ?7)",
+                    rusqlite::params![
+                        seq as i64 + 1,
+                        id,
+                        crate::index::event_key(id),
+                        account,
+                        at + seq as i64,
+                        record.len() as i64,
+                        record
+                    ],
+                )
+                .unwrap();
+        }
+        // Two resources for the first event, inserted in the order they must come back in, and
+        // one for the event of the other account.
+        for (seq, resource_type, arn) in [
+            (1, "AWS::KMS::Key", key_arn(ACCOUNT)),
+            (3, "AWS::KMS::Key", key_arn(OTHER_ACCOUNT)),
+            (1, "AWS::KMS::Alias", alias_arn.clone()),
+        ] {
+            connection
+                .execute(
+                    "INSERT INTO event_resources (event_seq, resource_type, resource_name)
+                     VALUES (?1, ?2, ?3)",
+                    rusqlite::params![seq, resource_type, arn],
+                )
+                .unwrap();
+        }
+    }
+
+    let log = open_log(&dir).await;
+    let new_ids = record_series(&log, ACCOUNT, 2).await;
+    let page = log.lookup(ACCOUNT, LookupQuery::default()).await.unwrap();
+    let ids: Vec<&str> = page.events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [
+            new_ids[1].as_str(),
+            new_ids[0].as_str(),
+            "legacy-without-resources",
+            "legacy-with-resources"
+        ]
+    );
+    let legacy = &page.events[3];
+    assert_eq!(legacy.cloud_trail_event, records[0]);
+    assert_eq!(legacy.username.as_deref(), Some("alice"));
+    assert_eq!(legacy.access_key_id.as_deref(), Some("AKIDLEGACY"));
+    assert_eq!(
+        legacy.resources,
+        [
+            crate::LookupResource {
+                resource_type: Some("AWS::KMS::Key".to_owned()),
+                resource_name: Some(key_arn(ACCOUNT)),
+            },
+            crate::LookupResource {
+                resource_type: Some("AWS::KMS::Alias".to_owned()),
+                resource_name: Some(alias_arn.clone()),
+            },
+        ]
+    );
+    assert!(page.events[2].resources.is_empty());
+
+    // The migrated resources are found like new ones.
+    let lookup = |account: &'static str, key: LookupAttributeKey, value: String| {
+        let log = log.clone();
+        async move {
+            let query = LookupQuery {
+                attributes: vec![(key, value)],
+                ..LookupQuery::default()
+            };
+            let page = log.lookup(account, query).await.unwrap();
+            page.events
+                .into_iter()
+                .map(|e| e.event_id)
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        lookup(ACCOUNT, LookupAttributeKey::ResourceName, alias_arn).await,
+        ["legacy-with-resources"]
+    );
+    assert_eq!(
+        lookup(
+            ACCOUNT,
+            LookupAttributeKey::ResourceType,
+            "AWS::KMS::Alias".to_owned()
+        )
+        .await,
+        ["legacy-with-resources"]
+    );
+    assert_eq!(
+        lookup(ACCOUNT, LookupAttributeKey::ResourceName, key_arn(ACCOUNT))
+            .await
+            .len(),
+        3
+    );
+    assert_eq!(
+        lookup(
+            OTHER_ACCOUNT,
+            LookupAttributeKey::ResourceName,
+            key_arn(OTHER_ACCOUNT)
+        )
+        .await,
+        ["legacy-other-account"]
+    );
+
+    {
+        let connection = rusqlite::Connection::open(&index_path).unwrap();
+        let version: i64 = connection
+            .pragma_query_value(None, "user_version", |row| row.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+        let leftovers: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name LIKE 'event_resources%'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(
+            leftovers, 0,
+            "the version 2 resource table and index are dropped"
+        );
+    }
+
+    // Expiry removes the migrated rows of both accounts, and only them.
+    let removed = log
+        .expire(datetime!(2026-11-22 09:30:00 UTC) + time::Duration::days(90))
+        .await
+        .unwrap();
+    assert_eq!(removed, 3);
+    let page = log.lookup(ACCOUNT, LookupQuery::default()).await.unwrap();
+    let ids: Vec<&str> = page.events.iter().map(|e| e.event_id.as_str()).collect();
+    assert_eq!(ids, [new_ids[1].as_str(), new_ids[0].as_str()]);
+}
