@@ -69,6 +69,38 @@ fn client_for_account(server: &TestServer, account: &str) -> Client {
     Client::from_conf(config)
 }
 
+/// Takes a backup of `cluster` that holds the connected store's keys, and returns it, the newest
+/// of the cluster's backups.
+///
+/// Adding an HSM and removing it again each take a backup; the connected store's logged-in HSMs give
+/// them the keys. The server's clock stands still; moved on, it orders these backups after the
+/// earlier ones.
+async fn backup_with_keys(
+    server: &TestServer,
+    client: &Client,
+    cluster: &str,
+) -> aws_sdk_cloudhsmv2::types::Backup {
+    server.clock().advance(Duration::from_secs(60));
+    let passing = create_hsm(client, cluster, "us-east-1a").await;
+    server.clock().advance(Duration::from_secs(60));
+    client
+        .delete_hsm()
+        .cluster_id(cluster)
+        .hsm_id(passing.hsm_id())
+        .send()
+        .await
+        .expect("DeleteHsm succeeds");
+    client
+        .describe_backups()
+        .filters("clusterIds", vec![cluster.to_owned()])
+        .sort_ascending(false)
+        .send()
+        .await
+        .expect("DescribeBackups succeeds")
+        .backups()[0]
+        .clone()
+}
+
 async fn create_from_backup(
     client: &Client,
     backup: &str,
@@ -120,27 +152,7 @@ async fn move_to_a_related_cluster(softhsm: SoftHsm) {
     let context = [("purpose", "move")];
     let ciphertext = encrypt(&kms, &key_id, b"made before the move", &context).await;
 
-    // Adding an HSM and removing it again each take a backup; the connected store's logged-in HSMs
-    // give them the keys.
-    // (The server's clock stands still; moved on, it orders these backups after the earlier ones.)
-    server.clock().advance(Duration::from_secs(60));
-    let passing = create_hsm(&client, &original, "us-east-1a").await;
-    server.clock().advance(Duration::from_secs(60));
-    client
-        .delete_hsm()
-        .cluster_id(&original)
-        .hsm_id(passing.hsm_id())
-        .send()
-        .await
-        .expect("DeleteHsm succeeds");
-    let backups = client
-        .describe_backups()
-        .filters("clusterIds", vec![original.clone()])
-        .sort_ascending(false)
-        .send()
-        .await
-        .expect("DescribeBackups succeeds");
-    let newest = &backups.backups()[0];
+    let newest = &backup_with_keys(&server, &client, &original).await;
     assert_eq!(newest.backup_state(), Some(&BackupState::Ready));
     assert_eq!(newest.cluster_id(), Some(original.as_str()));
     // The AWS shape: lineage fields are for copies between Regions, which these are not.
@@ -504,26 +516,9 @@ async fn stack_moves_its_key_store(softhsm: SoftHsm) {
     let context = [("purpose", "stack move")];
     let ciphertext = encrypt(&kms, alias, b"sealed on the stack's cluster", &context).await;
 
-    // A backup with the keys (an HSM added and removed while the store is connected), and a cluster
-    // created from it, with an HSM seeded in each zone.
-    server.clock().advance(Duration::from_secs(60));
-    let passing = create_hsm(&client, &original, "us-east-1a").await;
-    server.clock().advance(Duration::from_secs(60));
-    client
-        .delete_hsm()
-        .cluster_id(&original)
-        .hsm_id(passing.hsm_id())
-        .send()
+    // A backup with the keys, and a cluster created from it, with an HSM seeded in each zone.
+    let backup = backup_with_keys(&server, &client, &original)
         .await
-        .expect("DeleteHsm succeeds");
-    let backup = client
-        .describe_backups()
-        .filters("clusterIds", vec![original.clone()])
-        .sort_ascending(false)
-        .send()
-        .await
-        .expect("DescribeBackups succeeds")
-        .backups()[0]
         .backup_id()
         .to_owned();
     let related = create_from_backup(&client, &backup)
