@@ -16,6 +16,13 @@
 //! that halves its latency on ext4, and every caller waits for it. Zeros after the last frame are
 //! preallocation, not a torn frame; recovery and sealing cut them off.
 //!
+//! Filling megabytes with zeros and flushing them takes milliseconds, and every caller would wait
+//! for it. So while a segment is active, a helper thread prepares the next one as
+//! `N.prepared`: created, filled with zeros (about as many as the last segment used,
+//! from `PREALLOCATION_BYTES` up to `MAX_SEGMENT_BYTES`) and flushed. Rotation renames it to `N.journal`, and
+//! under steady load the writer never zero-fills on the path of a request. A `.prepared` file holds
+//! no events; one left by a crash or a shutdown is removed when the journal opens.
+//!
 //! **Invariant:** only the segment with the highest number is ever written; every lower one is
 //! sealed (no preallocated tail) and may be delivered.
 //!
@@ -45,7 +52,7 @@ const MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 /// A segment is sealed once it grows past this size, even between deliveries.
 const MAX_SEGMENT_BYTES: u64 = 64 * 1024 * 1024;
 /// How far ahead of its frames the active segment is filled with zeros.
-const PREALLOCATION_BYTES: u64 = 8 * 1024 * 1024;
+pub(crate) const PREALLOCATION_BYTES: u64 = 8 * 1024 * 1024;
 
 /// A request to the writer thread.
 pub(crate) enum Command {
@@ -118,6 +125,11 @@ pub(crate) struct IndexBatch {
 
 pub(crate) fn segment_path(dir: &Path, number: u64) -> PathBuf {
     dir.join(format!("{number:020}.journal"))
+}
+
+/// Where the segment `number` is made ready before it becomes the active one.
+pub(crate) fn prepared_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("{number:020}.prepared"))
 }
 
 /// Where a delivered segment is kept for LookupEvents.
@@ -249,8 +261,14 @@ fn seal_frame(frame: &mut [u8]) {
     header[8..16].copy_from_slice(&sha256(payload)[..8]);
 }
 
-/// Truncates torn tails left by a crash, and returns the segment numbers found.
+/// Truncates torn tails left by a crash, removes prepared segments nobody used, and returns the
+/// segment numbers found.
 pub(crate) fn recover(dir: &Path) -> Result<Vec<u64>, Error> {
+    for number in list_with_suffix(dir, ".prepared")? {
+        let path = prepared_path(dir, number);
+        fs::remove_file(&path)
+            .map_err(|e| Error::io("remove an unused prepared segment", &path, e))?;
+    }
     let numbers = list_segments(dir)?;
     for number in &numbers {
         let path = segment_path(dir, *number);
@@ -297,6 +315,14 @@ pub(crate) struct Writer {
     /// The frame being built, reused from batch to batch.
     frame: Vec<u8>,
     failed: bool,
+    /// The helper thread preparing segment `active_number + 1`, when one was started.
+    next: Option<std::thread::JoinHandle<std::io::Result<Prepared>>>,
+}
+
+/// A segment file filled with zeros and flushed, under its `.prepared` name.
+struct Prepared {
+    file: File,
+    allocated: u64,
 }
 
 impl Writer {
@@ -309,7 +335,7 @@ impl Writer {
         index: IndexSender,
     ) -> Result<Writer, Error> {
         let active = create_segment(dir, first_number)?;
-        Ok(Writer {
+        let mut writer = Writer {
             dir: dir.to_path_buf(),
             active_number: first_number,
             active,
@@ -321,7 +347,62 @@ impl Writer {
             index,
             frame: Vec::with_capacity(64 * 1024),
             failed: false,
-        })
+            next: None,
+        };
+        writer.prepare_next(prepared_size(0));
+        Ok(writer)
+    }
+
+    /// Starts preparing segment `active_number + 1` with `size` bytes of zeros, on a helper thread.
+    fn prepare_next(&mut self, size: u64) {
+        let path = prepared_path(&self.dir, self.active_number + 1);
+        let spawned = std::thread::Builder::new()
+            .name("audit-prepare".to_owned())
+            .spawn(move || prepare_segment(&path, size));
+        match spawned {
+            Ok(handle) => self.next = Some(handle),
+            // Rotation then creates the segment itself, as it would without a helper.
+            Err(error) => {
+                tracing::warn!("could not start preparing the next journal segment: {error}")
+            }
+        }
+    }
+
+    /// The file for segment `number` (`active_number + 1`) and how much of it is allocated: the
+    /// prepared one, renamed into place, or else a new empty file.
+    fn take_next(&mut self, number: u64) -> Result<(File, u64), Error> {
+        let prepared = prepared_path(&self.dir, number);
+        let outcome = match self.next.take().map(|handle| handle.join()) {
+            None => return Ok((create_segment(&self.dir, number)?, 0)),
+            Some(Ok(outcome)) => outcome,
+            Some(Err(_)) => Err(std::io::Error::other("the preparing thread panicked")),
+        };
+        match outcome {
+            Ok(next) => {
+                let path = segment_path(&self.dir, number);
+                fs::rename(&prepared, &path)
+                    .map_err(|e| Error::io("rename a prepared journal segment", &path, e))?;
+                // The new name must survive a crash, or a later frame could land in a file that vanishes.
+                sync_dir(&self.dir)?;
+                Ok((next.file, next.allocated))
+            }
+            Err(error) => {
+                tracing::warn!(
+                    segment = %prepared.display(),
+                    "could not prepare the next journal segment, creating it now: {error}"
+                );
+                let _ = fs::remove_file(&prepared);
+                Ok((create_segment(&self.dir, number)?, 0))
+            }
+        }
+    }
+
+    /// Waits for the helper thread and removes the segment it prepared, which holds no events.
+    fn discard_next(&mut self) {
+        if let Some(handle) = self.next.take() {
+            let _ = handle.join();
+            let _ = fs::remove_file(prepared_path(&self.dir, self.active_number + 1));
+        }
     }
 
     /// Serves commands until every sender is gone.
@@ -411,6 +492,7 @@ impl Writer {
                 }
             }
         }
+        self.discard_next();
     }
 
     /// Writes `frame` (header space plus payload) and flushes it.
@@ -472,13 +554,49 @@ impl Writer {
             .and_then(|()| self.active.sync_all())
             .map_err(|e| Error::io("seal a journal segment", &path, e))?;
         let next = self.active_number + 1;
-        self.active = create_segment(&self.dir, next)?;
+        let (active, allocated) = self.take_next(next)?;
+        // The next segment is prepared as large as this one grew, so that under steady load the
+        // writer never extends a segment itself.
+        let size = prepared_size(self.active_len);
+        self.active = active;
         self.active_number = next;
         self.active_len = 0;
-        self.active_allocated = 0;
+        self.active_allocated = allocated;
         self.active_since = Instant::now();
+        self.prepare_next(size);
         Ok(next)
     }
+}
+
+/// How many bytes of zeros to prepare for the segment after one that grew to `previous` bytes:
+/// the next power of two, from `PREALLOCATION_BYTES` to `MAX_SEGMENT_BYTES`, plus room for the
+/// frame that carries a segment past its size limit.
+pub(crate) fn prepared_size(previous: u64) -> u64 {
+    previous
+        .next_power_of_two()
+        .clamp(PREALLOCATION_BYTES, MAX_SEGMENT_BYTES)
+        + PREALLOCATION_BYTES / 8
+}
+
+/// Creates `path` (replacing a leftover), fills it with `size` zeros and flushes it.
+fn prepare_segment(path: &Path, size: u64) -> std::io::Result<Prepared> {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)?;
+    let zeros = vec![0u8; 1024 * 1024];
+    let mut at = 0;
+    while at < size {
+        let len = (size - at).min(zeros.len() as u64) as usize;
+        file.write_all_at(&zeros[..len], at)?;
+        at += len as u64;
+    }
+    file.sync_all()?;
+    Ok(Prepared {
+        file,
+        allocated: size,
+    })
 }
 
 fn create_segment(dir: &Path, number: u64) -> Result<File, Error> {

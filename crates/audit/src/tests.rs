@@ -1739,3 +1739,157 @@ async fn an_index_of_schema_version_2_is_migrated_with_its_resources() {
     let ids: Vec<&str> = page.events.iter().map(|e| e.event_id.as_str()).collect();
     assert_eq!(ids, [new_ids[1].as_str(), new_ids[0].as_str()]);
 }
+
+/// Starts a journal writer on its own thread, as `AuditLog::open` does, over `dir`.
+fn start_writer(
+    dir: &std::path::Path,
+    first: u64,
+) -> (
+    tokio::sync::mpsc::Sender<crate::journal::Command>,
+    std::thread::JoinHandle<()>,
+) {
+    use crate::audit_log::{IndexQueue, IndexSender};
+    let index = IndexSender::new(std::sync::Arc::new(IndexQueue::default()));
+    let writer = crate::journal::Writer::start(
+        dir,
+        first,
+        Duration::from_secs(3600),
+        std::sync::Arc::default(),
+        index,
+    )
+    .unwrap();
+    let (commands, receiver) = tokio::sync::mpsc::channel(16);
+    let thread = std::thread::spawn(move || writer.run(receiver));
+    (commands, thread)
+}
+
+/// Appends one line through the writer and waits until it is durable.
+fn append_line(commands: &tokio::sync::mpsc::Sender<crate::journal::Command>, line: &str) {
+    let (ack, acked) = tokio::sync::oneshot::channel();
+    let records = crate::journal::Records {
+        payload: format!("{line}\n").into_bytes(),
+        entries: Vec::new(),
+    };
+    commands
+        .blocking_send(crate::journal::Command::Append { records, ack })
+        .unwrap();
+    acked.blocking_recv().unwrap().unwrap();
+}
+
+fn rotate(commands: &tokio::sync::mpsc::Sender<crate::journal::Command>) -> u64 {
+    let (ack, sealed) = tokio::sync::oneshot::channel();
+    commands
+        .blocking_send(crate::journal::Command::Rotate { ack })
+        .unwrap();
+    sealed.blocking_recv().unwrap().unwrap()
+}
+
+fn prepared_files(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.ends_with(".prepared"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn rotation_switches_to_a_segment_prepared_in_advance() {
+    use crate::journal::{PREALLOCATION_BYTES, prepared_path, read_segment, segment_path};
+    let dir = TempDir::new("prepared");
+    let (commands, writer) = start_writer(&dir.0, 1);
+    append_line(&commands, r#"{"n":1}"#);
+
+    assert_eq!(rotate(&commands), 2);
+    let sealed = read_segment(&segment_path(&dir.0, 1)).unwrap();
+    assert_eq!(sealed.lines, vec![r#"{"n":1}"#]);
+    assert_eq!(
+        sealed.file_len, sealed.valid_len,
+        "a sealed segment ends with its frame"
+    );
+    // Segment 2 is the prepared file under its journal name: already full size before any write.
+    assert!(!prepared_path(&dir.0, 2).exists());
+    let active = std::fs::metadata(segment_path(&dir.0, 2)).unwrap().len();
+    assert!(active >= PREALLOCATION_BYTES, "{active}");
+
+    append_line(&commands, r#"{"n":2}"#);
+    let contents = read_segment(&segment_path(&dir.0, 2)).unwrap();
+    assert_eq!(contents.lines, vec![r#"{"n":2}"#]);
+    assert_eq!(
+        contents.offsets,
+        vec![16],
+        "the first frame starts the segment"
+    );
+    assert!(!contents.torn);
+    assert_eq!(
+        contents.file_len, active,
+        "a frame inside the prepared space does not extend the file"
+    );
+
+    // Closing the journal waits for the helper and leaves no prepared file behind.
+    drop(commands);
+    writer.join().unwrap();
+    assert_eq!(prepared_files(&dir.0), Vec::<String>::new());
+}
+
+#[test]
+fn a_segment_is_prepared_about_as_large_as_the_last_one_grew() {
+    use crate::journal::{PREALLOCATION_BYTES, prepared_size, segment_path};
+    let dir = TempDir::new("prepared-size");
+    let len = |number| {
+        std::fs::metadata(segment_path(&dir.0, number))
+            .unwrap()
+            .len()
+    };
+    let (commands, writer) = start_writer(&dir.0, 1);
+    assert_eq!(
+        prepared_size(0),
+        PREALLOCATION_BYTES + PREALLOCATION_BYTES / 8
+    );
+    assert_eq!(prepared_size(9 << 20), (16 << 20) + PREALLOCATION_BYTES / 8);
+    assert_eq!(prepared_size(1 << 40), (64 << 20) + PREALLOCATION_BYTES / 8);
+
+    // Segment 1 grows past one preallocation step (9 frames of 1 MiB)...
+    let line = format!(r#"{{"pad":"{}"}}"#, "x".repeat(1024 * 1024));
+    for _ in 0..9 {
+        append_line(&commands, &line);
+    }
+    assert_eq!(rotate(&commands), 2);
+    assert!(len(1) > 9 << 20, "{}", len(1));
+    // ...while segment 2 had been prepared when the journal opened, at the smallest size.
+    assert_eq!(len(2), prepared_size(0));
+
+    append_line(&commands, r#"{"n":1}"#);
+    assert_eq!(rotate(&commands), 3);
+    // Segment 3 was prepared when segment 1 was sealed, so it is as large as segment 1 grew.
+    assert_eq!(len(3), prepared_size(len(1)));
+    assert_eq!(len(3), (16 << 20) + PREALLOCATION_BYTES / 8);
+
+    append_line(&commands, r#"{"n":2}"#);
+    assert_eq!(rotate(&commands), 4);
+    // Segment 2 held one small frame, so segment 4 is back to the smallest size.
+    assert!(len(2) < 1024, "{}", len(2));
+    assert_eq!(len(4), prepared_size(0));
+    drop(commands);
+    writer.join().unwrap();
+}
+
+#[test]
+fn recovery_removes_prepared_segments_and_keeps_an_empty_renamed_one() {
+    use crate::journal::{prepared_path, recover, segment_path};
+    let dir = TempDir::new("prepared-recovery");
+    // A crash while segment 4 was being prepared, and one right after segment 3 was renamed
+    // into place but before anything was written to it.
+    std::fs::write(prepared_path(&dir.0, 4), vec![0u8; 4096]).unwrap();
+    std::fs::write(segment_path(&dir.0, 3), vec![0u8; 4096]).unwrap();
+
+    assert_eq!(recover(&dir.0).unwrap(), vec![3]);
+    assert_eq!(prepared_files(&dir.0), Vec::<String>::new());
+    assert_eq!(
+        std::fs::metadata(segment_path(&dir.0, 3)).unwrap().len(),
+        0,
+        "zeros are preallocation, cut off"
+    );
+}
