@@ -59,6 +59,7 @@ def main():
     parser.add_argument("--duration", type=int, default=4, help="seconds per phase")
     parser.add_argument("--audit", choices=["on", "off"], default="off")
     parser.add_argument("--port", type=int, default=9561)
+    parser.add_argument("--client-threads", type=int, help="threads of the benchmark client (default: one per CPU)")
     args = parser.parse_args()
 
     data_dir = tempfile.mkdtemp(prefix="strongroom-bench-cpu-")
@@ -70,7 +71,8 @@ def main():
         time.sleep(1.0)
         bench = subprocess.Popen(
             [args.binary, "bench", "--endpoint", f"http://127.0.0.1:{args.port}",
-             "--connections", str(args.connections), "--duration", str(args.duration)],
+             "--connections", str(args.connections), "--duration", str(args.duration)]
+            + (["--client-threads", str(args.client_threads)] if args.client_threads else []),
             stdout=subprocess.PIPE, text=True)
         samples = []
         while bench.poll() is None:

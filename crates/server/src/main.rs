@@ -114,10 +114,15 @@ struct BenchArgs {
     /// in-process cost of the same cryptography.
     #[arg(long)]
     asymmetric: bool,
+    /// Threads the benchmark client runs on (default: one per CPU). The client shares the machine
+    /// with the server when both run on it; fewer client threads leave the server more room but can
+    /// make the client itself the limit of the fastest phases.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    client_threads: Option<u16>,
     /// Measure without a server or a network instead: start a development server inside this
     /// command, on a temporary data directory and without an audit trail, and time Encrypt, Decrypt
     /// and GenerateDataKey requests handed straight to it one at a time (no sockets, no HTTP parsing).
-    #[arg(long, conflicts_with_all = ["connections", "key_id", "asymmetric"])]
+    #[arg(long, conflicts_with_all = ["connections", "key_id", "asymmetric", "client_threads"])]
     in_process: bool,
 }
 
@@ -156,15 +161,29 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = tokio::runtime::Runtime::new().context("start the async runtime")?;
     match cli.command {
-        Command::Serve(args) => runtime.block_on(serve(args)),
-        Command::Bench(args) => runtime.block_on(bench(args)),
+        Command::Serve(args) => runtime(None)?.block_on(serve(args)),
+        // The benchmark client's threads compete with the server's when both share a machine.
+        Command::Bench(args) => runtime(args.client_threads)?.block_on(bench(args)),
         Command::Audit(AuditCommand::Verify(args)) => verify_audit(args),
-        Command::Account(AccountCommand::Create(args)) => runtime.block_on(create_account(args)),
-        Command::Hsm(command) => runtime.block_on(hsm_cli::run(command)),
-        Command::Stack(command) => runtime.block_on(stack_cli::run(command)),
+        Command::Account(AccountCommand::Create(args)) => {
+            runtime(None)?.block_on(create_account(args))
+        }
+        Command::Hsm(command) => runtime(None)?.block_on(hsm_cli::run(command)),
+        Command::Stack(command) => runtime(None)?.block_on(stack_cli::run(command)),
     }
+}
+
+/// The async runtime a command runs on: `threads` worker threads, or one per CPU.
+fn runtime(threads: Option<u16>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(usize::from(threads));
+    }
+    builder
+        .enable_all()
+        .build()
+        .context("start the async runtime")
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
@@ -232,7 +251,13 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         asymmetric: args.asymmetric,
     };
     let report = strongroom_bench::run(&options).await?;
-    let mut text = report.to_markdown();
+    let threads = tokio::runtime::Handle::current().metrics().num_workers();
+    let mut text = format!(
+        "Client: {threads} thread(s), {} connection(s), {} s per phase.\n\n",
+        options.connections,
+        options.duration.as_secs()
+    );
+    text.push_str(&report.to_markdown());
     if args.asymmetric {
         let raw = tokio::task::spawn_blocking(move || {
             strongroom_bench::measure_in_process(options.duration)

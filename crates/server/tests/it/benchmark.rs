@@ -52,3 +52,56 @@ async fn the_in_process_benchmark_serves_each_operation() {
     let table = strongroom_server::edge_bench::to_markdown(&rows);
     assert_eq!(table.lines().count(), 5, "{table}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_bench_command_runs_its_client_on_the_threads_asked_for() {
+    let server = TestServer::start().await;
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args(["bench", "--endpoint", &server.endpoint()])
+        .args([
+            "--connections",
+            "2",
+            "--duration",
+            "1",
+            "--client-threads",
+            "1",
+        ])
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("Client: 1 thread(s), 2 connection(s), 1 s per phase."),
+        "{stdout}"
+    );
+    let encrypt = stdout
+        .lines()
+        .find(|line| line.starts_with("| Encrypt |"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let cells: Vec<&str> = encrypt.split('|').map(str::trim).collect();
+    // | Encrypt | requests | errors | ...
+    assert_ne!(cells[2], "0", "{encrypt}");
+    assert_eq!(cells[3], "0", "{encrypt}");
+
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
+        .args([
+            "bench",
+            "--endpoint",
+            &server.endpoint(),
+            "--client-threads",
+            "0",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("--client-threads"), "{stderr}");
+}
