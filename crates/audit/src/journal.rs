@@ -17,11 +17,11 @@
 //! preallocation, not a torn frame; recovery and sealing cut them off.
 //!
 //! Filling megabytes with zeros and flushing them takes milliseconds, and every caller would wait
-//! for it. So while a segment is active, a helper thread prepares the next one as
-//! `N.prepared`: created, filled with zeros (about as many as the last segment used,
-//! from `PREALLOCATION_BYTES` up to `MAX_SEGMENT_BYTES`) and flushed. Rotation renames it to `N.journal`, and
-//! under steady load the writer never zero-fills on the path of a request. A `.prepared` file holds
-//! no events; one left by a crash or a shutdown is removed when the journal opens.
+//! for it. So while a segment is active, a helper thread prepares the next one as `N.prepared`:
+//! created, filled with zeros (about as many as the last segment used, from `PREALLOCATION_BYTES`
+//! up to `MAX_SEGMENT_BYTES`) and flushed. Rotation renames it to `N.journal`, and under steady
+//! load the writer never zero-fills on the path of a request. A `.prepared` file holds no events;
+//! one left by a crash or a shutdown is removed when the journal opens.
 //!
 //! **Invariant:** only the segment with the highest number is ever written; every lower one is
 //! sealed (no preallocated tail) and may be delivered.
