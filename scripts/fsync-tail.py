@@ -13,6 +13,7 @@ docs/PERFORMANCE.md explains what the figures mean for the audit trail.
 """
 
 import argparse
+import contextlib
 import os
 import subprocess
 import sys
@@ -48,16 +49,20 @@ def cpu_burners(count):
     return [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
 
 
-def zero_filler(directory):
-    target = os.path.join(directory, "fsync-tail.zeros")
+def zero_filler(target):
     script = f"while true; do dd if=/dev/zero of='{target}' bs=1M count=64 conv=fdatasync 2>/dev/null; done"
-    return subprocess.Popen(["bash", "-c", script]), target
+    return subprocess.Popen(["bash", "-c", script])
 
 
-def stop(processes):
-    for process in processes:
-        process.kill()
-        process.wait()
+@contextlib.contextmanager
+def running(processes):
+    """Keeps `processes` running for the body of the `with`, and stops them after it."""
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.kill()
+            process.wait()
 
 
 def main():
@@ -67,21 +72,15 @@ def main():
     args = parser.parse_args()
 
     measure(args.dir, args.samples, "idle")
-    burners = cpu_burners(3)
-    try:
+    with running(cpu_burners(3)):
         measure(args.dir, args.samples, "three CPU-bound processes")
-    finally:
-        stop(burners)
-    filler, target = zero_filler(args.dir)
+    target = os.path.join(args.dir, "fsync-tail.zeros")
     try:
-        measure(args.dir, args.samples, "64 MiB zero-fills alongside")
-        burners = cpu_burners(3)
-        try:
-            measure(args.dir, args.samples, "both")
-        finally:
-            stop(burners)
+        with running([zero_filler(target)]):
+            measure(args.dir, args.samples, "64 MiB zero-fills alongside")
+            with running(cpu_burners(3)):
+                measure(args.dir, args.samples, "both")
     finally:
-        stop([filler])
         if os.path.exists(target):
             os.unlink(target)
 
