@@ -549,12 +549,22 @@ impl Writer {
         }
         // A sealed segment ends with its last frame.
         let path = segment_path(&self.dir, self.active_number);
-        self.active
+        let next = self.active_number + 1;
+        let switched = self
+            .active
             .set_len(self.active_len)
             .and_then(|()| self.active.sync_all())
-            .map_err(|e| Error::io("seal a journal segment", &path, e))?;
-        let next = self.active_number + 1;
-        let (active, allocated) = self.take_next(next)?;
+            .map_err(|e| Error::io("seal a journal segment", &path, e))
+            .and_then(|()| self.take_next(next));
+        let (active, allocated) = match switched {
+            Ok(switched) => switched,
+            Err(error) => {
+                // Half a rotation (a sealed segment still active, or a next segment already named)
+                // would break the invariant above: stop acknowledging, as after a failed flush.
+                self.failed = true;
+                return Err(error);
+            }
+        };
         // The next segment is prepared as large as this one grew, so that under steady load the
         // writer never extends a segment itself.
         let size = prepared_size(self.active_len);

@@ -1893,3 +1893,40 @@ fn recovery_removes_prepared_segments_and_keeps_an_empty_renamed_one() {
         "zeros are preallocation, cut off"
     );
 }
+
+#[test]
+fn a_rotation_that_cannot_name_the_next_segment_stops_the_journal() {
+    use crate::journal::{Command, Records, read_segment, segment_path};
+    let dir = TempDir::new("rotation-fails");
+    let (commands, writer) = start_writer(&dir.0, 1);
+    append_line(&commands, r#"{"n":1}"#);
+    // A non-empty directory where segment 2 should go: neither a rename nor a create can use it.
+    let blocker = segment_path(&dir.0, 2);
+    std::fs::create_dir(&blocker).unwrap();
+    std::fs::write(blocker.join("in-the-way"), b"x").unwrap();
+
+    let (ack, sealed) = tokio::sync::oneshot::channel();
+    commands.blocking_send(Command::Rotate { ack }).unwrap();
+    assert!(matches!(
+        sealed.blocking_recv().unwrap(),
+        Err(crate::Error::JournalFailed)
+    ));
+    // Nothing more is acknowledged: segment 1 is sealed and must not grow.
+    let (ack, acked) = tokio::sync::oneshot::channel();
+    let records = Records {
+        payload: b"{\"n\":2}\n".to_vec(),
+        entries: Vec::new(),
+    };
+    commands
+        .blocking_send(Command::Append { records, ack })
+        .unwrap();
+    assert!(matches!(
+        acked.blocking_recv().unwrap(),
+        Err(crate::Error::JournalFailed)
+    ));
+    let contents = read_segment(&segment_path(&dir.0, 1)).unwrap();
+    assert_eq!(contents.lines, vec![r#"{"n":1}"#]);
+    assert_eq!(contents.file_len, contents.valid_len);
+    drop(commands);
+    writer.join().unwrap();
+}
