@@ -37,6 +37,9 @@ pub struct Config {
     pub scheduler_interval: Duration,
     /// How long LookupEvents can find an audit event; delivered log files are never removed.
     pub audit_retention: Duration,
+    /// Where the audit trail lives (journal, query index, delivered log files and digests), when
+    /// not in `audit/` under the data directory; see [`Config::audit_location`].
+    pub audit_dir: Option<PathBuf>,
     /// Serve without an audit trail. Only for measuring what the trail costs; never in production.
     pub dangerous_disable_audit: bool,
     /// The HSMs the CloudHSM control plane may put in clusters (`[[hsm]]` tables); none by default.
@@ -159,6 +162,9 @@ pub struct ConfigFile {
     pub scheduler_interval_seconds: Option<u64>,
     /// Days LookupEvents keeps events (90 by default).
     pub audit_retention_days: Option<u64>,
+    /// Directory for the audit trail (`audit` in the data directory by default), relative to the
+    /// configuration file.
+    pub audit_dir: Option<PathBuf>,
     /// Declared HSMs, one `[[hsm]]` table each.
     pub hsm: Option<Vec<HsmTable>>,
     /// `[[network]]` tables: address ranges treated as VPCs (`aws:SourceVpc`, `aws:SourceVpce`).
@@ -240,6 +246,7 @@ impl ConfigFile {
         let base = path.parent().unwrap_or(Path::new("."));
         file.data_dir = file.data_dir.map(|dir| base.join(dir));
         file.seed_file = file.seed_file.map(|seed| base.join(seed));
+        file.audit_dir = file.audit_dir.map(|dir| base.join(dir));
         for service in file.service_principal.iter_mut().flatten() {
             service.secret_file = base.join(&service.secret_file);
         }
@@ -300,6 +307,8 @@ pub struct Overrides {
     pub seed_file: Option<PathBuf>,
     /// `--dangerous-disable-audit`.
     pub dangerous_disable_audit: bool,
+    /// `--audit-dir`.
+    pub audit_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -397,7 +406,18 @@ impl Config {
             audit_retention: Duration::from_secs(
                 file.audit_retention_days.unwrap_or(90).max(1) * 86_400,
             ),
+            audit_dir: overrides.audit_dir.or(file.audit_dir),
         })
+    }
+
+    /// The audit trail's directory: the one configured, or `audit` in the data directory.
+    ///
+    /// Every commit of the trail waits for a flush of its disk, and a flush also waits for
+    /// whatever else was written to that disk; a disk of its own keeps those waits short.
+    pub fn audit_location(&self) -> PathBuf {
+        self.audit_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join(crate::AUDIT_DIR))
     }
 }
 

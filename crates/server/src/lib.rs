@@ -177,7 +177,7 @@ impl Server {
         }
         let cloudhsm =
             cloudhsm_control_plane(&config, store.clone(), clock.clone(), root_key.clone())?;
-        let audit_dir = config.data_dir.join(AUDIT_DIR);
+        let audit_dir = config.audit_location();
         let mut audit_config = strongroom_audit::AuditConfig::new(
             &audit_dir,
             config.data_dir.join(AUDIT_SIGNING_KEY_FILE),

@@ -80,6 +80,9 @@ struct VerifyArgs {
     /// The server's data directory.
     #[arg(long, value_name = "DIR", default_value = "strongroom-data")]
     data_dir: PathBuf,
+    /// The audit trail's directory, when the server was given one (default DATA_DIR/audit).
+    #[arg(long, value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
     /// The account whose trail to check.
     #[arg(long, default_value = "111122223333")]
     account_id: String,
@@ -92,7 +95,8 @@ struct VerifyArgs {
     /// End of the range, RFC 3339; now by default.
     #[arg(long)]
     end_time: Option<String>,
-    /// The DER public key that verifies digests; by default the one the server published in its data directory.
+    /// The DER public key that verifies digests; by default the one the server published in the audit
+    /// trail's directory.
     #[arg(long, value_name = "FILE")]
     public_key: Option<PathBuf>,
 }
@@ -147,6 +151,10 @@ struct ServeArgs {
     /// A seed file of keys, aliases and tags to create at start (existing ones are left unchanged).
     #[arg(long, value_name = "FILE")]
     seed: Option<PathBuf>,
+    /// Directory for the audit trail: its journal, query index, log files and digests (default
+    /// DATA_DIR/audit). Every request waits for this disk's flush; a disk of its own keeps it fast.
+    #[arg(long, value_name = "DIR")]
+    audit_dir: Option<PathBuf>,
     /// Record nothing in the audit trail. Exists only to measure what auditing costs; never use it for real
     /// keys.
     #[arg(long)]
@@ -198,6 +206,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         dev: args.dev,
         seed_file: args.seed,
         dangerous_disable_audit: args.dangerous_disable_audit,
+        audit_dir: args.audit_dir,
     };
     let config = Config::build(file, overrides)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -283,7 +292,9 @@ fn verify_audit(args: VerifyArgs) -> anyhow::Result<()> {
         Some(text) => parse(text)?,
         None => time::OffsetDateTime::now_utc(),
     };
-    let audit_dir = args.data_dir.join(strongroom_server::AUDIT_DIR);
+    let audit_dir = args
+        .audit_dir
+        .unwrap_or_else(|| args.data_dir.join(strongroom_server::AUDIT_DIR));
     let key_path = args
         .public_key
         .unwrap_or_else(|| audit_dir.join(strongroom_server::AUDIT_PUBLIC_KEY_FILE));

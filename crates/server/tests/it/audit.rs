@@ -168,11 +168,14 @@ fn files_under(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-fn verify(data_dir: &Path) -> (bool, String) {
+/// Runs `strongroom audit verify` on `data_dir` with `extra` arguments: whether it passed, and
+/// what it printed.
+fn verify(data_dir: &Path, extra: &[&std::ffi::OsStr]) -> (bool, String) {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_strongroom"))
         .args(["audit", "verify", "--data-dir"])
         .arg(data_dir)
         .args(["--start-time", "2020-01-01T00:00:00Z"])
+        .args(extra)
         .output()
         .expect("strongroom audit verify runs");
     let text = format!(
@@ -183,20 +186,26 @@ fn verify(data_dir: &Path) -> (bool, String) {
     (output.status.success(), text)
 }
 
-#[test]
-fn delivered_files_verify_and_tampering_is_caught() {
-    let dir = TempDir::new("audit-verify");
-    let server = ProcessServer::start_dev(dir.path());
+/// Runs `strongroom serve` on `data_dir` with `extra` arguments, creates a key, encrypts
+/// `PLAINTEXT` under it, and stops the server cleanly, which delivers the trail.
+fn serve_one_encrypt(data_dir: &Path, extra: &[&str]) {
+    let server = ProcessServer::start(data_dir, extra);
     let runtime = tokio::runtime::Runtime::new().expect("a runtime");
     runtime.block_on(async {
         let client = server.client();
-        let (key_id, _) = create_key(&client, "verified").await;
+        let (key_id, _) = create_key(&client, "audited").await;
         encrypt(&client, &key_id, PLAINTEXT, &[]).await;
     });
     let status = server.terminate();
     assert!(status.success(), "{status:?}");
+}
 
-    let (ok, report) = verify(dir.path());
+#[test]
+fn delivered_files_verify_and_tampering_is_caught() {
+    let dir = TempDir::new("audit-verify");
+    serve_one_encrypt(dir.path(), &["--dev"]);
+
+    let (ok, report) = verify(dir.path(), &[]);
     assert!(ok, "a fresh trail must verify:\n{report}");
 
     let mut files = Vec::new();
@@ -220,7 +229,7 @@ fn delivered_files_verify_and_tampering_is_caught() {
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x01;
     std::fs::write(log, bytes).expect("writable");
-    let (ok, report) = verify(dir.path());
+    let (ok, report) = verify(dir.path(), &[]);
     assert!(!ok, "a changed log file must fail verification:\n{report}");
 }
 
@@ -265,6 +274,69 @@ async fn iam_calls_are_recorded_without_their_parameters() {
             .all(|r| r["userIdentity"]["type"] == "Root" && r["requestParameters"].is_null())
     );
     server.stop().await;
+}
+
+#[test]
+fn the_trail_can_live_in_a_directory_of_its_own() {
+    let dir = TempDir::new("audit-own-dir");
+    let data_dir = dir.path().join("data");
+    let audit_dir = dir.path().join("trail");
+    serve_one_encrypt(
+        &data_dir,
+        &[
+            "--dev",
+            "--audit-dir",
+            audit_dir.to_str().expect("a UTF-8 path"),
+        ],
+    );
+
+    // Nothing of the trail is in the data directory; all of it is in the directory given.
+    assert!(!data_dir.join("audit").exists());
+    let mut files = Vec::new();
+    files_under(&audit_dir, &mut files);
+    assert!(
+        files
+            .iter()
+            .any(|p| p.to_string_lossy().contains("/AWSLogs/")
+                && p.to_string_lossy().ends_with(".json.gz")),
+        "{files:?}"
+    );
+    assert!(audit_dir.join("journal").is_dir(), "{files:?}");
+
+    // `audit verify` finds it when told where it is, and fails when looking in the data directory.
+    let (ok, report) = verify(&data_dir, &["--audit-dir".as_ref(), audit_dir.as_os_str()]);
+    assert!(ok, "{report}");
+    let (ok, report) = verify(&data_dir, &[]);
+    assert!(!ok, "{report}");
+    assert!(report.contains("public key"), "{report}");
+}
+
+#[test]
+fn the_configuration_file_places_the_trail_and_the_command_line_wins() {
+    use strongroom_server::{Config, ConfigFile, Overrides};
+    let dir = TempDir::new("audit-dir-config");
+    let path = dir.path().join("strongroom.toml");
+    std::fs::write(&path, "data_dir = \"data\"\naudit_dir = \"trail\"\n").unwrap();
+    let config = Config::build(ConfigFile::load(&path).unwrap(), Overrides::default()).unwrap();
+    // Relative to the configuration file, like the data directory.
+    assert_eq!(config.audit_location(), dir.path().join("trail"));
+
+    let overrides = Overrides {
+        audit_dir: Some("/elsewhere/trail".into()),
+        ..Overrides::default()
+    };
+    let config = Config::build(ConfigFile::load(&path).unwrap(), overrides).unwrap();
+    assert_eq!(
+        config.audit_location(),
+        std::path::Path::new("/elsewhere/trail")
+    );
+
+    std::fs::write(&path, "data_dir = \"data\"\n").unwrap();
+    let config = Config::build(ConfigFile::load(&path).unwrap(), Overrides::default()).unwrap();
+    assert_eq!(
+        config.audit_location(),
+        dir.path().join("data").join("audit")
+    );
 }
 
 #[test]
