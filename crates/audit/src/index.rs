@@ -376,6 +376,9 @@ const RESOURCE_START: char = '\u{1e}';
 const RESOURCE_ARN: char = '\u{1f}';
 /// Stands for itself or a separator inside a type or ARN, followed by `0`, `1` or `2`.
 const RESOURCE_ESCAPE: char = '\u{1d}';
+/// The characters escaped in a type or ARN; `RESOURCE_ESCAPE` followed by the digit of a position
+/// in this list stands for that character.
+const RESOURCE_SPECIALS: [char; 3] = [RESOURCE_ESCAPE, RESOURCE_START, RESOURCE_ARN];
 
 /// Writes an event's resources in the form of the `resources` column into `out`, or nothing when
 /// it has none (the column is then NULL).
@@ -436,14 +439,13 @@ pub(crate) fn resource_pattern(part: ResourcePart, value: &str) -> String {
 }
 
 fn escape_resource_text(text: &str, out: &mut String) {
-    let special = [RESOURCE_ESCAPE, RESOURCE_START, RESOURCE_ARN];
     // The three are consecutive ASCII control characters, never part of a longer UTF-8 sequence.
     if !text.bytes().any(|byte| (0x1d..=0x1f).contains(&byte)) {
         out.push_str(text);
         return;
     }
     for c in text.chars() {
-        match special.iter().position(|s| *s == c) {
+        match RESOURCE_SPECIALS.iter().position(|s| *s == c) {
             Some(code) => {
                 out.push(RESOURCE_ESCAPE);
                 out.push(char::from(b'0' + code as u8));
@@ -457,14 +459,13 @@ fn unescape_resource_text(text: &str) -> String {
     if !text.contains(RESOURCE_ESCAPE) {
         return text.to_owned();
     }
-    let special = [RESOURCE_ESCAPE, RESOURCE_START, RESOURCE_ARN];
     let mut out = String::with_capacity(text.len());
     let mut chars = text.chars();
     while let Some(c) = chars.next() {
         match c {
             RESOURCE_ESCAPE => {
                 let code = chars.next().and_then(|code| code.to_digit(10));
-                match code.and_then(|code| special.get(code as usize)) {
+                match code.and_then(|code| RESOURCE_SPECIALS.get(code as usize)) {
                     Some(original) => out.push(*original),
                     None => out.push(c),
                 }

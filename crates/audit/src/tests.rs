@@ -1930,3 +1930,22 @@ fn a_rotation_that_cannot_name_the_next_segment_stops_the_journal() {
     drop(commands);
     writer.join().unwrap();
 }
+
+#[test]
+fn a_segment_that_could_not_be_prepared_is_created_at_rotation() {
+    use crate::journal::{prepared_path, read_segment, segment_path};
+    let dir = TempDir::new("prepare-fails");
+    // A directory in the prepared file's place: the helper thread cannot create it.
+    std::fs::create_dir(prepared_path(&dir.0, 2)).unwrap();
+    let (commands, writer) = start_writer(&dir.0, 1);
+    append_line(&commands, r#"{"n":1}"#);
+
+    assert_eq!(rotate(&commands), 2);
+    // The writer created segment 2 itself, empty, and writes to it as before.
+    append_line(&commands, r#"{"n":2}"#);
+    let contents = read_segment(&segment_path(&dir.0, 2)).unwrap();
+    assert_eq!(contents.lines, vec![r#"{"n":2}"#]);
+    assert!(!contents.torn);
+    drop(commands);
+    writer.join().unwrap();
+}
