@@ -175,9 +175,9 @@ async fn fake_kms(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, I
     };
     let key = strongroom_sigv4::SigningKey::derive(
         SECRET.as_bytes(),
-        &auth.date,
-        &auth.region,
-        &auth.service,
+        auth.date,
+        auth.region,
+        auth.service,
     );
     let verified = strongroom_sigv4::verify(
         &parts.method,

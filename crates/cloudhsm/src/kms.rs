@@ -83,6 +83,28 @@ impl ControlPlane {
         }))
     }
 
+    /// The cluster certificate of `cluster_id` in `namespace`: the cluster's own while it exists, else
+    /// the one a backup taken of it holds (backups outlive their cluster). `None` when the namespace
+    /// has neither, or only backups of metadata.
+    pub async fn cluster_certificate(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Option<String>, Error> {
+        if let Some(view) = self.cluster(namespace, cluster_id).await? {
+            return Ok(view.cluster_certificate_pem);
+        }
+        for backup in self.store.backups(namespace).await? {
+            if backup.cluster_id != cluster_id || backup.sealed_contents.is_none() {
+                continue;
+            }
+            if let Some(certificates) = self.backup_contents(&backup)?.certificates {
+                return Ok(Some(certificates.cluster_certificate_pem));
+            }
+        }
+        Ok(None)
+    }
+
     /// Opens the cluster's `ACTIVE` HSMs as one PKCS#11 cluster, nobody logged in yet; the caller logs
     /// in as the crypto user.
     ///

@@ -923,3 +923,52 @@ async fn backups_without_keys_are_not_restored() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn a_deleted_clusters_certificate_is_read_from_its_backups() {
+    let dir = TempDir::new("cloudhsm-lineage");
+    let plane = control_plane(&dir);
+    let ns = namespace("111122223333", "us-east-1");
+    // No cluster CLUSTER exists (it was deleted); a backup of metadata only says nothing of it.
+    store_backup(&plane, &ns, "backup-aaaaaaaaaaa", None).await;
+    assert_eq!(plane.cluster_certificate(&ns, CLUSTER).await.unwrap(), None);
+    store_backup(
+        &plane,
+        &ns,
+        "backup-bbbbbbbbbbb",
+        Some(&contents_with_keys(CLUSTER)),
+    )
+    .await;
+    assert_eq!(
+        plane.cluster_certificate(&ns, CLUSTER).await.unwrap(),
+        Some("cluster certificate".to_owned())
+    );
+    assert_eq!(
+        plane
+            .cluster_certificate(&namespace("444455556666", "us-east-1"), CLUSTER)
+            .await
+            .unwrap(),
+        None,
+        "another account's backups are not looked at"
+    );
+    assert_eq!(
+        plane
+            .cluster_certificate(&ns, "cluster-zzzzzzzzzzz")
+            .await
+            .unwrap(),
+        None
+    );
+    // A cluster that exists answers with its own certificate, here none yet (not initialized).
+    let live = plane
+        .create_cluster(&ns, create_request(&["subnet-us-east-1a"]))
+        .await
+        .unwrap()
+        .record;
+    assert_eq!(
+        plane
+            .cluster_certificate(&ns, &live.cluster_id)
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -71,7 +71,9 @@ pub(crate) struct Authenticator {
     credentials: Arc<dyn Credentials>,
     regions: Regions,
     network: NetworkContext,
-    signing_keys: RwLock<HashMap<SigningScope, SigningKey>>,
+    /// Keyed by the credential scope as the client sent it (`AKID/date/region/service/aws4_request`),
+    /// which names exactly one signing key and can be looked up without building a key.
+    signing_keys: RwLock<HashMap<String, SigningKey>>,
 }
 
 /// A derived signing key and the principal it belongs to.
@@ -80,14 +82,6 @@ struct Signer {
     account: AccountId,
     arn: String,
     service: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct SigningScope {
-    access_key_id: String,
-    date: String,
-    region: String,
-    service: String,
 }
 
 impl Authenticator {
@@ -110,12 +104,12 @@ impl Authenticator {
         let auth = strongroom_sigv4::parse_authorization(headers).ok()?;
         let principal = self
             .credentials
-            .lookup(&auth.access_key_id, auth.security_token.as_deref())
+            .lookup(auth.access_key_id, auth.security_token)
             .ok()?;
         Some((
             principal.account.to_string(),
             principal.arn,
-            auth.access_key_id,
+            auth.access_key_id.to_owned(),
         ))
     }
 
@@ -162,7 +156,12 @@ impl Authenticator {
             .get(ON_BEHALF_OF_HEADER)
             .and_then(|v| v.to_str().ok());
         let (account, arn, access_key_id, via_service) = match (&signer.service, on_behalf_of) {
-            (None, None) => (signer.account, signer.arn, auth.access_key_id, None),
+            (None, None) => (
+                signer.account,
+                signer.arn,
+                auth.access_key_id.to_owned(),
+                None,
+            ),
             (None, Some(_)) => {
                 return Err(ProtocolError::Service(
                     strongroom_service::Error::AccessDenied(format!(
@@ -207,7 +206,7 @@ impl Authenticator {
         })
     }
 
-    fn region(&self, auth: &ParsedAuthorization) -> Result<Region, ProtocolError> {
+    fn region(&self, auth: &ParsedAuthorization<'_>) -> Result<Region, ProtocolError> {
         let region: Region = auth.region.parse().map_err(|_| {
             ProtocolError::InvalidSignature(format!(
                 "Credential should be scoped to a valid region, not '{}'.",
@@ -228,41 +227,35 @@ impl Authenticator {
         }
     }
 
-    fn signer(&self, auth: &ParsedAuthorization) -> Result<Signer, ProtocolError> {
+    fn signer(&self, auth: &ParsedAuthorization<'_>) -> Result<Signer, ProtocolError> {
         let principal = match self
             .credentials
-            .lookup(&auth.access_key_id, auth.security_token.as_deref())
+            .lookup(auth.access_key_id, auth.security_token)
         {
             Ok(principal) => principal,
             Err(LookupError::Unknown) => return Err(ProtocolError::UnrecognizedClient),
             Err(LookupError::Expired) => return Err(ProtocolError::ExpiredToken),
         };
-        let scope = SigningScope {
-            access_key_id: auth.access_key_id.clone(),
-            date: auth.date.clone(),
-            region: auth.region.clone(),
-            service: auth.service.clone(),
-        };
         let cached = self
             .signing_keys
             .read()
             .unwrap_or_else(|p| p.into_inner())
-            .get(&scope)
+            .get(auth.credential)
             .cloned();
         let key = match cached {
             Some(key) => key,
             None => {
                 let key = SigningKey::derive(
                     principal.secret.as_bytes(),
-                    &auth.date,
-                    &auth.region,
-                    &auth.service,
+                    auth.date,
+                    auth.region,
+                    auth.service,
                 );
                 let mut cache = self.signing_keys.write().unwrap_or_else(|p| p.into_inner());
                 if cache.len() >= SIGNING_KEY_CACHE_LIMIT {
                     cache.clear();
                 }
-                cache.insert(scope, key.clone());
+                cache.insert(auth.credential.to_owned(), key.clone());
                 key
             }
         };

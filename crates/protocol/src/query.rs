@@ -185,7 +185,7 @@ async fn answer(
     let params = Params::parse(body)?;
     let parsed =
         strongroom_sigv4::parse_authorization(&parts.headers).map_err(ProtocolError::from)?;
-    *service = match parsed.service.as_str() {
+    *service = match parsed.service {
         "iam" => Service::Iam,
         "sts" => Service::Sts,
         other => {
@@ -195,8 +195,7 @@ async fn answer(
             .into());
         }
     };
-    let signing_name = parsed.service.clone();
-    let caller = auth.authenticate(parts, body, &signing_name)?;
+    let caller = auth.authenticate(parts, body, parsed.service)?;
     let Some(identities) = identities else {
         return Err(QueryError::InvalidAction(
             "IAM and STS are not enabled on this server.".to_owned(),

@@ -39,9 +39,11 @@ pub(crate) fn kms_event(
         Some(_) => None,
         None => strongroom_sigv4::parse_authorization(&parts.headers).ok(),
     };
-    let access_key_id = caller
-        .map(|c| c.access_key_id.clone())
-        .or_else(|| header_auth.as_ref().map(|auth| auth.access_key_id.clone()));
+    let access_key_id = caller.map(|c| c.access_key_id.clone()).or_else(|| {
+        header_auth
+            .as_ref()
+            .map(|auth| auth.access_key_id.to_owned())
+    });
     let user_identity = match caller {
         Some(caller) => identity_of(caller),
         None => UserIdentity {
@@ -51,7 +53,7 @@ pub(crate) fn kms_event(
     };
     let region = caller
         .map(|c| c.namespace.region.as_str().to_owned())
-        .or_else(|| header_auth.as_ref().map(|auth| auth.region.clone()))
+        .or_else(|| header_auth.as_ref().map(|auth| auth.region.to_owned()))
         .unwrap_or_else(|| "us-east-1".to_owned());
     let caller_account = caller
         .map(|c| c.account().as_str().to_owned())
@@ -278,7 +280,7 @@ pub(crate) fn other_api_event(
     let header_auth = strongroom_sigv4::parse_authorization(&parts.headers).ok();
     let region = header_auth
         .as_ref()
-        .map(|auth| auth.region.clone())
+        .map(|auth| auth.region.to_owned())
         .unwrap_or_else(|| "us-east-1".to_owned());
     let (account, user_identity) = match caller {
         Some((account, arn, access_key_id)) if arn.ends_with(":root") => {
@@ -295,7 +297,7 @@ pub(crate) fn other_api_event(
             (account, identity)
         }
         None => {
-            let access_key_id = header_auth.map(|auth| auth.access_key_id);
+            let access_key_id = header_auth.map(|auth| auth.access_key_id.to_owned());
             (
                 default_account.to_owned(),
                 UserIdentity {

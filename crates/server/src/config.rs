@@ -415,9 +415,7 @@ impl Config {
     /// Every commit of the trail waits for a flush of its disk, and a flush also waits for
     /// whatever else was written to that disk; a disk of its own keeps those waits short.
     pub fn audit_location(&self) -> PathBuf {
-        self.audit_dir
-            .clone()
-            .unwrap_or_else(|| self.data_dir.join(crate::AUDIT_DIR))
+        crate::audit_location(&self.data_dir, self.audit_dir.as_deref())
     }
 }
 

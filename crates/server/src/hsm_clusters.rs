@@ -96,6 +96,17 @@ impl HsmClusters for ControlPlaneClusters {
         }))
     }
 
+    async fn cluster_certificate(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Option<String>, Error> {
+        self.0
+            .cluster_certificate(namespace, cluster_id)
+            .await
+            .map_err(Error::internal)
+    }
+
     async fn connect(
         &self,
         namespace: &Namespace,

@@ -11,6 +11,7 @@ mod seed;
 mod service_events;
 
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -34,6 +35,16 @@ pub const ROOT_KEY_FILE: &str = "root.key";
 pub const DATABASE_FILE: &str = "strongroom.db";
 /// Directory, in the data directory, of the audit trail: journal, index and delivered CloudTrail files.
 pub const AUDIT_DIR: &str = "audit";
+
+/// The audit trail's directory: `audit_dir` when one was given (`--audit-dir`, `audit_dir` in the
+/// configuration file), else [`AUDIT_DIR`] in the data directory. The server and `audit verify`
+/// both find the trail through this.
+pub fn audit_location(data_dir: &Path, audit_dir: Option<&Path>) -> PathBuf {
+    match audit_dir {
+        Some(dir) => dir.to_path_buf(),
+        None => data_dir.join(AUDIT_DIR),
+    }
+}
 /// File name, in the data directory, of the RSA key that signs audit digests (mode 0600).
 pub const AUDIT_SIGNING_KEY_FILE: &str = "audit-signing.key";
 /// File name, in the audit directory, of the published DER public key that verifies digests.
@@ -336,7 +347,7 @@ impl Server {
             listener.local_addr()?
         );
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
-        axum::serve(listener, app)
+        axum::serve(without_nagle(listener), app)
             .with_graceful_shutdown(shutdown)
             .await
             .context("serve HTTP")?;
@@ -352,5 +363,43 @@ impl Server {
         }
         tracing::info!("Strongroom stopped");
         Ok(())
+    }
+}
+
+/// Turns off Nagle's algorithm on every accepted connection.
+///
+/// Each response is written in one go, but a response longer than one TCP segment (a page of
+/// ListKeys, say) would otherwise keep its last, partial segment back until the client acknowledged
+/// the others, and clients that delay their acknowledgements would see every such response arrive
+/// up to 200 ms late.
+fn without_nagle(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn set_nodelay(connection: &mut tokio::net::TcpStream) {
+        if let Err(e) = connection.set_nodelay(true) {
+            tracing::debug!("could not turn off Nagle's algorithm on a connection: {e}");
+        }
+    }
+    listener.tap_io(set_nodelay as fn(&mut tokio::net::TcpStream))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::serve::Listener;
+
+    #[tokio::test]
+    async fn accepted_connections_send_without_delay() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut listener = super::without_nagle(listener);
+        let client = tokio::net::TcpStream::connect(address).await.unwrap();
+        assert!(
+            !client.nodelay().unwrap(),
+            "a new socket starts with Nagle on"
+        );
+        let (accepted, peer) = listener.accept().await;
+        assert_eq!(peer, client.local_addr().unwrap());
+        assert!(accepted.nodelay().unwrap());
     }
 }

@@ -292,9 +292,7 @@ fn verify_audit(args: VerifyArgs) -> anyhow::Result<()> {
         Some(text) => parse(text)?,
         None => time::OffsetDateTime::now_utc(),
     };
-    let audit_dir = args
-        .audit_dir
-        .unwrap_or_else(|| args.data_dir.join(strongroom_server::AUDIT_DIR));
+    let audit_dir = strongroom_server::audit_location(&args.data_dir, args.audit_dir.as_deref());
     let key_path = args
         .public_key
         .unwrap_or_else(|| audit_dir.join(strongroom_server::AUDIT_PUBLIC_KEY_FILE));

@@ -182,6 +182,15 @@ pub trait HsmClusters: Send + Sync + 'static {
         cluster_id: &str,
     ) -> Result<Option<ClusterInfo>, Error>;
 
+    /// The cluster certificate of `cluster_id` (the one clusters created from its backups share),
+    /// also after the cluster was deleted, from a backup taken of it: moving a key store to a related
+    /// cluster is how it survives the loss of its own. `None` when there is neither.
+    async fn cluster_certificate(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Option<String>, Error>;
+
     /// Opens the cluster's active HSMs for store `custom_key_store_id`, logs kmsuser in on each with
     /// the first of `passwords` it accepts (the store's current password, then the pending one of a
     /// rotation that did not finish; `INVALID_CREDENTIALS` when an HSM accepts none), and checks that
@@ -874,11 +883,17 @@ impl Kms {
                 .filter(|r| r.custom_key_store_id != req.id)
                 .collect();
             let new = self.check_cluster(namespace, &cluster_id, &others).await?;
-            let old = self.cks_cluster(namespace, &record.cluster_id).await?;
-            let related = match (
-                new.cluster_certificate_pem.as_deref(),
-                old.and_then(|c| c.cluster_certificate_pem),
-            ) {
+            // The store's cluster may be gone (the reason to move); its backups still say what
+            // certificate its lineage has.
+            let old = match &self.custom_key_stores.clusters {
+                Some(clusters) => {
+                    clusters
+                        .cluster_certificate(namespace, &record.cluster_id)
+                        .await?
+                }
+                None => None,
+            };
+            let related = match (new.cluster_certificate_pem.as_deref(), old) {
                 (Some(new), Some(old)) => same_pem(new, &old),
                 _ => false,
             };

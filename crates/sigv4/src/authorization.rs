@@ -14,7 +14,7 @@ use crate::{
 };
 
 /// Parses and checks the authentication headers; see [`crate::parse_authorization`].
-pub(crate) fn parse(headers: &HeaderMap) -> Result<ParsedAuthorization, Sigv4Error> {
+pub(crate) fn parse(headers: &HeaderMap) -> Result<ParsedAuthorization<'_>, Sigv4Error> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let value = match values.next() {
         Some(value) => value,
@@ -123,15 +123,15 @@ pub(crate) fn parse(headers: &HeaderMap) -> Result<ParsedAuthorization, Sigv4Err
                  Authorization={header}"
             )));
         }
-        names.push(name.to_owned());
+        names.push(name);
     }
-    if !names.iter().any(|name| name == "host") {
+    if !names.contains(&"host") {
         return Err(host_not_signed());
     }
     // The host may come from the URI instead (HTTP/2), so its absence is left to `verify`.
     if let Some(name) = names
         .iter()
-        .find(|name| *name != "host" && !headers.contains_key(name.as_str()))
+        .find(|name| **name != "host" && !headers.contains_key(**name))
     {
         return Err(incomplete(format!(
             "The request does not contain the header '{name}', which is listed in SignedHeaders. \
@@ -150,18 +150,19 @@ pub(crate) fn parse(headers: &HeaderMap) -> Result<ParsedAuthorization, Sigv4Err
     }
 
     let security_token = match single_header_text(headers, X_AMZ_SECURITY_TOKEN.as_str()) {
-        Ok(token) => token.map(str::to_owned),
+        Ok(token) => token,
         Err(message) => return Err(incomplete(message)),
     };
 
     Ok(ParsedAuthorization {
-        access_key_id: scope.access_key_id.to_owned(),
-        date: scope.date.to_owned(),
-        region: scope.region.to_owned(),
-        service: scope.service.to_owned(),
+        credential,
+        access_key_id: scope.access_key_id,
+        date: scope.date,
+        region: scope.region,
+        service: scope.service,
         signed_headers: names,
-        signature: signature.to_owned(),
-        amz_date: amz_date.to_owned(),
+        signature,
+        amz_date,
         security_token,
     })
 }

@@ -50,24 +50,29 @@ const X_AMZ_SECURITY_TOKEN: HeaderName = HeaderName::from_static("x-amz-security
 ///
 /// Parsing is separate from verification so that the caller can look up the secret
 /// for `access_key_id` (and check `region` and `service`) before any cryptography runs.
+/// Every field borrows from the request's headers: parsing allocates nothing but the list of
+/// signed header names, since it runs on every request.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParsedAuthorization {
+pub struct ParsedAuthorization<'a> {
+    /// The whole credential scope as sent, `AKID/yyyymmdd/region/service/aws4_request`:
+    /// it names one signing key, so it can key a cache of derived keys.
+    pub credential: &'a str,
     /// The access key id, the first element of the credential scope.
-    pub access_key_id: String,
+    pub access_key_id: &'a str,
     /// The credential scope date, `yyyymmdd`.
-    pub date: String,
+    pub date: &'a str,
     /// The credential scope region, for example `us-east-1`.
-    pub region: String,
+    pub region: &'a str,
     /// The credential scope service, `kms` for Strongroom.
-    pub service: String,
+    pub service: &'a str,
     /// The lowercase header names the client signed, in the order it listed them.
-    pub signed_headers: Vec<String>,
+    pub signed_headers: Vec<&'a str>,
     /// The signature the client sent: 64 lowercase hexadecimal characters.
-    pub signature: String,
+    pub signature: &'a str,
     /// The `X-Amz-Date` header value, `yyyymmddThhmmssZ`.
-    pub amz_date: String,
+    pub amz_date: &'a str,
     /// The `X-Amz-Security-Token` header value, present for temporary credentials.
-    pub security_token: Option<String>,
+    pub security_token: Option<&'a str>,
 }
 
 /// A SigV4 signing key, derived from a secret for one day, region and service.
@@ -133,7 +138,7 @@ impl fmt::Debug for SigningKey {
 /// Besides syntax, this checks everything that can be checked without the secret:
 /// the credential scope date matches `X-Amz-Date`, `host` is signed,
 /// and every other signed header is present in the request.
-pub fn parse_authorization(headers: &HeaderMap) -> Result<ParsedAuthorization, Sigv4Error> {
+pub fn parse_authorization(headers: &HeaderMap) -> Result<ParsedAuthorization<'_>, Sigv4Error> {
     authorization::parse(headers)
 }
 
@@ -149,18 +154,18 @@ pub fn verify(
     uri: &Uri,
     headers: &HeaderMap,
     body: &[u8],
-    auth: &ParsedAuthorization,
+    auth: &ParsedAuthorization<'_>,
     key: &SigningKey,
     now: SystemTime,
 ) -> Result<(), Sigv4Error> {
     // The struct is public, so the checks made while parsing are repeated here.
-    let request_time = match timestamp::parse(&auth.amz_date) {
+    let request_time = match timestamp::parse(auth.amz_date) {
         Some(seconds) => seconds,
-        None => return Err(authorization::malformed_date(&auth.amz_date)),
+        None => return Err(authorization::malformed_date(auth.amz_date)),
     };
-    authorization::check_scope_date(&auth.date, &auth.amz_date)?;
-    check_clock_skew(&auth.amz_date, request_time, timestamp::unix_seconds(now))?;
-    if !auth.signed_headers.iter().any(|name| name == "host") {
+    authorization::check_scope_date(auth.date, auth.amz_date)?;
+    check_clock_skew(auth.amz_date, request_time, timestamp::unix_seconds(now))?;
+    if !auth.signed_headers.contains(&"host") {
         return Err(authorization::host_not_signed());
     }
 
@@ -173,10 +178,10 @@ pub fn verify(
     )?;
     let expected = signature(
         key,
-        &auth.amz_date,
-        &auth.date,
-        &auth.region,
-        &auth.service,
+        auth.amz_date,
+        auth.date,
+        auth.region,
+        auth.service,
         &canonical_hash,
     );
     match constant_time::verify_slices_are_equal(&expected, auth.signature.as_bytes()) {

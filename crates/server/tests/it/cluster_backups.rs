@@ -532,6 +532,69 @@ async fn stack_moves_its_key_store(softhsm: SoftHsm) {
         create_hsm(&client, &related, zone).await;
     }
 
+    // A move that fails on a later step is undone: the key store goes back to its own cluster,
+    // connected, and a second key the same apply made is removed again. The alias the file gives that
+    // key already belongs to a key outside the stack, which only the apply finds out.
+    let (outsider, _) = crate::harness::create_key(&kms, "outside the stack").await;
+    let taken = "alias/moving/1/invoices";
+    kms.create_alias()
+        .alias_name(taken)
+        .target_key_id(&outsider)
+        .send()
+        .await
+        .expect("CreateAlias");
+    let failing = softhsm.file("failing.yaml");
+    std::fs::write(
+        &failing,
+        format!(
+            "{}  invoices:\n    description: Encrypts invoices\n    aliases: [invoices]\n",
+            stack_file(&softhsm, Some(&related))
+        ),
+    )
+    .expect("write the stack file");
+    let (ok, output) = stack_command(&server, &["apply", &failing, "--wait"]).await;
+    assert!(!ok, "{output}");
+    let (_, status) = stack_command(&server, &["status", "moving"]).await;
+    let stack = crate::stacks::parse_status(&status);
+    assert_eq!(stack["Status"], "ROLLBACK_COMPLETE", "{status}");
+    assert!(
+        status.contains(&format!(
+            "already exists and points at another key, {outsider}"
+        )),
+        "{status}"
+    );
+    assert_eq!(
+        crate::stacks::steps_in(&stack, "rolled back"),
+        ["key-store", "key/invoices"],
+        "{status}"
+    );
+    let store = the_store(&kms).await;
+    assert_eq!(store.cloud_hsm_cluster_id(), Some(original.as_str()));
+    assert_eq!(
+        store.connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    assert_eq!(
+        decrypt(&kms, &ciphertext, &context).await,
+        b"sealed on the stack's cluster"
+    );
+    let still = kms
+        .describe_key()
+        .key_id(taken)
+        .send()
+        .await
+        .expect("DescribeKey");
+    assert_eq!(
+        still.key_metadata().map(|m| m.key_id()),
+        Some(outsider.as_str()),
+        "the alias outside the stack is left alone"
+    );
+    kms.delete_alias()
+        .alias_name(taken)
+        .send()
+        .await
+        .expect("DeleteAlias");
+
     // The file names the related cluster for the key store: the plan says what will happen.
     let moved = softhsm.file("moved.yaml");
     std::fs::write(&moved, stack_file(&softhsm, Some(&related))).expect("write the stack file");

@@ -138,7 +138,7 @@ fn raw_describe(endpoint: &str, name: &str) -> Value {
 }
 
 /// Reads `strongroom stack status` back into the fields the tests look at.
-fn parse_status(text: &str) -> Value {
+pub(crate) fn parse_status(text: &str) -> Value {
     let mut lines = text.lines();
     let first = lines.next().unwrap_or_default();
     let status = first.rsplit(": ").next().unwrap_or_default();
@@ -202,7 +202,7 @@ fn logical_ids(stack: &Value, field: &str) -> Vec<String> {
         .collect()
 }
 
-fn steps_in(stack: &Value, state: &str) -> Vec<String> {
+pub(crate) fn steps_in(stack: &Value, state: &str) -> Vec<String> {
     stack["Steps"]
         .as_array()
         .into_iter()

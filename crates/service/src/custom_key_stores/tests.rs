@@ -31,6 +31,8 @@ struct FakeClusters {
     hsms: Arc<Mutex<HashMap<String, Vec<String>>>>,
     /// How the next moves of kmsuser's password end.
     moves: Arc<Mutex<Move>>,
+    /// The certificates of deleted clusters that backups still hold, by cluster id.
+    backed_up: Mutex<HashMap<String, String>>,
 }
 
 /// How a move of kmsuser's password to a new one ends in the fake.
@@ -126,6 +128,12 @@ impl HsmClusters for FakeClusters {
     async fn cluster(&self, _: &Namespace, id: &str) -> Result<Option<ClusterInfo>, Error> {
         Ok(self.clusters.lock().unwrap().get(id).cloned())
     }
+    async fn cluster_certificate(&self, _: &Namespace, id: &str) -> Result<Option<String>, Error> {
+        if let Some(cluster) = self.clusters.lock().unwrap().get(id) {
+            return Ok(cluster.cluster_certificate_pem.clone());
+        }
+        Ok(self.backed_up.lock().unwrap().get(id).cloned())
+    }
     async fn connect(
         &self,
         _: &Namespace,
@@ -175,6 +183,19 @@ impl crate::ServiceEvents for RecordedEvents {
             change.connection_error.map(str::to_owned),
         ));
     }
+}
+
+/// The connection changes reported so far, once there are `count` of them: a change is reported just
+/// after the store's record says so, so a test that saw the record may look a moment too early.
+async fn reported(events: &RecordedEvents, count: usize) -> Vec<(String, Option<String>)> {
+    for _ in 0..1000 {
+        let seen = events.0.lock().unwrap().clone();
+        if seen.len() >= count {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    events.0.lock().unwrap().clone()
 }
 
 /// The store's state once no connection attempt is under way (the attempt runs in the background).
@@ -430,7 +451,7 @@ fn failed_connections_carry_their_error_code() {
         kms.connect_custom_key_store(&caller, &id).await.unwrap();
         assert_eq!(state().await, (state::CONNECTED.to_owned(), None));
         assert_eq!(
-            events.0.lock().unwrap().as_slice(),
+            reported(&events, 7).await.as_slice(),
             &[
                 ("FAILED".to_owned(), Some("USER_NOT_FOUND".to_owned())),
                 (
@@ -564,7 +585,7 @@ fn connecting_is_asynchronous_and_a_disconnect_abandons_the_attempt() {
             (state::CONNECTED.to_owned(), None)
         );
         assert_eq!(
-            events.0.lock().unwrap().as_slice(),
+            reported(&events, 1).await.as_slice(),
             &[("CONNECTED".to_owned(), None)]
         );
     });
@@ -718,7 +739,7 @@ fn a_restart_resumes_connected_and_connecting_stores_in_every_namespace() {
         );
         assert!(restarted.custom_key_stores.connected(failed).is_none());
         assert_eq!(
-            events.0.lock().unwrap().as_slice(),
+            reported(&events, 3).await.as_slice(),
             &[
                 ("CONNECTED".to_owned(), None),
                 ("CONNECTED".to_owned(), None),
@@ -743,12 +764,7 @@ fn a_restart_resumes_connected_and_connecting_stores_in_every_namespace() {
             Some("INVALID_CREDENTIALS".to_owned()),
         );
         assert_eq!(settled(&again, &caller, connecting).await, failed_code);
-        for _ in 0..1000 {
-            if events.0.lock().unwrap().len() == 3 {
-                break;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
+        reported(&events, 3).await;
         assert_eq!(connection_of(&again, &caller, connected).await, failed_code);
         assert_eq!(connection_of(&again, &other, elsewhere).await, failed_code);
         assert_eq!(
@@ -917,7 +933,7 @@ fn a_crash_during_the_password_rotation_leaves_a_store_that_connects_next_time()
                 "after {moved} HSMs"
             );
             assert_eq!(
-                events.0.lock().unwrap().as_slice(),
+                reported(&events, 1).await.as_slice(),
                 &[("CONNECTED".to_owned(), None)]
             );
             assert_eq!(
@@ -997,7 +1013,7 @@ fn a_crash_while_a_connected_store_is_connected_again_is_finished_at_the_next_st
             "a request waits for the connection and is served"
         );
         assert_eq!(
-            events.0.lock().unwrap().as_slice(),
+            reported(&events, 1).await.as_slice(),
             &[("CONNECTED".to_owned(), None)]
         );
         assert_eq!(
@@ -1121,5 +1137,66 @@ fn an_hsm_holding_neither_recorded_password_is_invalid_credentials() {
         );
         let (_, pending) = passwords(&kms, &caller, &id).await;
         assert!(pending.is_some(), "a refused login changes nothing");
+    });
+}
+
+#[test]
+fn a_store_moves_to_a_related_cluster_after_its_own_was_deleted() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller) = setup("related-after-deletion");
+        let lineage = "cert of the original".to_owned();
+        {
+            let mut map = clusters.clusters.lock().unwrap();
+            for (id, certificate) in [
+                ("cluster-original", &lineage),
+                ("cluster-restored", &lineage),
+                ("cluster-stranger", &"cert of another lineage".to_owned()),
+            ] {
+                let mut info = cluster(&["a", "b"]);
+                info.cluster_certificate_pem = Some(certificate.clone());
+                map.insert(id.to_owned(), info);
+            }
+        }
+        let id = kms
+            .create_custom_key_store(
+                &caller,
+                request("s", "cluster-original", ANCHOR, "kmsuser-password"),
+            )
+            .await
+            .unwrap();
+        let move_to = |cluster: &str| {
+            kms.update_custom_key_store(
+                &caller,
+                UpdateCustomKeyStoreRequest {
+                    id: id.clone(),
+                    cluster_id: Some(cluster.to_owned()),
+                    ..Default::default()
+                },
+            )
+        };
+        // The original is deleted; no backup of it is left yet: nothing shows what it was related to.
+        clusters.clusters.lock().unwrap().remove("cluster-original");
+        let refused = move_to("cluster-restored").await.expect_err("refused");
+        assert_eq!(refused.code(), "CloudHsmClusterNotRelatedException");
+        assert!(
+            refused.to_string().contains("cluster-original"),
+            "{refused}"
+        );
+        // A backup of it holds its certificate: the related cluster is accepted, a stranger is not.
+        clusters
+            .backed_up
+            .lock()
+            .unwrap()
+            .insert("cluster-original".to_owned(), lineage.clone());
+        assert_eq!(
+            code(move_to("cluster-stranger").await),
+            "CloudHsmClusterNotRelatedException"
+        );
+        move_to("cluster-restored").await.unwrap();
+        let page = kms
+            .describe_custom_key_stores(&caller, Some(&id), None, None, None)
+            .await
+            .unwrap();
+        assert_eq!(page.items[0].cluster_id, "cluster-restored");
     });
 }

@@ -121,7 +121,7 @@ fn sign_with_aws(case: &Case) -> (HeaderMap, String) {
 fn verify_case(case: &Case, headers: &HeaderMap, body: &[u8]) -> Result<(), Sigv4Error> {
     let uri: Uri = case.path_and_query().parse().unwrap();
     let auth = parse_authorization(headers)?;
-    let key = SigningKey::derive(SECRET.as_bytes(), &auth.date, &auth.region, &auth.service);
+    let key = SigningKey::derive(SECRET.as_bytes(), auth.date, auth.region, auth.service);
     verify(
         &case.method,
         &uri,
@@ -265,7 +265,7 @@ proptest! {
         let (headers, signature) = sign_with_aws(&case);
         let auth = parse_authorization(&headers).unwrap();
         prop_assert_eq!(&auth.signature, &signature);
-        prop_assert_eq!(auth.security_token.as_deref(), case.session_token.as_deref());
+        prop_assert_eq!(auth.security_token, case.session_token.as_deref());
         if let Err(err) = verify_case(&case, &headers, &case.body) {
             return Err(TestCaseError::fail(format!("{err}")));
         }
