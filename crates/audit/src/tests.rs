@@ -641,6 +641,18 @@ async fn group_commit_shares_flushes_between_concurrent_callers() {
     assert!(page.next_token.is_some());
 }
 
+#[test]
+fn the_writer_waits_for_more_callers_only_after_a_large_flush() {
+    // A lone caller, or a few, never wait for company: their flush starts at once.
+    for last_batch in 0..8 {
+        assert!(!crate::journal::gathers_after(last_batch), "{last_batch}");
+    }
+    // Under load the writer gathers a larger batch before it flushes.
+    for last_batch in [8, 16, 4096] {
+        assert!(crate::journal::gathers_after(last_batch), "{last_batch}");
+    }
+}
+
 /// Records `count` Encrypt events a second apart, newest last, and returns their ids.
 async fn record_series(log: &AuditLog, account: &str, count: usize) -> Vec<String> {
     let mut ids = Vec::new();
