@@ -124,8 +124,8 @@ pub fn router(
 /// machine nearly every write wakes a client that has gone to sleep waiting for it. With it,
 /// responses leave in bursts after the batch is computed (the yield is deferred until the thread
 /// has polled for I/O), so one wake-up serves several responses. On the benchmark machine this
-/// raised signed Encrypts per second by about a quarter and lowered their p99, and left the
-/// no-op's rate unchanged (docs/PERFORMANCE.md, eighth session). A lone request pays one
+/// raised signed Encrypts per second by 30 to 45% and lowered their p99, and left the no-op's
+/// rate unchanged (docs/PERFORMANCE.md, eighth session). A lone request pays one
 /// non-blocking poll for I/O, about a microsecond. Every KMS response and the no-op endpoints
 /// take this turn, so the no-op stays a ceiling served the same way.
 async fn respond_in_turn() {
