@@ -35,6 +35,10 @@ pub const ROOT_KEY_FILE: &str = "root.key";
 pub const DATABASE_FILE: &str = "strongroom.db";
 /// Directory, in the data directory, of the audit trail: journal, index and delivered CloudTrail files.
 pub const AUDIT_DIR: &str = "audit";
+/// File name, in the data directory, of the RSA key that signs audit digests (mode 0600).
+pub const AUDIT_SIGNING_KEY_FILE: &str = "audit-signing.key";
+/// File name, in the audit directory, of the published DER public key that verifies digests.
+pub const AUDIT_PUBLIC_KEY_FILE: &str = "digest-public-key.der";
 
 /// The audit trail's directory: `audit_dir` when one was given (`--audit-dir`, `audit_dir` in the
 /// configuration file), else [`AUDIT_DIR`] in the data directory. The server and `audit verify`
@@ -45,10 +49,6 @@ pub fn audit_location(data_dir: &Path, audit_dir: Option<&Path>) -> PathBuf {
         None => data_dir.join(AUDIT_DIR),
     }
 }
-/// File name, in the data directory, of the RSA key that signs audit digests (mode 0600).
-pub const AUDIT_SIGNING_KEY_FILE: &str = "audit-signing.key";
-/// File name, in the audit directory, of the published DER public key that verifies digests.
-pub const AUDIT_PUBLIC_KEY_FILE: &str = "digest-public-key.der";
 
 /// Serves the KMS API on `listener` until `shutdown` completes, then finishes in-flight requests.
 ///
