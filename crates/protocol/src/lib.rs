@@ -126,8 +126,10 @@ pub fn router(
 /// has polled for I/O), so one wake-up serves several responses. On the benchmark machine this
 /// raised signed Encrypts per second by 30 to 45% and lowered their p99, and left the no-op's
 /// rate unchanged (docs/PERFORMANCE.md, eighth session). A lone request pays one
-/// non-blocking poll for I/O, about a microsecond. Every KMS response and the no-op endpoints
-/// take this turn, so the no-op stays a ceiling served the same way.
+/// non-blocking poll for I/O, about a microsecond. The no-op endpoints take this turn too, so the
+/// no-op stays a ceiling served the same way. A KMS response that waited for the audit trail's
+/// flush skips it: every caller of that flush is woken at once, so those responses leave together
+/// anyway.
 async fn respond_in_turn() {
     tokio::task::yield_now().await;
 }
@@ -257,6 +259,8 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
         let mut result = served.result;
         // The event id and recipient account of a cryptographic request's audit record, for GetKeyLastUsage.
         let mut key_use_event = None;
+        // Whether the request waited for the trail's flush, which already batches the responses.
+        let mut waited_for_trail = false;
         if let Some(trail) = &edge.trail
             && !is_cloudtrail(&parts.headers)
         {
@@ -280,6 +284,7 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
             if let Err(e) = trail.log.record(vec![event]).await {
                 result = Err(ProtocolError::Service(Error::internal(e)));
             }
+            waited_for_trail = true;
         }
         if let Ok(body) = &result {
             dispatch::record_key_use(
@@ -290,7 +295,11 @@ async fn handle(State(edge): State<Arc<Edge>>, request: Request) -> Response {
                 key_use_event.as_ref(),
             );
         }
-        respond_in_turn().await;
+        // A request that waited for the trail is woken with every other caller of the same flush,
+        // so its response already leaves in a burst; another turn would only cost a poll.
+        if !waited_for_trail {
+            respond_in_turn().await;
+        }
         match result {
             Ok(body) => json_response(&body, &request_id),
             Err(error) => {
