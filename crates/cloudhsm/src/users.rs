@@ -307,6 +307,56 @@ impl ControlPlane {
         }
         Ok(brought_in)
     }
+
+    /// Brings the cluster's waiting HSMs in through the PKCS#11 cluster of a key store connected to
+    /// it, which is logged in as the crypto user: no password is needed, and the store keeps serving
+    /// requests throughout and uses the new HSMs as soon as they have joined.
+    ///
+    /// `None` when no key store is connected to the cluster; then [`ControlPlane::synchronize_hsms`]
+    /// brings them in with the crypto user's password. Returns the ids of the HSMs brought in.
+    pub async fn synchronize_hsms_through_connected_store(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Option<Vec<String>>, Error> {
+        let _admin = self.admin.lock().await;
+        let cluster = self.load(namespace, cluster_id).await?;
+        check_active(&cluster)?;
+        let Some(live) = self
+            .live
+            .opened(cluster_id)
+            .into_iter()
+            .rev()
+            .find(|live| live.is_logged_in())
+        else {
+            return Ok(None);
+        };
+        let pending: Vec<HsmRecord> = self
+            .hsms_of(cluster_id)
+            .await?
+            .into_iter()
+            .filter(|hsm| hsm.state != HsmState::Active)
+            .collect();
+        if pending.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let configs = self.configs(&pending)?;
+        let (joined, exported) =
+            tokio::task::spawn_blocking(move || tokens::admit(&live, &configs)).await??;
+        let mut brought_in = Vec::new();
+        for mut hsm in pending {
+            if joined.contains(&hsm.declared_hsm) {
+                hsm.state = HsmState::Active;
+                hsm.state_message = None;
+                self.store.put_hsm(&hsm).await?;
+                brought_in.push(hsm.hsm_id);
+            }
+        }
+        if !brought_in.is_empty() {
+            self.take_backup(&cluster, exported).await?;
+        }
+        Ok(Some(brought_in))
+    }
 }
 
 /// The admin logs in: `password` must be the Security Officer PIN of every HSM of `configs`. The

@@ -1602,14 +1602,38 @@ async fn scaling(softhsm: SoftHsm) {
     );
 
     // Three HSMs in us-east-1a cannot be had (there are two tokens there): with `preserve`, the one
-    // that could be added stays, a member of the cluster.
+    // that could be added stays, a member of the cluster. The HSM joins through the connected key
+    // store, which stays connected: requests made all through the apply succeed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let during = {
+        let (kms, stop) = (kms.clone(), std::sync::Arc::clone(&stop));
+        tokio::spawn(async move {
+            let mut served = 0_u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                kms.encrypt()
+                    .key_id("alias/scaling/1/orders")
+                    .plaintext(Blob::new(b"while an HSM joins".to_vec()))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("Encrypt while an HSM joined: {e:?}"));
+                served += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            served
+        })
+    };
     let stack = apply_scaling(&server, &softhsm, (3, 1), "preserve").await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let served = during.await.expect("the requests made during the apply");
+    assert!(served > 0, "no request ran during the apply");
     assert_eq!(stack["Status"], "APPLY_FAILED", "{stack:#}");
     assert_eq!(steps_in(&stack, "done"), ["hsm/us-east-1a/2"]);
     assert_eq!(steps_in(&stack, "failed"), ["hsm/us-east-1a/3"]);
     let text = stack["Text"].as_str().unwrap_or_default();
     assert!(
-        text.contains("No free HSM in us-east-1a") && text.contains("brought HSM"),
+        text.contains("No free HSM in us-east-1a")
+            && text.contains("through the connected key store")
+            && !text.contains("disconnected key store"),
         "{text}"
     );
     let hsms = cluster_hsms(&server, &cluster).await;
@@ -1755,7 +1779,6 @@ async fn scaling(softhsm: SoftHsm) {
         "InitializeCluster",
         "ActivateCluster",
         "CreateCryptoUser",
-        "ChangeCryptoUserPassword",
         "SynchronizeHsms",
         "DeleteHsm",
     ] {
@@ -1764,6 +1787,13 @@ async fn scaling(softhsm: SoftHsm) {
             "no {operation} by the stack engine found by {cluster_arn}"
         );
     }
+    // Every HSM joined through the connected key store: the stack never had to reset kmsuser's
+    // password (which the store rotated) to bring one in.
+    assert!(
+        by_stack("ChangeCryptoUserPassword").is_empty(),
+        "{:#?}",
+        by_stack("ChangeCryptoUserPassword")
+    );
     let created = by_stack("CreateHsm")
         .into_iter()
         .find(|r| r["errorCode"].is_null())
