@@ -312,7 +312,10 @@ impl ControlPlane {
 
     /// `DeleteHsm`: releases one HSM of the cluster back to the declared pool; returns its id.
     ///
-    /// The token is not wiped (see the crate documentation).
+    /// A key store connected to the cluster stops using the HSM first and goes on with the others,
+    /// as a KMS custom key store does when an HSM of its CloudHSM cluster is deleted: the token is
+    /// free for other clusters, so no session of this one may stay on it. The token is not wiped
+    /// (see the crate documentation).
     pub async fn delete_hsm(
         &self,
         namespace: &Namespace,
@@ -337,6 +340,10 @@ impl ControlPlane {
                 "{named} does not exist in cluster {cluster_id}."
             )));
         };
+        for live in self.live.opened(cluster_id) {
+            let declared = hsm.declared_hsm.clone();
+            tokio::task::spawn_blocking(move || live.remove_hsm(&declared)).await?;
+        }
         self.store.delete_hsm(&hsm.hsm_id).await?;
         self.record_backup(&cluster).await?;
         Ok(hsm.hsm_id.clone())

@@ -19,8 +19,8 @@
 //! keep working while the HSM joins ([`Ctx::bring_in_through_store`]). Otherwise the control plane does
 //! it with kmsuser's password: the step resets the password to the file's as the admin, brings the HSM
 //! in and gives the store (if there is one) the password. A leaving HSM never takes the cluster below
-//! what its key store needs (two active HSMs in different zones), and the store is connected again
-//! without it.
+//! what its key store needs (two active HSMs in different zones); DeleteHsm takes it out of a
+//! connected store's sessions, and the store goes on with the others without disconnecting.
 //!
 //! A key store also moves to a related cluster (one created from a backup of its cluster) when the file
 //! names it in `key_store.cluster` ([`Ctx::move_store`]): disconnected, kmsuser's password set to the
@@ -1593,12 +1593,8 @@ pub(crate) async fn delete(
                 }
                 return Err(reason);
             }
-            // The key store's connection spans the HSMs it was opened on: it is opened again without
-            // this one, which DeleteHsm frees for other clusters.
-            let was_connected = match &store {
-                Some(store) => ctx.disconnect(store, log).await?,
-                None => false,
-            };
+            // DeleteHsm takes the HSM out of a connected key store's sessions before it frees the
+            // token for other clusters: the store goes on with the other HSMs, connected throughout.
             let parameters = vec![("clusterId", txt(&cluster_id)), ("hsmId", txt(id))];
             let selector = HsmSelector::HsmId(id.to_owned());
             let call = plane.delete_hsm(ns, &cluster_id, &selector);
@@ -1616,8 +1612,12 @@ pub(crate) async fn delete(
                 }
                 Err(e) => Err(hsm_failure("DeleteHsm", &e)),
             };
-            if let Some(store) = &store {
-                ctx.restore_connection(store, was_connected, log).await?;
+            // A run interrupted by a stop may have left a store the stack keeps connected
+            // disconnected (earlier versions disconnected it here): connect it again.
+            if let Some(store) = &store
+                && ctx.connected_store_on_cluster(&cluster_id).await?.is_none()
+            {
+                ctx.restore_connection(store, false, log).await?;
             }
             deleted?;
             Ok(forget())
