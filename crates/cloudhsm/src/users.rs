@@ -5,7 +5,7 @@
 //! needs the admin password (every HSM's Security Officer PIN), and bringing HSMs in needs the crypto
 //! user's password.
 
-use strongroom_keystore_pkcs11::{HsmConfig, Pin};
+use strongroom_keystore_pkcs11::{ExportedKeys, HsmConfig, Pin};
 use strongroom_storage::clusters::{ClusterRecord, ClusterState, HsmRecord, HsmState};
 use strongroom_types::Namespace;
 
@@ -291,6 +291,20 @@ impl ControlPlane {
             tokens::synchronize(&member_configs, &pending_configs, &modules, &secret)
         })
         .await??;
+        self.record_joined(&cluster, pending, &joined, exported)
+            .await
+    }
+
+    /// Records the `pending` HSMs whose declared ids are in `joined` as `ACTIVE` and returns their
+    /// ids. New HSMs joined, and the crypto user was logged in to give them the keys: a backup
+    /// follows, as CloudHSM takes one when HSMs are added.
+    async fn record_joined(
+        &self,
+        cluster: &ClusterRecord,
+        pending: Vec<HsmRecord>,
+        joined: &[String],
+        exported: Option<ExportedKeys>,
+    ) -> Result<Vec<String>, Error> {
         let mut brought_in = Vec::new();
         for mut hsm in pending {
             if joined.contains(&hsm.declared_hsm) {
@@ -300,10 +314,8 @@ impl ControlPlane {
                 brought_in.push(hsm.hsm_id);
             }
         }
-        // New HSMs joined, and the crypto user was logged in to take the keys: a backup, as CloudHSM
-        // takes one when HSMs are added.
         if !brought_in.is_empty() {
-            self.take_backup(&cluster, exported).await?;
+            self.take_backup(cluster, exported).await?;
         }
         Ok(brought_in)
     }
@@ -343,19 +355,9 @@ impl ControlPlane {
         let configs = self.configs(&pending)?;
         let (joined, exported) =
             tokio::task::spawn_blocking(move || tokens::admit(&live, &configs)).await??;
-        let mut brought_in = Vec::new();
-        for mut hsm in pending {
-            if joined.contains(&hsm.declared_hsm) {
-                hsm.state = HsmState::Active;
-                hsm.state_message = None;
-                self.store.put_hsm(&hsm).await?;
-                brought_in.push(hsm.hsm_id);
-            }
-        }
-        if !brought_in.is_empty() {
-            self.take_backup(&cluster, exported).await?;
-        }
-        Ok(Some(brought_in))
+        self.record_joined(&cluster, pending, &joined, exported)
+            .await
+            .map(Some)
     }
 }
 
