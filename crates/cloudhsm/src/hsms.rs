@@ -144,12 +144,34 @@ impl ControlPlane {
                     cluster.crypto_users.join(", ")
                 ));
             }
-            Preparation::Synchronization => {
-                record.state_message = Some(format!(
-                    "Waiting for the crypto user's password to copy users and keys to this HSM: run \
-                     `strongroom hsm sync --cluster {cluster_id} --password-file FILE`."
-                ));
-            }
+            Preparation::Synchronization => match self
+                .admit_through_connected_store(cluster_id, &config)
+                .await
+            {
+                // As CloudHSM clones a new HSM from the cluster's backup, a key store connected to
+                // the cluster gives it the users, keys and certificates at once.
+                Some(admitted) => match admitted {
+                    Ok(()) => {
+                        record.state = HsmState::Active;
+                        record.state_message = None;
+                    }
+                    Err(error) => {
+                        tracing::warn!(hsm = %record.hsm_id, %error,
+                            "the connected key store could not bring the new HSM in");
+                        record.state_message = Some(format!(
+                            "The connected key store could not copy users and keys to this HSM ({error}). \
+                             Disconnect the store and run `strongroom hsm sync --cluster {cluster_id} \
+                             --password-file FILE`."
+                        ));
+                    }
+                },
+                None => {
+                    record.state_message = Some(format!(
+                        "Waiting for the crypto user's password to copy users and keys to this HSM: run \
+                         `strongroom hsm sync --cluster {cluster_id} --password-file FILE`."
+                    ));
+                }
+            },
             _ => {
                 record.state = HsmState::Active;
                 record.state_message = None;
@@ -158,6 +180,33 @@ impl ControlPlane {
         self.store.put_hsm(&record).await?;
         self.record_backup(&cluster).await?;
         Ok(record)
+    }
+
+    /// Brings the HSM of `config` in through a key store connected to `cluster_id` (whose PKCS#11
+    /// cluster is logged in as the crypto user); `None` when no store is connected.
+    async fn admit_through_connected_store(
+        &self,
+        cluster_id: &str,
+        config: &HsmConfig,
+    ) -> Option<Result<(), Error>> {
+        let live = self
+            .live
+            .opened(cluster_id)
+            .into_iter()
+            .rev()
+            .find(|live| live.is_logged_in())?;
+        let config = config.clone();
+        let id = config.id.clone();
+        let admitted = tokio::task::spawn_blocking(move || {
+            tokens::admit(&live, std::slice::from_ref(&config))
+        })
+        .await;
+        Some(match admitted {
+            Ok(Ok((joined, _))) if joined.contains(&id) => Ok(()),
+            Ok(Ok(_)) => Err(Error::InvalidRequest(format!("HSM {id} did not join."))),
+            Ok(Err(error)) => Err(error),
+            Err(panicked) => Err(panicked.into()),
+        })
     }
 
     /// Records a free declared HSM of `zone` as the cluster's, trying the next one if another process

@@ -15,8 +15,9 @@
 //! HSMs also join and leave a live cluster ([`Removal`] tells a leaving HSM from one that goes with its
 //! cluster). A joining HSM of a cluster with a crypto user gets the users, wrapping key, keys and
 //! certificates of the others. When a key store is connected to the cluster, that happens through the
-//! store's own PKCS#11 sessions, which are logged in as kmsuser: the store stays connected and its keys
-//! keep working while the HSM joins ([`Ctx::bring_in_through_store`]). Otherwise the control plane does
+//! store's own PKCS#11 sessions, which are logged in as kmsuser, within CreateHsm (or, for a store that
+//! connected later, [`Ctx::bring_in_through_store`]): the store stays connected and its keys keep
+//! working while the HSM joins. Otherwise the control plane does
 //! it with kmsuser's password: the step resets the password to the file's as the admin, brings the HSM
 //! in and gives the store (if there is one) the password. A leaving HSM never takes the cluster below
 //! what its key store needs (two active HSMs in different zones); DeleteHsm takes it out of a
@@ -945,10 +946,27 @@ pub(crate) async fn apply(
                         .hsm_call_making("CreateHsm", parameters, &[&cluster_id], made, call)
                         .await
                         .map_err(|e| hsm_failure(&format!("CreateHsm in {zone}"), &e))?;
-                    log.push(format!(
-                        "created HSM {} in {zone} (declared HSM {})",
-                        hsm.hsm_id, hsm.declared_hsm
-                    ));
+                    let joined_at_once = hsm.state == HsmState::Active
+                        && !ctx
+                            .cluster_record(&cluster_id)
+                            .await?
+                            .record
+                            .crypto_users
+                            .is_empty();
+                    log.push(match joined_at_once {
+                        // A key store connected to the cluster brings a new HSM in as it is made.
+                        true => format!(
+                            "created HSM {id} in {zone} (declared HSM {declared}) and brought HSM {id} in \
+                             through the connected key store, which stayed connected: copied kmsuser, the \
+                             wrapping key, the keys and the certificates to it",
+                            id = hsm.hsm_id,
+                            declared = hsm.declared_hsm
+                        ),
+                        false => format!(
+                            "created HSM {} in {zone} (declared HSM {})",
+                            hsm.hsm_id, hsm.declared_hsm
+                        ),
+                    });
                     hsm
                 }
             };
