@@ -160,8 +160,9 @@ impl ControlPlane {
                             "the connected key store could not bring the new HSM in");
                         record.state_message = Some(format!(
                             "The connected key store could not copy users and keys to this HSM ({error}). \
-                             Delete it (`aws cloudhsmv2 delete-hsm --cluster-id {cluster_id} --hsm-id ...`) \
-                             and create it again once the cause is fixed."
+                             Delete it (`aws cloudhsmv2 delete-hsm --cluster-id {cluster_id} --hsm-id {}`) \
+                             and create it again once the cause is fixed.",
+                            record.hsm_id
                         ));
                     }
                 },
