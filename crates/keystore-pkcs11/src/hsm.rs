@@ -769,6 +769,17 @@ impl Hsm {
         self.forget_handles();
     }
 
+    /// Whether the token has a crypto user at all.
+    pub(crate) fn has_crypto_user(&self) -> Result<bool, Error> {
+        self.check_reachable()?;
+        let info = self
+            .module
+            .pkcs11()
+            .get_token_info(self.slot)
+            .map_err(|e| self.fail(e))?;
+        Ok(info.user_pin_initialized())
+    }
+
     /// Changes the crypto user's password (`C_SetPIN` in a session of that user).
     pub(crate) fn set_crypto_user_password(&self, old: &Pin, new: &Pin) -> Result<(), Error> {
         self.with_exclusive_session(|session| {
