@@ -144,12 +144,35 @@ impl ControlPlane {
                     cluster.crypto_users.join(", ")
                 ));
             }
-            Preparation::Synchronization => {
-                record.state_message = Some(format!(
-                    "Waiting for the crypto user's password to copy users and keys to this HSM: run \
-                     `strongroom hsm sync --cluster {cluster_id} --password-file FILE`."
-                ));
-            }
+            Preparation::Synchronization => match self
+                .admit_through_connected_store(cluster_id, &config)
+                .await
+            {
+                // As CloudHSM clones a new HSM from the cluster's backup, a key store connected to
+                // the cluster gives it the users, keys and certificates at once.
+                Some(admitted) => match admitted {
+                    Ok(()) => {
+                        record.state = HsmState::Active;
+                        record.state_message = None;
+                    }
+                    Err(error) => {
+                        tracing::warn!(hsm = %record.hsm_id, %error,
+                            "the connected key store could not bring the new HSM in");
+                        record.state_message = Some(format!(
+                            "The connected key store could not copy users and keys to this HSM ({error}). \
+                             Delete it (`aws cloudhsmv2 delete-hsm --cluster-id {cluster_id} --hsm-id {}`) \
+                             and create it again once the cause is fixed.",
+                            record.hsm_id
+                        ));
+                    }
+                },
+                None => {
+                    record.state_message = Some(format!(
+                        "Waiting for the crypto user's password to copy users and keys to this HSM: run \
+                         `strongroom hsm sync --cluster {cluster_id} --password-file FILE`."
+                    ));
+                }
+            },
             _ => {
                 record.state = HsmState::Active;
                 record.state_message = None;
@@ -158,6 +181,33 @@ impl ControlPlane {
         self.store.put_hsm(&record).await?;
         self.record_backup(&cluster).await?;
         Ok(record)
+    }
+
+    /// Brings the HSM of `config` in through a key store connected to `cluster_id` (whose PKCS#11
+    /// cluster is logged in as the crypto user); `None` when no store is connected.
+    async fn admit_through_connected_store(
+        &self,
+        cluster_id: &str,
+        config: &HsmConfig,
+    ) -> Option<Result<(), Error>> {
+        let live = self
+            .live
+            .opened(cluster_id)
+            .into_iter()
+            .rev()
+            .find(|live| live.is_logged_in())?;
+        let config = config.clone();
+        let id = config.id.clone();
+        let admitted = tokio::task::spawn_blocking(move || {
+            tokens::admit(&live, std::slice::from_ref(&config))
+        })
+        .await;
+        Some(match admitted {
+            Ok(Ok((joined, _))) if joined.contains(&id) => Ok(()),
+            Ok(Ok(_)) => Err(Error::InvalidRequest(format!("HSM {id} did not join."))),
+            Ok(Err(error)) => Err(error),
+            Err(panicked) => Err(panicked.into()),
+        })
     }
 
     /// Records a free declared HSM of `zone` as the cluster's, trying the next one if another process
@@ -312,7 +362,10 @@ impl ControlPlane {
 
     /// `DeleteHsm`: releases one HSM of the cluster back to the declared pool; returns its id.
     ///
-    /// The token is not wiped (see the crate documentation).
+    /// A key store connected to the cluster stops using the HSM first and goes on with the others,
+    /// as a KMS custom key store does when an HSM of its CloudHSM cluster is deleted: the token is
+    /// free for other clusters, so no session of this one may stay on it. The token is not wiped
+    /// (see the crate documentation).
     pub async fn delete_hsm(
         &self,
         namespace: &Namespace,
@@ -337,6 +390,10 @@ impl ControlPlane {
                 "{named} does not exist in cluster {cluster_id}."
             )));
         };
+        for live in self.live.opened(cluster_id) {
+            let declared = hsm.declared_hsm.clone();
+            tokio::task::spawn_blocking(move || live.remove_hsm(&declared)).await?;
+        }
         self.store.delete_hsm(&hsm.hsm_id).await?;
         self.record_backup(&cluster).await?;
         Ok(hsm.hsm_id.clone())

@@ -47,10 +47,12 @@
 //! cluster has a crypto user the control plane therefore sets the token's user PIN (as the Security
 //! Officer, with `C_InitPIN`) to a random one-time password for its own session and forgets it
 //! afterwards; `create-user` later sets the real password the same way, and objects survive PIN
-//! changes. Once the cluster has a crypto user the control plane no longer touches the user PIN: an
-//! HSM added then stays `CREATE_IN_PROGRESS` until someone holding the crypto user's password brings it
-//! in ([`ControlPlane::synchronize_hsms`], `strongroom hsm sync`), which copies users, the wrapping key,
-//! keys and certificates to it; when no HSM of the cluster is active, the new HSM is seeded from a
+//! changes. Once the cluster has a crypto user, an HSM added while a custom key store is connected to
+//! the cluster joins at once through the store's PKCS#11 cluster, which is logged in as the crypto user
+//! (CloudHSM clones a new HSM from a backup instead). Otherwise the control plane no longer touches the
+//! user PIN: the HSM stays `CREATE_IN_PROGRESS` until someone holding the crypto user's password brings
+//! it in ([`ControlPlane::synchronize_hsms`], `strongroom hsm sync`), which copies users, the wrapping
+//! key, keys and certificates to it; when no HSM of the cluster is active, the new HSM is seeded from a
 //! backup instead (see Backups).
 //!
 //! # Who runs what

@@ -1,7 +1,8 @@
 //! What the control plane does to the tokens themselves, through the PKCS#11 layer.
 //!
 //! Every function here blocks on PKCS#11 calls; callers run them with `spawn_blocking`. Each opens a
-//! `Cluster` over just the HSMs it needs and drops it at the end, so no session outlives an operation.
+//! `Cluster` over just the HSMs it needs and drops it at the end, so no session outlives an operation,
+//! except [`admit`], which works in a connected key store's cluster.
 
 use std::sync::Arc;
 
@@ -183,6 +184,42 @@ pub(crate) fn synchronize(
     };
     cluster.logout_crypto_user();
     outcome.map(|()| (joined, exported))
+}
+
+/// Adds `newcomers` to `cluster`, an open PKCS#11 cluster whose crypto user is logged in (a
+/// connected key store's), and exports its keys for the backup that follows. Returns the ids of the
+/// newcomers that joined; stops at the first that cannot.
+pub(crate) fn admit(
+    cluster: &Cluster,
+    newcomers: &[HsmConfig],
+) -> Result<(Vec<String>, Option<ExportedKeys>), Error> {
+    let mut joined = Vec::new();
+    for newcomer in newcomers {
+        // Joined already, by an earlier run that stopped before recording it.
+        if cluster.hsm(&newcomer.id).is_some() {
+            joined.push(newcomer.id.clone());
+            continue;
+        }
+        let report = cluster.add_hsm(newcomer)?;
+        if !report.failures.is_empty() {
+            for failure in &report.failures {
+                tracing::error!(hsm = %failure.hsm, label = ?failure.label, error = %failure.error,
+                    "copying to a new HSM failed");
+            }
+            // It lacks keys: the store must not send requests to it.
+            cluster.remove_hsm(&newcomer.id);
+            return Err(Error::InvalidRequest(format!(
+                "HSM {} joined, but {} object(s) could not be copied to it; see the log and run the sync again.",
+                newcomer.id,
+                report.failures.len()
+            )));
+        }
+        joined.push(newcomer.id.clone());
+    }
+    let exported = export_backing_keys(cluster)
+        .inspect_err(|error| tracing::warn!(%error, "keys not exported for the backup"))
+        .ok();
+    Ok((joined, exported))
 }
 
 /// The id of the cluster wrapping key held by the first of `configs` that answers; `None` if none does

@@ -5,7 +5,7 @@
 //! needs the admin password (every HSM's Security Officer PIN), and bringing HSMs in needs the crypto
 //! user's password.
 
-use strongroom_keystore_pkcs11::{HsmConfig, Pin};
+use strongroom_keystore_pkcs11::{ExportedKeys, HsmConfig, Pin};
 use strongroom_storage::clusters::{ClusterRecord, ClusterState, HsmRecord, HsmState};
 use strongroom_types::Namespace;
 
@@ -291,6 +291,20 @@ impl ControlPlane {
             tokens::synchronize(&member_configs, &pending_configs, &modules, &secret)
         })
         .await??;
+        self.record_joined(&cluster, pending, &joined, exported)
+            .await
+    }
+
+    /// Records the `pending` HSMs whose declared ids are in `joined` as `ACTIVE` and returns their
+    /// ids. New HSMs joined, and the crypto user was logged in to give them the keys: a backup
+    /// follows, as CloudHSM takes one when HSMs are added.
+    async fn record_joined(
+        &self,
+        cluster: &ClusterRecord,
+        pending: Vec<HsmRecord>,
+        joined: &[String],
+        exported: Option<ExportedKeys>,
+    ) -> Result<Vec<String>, Error> {
         let mut brought_in = Vec::new();
         for mut hsm in pending {
             if joined.contains(&hsm.declared_hsm) {
@@ -300,12 +314,50 @@ impl ControlPlane {
                 brought_in.push(hsm.hsm_id);
             }
         }
-        // New HSMs joined, and the crypto user was logged in to take the keys: a backup, as CloudHSM
-        // takes one when HSMs are added.
         if !brought_in.is_empty() {
-            self.take_backup(&cluster, exported).await?;
+            self.take_backup(cluster, exported).await?;
         }
         Ok(brought_in)
+    }
+
+    /// Brings the cluster's waiting HSMs in through the PKCS#11 cluster of a key store connected to
+    /// it, which is logged in as the crypto user: no password is needed, and the store keeps serving
+    /// requests throughout and uses the new HSMs as soon as they have joined.
+    ///
+    /// `None` when no key store is connected to the cluster; then [`ControlPlane::synchronize_hsms`]
+    /// brings them in with the crypto user's password. Returns the ids of the HSMs brought in.
+    pub async fn synchronize_hsms_through_connected_store(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Option<Vec<String>>, Error> {
+        let _admin = self.admin.lock().await;
+        let cluster = self.load(namespace, cluster_id).await?;
+        check_active(&cluster)?;
+        let Some(live) = self
+            .live
+            .opened(cluster_id)
+            .into_iter()
+            .rev()
+            .find(|live| live.is_logged_in())
+        else {
+            return Ok(None);
+        };
+        let pending: Vec<HsmRecord> = self
+            .hsms_of(cluster_id)
+            .await?
+            .into_iter()
+            .filter(|hsm| hsm.state != HsmState::Active)
+            .collect();
+        if pending.is_empty() {
+            return Ok(Some(Vec::new()));
+        }
+        let configs = self.configs(&pending)?;
+        let (joined, exported) =
+            tokio::task::spawn_blocking(move || tokens::admit(&live, &configs)).await??;
+        self.record_joined(&cluster, pending, &joined, exported)
+            .await
+            .map(Some)
     }
 }
 

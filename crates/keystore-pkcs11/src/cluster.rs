@@ -266,6 +266,11 @@ impl Cluster {
         *lock(&self.inner.user_pin) = None;
     }
 
+    /// Whether the crypto user is logged in, as while a key store is connected.
+    pub fn is_logged_in(&self) -> bool {
+        lock(&self.inner.user_pin).is_some()
+    }
+
     /// Changes the crypto user's password on every HSM, keeping them identical: if any HSM
     /// refuses, those already changed are set back to `old` and the failure is reported.
     pub fn change_crypto_user_password(&self, old: &Pin, new: &Pin) -> Result<(), Error> {
@@ -400,8 +405,10 @@ impl Cluster {
     // Membership and synchronization.
 
     /// Brings a new HSM into the cluster, the equivalent of CloudHSM's "create HSM from backup":
-    /// gives it the crypto user (if its token has none) and the cluster wrapping key, copies every
-    /// backing key and certificate to it, then lets it serve requests.
+    /// gives it the crypto user with the cluster's password (as its Security Officer, replacing any
+    /// user PIN its token kept from an earlier membership) and the cluster wrapping key, copies every
+    /// backing key and certificate to it, then lets it serve requests. Works while the cluster
+    /// serves requests: a connected key store takes a new HSM without disconnecting.
     pub fn add_hsm(&self, config: &HsmConfig) -> Result<SyncReport, Error> {
         let _admin = self.admin();
         if self.inner.hsms().iter().any(|hsm| hsm.id() == config.id) {
@@ -415,9 +422,7 @@ impl Cluster {
             });
         };
         let new = Arc::new(Hsm::open(config, &self.inner.modules, &self.inner.options)?);
-        if !new.has_crypto_user()? {
-            new.create_crypto_user(&pin)?;
-        }
+        new.create_crypto_user(&pin)?;
         new.login_crypto_user(pin)?;
 
         let members = self.inner.active();
@@ -449,6 +454,28 @@ impl Cluster {
             .unwrap_or_else(PoisonError::into_inner)
             .push(new);
         Ok(report)
+    }
+
+    /// Takes the HSM `id` out of the cluster: it serves no more requests and its sessions close.
+    /// False when the cluster has no such HSM.
+    pub fn remove_hsm(&self, id: &str) -> bool {
+        let _admin = self.admin();
+        let removed = {
+            let mut hsms = self
+                .inner
+                .hsms
+                .write()
+                .unwrap_or_else(PoisonError::into_inner);
+            let position = hsms.iter().position(|hsm| hsm.id() == id);
+            position.map(|position| hsms.remove(position))
+        };
+        match removed {
+            Some(hsm) => {
+                hsm.logout_crypto_user();
+                true
+            }
+            None => false,
+        }
     }
 
     /// Copies every backing key and certificate that some active HSM has to the active HSMs that

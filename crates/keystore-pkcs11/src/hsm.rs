@@ -769,17 +769,6 @@ impl Hsm {
         self.forget_handles();
     }
 
-    /// Whether the token has a crypto user at all.
-    pub(crate) fn has_crypto_user(&self) -> Result<bool, Error> {
-        self.check_reachable()?;
-        let info = self
-            .module
-            .pkcs11()
-            .get_token_info(self.slot)
-            .map_err(|e| self.fail(e))?;
-        Ok(info.user_pin_initialized())
-    }
-
     /// Changes the crypto user's password (`C_SetPIN` in a session of that user).
     pub(crate) fn set_crypto_user_password(&self, old: &Pin, new: &Pin) -> Result<(), Error> {
         self.with_exclusive_session(|session| {
@@ -792,13 +781,16 @@ impl Hsm {
             }
             .map_err(|e| error::login_error(&self.id, Role::CryptoUser, e));
             let _ = session.logout();
+            // While the gate is still held: a session opened between the change and this update
+            // would log in with the old password, be refused, and mark the HSM degraded.
+            if res.is_ok() {
+                let mut known = lock(&self.user_pin);
+                if known.is_some() {
+                    *known = Some(Arc::new(new.clone()));
+                }
+            }
             res
-        })?;
-        let mut known = lock(&self.user_pin);
-        if known.is_some() {
-            *known = Some(Arc::new(new.clone()));
-        }
-        Ok(())
+        })
     }
 
     // The cluster wrapping key.

@@ -14,11 +14,14 @@
 //!
 //! HSMs also join and leave a live cluster ([`Removal`] tells a leaving HSM from one that goes with its
 //! cluster). A joining HSM of a cluster with a crypto user gets the users, wrapping key, keys and
-//! certificates of the others through the control plane, which needs kmsuser's password; a connected
-//! key store has rotated it to one only the service knows, so the step disconnects the store, resets
-//! the password to the file's as the admin, brings the HSM in, gives the store the password and
-//! connects it again. A leaving HSM never takes the cluster below what its key store needs (two active
-//! HSMs in different zones), and the store is connected again without it.
+//! certificates of the others. When a key store is connected to the cluster, that happens through the
+//! store's own PKCS#11 sessions, which are logged in as kmsuser, within CreateHsm (or, for a store that
+//! connected later, [`Ctx::bring_in_through_store`]): the store stays connected and its keys keep
+//! working while the HSM joins. Otherwise the control plane does
+//! it with kmsuser's password: the step resets the password to the file's as the admin, brings the HSM
+//! in and gives the store (if there is one) the password. A leaving HSM never takes the cluster below
+//! what its key store needs (two active HSMs in different zones); DeleteHsm takes it out of a
+//! connected store's sessions, and the store goes on with the others without disconnecting.
 //!
 //! A key store also moves to a related cluster (one created from a backup of its cluster) when the file
 //! names it in `key_store.cluster` ([`Ctx::move_store`]): disconnected, kmsuser's password set to the
@@ -693,6 +696,9 @@ impl Ctx<'_> {
         hsm_id: &str,
         log: &mut Vec<String>,
     ) -> Result<(), String> {
+        if self.bring_in_through_store(cluster_id, hsm_id, log).await? {
+            return Ok(());
+        }
         if self.parsed.file.crypto_user.is_none() {
             return Err(format!(
                 "HSM {hsm_id} waits for the crypto user's password to copy users and keys to it, and the file \
@@ -711,6 +717,56 @@ impl Ctx<'_> {
              certificates to it"
         ));
         Ok(())
+    }
+
+    /// Brings the new HSM `hsm_id` in through the key store connected to the cluster, if one is: its
+    /// PKCS#11 sessions are logged in as kmsuser, so nothing needs the password and the store keeps
+    /// serving requests while the HSM joins. False when no store is connected (then the password
+    /// path of [`Ctx::bring_in`] does it).
+    async fn bring_in_through_store(
+        &self,
+        cluster_id: &str,
+        hsm_id: &str,
+        log: &mut Vec<String>,
+    ) -> Result<bool, String> {
+        let Some(store) = self.connected_store_on_cluster(cluster_id).await? else {
+            return Ok(false);
+        };
+        let parameters = vec![("clusterId", txt(cluster_id))];
+        let call = self
+            .stacks
+            .plane
+            .synchronize_hsms_through_connected_store(&self.caller.namespace, cluster_id);
+        let made = |joined: &Option<Vec<String>>| joined.clone().unwrap_or_default();
+        let joined = self
+            .hsm_call_making("SynchronizeHsms", parameters, &[cluster_id], made, call)
+            .await
+            .map_err(|e| hsm_failure("Bringing the new HSM in", &e))?;
+        // The store disconnected in between: the password path brings the HSM in.
+        let Some(joined) = joined else {
+            return Ok(false);
+        };
+        if !joined.iter().any(|id| id == hsm_id) {
+            return Err(format!(
+                "HSM {hsm_id} did not join cluster {cluster_id}: it is still waiting for its users and keys"
+            ));
+        }
+        log.push(format!(
+            "brought HSM {hsm_id} into {cluster_id} through the connected key store {store}, which stayed \
+             connected: copied kmsuser, the wrapping key, the keys and the certificates to it"
+        ));
+        Ok(true)
+    }
+
+    /// The custom key store on `cluster_id` if it is connected (once done connecting).
+    async fn connected_store_on_cluster(&self, cluster_id: &str) -> Result<Option<String>, String> {
+        let Some(store) = self.store_on_cluster(cluster_id).await? else {
+            return Ok(None);
+        };
+        Ok(match self.settled_state(&store, "CONNECTING").await? {
+            Some((state, _)) if state == "CONNECTED" => Some(store),
+            _ => None,
+        })
     }
 
     /// Deletes the HSM `hsm_id`, which has not joined the cluster (no key store uses it), after a
@@ -890,10 +946,27 @@ pub(crate) async fn apply(
                         .hsm_call_making("CreateHsm", parameters, &[&cluster_id], made, call)
                         .await
                         .map_err(|e| hsm_failure(&format!("CreateHsm in {zone}"), &e))?;
-                    log.push(format!(
-                        "created HSM {} in {zone} (declared HSM {})",
-                        hsm.hsm_id, hsm.declared_hsm
-                    ));
+                    let joined_at_once = hsm.state == HsmState::Active
+                        && !ctx
+                            .cluster_record(&cluster_id)
+                            .await?
+                            .record
+                            .crypto_users
+                            .is_empty();
+                    log.push(match joined_at_once {
+                        // A key store connected to the cluster brings a new HSM in as it is made.
+                        true => format!(
+                            "created HSM {id} in {zone} (declared HSM {declared}) and brought HSM {id} in \
+                             through the connected key store, which stayed connected: copied kmsuser, the \
+                             wrapping key, the keys and the certificates to it",
+                            id = hsm.hsm_id,
+                            declared = hsm.declared_hsm
+                        ),
+                        false => format!(
+                            "created HSM {} in {zone} (declared HSM {})",
+                            hsm.hsm_id, hsm.declared_hsm
+                        ),
+                    });
                     hsm
                 }
             };
@@ -905,9 +978,13 @@ pub(crate) async fn apply(
                     ctx.release_pending(&cluster_id, &hsm.hsm_id, log).await;
                     return Err(problem);
                 }
-            } else if has_crypto_user && ctx.parsed.file.crypto_user.is_some() {
-                // The interrupted run brought the HSM in, but may have stopped before the key store
-                // had the password and was connected again: going through it again settles that.
+            } else if has_crypto_user
+                && ctx.parsed.file.crypto_user.is_some()
+                && ctx.connected_store_on_cluster(&cluster_id).await?.is_none()
+            {
+                // The interrupted run brought the HSM in with the password, but may have stopped
+                // before the key store had the password and was connected again: going through it
+                // again settles that. A store found connected needs nothing.
                 ctx.under_file_password(&cluster_id, true, log).await?;
             }
             Ok(record(logical_id, &hsm.hsm_id, after))
@@ -1534,12 +1611,8 @@ pub(crate) async fn delete(
                 }
                 return Err(reason);
             }
-            // The key store's connection spans the HSMs it was opened on: it is opened again without
-            // this one, which DeleteHsm frees for other clusters.
-            let was_connected = match &store {
-                Some(store) => ctx.disconnect(store, log).await?,
-                None => false,
-            };
+            // DeleteHsm takes the HSM out of a connected key store's sessions before it frees the
+            // token for other clusters: the store goes on with the other HSMs, connected throughout.
             let parameters = vec![("clusterId", txt(&cluster_id)), ("hsmId", txt(id))];
             let selector = HsmSelector::HsmId(id.to_owned());
             let call = plane.delete_hsm(ns, &cluster_id, &selector);
@@ -1557,8 +1630,12 @@ pub(crate) async fn delete(
                 }
                 Err(e) => Err(hsm_failure("DeleteHsm", &e)),
             };
-            if let Some(store) = &store {
-                ctx.restore_connection(store, was_connected, log).await?;
+            // A run interrupted by a stop may have left a store the stack keeps connected
+            // disconnected (earlier versions disconnected it here): connect it again.
+            if let Some(store) = &store
+                && ctx.connected_store_on_cluster(&cluster_id).await?.is_none()
+            {
+                ctx.restore_connection(store, false, log).await?;
             }
             deleted?;
             Ok(forget())

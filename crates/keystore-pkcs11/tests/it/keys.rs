@@ -472,6 +472,37 @@ softhsm_test!(add_hsm_copies_every_key_and_certificate, |fx| {
     ));
 });
 
+softhsm_test!(
+    an_hsm_joins_with_the_clusters_password_and_leaves_again,
+    |fx| {
+        let cluster = fx.ready(&["hsm-a", "hsm-b"]);
+        cluster.generate_key(ARN).unwrap();
+        // hsm-c kept a crypto user with another password from an earlier membership.
+        fx.open(&["hsm-c"])
+            .create_crypto_user(&strongroom_keystore_pkcs11::Pin::new(
+                "an-earlier-password".to_owned(),
+            ))
+            .unwrap();
+
+        let report = cluster.add_hsm(&fx.config("hsm-c")).unwrap();
+        assert!(report.failures.is_empty(), "{:?}", report.failures);
+        // Logged in with the cluster's password, it holds the key.
+        assert!(cluster.hsm("hsm-c").unwrap().key_exists(ARN).unwrap());
+
+        assert!(cluster.remove_hsm("hsm-c"));
+        assert!(cluster.hsm("hsm-c").is_none());
+        assert_eq!(cluster.hsms().len(), 2);
+        assert!(!cluster.remove_hsm("hsm-c"), "removed twice");
+        // The others go on serving, and the token left with the cluster's password.
+        let sealed = cluster.encrypt(ARN, b"ctx", b"payload").unwrap();
+        assert_eq!(
+            &cluster.decrypt(ARN, b"ctx", &sealed).unwrap()[..],
+            b"payload"
+        );
+        assert_eq!(fx.check_user_pin("hsm-c", crate::fixture::USER_PIN), Ok(()));
+    }
+);
+
 softhsm_test!(synchronize_heals_an_hsm_that_missed_a_key, |fx| {
     let cluster = fx.ready(&["hsm-a", "hsm-b", "hsm-c"]);
     let lagging = cluster.hsm("hsm-c").unwrap();

@@ -269,3 +269,48 @@ softhsm_test!(
         assert!(matches!(err, Error::InvalidArgument { .. }), "{err:?}");
     }
 );
+
+softhsm_test!(
+    requests_during_a_password_move_never_log_in_with_the_old_password,
+    |fx| {
+        let cluster = fx.ready(&["hsm-a", "hsm-b"]);
+        cluster.generate_key(ARN).unwrap();
+        let passwords = [Pin::new(NEW_PIN.to_owned()), user_pin()];
+        let stop = std::sync::atomic::AtomicBool::new(false);
+        let (served, failures) = std::thread::scope(|scope| {
+            // Requests keep opening sessions, which log in with the password each HSM is known to
+            // hold, while the password moves back and forth underneath them.
+            let requests = scope.spawn(|| {
+                let (mut served, mut failures) = (0, Vec::new());
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    match cluster.encrypt(ARN, b"context", b"during the move") {
+                        Ok(_) => served += 1,
+                        Err(e) => failures.push(e.to_string()),
+                    }
+                }
+                (served, failures)
+            });
+            for round in 0..100 {
+                cluster
+                    .move_crypto_user_password(&passwords[round % 2], |_| {})
+                    .unwrap();
+            }
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+            requests.join().unwrap()
+        });
+        assert!(failures.is_empty(), "{failures:?}");
+        assert!(served > 0);
+        // An HSM that was refused a login would be degraded until a probe found it back.
+        for status in cluster.status() {
+            assert_eq!(
+                status.state,
+                strongroom_keystore_pkcs11::HsmState::Active,
+                "{status:?}"
+            );
+        }
+        drop(cluster);
+        for label in ["hsm-a", "hsm-b"] {
+            assert_eq!(fx.check_user_pin(label, USER_PIN), Ok(()), "{label}");
+        }
+    }
+);

@@ -1255,3 +1255,118 @@ async fn custom_key_store_operations_need_identity_policies() {
     );
     server.stop().await;
 }
+
+#[test]
+fn hsms_join_and_leave_a_cluster_while_its_key_store_stays_connected() {
+    with_softhsm(
+        "custom_key_stores::hsms_join_and_leave_a_cluster_while_its_key_store_stays_connected",
+        membership,
+    );
+}
+
+/// Decrypts `sealed` until it works again after a fault was cleared (the store probes HSMs it found
+/// failing now and then, not at every request).
+async fn decrypts_again(kms: &aws_sdk_kms::Client, sealed: &[u8], plaintext: &[u8]) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match kms
+            .decrypt()
+            .ciphertext_blob(Blob::new(sealed.to_vec()))
+            .send()
+            .await
+        {
+            Ok(opened) => {
+                assert_eq!(opened.plaintext().expect("a plaintext").as_ref(), plaintext);
+                return;
+            }
+            Err(error) => assert!(
+                Instant::now() < deadline,
+                "Decrypt still fails after the fault was cleared: {error:?}"
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn membership(softhsm: SoftHsm) {
+    let server = softhsm.server().await;
+    let kms = server.client();
+    let cloudhsm = cloudhsm_client(&server);
+    // hsm-a in us-east-1a, hsm-b in us-east-1b.
+    let (cluster, ca) = active_cluster(&softhsm, &server, &["us-east-1a", "us-east-1b"]).await;
+    let store = create_store(&kms, "membership", &cluster, &ca.pem).await;
+    connect_store(&kms, &store).await;
+    let key_id = kms
+        .create_key()
+        .custom_key_store_id(&store)
+        .origin(OriginType::AwsCloudhsm)
+        .send()
+        .await
+        .expect("CreateKey in the store")
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .expect("a key id");
+    let plaintext = b"made before the HSM joined";
+    let sealed = kms
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new(plaintext.to_vec()))
+        .send()
+        .await
+        .expect("Encrypt in the HSMs")
+        .ciphertext_blob()
+        .expect("a ciphertext")
+        .as_ref()
+        .to_vec();
+
+    // As CloudHSM clones a new HSM from the cluster's backup, CreateHsm brings hsm-c in through the
+    // connected store at once: it is ACTIVE, and the store, still connected, uses it.
+    let added = create_hsm(&cloudhsm, &cluster, "us-east-1a").await;
+    assert_eq!(
+        added.state(),
+        Some(&aws_sdk_cloudhsmv2::types::HsmState::Active),
+        "{added:?}"
+    );
+    assert_eq!(
+        connection(&kms, &store).await,
+        (ConnectionStateType::Connected, None)
+    );
+    let module = softhsm.module();
+    module.inject_fault("hsm-a", Some(Fault::Outage));
+    module.inject_fault("hsm-b", Some(Fault::Outage));
+    decrypts_again(&kms, &sealed, plaintext).await;
+
+    // DeleteHsm takes hsm-c out of the store, which stays connected: with the two others down,
+    // nothing serves the key any more, until they answer again.
+    module.inject_fault("hsm-a", None);
+    module.inject_fault("hsm-b", None);
+    decrypts_again(&kms, &sealed, plaintext).await;
+    cloudhsm
+        .delete_hsm()
+        .cluster_id(&cluster)
+        .hsm_id(added.hsm_id())
+        .send()
+        .await
+        .expect("DeleteHsm succeeds");
+    assert_eq!(
+        connection(&kms, &store).await,
+        (ConnectionStateType::Connected, None)
+    );
+    module.inject_fault("hsm-a", Some(Fault::Outage));
+    module.inject_fault("hsm-b", Some(Fault::Outage));
+    let refused = failure(
+        kms.decrypt()
+            .ciphertext_blob(Blob::new(sealed.clone()))
+            .send()
+            .await,
+    );
+    assert_eq!(
+        refused.code, "KMSInvalidStateException",
+        "{}",
+        refused.message
+    );
+    module.inject_fault("hsm-a", None);
+    module.inject_fault("hsm-b", None);
+    decrypts_again(&kms, &sealed, plaintext).await;
+    server.stop().await;
+}

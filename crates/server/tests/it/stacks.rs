@@ -1602,14 +1602,19 @@ async fn scaling(softhsm: SoftHsm) {
     );
 
     // Three HSMs in us-east-1a cannot be had (there are two tokens there): with `preserve`, the one
-    // that could be added stays, a member of the cluster.
+    // that could be added stays, a member of the cluster. The HSM joins through the connected key
+    // store, which stays connected: requests made all through the apply succeed.
+    let during = KeepEncrypting::start(&kms, "while an HSM joined");
     let stack = apply_scaling(&server, &softhsm, (3, 1), "preserve").await;
+    during.stop().await;
     assert_eq!(stack["Status"], "APPLY_FAILED", "{stack:#}");
     assert_eq!(steps_in(&stack, "done"), ["hsm/us-east-1a/2"]);
     assert_eq!(steps_in(&stack, "failed"), ["hsm/us-east-1a/3"]);
     let text = stack["Text"].as_str().unwrap_or_default();
     assert!(
-        text.contains("No free HSM in us-east-1a") && text.contains("brought HSM"),
+        text.contains("No free HSM in us-east-1a")
+            && text.contains("through the connected key store")
+            && !text.contains("disconnected key store"),
         "{text}"
     );
     let hsms = cluster_hsms(&server, &cluster).await;
@@ -1703,9 +1708,16 @@ async fn scaling(softhsm: SoftHsm) {
         ok && output.contains("delete hsm/us-east-1a/2 (us-east-1a: 2 -> 1 HSMs"),
         "{output}"
     );
+    let during = KeepEncrypting::start(&kms, "while an HSM left");
     let stack = apply_scaling(&server, &softhsm, (1, 1), "rollback").await;
+    during.stop().await;
     assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
     assert_eq!(steps_in(&stack, "done"), ["hsm/us-east-1a/2"]);
+    let text = stack["Text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("deleted HSM") && !text.contains("disconnected key store"),
+        "{text}"
+    );
     let hsms = cluster_hsms(&server, &cluster).await;
     let mut zones: Vec<&str> = hsms.iter().map(|(_, zone, _)| zone.as_str()).collect();
     zones.sort_unstable();
@@ -1755,13 +1767,20 @@ async fn scaling(softhsm: SoftHsm) {
         "InitializeCluster",
         "ActivateCluster",
         "CreateCryptoUser",
-        "ChangeCryptoUserPassword",
-        "SynchronizeHsms",
         "DeleteHsm",
     ] {
         assert!(
             !by_stack(operation).is_empty(),
             "no {operation} by the stack engine found by {cluster_arn}"
+        );
+    }
+    // Every HSM joined through the connected key store as CreateHsm made it: the stack never had to
+    // reset kmsuser's password (which the store rotated) to bring one in.
+    for operation in ["ChangeCryptoUserPassword", "SynchronizeHsms"] {
+        assert!(
+            by_stack(operation).is_empty(),
+            "{operation}: {:#?}",
+            by_stack(operation)
         );
     }
     let created = by_stack("CreateHsm")
@@ -1848,6 +1867,41 @@ async fn scaling(softhsm: SoftHsm) {
 }
 
 /// The one custom key store of the account.
+/// Encrypts with the scaling stack's key every 10 ms until stopped, to show that a change keeps the
+/// key store serving: every request must succeed.
+struct KeepEncrypting {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<u32>,
+}
+
+impl KeepEncrypting {
+    fn start(kms: &aws_sdk_kms::Client, during: &'static str) -> KeepEncrypting {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (kms, stopped) = (kms.clone(), std::sync::Arc::clone(&stop));
+        let task = tokio::spawn(async move {
+            let mut served = 0_u32;
+            while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
+                kms.encrypt()
+                    .key_id("alias/scaling/1/orders")
+                    .plaintext(Blob::new(during.as_bytes().to_vec()))
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("Encrypt {during}: {e:?}"));
+                served += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            served
+        });
+        KeepEncrypting { stop, task }
+    }
+
+    async fn stop(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let served = self.task.await.expect("the requests made meanwhile");
+        assert!(served > 0, "no request ran meanwhile");
+    }
+}
+
 async fn key_stores_of(kms: &aws_sdk_kms::Client) -> aws_sdk_kms::types::CustomKeyStoresListEntry {
     let stores = kms
         .describe_custom_key_stores()
