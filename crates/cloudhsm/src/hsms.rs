@@ -390,11 +390,13 @@ impl ControlPlane {
                 "{named} does not exist in cluster {cluster_id}."
             )));
         };
+        let membership = self.membership.write().await;
         for live in self.live.opened(cluster_id) {
             let declared = hsm.declared_hsm.clone();
             tokio::task::spawn_blocking(move || live.remove_hsm(&declared)).await?;
         }
         self.store.delete_hsm(&hsm.hsm_id).await?;
+        drop(membership);
         self.record_backup(&cluster).await?;
         Ok(hsm.hsm_id.clone())
     }

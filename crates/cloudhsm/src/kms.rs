@@ -116,6 +116,7 @@ impl ControlPlane {
         cluster_id: &str,
         options: ClusterOptions,
     ) -> Result<Arc<Pkcs11Cluster>, Error> {
+        let _membership = self.membership.read().await;
         self.load(namespace, cluster_id).await?;
         let hsms = self.hsms_of(cluster_id).await?;
         let active: Vec<_> = hsms

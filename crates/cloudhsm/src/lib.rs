@@ -163,6 +163,10 @@ pub struct ControlPlane {
     admin: tokio::sync::Mutex<()>,
     /// The PKCS#11 clusters opened for custom key stores, for the live health `DescribeClusters` shows.
     live: kms::LiveClusters,
+    /// Read while a PKCS#11 cluster is opened from the HSM records and registered in `live`; written
+    /// while an HSM leaves (taken out of every open cluster, then its record deleted). So no cluster
+    /// opened at the same moment as a `DeleteHsm` keeps the HSM, whose token is then free for others.
+    membership: tokio::sync::RwLock<()>,
 }
 
 /// A cluster as the API describes it: its record and the HSMs it holds.
@@ -218,6 +222,7 @@ impl ControlPlane {
             root_key,
             admin: tokio::sync::Mutex::new(()),
             live: kms::LiveClusters::default(),
+            membership: tokio::sync::RwLock::new(()),
         })
     }
 

@@ -1292,6 +1292,76 @@ async fn a_server_killed_while_an_hsm_joins_resumes_and_the_key_store_ends_conne
     assert!(ok && output.contains("no changes"), "{output}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_killed_while_an_hsm_leaves_resumes_and_the_key_store_ends_connected() {
+    let hsms = Hsms::with_tokens("stack-kill-shrink", TWO_ZONES);
+    let server = hsms.serve_with(&[]);
+    put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
+    let grown = write(
+        &hsms,
+        "grown.yaml",
+        &example_file().replace("    us-east-1b: 1", "    us-east-1b: 2"),
+    );
+    let (ok, output) = server.stack(&["apply", &grown, "--wait"]);
+    assert!(ok && output.contains("APPLY_COMPLETE"), "{output}");
+    let sealed = server
+        .kms()
+        .encrypt()
+        .key_id("alias/payments/1/orders")
+        .plaintext(Blob::new(b"before the restart".to_vec()))
+        .send()
+        .await
+        .expect("Encrypt with the stack's key")
+        .ciphertext_blob()
+        .expect("a ciphertext")
+        .clone();
+    // The next server connects the store again while the step that removes an HSM runs.
+    server.kill9();
+
+    let delay = [("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "1000")];
+    let server = hsms.serve_with(&delay);
+    let shrunk = write(&hsms, "shrunk.yaml", &example_file());
+    let (ok, output) = server.stack(&["apply", &shrunk]);
+    assert!(ok, "{output}");
+    wait_running(&server, "hsm/us-east-1b/2");
+    server.kill9();
+
+    let server = hsms.serve_with(&[]);
+    let stack = server.wait_done(STACK);
+    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    let text = stack["Text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("resumed after the server restarted"),
+        "{text}"
+    );
+    let cluster = &clusters(&server).await[0];
+    assert_eq!(cluster.hsms().len(), 2, "{cluster:?}");
+    assert!(
+        cluster
+            .hsms()
+            .iter()
+            .all(|hsm| hsm.state() == Some(&aws_sdk_cloudhsmv2::types::HsmState::Active)),
+        "{cluster:?}"
+    );
+    assert_eq!(
+        key_stores(&server).await[0].connection_state(),
+        Some(&ConnectionStateType::Connected)
+    );
+    let opened = server
+        .kms()
+        .decrypt()
+        .ciphertext_blob(sealed)
+        .send()
+        .await
+        .expect("Decrypt after the HSM left");
+    assert_eq!(
+        opened.plaintext().expect("a plaintext").as_ref(),
+        b"before the restart"
+    );
+    let (ok, output) = server.stack(&["apply", &shrunk]);
+    assert!(ok && output.contains("no changes"), "{output}");
+}
+
 #[test]
 fn validate_and_plan_name_the_line_and_field_of_a_bad_file() {
     let dir = TempDir::new("stack-errors");
