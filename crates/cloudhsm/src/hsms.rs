@@ -168,8 +168,9 @@ impl ControlPlane {
                 },
                 None => {
                     record.state_message = Some(format!(
-                        "Waiting for the crypto user's password to copy users and keys to this HSM: run \
-                         `strongroom hsm sync --cluster {cluster_id} --password-file FILE`."
+                        "Waiting for its users and keys: connect a custom key store to the cluster \
+                         and run `strongroom hsm sync --cluster {cluster_id}`, or run it with \
+                         `--password-file FILE` holding the crypto user's password."
                     ));
                 }
             },

@@ -543,9 +543,23 @@ async fn administer(
             json!({ "Users": users })
         }
         "SynchronizeHsms" => {
-            let joined = plane
-                .synchronize_hsms(namespace, cluster_id, &password(&f, "Password")?)
-                .await?;
+            let joined = match optional_password(&f, "Password") {
+                Some(password) => {
+                    plane
+                        .synchronize_hsms(namespace, cluster_id, &password)
+                        .await?
+                }
+                None => plane
+                    .synchronize_hsms_through_connected_store(namespace, cluster_id)
+                    .await?
+                    .ok_or_else(|| {
+                        strongroom_cloudhsm::Error::InvalidRequest(format!(
+                            "No custom key store is connected to cluster {cluster_id}: connect one \
+                             (aws kms connect-custom-key-store), or give the crypto user's password \
+                             (Password; `strongroom hsm sync --password-file FILE`)."
+                        ))
+                    })?,
+            };
             json!({ "HsmIds": joined })
         }
         other => {

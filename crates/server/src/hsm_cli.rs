@@ -72,13 +72,15 @@ pub(crate) enum HsmCommand {
         target: Target,
     },
     /// Bring HSMs created after the crypto user into the cluster, copying users, keys and certificates
-    /// to them; needs the crypto user's password.
+    /// to them. Without --password-file, a custom key store connected to the cluster does it (its
+    /// sessions are logged in as the crypto user); with it, the crypto user's password does.
     Sync {
         #[command(flatten)]
         target: Target,
-        /// A file holding the crypto user's password.
+        /// A file holding the crypto user's password; not needed while a custom key store is
+        /// connected to the cluster.
         #[arg(long, value_name = "FILE")]
-        password_file: PathBuf,
+        password_file: Option<PathBuf>,
     },
 }
 
@@ -173,10 +175,13 @@ pub(crate) async fn run(command: HsmCommand) -> anyhow::Result<()> {
             target,
             password_file,
         } => {
-            let body = json!({
-                "ClusterId": target.cluster,
-                "Password": secret(&password_file)?.as_str(),
-            });
+            let body = match &password_file {
+                Some(file) => json!({
+                    "ClusterId": target.cluster,
+                    "Password": secret(file)?.as_str(),
+                }),
+                None => json!({ "ClusterId": target.cluster }),
+            };
             let answer = call(&target, "SynchronizeHsms", &body).await?;
             let joined: Vec<&str> = answer["HsmIds"]
                 .as_array()

@@ -1264,6 +1264,106 @@ fn hsms_join_and_leave_a_cluster_while_its_key_store_stays_connected() {
     );
 }
 
+#[test]
+fn an_hsm_created_while_the_store_is_disconnected_joins_through_it_once_connected() {
+    with_softhsm(
+        "custom_key_stores::an_hsm_created_while_the_store_is_disconnected_joins_through_it_once_connected",
+        late_join,
+    );
+}
+
+async fn late_join(softhsm: SoftHsm) {
+    let server = softhsm.server().await;
+    let kms = server.client();
+    let cloudhsm = cloudhsm_client(&server);
+    let (cluster, ca) = active_cluster(&softhsm, &server, &["us-east-1a", "us-east-1b"]).await;
+    let store = create_store(&kms, "late-join", &cluster, &ca.pem).await;
+    connect_store(&kms, &store).await;
+    let key_id = kms
+        .create_key()
+        .custom_key_store_id(&store)
+        .origin(OriginType::AwsCloudhsm)
+        .send()
+        .await
+        .expect("CreateKey in the store")
+        .key_metadata()
+        .map(|m| m.key_id().to_owned())
+        .expect("a key id");
+    let plaintext = b"made before the HSM joined";
+    let sealed = kms
+        .encrypt()
+        .key_id(&key_id)
+        .plaintext(Blob::new(plaintext.to_vec()))
+        .send()
+        .await
+        .expect("Encrypt in the HSMs")
+        .ciphertext_blob()
+        .expect("a ciphertext")
+        .as_ref()
+        .to_vec();
+    kms.disconnect_custom_key_store()
+        .custom_key_store_id(&store)
+        .send()
+        .await
+        .expect("DisconnectCustomKeyStore succeeds");
+
+    // With no store connected, the new HSM waits for its users and keys; kmsuser's password is one
+    // only the store knows, so a sync without it needs a connected store.
+    let added = create_hsm(&cloudhsm, &cluster, "us-east-1a").await;
+    assert_eq!(
+        added.state(),
+        Some(&aws_sdk_cloudhsmv2::types::HsmState::CreateInProgress),
+        "{added:?}"
+    );
+    let message = added.state_message().unwrap_or_default();
+    assert!(
+        message.contains("connect a custom key store")
+            && message.contains(&format!("strongroom hsm sync --cluster {cluster}")),
+        "{message}"
+    );
+    let (ok, output) = softhsm
+        .hsm_command(&server, &["sync", "--cluster", &cluster])
+        .await;
+    assert!(!ok, "{output}");
+    assert!(
+        output.contains(&format!(
+            "No custom key store is connected to cluster {cluster}"
+        )),
+        "{output}"
+    );
+
+    connect_store(&kms, &store).await;
+    let (ok, output) = softhsm
+        .hsm_command(&server, &["sync", "--cluster", &cluster])
+        .await;
+    assert!(ok, "{output}");
+    assert!(output.contains(added.hsm_id()), "{output}");
+    let joined = describe(&cloudhsm, &cluster).await;
+    assert!(
+        joined
+            .hsms()
+            .iter()
+            .all(|hsm| hsm.state() == Some(&aws_sdk_cloudhsmv2::types::HsmState::Active)),
+        "{joined:?}"
+    );
+    // The store, connected throughout the sync, serves the key from the new HSM alone.
+    assert_eq!(
+        connection(&kms, &store).await,
+        (ConnectionStateType::Connected, None)
+    );
+    let module = softhsm.module();
+    module.inject_fault("hsm-a", Some(Fault::Outage));
+    module.inject_fault("hsm-b", Some(Fault::Outage));
+    decrypts_again(&kms, &sealed, plaintext).await;
+    module.inject_fault("hsm-a", None);
+    module.inject_fault("hsm-b", None);
+    let (ok, output) = softhsm
+        .hsm_command(&server, &["sync", "--cluster", &cluster])
+        .await;
+    assert!(ok && output.contains("is in sync"), "{output}");
+    server.stop().await;
+}
+
 /// Decrypts `sealed` until it works again after a fault was cleared (the store probes HSMs it found
 /// failing now and then, not at every request).
 async fn decrypts_again(kms: &aws_sdk_kms::Client, sealed: &[u8], plaintext: &[u8]) {
