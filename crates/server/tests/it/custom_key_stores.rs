@@ -1276,31 +1276,8 @@ async fn late_join(softhsm: SoftHsm) {
     let server = softhsm.server().await;
     let kms = server.client();
     let cloudhsm = cloudhsm_client(&server);
-    let (cluster, ca) = active_cluster(&softhsm, &server, &["us-east-1a", "us-east-1b"]).await;
-    let store = create_store(&kms, "late-join", &cluster, &ca.pem).await;
-    connect_store(&kms, &store).await;
-    let key_id = kms
-        .create_key()
-        .custom_key_store_id(&store)
-        .origin(OriginType::AwsCloudhsm)
-        .send()
-        .await
-        .expect("CreateKey in the store")
-        .key_metadata()
-        .map(|m| m.key_id().to_owned())
-        .expect("a key id");
-    let plaintext = b"made before the HSM joined";
-    let sealed = kms
-        .encrypt()
-        .key_id(&key_id)
-        .plaintext(Blob::new(plaintext.to_vec()))
-        .send()
-        .await
-        .expect("Encrypt in the HSMs")
-        .ciphertext_blob()
-        .expect("a ciphertext")
-        .as_ref()
-        .to_vec();
+    let (cluster, store, sealed) = store_on_two_hsms(&softhsm, &server, "late-join").await;
+    let plaintext = PLAINTEXT_BEFORE_JOINING;
     kms.disconnect_custom_key_store()
         .custom_key_store_id(&store)
         .send()
@@ -1388,13 +1365,19 @@ async fn decrypts_again(kms: &aws_sdk_kms::Client, sealed: &[u8], plaintext: &[u
     }
 }
 
-async fn membership(softhsm: SoftHsm) {
-    let server = softhsm.server().await;
+/// What [`store_on_two_hsms`] encrypted.
+const PLAINTEXT_BEFORE_JOINING: &[u8] = b"made before the HSM joined";
+
+/// A connected store `name` on a new cluster of hsm-a (us-east-1a) and hsm-b (us-east-1b), with one
+/// key: returns the cluster, the store and a ciphertext of [`PLAINTEXT_BEFORE_JOINING`] under the key.
+async fn store_on_two_hsms(
+    softhsm: &SoftHsm,
+    server: &TestServer,
+    name: &str,
+) -> (String, String, Vec<u8>) {
     let kms = server.client();
-    let cloudhsm = cloudhsm_client(&server);
-    // hsm-a in us-east-1a, hsm-b in us-east-1b.
-    let (cluster, ca) = active_cluster(&softhsm, &server, &["us-east-1a", "us-east-1b"]).await;
-    let store = create_store(&kms, "membership", &cluster, &ca.pem).await;
+    let (cluster, ca) = active_cluster(softhsm, server, &["us-east-1a", "us-east-1b"]).await;
+    let store = create_store(&kms, name, &cluster, &ca.pem).await;
     connect_store(&kms, &store).await;
     let key_id = kms
         .create_key()
@@ -1406,11 +1389,10 @@ async fn membership(softhsm: SoftHsm) {
         .key_metadata()
         .map(|m| m.key_id().to_owned())
         .expect("a key id");
-    let plaintext = b"made before the HSM joined";
     let sealed = kms
         .encrypt()
         .key_id(&key_id)
-        .plaintext(Blob::new(plaintext.to_vec()))
+        .plaintext(Blob::new(PLAINTEXT_BEFORE_JOINING.to_vec()))
         .send()
         .await
         .expect("Encrypt in the HSMs")
@@ -1418,6 +1400,15 @@ async fn membership(softhsm: SoftHsm) {
         .expect("a ciphertext")
         .as_ref()
         .to_vec();
+    (cluster, store, sealed)
+}
+
+async fn membership(softhsm: SoftHsm) {
+    let server = softhsm.server().await;
+    let kms = server.client();
+    let cloudhsm = cloudhsm_client(&server);
+    let (cluster, store, sealed) = store_on_two_hsms(&softhsm, &server, "membership").await;
+    let plaintext = PLAINTEXT_BEFORE_JOINING;
 
     // As CloudHSM clones a new HSM from the cluster's backup, CreateHsm brings hsm-c in through the
     // connected store at once: it is ACTIVE, and the store, still connected, uses it.

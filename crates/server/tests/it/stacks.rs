@@ -1225,84 +1225,29 @@ async fn a_server_killed_during_apply_resumes_and_finishes_after_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_while_an_hsm_joins_resumes_and_the_key_store_ends_connected() {
-    let hsms = Hsms::with_tokens("stack-kill-scale", TWO_ZONES);
-    let server = hsms.serve_with(&[]);
-    put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
-    let file = write(&hsms, "payments.yaml", &example_file());
-    let (ok, output) = server.stack(&["apply", &file, "--wait"]);
-    assert!(ok && output.contains("APPLY_COMPLETE"), "{output}");
-    let sealed = server
-        .kms()
-        .encrypt()
-        .key_id("alias/payments/1/orders")
-        .plaintext(Blob::new(b"before the restart".to_vec()))
-        .send()
-        .await
-        .expect("Encrypt with the stack's key")
-        .ciphertext_blob()
-        .expect("a ciphertext")
-        .clone();
-    server.kill9();
-
-    let delay = [("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "1000")];
-    let server = hsms.serve_with(&delay);
-    let grown = write(
-        &hsms,
-        "grown.yaml",
-        &example_file().replace("    us-east-1b: 1", "    us-east-1b: 2"),
-    );
-    let (ok, output) = server.stack(&["apply", &grown]);
-    assert!(ok, "{output}");
-    wait_running(&server, "hsm/us-east-1b/2");
-    server.kill9();
-
-    let server = hsms.serve_with(&[]);
-    let stack = server.wait_done(STACK);
-    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
-    let text = stack["Text"].as_str().unwrap_or_default();
-    assert!(
-        text.contains("resumed after the server restarted") && text.contains("brought HSM"),
-        "{text}"
-    );
-    let cluster = &clusters(&server).await[0];
-    assert_eq!(cluster.hsms().len(), 3, "{cluster:?}");
-    assert!(
-        cluster
-            .hsms()
-            .iter()
-            .all(|hsm| hsm.state() == Some(&aws_sdk_cloudhsmv2::types::HsmState::Active)),
-        "{cluster:?}"
-    );
-    assert_eq!(
-        key_stores(&server).await[0].connection_state(),
-        Some(&ConnectionStateType::Connected)
-    );
-    let opened = server
-        .kms()
-        .decrypt()
-        .ciphertext_blob(sealed)
-        .send()
-        .await
-        .expect("Decrypt after the HSM joined");
-    assert_eq!(
-        opened.plaintext().expect("a plaintext").as_ref(),
-        b"before the restart"
-    );
-    let (ok, output) = server.stack(&["apply", &grown]);
-    assert!(ok && output.contains("no changes"), "{output}");
+    let text = zone_change_killed_and_resumed("stack-kill-scale", 1, 2).await;
+    assert!(text.contains("brought HSM"), "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_server_killed_while_an_hsm_leaves_resumes_and_the_key_store_ends_connected() {
-    let hsms = Hsms::with_tokens("stack-kill-shrink", TWO_ZONES);
+    zone_change_killed_and_resumed("stack-kill-shrink", 2, 1).await;
+}
+
+/// Applies the example stack with `before` HSMs in us-east-1b, then a file with `after` there, and
+/// kills the server twice: once so that the next server connects the key store again while the step
+/// that adds or removes hsm/us-east-1b/2 runs, and once while that step waits to run. Checks that the
+/// resumed stack completes with every HSM active, the store connected and an earlier ciphertext
+/// decrypting, and that applying again changes nothing; returns the stack's text.
+async fn zone_change_killed_and_resumed(tokens: &str, before: u32, after: u32) -> String {
+    let zone_b = |count: u32| {
+        example_file().replace("    us-east-1b: 1", &format!("    us-east-1b: {count}"))
+    };
+    let hsms = Hsms::with_tokens(tokens, TWO_ZONES);
     let server = hsms.serve_with(&[]);
     put_secrets(&server, &Ca::new("CA"), SO_PIN).await;
-    let grown = write(
-        &hsms,
-        "grown.yaml",
-        &example_file().replace("    us-east-1b: 1", "    us-east-1b: 2"),
-    );
-    let (ok, output) = server.stack(&["apply", &grown, "--wait"]);
+    let first = write(&hsms, "first.yaml", &zone_b(before));
+    let (ok, output) = server.stack(&["apply", &first, "--wait"]);
     assert!(ok && output.contains("APPLY_COMPLETE"), "{output}");
     let sealed = server
         .kms()
@@ -1315,13 +1260,12 @@ async fn a_server_killed_while_an_hsm_leaves_resumes_and_the_key_store_ends_conn
         .ciphertext_blob()
         .expect("a ciphertext")
         .clone();
-    // The next server connects the store again while the step that removes an HSM runs.
     server.kill9();
 
     let delay = [("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "1000")];
     let server = hsms.serve_with(&delay);
-    let shrunk = write(&hsms, "shrunk.yaml", &example_file());
-    let (ok, output) = server.stack(&["apply", &shrunk]);
+    let changed = write(&hsms, "changed.yaml", &zone_b(after));
+    let (ok, output) = server.stack(&["apply", &changed]);
     assert!(ok, "{output}");
     wait_running(&server, "hsm/us-east-1b/2");
     server.kill9();
@@ -1329,13 +1273,13 @@ async fn a_server_killed_while_an_hsm_leaves_resumes_and_the_key_store_ends_conn
     let server = hsms.serve_with(&[]);
     let stack = server.wait_done(STACK);
     assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
-    let text = stack["Text"].as_str().unwrap_or_default();
+    let text = stack["Text"].as_str().unwrap_or_default().to_owned();
     assert!(
         text.contains("resumed after the server restarted"),
         "{text}"
     );
     let cluster = &clusters(&server).await[0];
-    assert_eq!(cluster.hsms().len(), 2, "{cluster:?}");
+    assert_eq!(cluster.hsms().len(), 1 + after as usize, "{cluster:?}");
     assert!(
         cluster
             .hsms()
@@ -1353,13 +1297,14 @@ async fn a_server_killed_while_an_hsm_leaves_resumes_and_the_key_store_ends_conn
         .ciphertext_blob(sealed)
         .send()
         .await
-        .expect("Decrypt after the HSM left");
+        .expect("Decrypt after the HSM change");
     assert_eq!(
         opened.plaintext().expect("a plaintext").as_ref(),
         b"before the restart"
     );
-    let (ok, output) = server.stack(&["apply", &shrunk]);
+    let (ok, output) = server.stack(&["apply", &changed]);
     assert!(ok && output.contains("no changes"), "{output}");
+    text
 }
 
 #[test]
