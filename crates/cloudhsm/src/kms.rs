@@ -134,6 +134,17 @@ impl ControlPlane {
     }
 }
 
+impl ControlPlane {
+    /// Whether a PKCS#11 cluster of `cluster_id` is open in this process with the crypto user logged
+    /// in, as while a custom key store is connected to it.
+    pub fn has_logged_in_cluster(&self, cluster_id: &str) -> bool {
+        self.live
+            .opened(cluster_id)
+            .iter()
+            .any(|cluster| cluster.is_logged_in())
+    }
+}
+
 /// The PKCS#11 clusters this process opened, by cluster id, held weakly: a cluster stays here as long
 /// as whoever opened it (a connected custom key store) keeps it, and no longer.
 ///

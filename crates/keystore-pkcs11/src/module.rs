@@ -15,11 +15,6 @@ use cryptoki::slot::Slot;
 use crate::config::Pin;
 use crate::error::Error;
 
-/// How many times [`Module::find_token`] looks again for a token it did not find.
-const MISSING_TOKEN_RETRIES: u32 = 4;
-/// How long it waits before each new look.
-const MISSING_TOKEN_PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
-
 /// The PKCS#11 modules loaded by this process, keyed by library path.
 ///
 /// Cloning shares the set, so a cluster can load the module of an HSM added later.
@@ -199,23 +194,14 @@ impl Module {
             module: self.path().to_path_buf(),
             source,
         };
-        for attempt in 0..=MISSING_TOKEN_RETRIES {
-            let slots = self.pkcs11.get_slots_with_token().map_err(module_error)?;
-            for slot in slots {
-                // A token that cannot describe itself is not the one we are looking for, this time.
-                let Ok(info) = self.pkcs11.get_token_info(slot) else {
-                    continue;
-                };
-                if info.token_initialized() && info.label().trim_end() == label {
-                    return Ok(slot);
-                }
-            }
-            // Under concurrent password changes and logins on the same tokens, a SoftHSM token was
-            // once missing from one look (a stack step opening the tokens while a restarted server
-            // rotated kmsuser's password) and there at the next: look again shortly before saying
-            // it is missing. A token that is really gone is reported about 0.1 s later.
-            if attempt < MISSING_TOKEN_RETRIES {
-                std::thread::sleep(MISSING_TOKEN_PAUSE);
+        let slots = self.pkcs11.get_slots_with_token().map_err(module_error)?;
+        for slot in slots {
+            // A token that cannot describe itself is not the one we are looking for.
+            let Ok(info) = self.pkcs11.get_token_info(slot) else {
+                continue;
+            };
+            if info.token_initialized() && info.label().trim_end() == label {
+                return Ok(slot);
             }
         }
         Err(Error::TokenNotFound {

@@ -48,6 +48,10 @@ use strongroom_service::on_behalf::{CallParameter, OnBehalfCall};
 use strongroom_service::{Caller, Error as KmsError};
 use strongroom_storage::stacks::StackResource;
 use strongroom_types::{KeyId, KeySpec, KeyState, KeyUsage, Origin, Tag};
+
+/// How long an HSM step waits for the server to connect again, by itself after a restart, a key
+/// store recorded connected to the step's cluster ([`Ctx::await_store_reconnection`]).
+const STORE_RESTORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 use zeroize::Zeroizing;
 
 use crate::Stacks;
@@ -769,6 +773,23 @@ impl Ctx<'_> {
         })
     }
 
+    /// Waits, for at most [`STORE_RESTORE_PATIENCE`], until a key store recorded connected to
+    /// `cluster_id` is connected in this process: after a restart the server connects such stores
+    /// again by itself, and an HSM step that ran meanwhile would take the password path (or change
+    /// the HSMs) under the reconnection's feet. Returns at once when no store is recorded connected.
+    async fn await_store_reconnection(&self, cluster_id: &str) -> Result<(), String> {
+        if self.connected_store_on_cluster(cluster_id).await?.is_none() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + STORE_RESTORE_PATIENCE;
+        while !self.stacks.plane.has_logged_in_cluster(cluster_id)
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        Ok(())
+    }
+
     /// Deletes the HSM `hsm_id`, which has not joined the cluster (no key store uses it), after a
     /// failed attempt to bring it in; best effort, the log says what happened.
     async fn release_pending(&self, cluster_id: &str, hsm_id: &str, log: &mut Vec<String>) {
@@ -933,6 +954,8 @@ pub(crate) async fn apply(
                     ));
                 }
             }
+            // CreateHsm brings the HSM in through the connected store: let it finish connecting.
+            ctx.await_store_reconnection(&cluster_id).await?;
             let hsm = match hsm {
                 Some(found) => found,
                 None => {
@@ -1613,6 +1636,9 @@ pub(crate) async fn delete(
             }
             // DeleteHsm takes the HSM out of a connected key store's sessions before it frees the
             // token for other clusters: the store goes on with the other HSMs, connected throughout.
+            if store.is_some() {
+                ctx.await_store_reconnection(&cluster_id).await?;
+            }
             let parameters = vec![("clusterId", txt(&cluster_id)), ("hsmId", txt(id))];
             let selector = HsmSelector::HsmId(id.to_owned());
             let call = plane.delete_hsm(ns, &cluster_id, &selector);

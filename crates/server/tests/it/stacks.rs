@@ -1264,6 +1264,18 @@ async fn zone_change_killed_and_resumed(tokens: &str, before: u32, after: u32) -
 
     let delay = [("STRONGROOM_TEST_ONLY_STACK_STEP_DELAY_MS", "1000")];
     let server = hsms.serve_with(&delay);
+    // The store's key works once this server has connected the store again, kmsuser's password
+    // rotation included. A kill in the middle of that rotation has left a SoftHSM token unreadable
+    // by the next process (its files half written), which a real HSM would not do; the kill below
+    // is meant for the stack step, not for SoftHSM.
+    server
+        .kms()
+        .encrypt()
+        .key_id("alias/payments/1/orders")
+        .plaintext(Blob::new(b"after the first restart".to_vec()))
+        .send()
+        .await
+        .expect("Encrypt once the store is connected again");
     let changed = write(&hsms, "changed.yaml", &zone_b(after));
     let (ok, output) = server.stack(&["apply", &changed]);
     assert!(ok, "{output}");
@@ -1272,7 +1284,12 @@ async fn zone_change_killed_and_resumed(tokens: &str, before: u32, after: u32) -
 
     let server = hsms.serve_with(&[]);
     let stack = server.wait_done(STACK);
-    assert_eq!(stack["Status"], "APPLY_COMPLETE", "{stack:#}");
+    assert_eq!(
+        stack["Status"],
+        "APPLY_COMPLETE",
+        "{stack:#}\n{}",
+        server.logged("").join("\n")
+    );
     let text = stack["Text"].as_str().unwrap_or_default().to_owned();
     assert!(
         text.contains("resumed after the server restarted"),
@@ -1287,9 +1304,12 @@ async fn zone_change_killed_and_resumed(tokens: &str, before: u32, after: u32) -
             .all(|hsm| hsm.state() == Some(&aws_sdk_cloudhsmv2::types::HsmState::Active)),
         "{cluster:?}"
     );
+    let store = &key_stores(&server).await[0];
     assert_eq!(
-        key_stores(&server).await[0].connection_state(),
-        Some(&ConnectionStateType::Connected)
+        store.connection_state(),
+        Some(&ConnectionStateType::Connected),
+        "{store:?}\n{}",
+        server.logged("").join("\n")
     );
     let opened = server
         .kms()
