@@ -48,16 +48,16 @@ use strongroom_service::on_behalf::{CallParameter, OnBehalfCall};
 use strongroom_service::{Caller, Error as KmsError};
 use strongroom_storage::stacks::StackResource;
 use strongroom_types::{KeyId, KeySpec, KeyState, KeyUsage, Origin, Tag};
-
-/// How long an HSM step waits for the server to connect again, by itself after a restart, a key
-/// store recorded connected to the step's cluster ([`Ctx::await_store_reconnection`]).
-const STORE_RESTORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 use zeroize::Zeroizing;
 
 use crate::Stacks;
 use crate::file::{Parsed, SecretRef};
 use crate::plan::Kind;
 use crate::{ca, sources};
+
+/// How long an HSM step waits for the server to connect again, by itself after a restart, a key
+/// store recorded connected to the step's cluster ([`Ctx::await_store_reconnection`]).
+const STORE_RESTORE_PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// The tag every cluster and key a stack creates carries, naming the stack.
 pub(crate) const STACK_TAG: &str = "strongroom:stack";
