@@ -191,12 +191,7 @@ impl ControlPlane {
         cluster_id: &str,
         config: &HsmConfig,
     ) -> Option<Result<(), Error>> {
-        let live = self
-            .live
-            .opened(cluster_id)
-            .into_iter()
-            .rev()
-            .find(|live| live.is_logged_in())?;
+        let live = self.live.logged_in(cluster_id)?;
         let config = config.clone();
         let id = config.id.clone();
         let admitted = tokio::task::spawn_blocking(move || {

@@ -132,16 +132,11 @@ impl ControlPlane {
         self.live.register(cluster_id, &cluster);
         Ok(cluster)
     }
-}
 
-impl ControlPlane {
     /// Whether a PKCS#11 cluster of `cluster_id` is open in this process with the crypto user logged
     /// in, as while a custom key store is connected to it.
     pub fn has_logged_in_cluster(&self, cluster_id: &str) -> bool {
-        self.live
-            .opened(cluster_id)
-            .iter()
-            .any(|cluster| cluster.is_logged_in())
+        self.live.logged_in(cluster_id).is_some()
     }
 }
 
@@ -172,6 +167,15 @@ impl LiveClusters {
             .filter(|(id, _)| id == cluster_id)
             .filter_map(|(_, weak)| weak.upgrade())
             .collect()
+    }
+
+    /// The newest open PKCS#11 cluster of `cluster_id` with the crypto user logged in (a connected
+    /// key store's); `None` when there is none.
+    pub(crate) fn logged_in(&self, cluster_id: &str) -> Option<Arc<Pkcs11Cluster>> {
+        self.opened(cluster_id)
+            .into_iter()
+            .rev()
+            .find(|cluster| cluster.is_logged_in())
     }
 
     /// The health of every HSM of the open PKCS#11 clusters of `cluster_id`; empty when none is open.

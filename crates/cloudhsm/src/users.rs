@@ -334,13 +334,7 @@ impl ControlPlane {
         let _admin = self.admin.lock().await;
         let cluster = self.load(namespace, cluster_id).await?;
         check_active(&cluster)?;
-        let Some(live) = self
-            .live
-            .opened(cluster_id)
-            .into_iter()
-            .rev()
-            .find(|live| live.is_logged_in())
-        else {
+        let Some(live) = self.live.logged_in(cluster_id) else {
             return Ok(None);
         };
         let pending: Vec<HsmRecord> = self

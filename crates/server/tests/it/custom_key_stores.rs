@@ -1277,7 +1277,6 @@ async fn late_join(softhsm: SoftHsm) {
     let kms = server.client();
     let cloudhsm = cloudhsm_client(&server);
     let (cluster, store, sealed) = store_on_two_hsms(&softhsm, &server, "late-join").await;
-    let plaintext = PLAINTEXT_BEFORE_JOINING;
     kms.disconnect_custom_key_store()
         .custom_key_store_id(&store)
         .send()
@@ -1324,16 +1323,7 @@ async fn late_join(softhsm: SoftHsm) {
         "{joined:?}"
     );
     // The store, connected throughout the sync, serves the key from the new HSM alone.
-    assert_eq!(
-        connection(&kms, &store).await,
-        (ConnectionStateType::Connected, None)
-    );
-    let module = softhsm.module();
-    module.inject_fault("hsm-a", Some(Fault::Outage));
-    module.inject_fault("hsm-b", Some(Fault::Outage));
-    decrypts_again(&kms, &sealed, plaintext).await;
-    module.inject_fault("hsm-a", None);
-    module.inject_fault("hsm-b", None);
+    served_by_the_new_hsm_alone(&softhsm, &kms, &store, &sealed).await;
     let (ok, output) = softhsm
         .hsm_command(&server, &["sync", "--cluster", &cluster])
         .await;
@@ -1363,6 +1353,26 @@ async fn decrypts_again(kms: &aws_sdk_kms::Client, sealed: &[u8], plaintext: &[u
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Checks that `store` is connected and, with hsm-a and hsm-b in an outage, still decrypts `sealed`
+/// (so from the HSM that joined), then ends the outage.
+async fn served_by_the_new_hsm_alone(
+    softhsm: &SoftHsm,
+    kms: &aws_sdk_kms::Client,
+    store: &str,
+    sealed: &[u8],
+) {
+    assert_eq!(
+        connection(kms, store).await,
+        (ConnectionStateType::Connected, None)
+    );
+    let module = softhsm.module();
+    module.inject_fault("hsm-a", Some(Fault::Outage));
+    module.inject_fault("hsm-b", Some(Fault::Outage));
+    decrypts_again(kms, sealed, PLAINTEXT_BEFORE_JOINING).await;
+    module.inject_fault("hsm-a", None);
+    module.inject_fault("hsm-b", None);
 }
 
 /// What [`store_on_two_hsms`] encrypted.
@@ -1418,19 +1428,11 @@ async fn membership(softhsm: SoftHsm) {
         Some(&aws_sdk_cloudhsmv2::types::HsmState::Active),
         "{added:?}"
     );
-    assert_eq!(
-        connection(&kms, &store).await,
-        (ConnectionStateType::Connected, None)
-    );
-    let module = softhsm.module();
-    module.inject_fault("hsm-a", Some(Fault::Outage));
-    module.inject_fault("hsm-b", Some(Fault::Outage));
-    decrypts_again(&kms, &sealed, plaintext).await;
+    served_by_the_new_hsm_alone(&softhsm, &kms, &store, &sealed).await;
 
     // DeleteHsm takes hsm-c out of the store, which stays connected: with the two others down,
     // nothing serves the key any more, until they answer again.
-    module.inject_fault("hsm-a", None);
-    module.inject_fault("hsm-b", None);
+    let module = softhsm.module();
     decrypts_again(&kms, &sealed, plaintext).await;
     cloudhsm
         .delete_hsm()
