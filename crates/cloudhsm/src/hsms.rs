@@ -168,9 +168,10 @@ impl ControlPlane {
                 },
                 None => {
                     record.state_message = Some(format!(
-                        "Waiting for its users and keys: connect a custom key store to the cluster \
-                         and run `strongroom hsm sync --cluster {cluster_id}`, or run it with \
-                         `--password-file FILE` holding the crypto user's password."
+                        "Waiting for its users and keys: it joins as soon as a custom key store \
+                         connects to the cluster (aws kms connect-custom-key-store), or now with \
+                         `strongroom hsm sync --cluster {cluster_id} --password-file FILE` holding \
+                         the crypto user's password."
                     ));
                 }
             },

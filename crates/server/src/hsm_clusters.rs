@@ -220,6 +220,21 @@ impl HsmClusters for ControlPlaneClusters {
         let _ = tokio::task::spawn_blocking(move || cluster.logout_crypto_user()).await;
         Err(refusal)
     }
+
+    async fn admit_waiting_hsms(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Vec<String>, Error> {
+        match self
+            .0
+            .synchronize_hsms_through_connected_store(namespace, cluster_id)
+            .await
+        {
+            Ok(joined) => Ok(joined.unwrap_or_default()),
+            Err(e) => Err(Error::internal(e)),
+        }
+    }
 }
 
 /// How often a connected cluster's HSMs are probed, and the least time between two probes of a

@@ -204,6 +204,15 @@ pub trait HsmClusters: Send + Sync + 'static {
         trust_anchor_pem: &str,
         passwords: Vec<Zeroizing<String>>,
     ) -> Result<Arc<dyn ConnectedCluster>, ConnectionError>;
+
+    /// Brings in, through the store connection to `cluster_id` that was just made, the cluster's HSMs
+    /// still waiting for their users and keys (created while no store was connected to the cluster).
+    /// Returns the ids of the HSMs that joined; none when none was waiting.
+    async fn admit_waiting_hsms(
+        &self,
+        namespace: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Vec<String>, Error>;
 }
 
 /// A change of a custom key store's connection that no request made directly (the end of a
@@ -1128,7 +1137,37 @@ impl Connector {
         // Reported even when the store was recorded CONNECTED before (a connection made again after a
         // restart): the connection is new all the same.
         self.report(&record, state::CONNECTED, None);
+        self.admit_waiting_hsms(&record);
         Ok(())
+    }
+
+    /// Once a connection is committed (kmsuser's password rotated and the store recorded CONNECTED),
+    /// brings in through it the cluster's HSMs that waited for a connected store: CreateHsm brings a
+    /// new HSM in at once through a connected store, so those are HSMs created while none was, or while
+    /// this connection was being made. In the background: the store serves meanwhile, and uses each
+    /// HSM as soon as it has joined.
+    fn admit_waiting_hsms(&self, record: &CustomKeyStoreRecord) {
+        let clusters = self.clusters.clone();
+        let namespace = record.namespace.clone();
+        let cluster_id = record.cluster_id.clone();
+        let store = record.custom_key_store_id.clone();
+        tokio::spawn(async move {
+            match clusters.admit_waiting_hsms(&namespace, &cluster_id).await {
+                Ok(joined) if joined.is_empty() => {}
+                Ok(joined) => tracing::info!(
+                    custom_key_store_id = %store,
+                    cluster_id = %cluster_id,
+                    hsms = %joined.join(", "),
+                    "HSMs that waited for a connected key store joined the cluster through it"
+                ),
+                Err(e) => tracing::warn!(
+                    custom_key_store_id = %store,
+                    cluster_id = %cluster_id,
+                    "the HSMs waiting to join the cluster could not be brought in through the newly \
+                     connected key store; `strongroom hsm sync --cluster {cluster_id}` tries again: {e}"
+                ),
+            }
+        });
     }
 
     /// Rotates kmsuser's password on every HSM of a connection and records the store CONNECTED with

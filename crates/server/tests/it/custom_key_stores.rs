@@ -1293,7 +1293,7 @@ async fn late_join(softhsm: SoftHsm) {
     );
     let message = added.state_message().unwrap_or_default();
     assert!(
-        message.contains("connect a custom key store")
+        message.contains("as soon as a custom key store connects")
             && message.contains(&format!("strongroom hsm sync --cluster {cluster}")),
         "{message}"
     );
@@ -1308,21 +1308,25 @@ async fn late_join(softhsm: SoftHsm) {
         "{output}"
     );
 
+    // Connecting the store brings the waiting HSM in, with nobody asking.
     connect_store(&kms, &store).await;
-    let (ok, output) = softhsm
-        .hsm_command(&server, &["sync", "--cluster", &cluster])
-        .await;
-    assert!(ok, "{output}");
-    assert!(output.contains(added.hsm_id()), "{output}");
-    let joined = describe(&cloudhsm, &cluster).await;
-    assert!(
-        joined
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let joined = describe(&cloudhsm, &cluster).await;
+        if joined
             .hsms()
             .iter()
-            .all(|hsm| hsm.state() == Some(&aws_sdk_cloudhsmv2::types::HsmState::Active)),
-        "{joined:?}"
-    );
-    // The store, connected throughout the sync, serves the key from the new HSM alone.
+            .all(|hsm| hsm.state() == Some(&aws_sdk_cloudhsmv2::types::HsmState::Active))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the waiting HSM never joined once the store connected: {joined:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The store, connected throughout, serves the key from the new HSM alone.
     served_by_the_new_hsm_alone(&softhsm, &kms, &store, &sealed).await;
     let (ok, output) = softhsm
         .hsm_command(&server, &["sync", "--cluster", &cluster])

@@ -33,6 +33,8 @@ struct FakeClusters {
     moves: Arc<Mutex<Move>>,
     /// The certificates of deleted clusters that backups still hold, by cluster id.
     backed_up: Mutex<HashMap<String, String>>,
+    /// The clusters whose waiting HSMs a committed connection asked to bring in, in order.
+    admissions: Mutex<Vec<String>>,
 }
 
 /// How a move of kmsuser's password to a new one ends in the fake.
@@ -165,6 +167,14 @@ impl HsmClusters for FakeClusters {
             cluster_id: cluster_id.to_owned(),
             logged_in: Mutex::new(logged_in),
         }))
+    }
+    async fn admit_waiting_hsms(
+        &self,
+        _: &Namespace,
+        cluster_id: &str,
+    ) -> Result<Vec<String>, Error> {
+        self.admissions.lock().unwrap().push(cluster_id.to_owned());
+        Ok(Vec::new())
     }
 }
 
@@ -587,6 +597,63 @@ fn connecting_is_asynchronous_and_a_disconnect_abandons_the_attempt() {
         assert_eq!(
             reported(&events, 1).await.as_slice(),
             &[("CONNECTED".to_owned(), None)]
+        );
+    });
+}
+
+/// The clusters whose waiting HSMs were asked for so far, once there are `count` of them (the
+/// request is made in the background, just after the connection is recorded).
+async fn admissions(clusters: &FakeClusters, count: usize) -> Vec<String> {
+    for _ in 0..1000 {
+        let seen = clusters.admissions.lock().unwrap().clone();
+        if seen.len() >= count {
+            return seen;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    clusters.admissions.lock().unwrap().clone()
+}
+
+#[test]
+fn a_connection_once_recorded_brings_in_the_hsms_waiting_for_one() {
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let (kms, clusters, caller) = setup("admit");
+        clusters
+            .clusters
+            .lock()
+            .unwrap()
+            .insert("cluster-admit".to_owned(), cluster(&["a", "b"]));
+        let id = kms
+            .create_custom_key_store(
+                &caller,
+                request("s", "cluster-admit", ANCHOR, "kmsuser-password"),
+            )
+            .await
+            .unwrap();
+
+        // A failed attempt has no connection to bring HSMs in through.
+        *clusters.login.lock().unwrap() = Some(ConnectionError::InvalidCredentials);
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(settled(&kms, &caller, &id).await.0, state::FAILED);
+        kms.disconnect_custom_key_store(&caller, &id).await.unwrap();
+
+        *clusters.login.lock().unwrap() = None;
+        kms.connect_custom_key_store(&caller, &id).await.unwrap();
+        assert_eq!(settled(&kms, &caller, &id).await.0, state::CONNECTED);
+        assert_eq!(admissions(&clusters, 1).await, ["cluster-admit"]);
+
+        // A store connected again after a restart asks too.
+        let (restarted, _) = restart(&kms, &clusters);
+        assert_eq!(
+            restarted
+                .resume_custom_key_store_connections()
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(
+            admissions(&clusters, 2).await,
+            ["cluster-admit", "cluster-admit"]
         );
     });
 }
