@@ -178,16 +178,7 @@ impl AuditLog {
     /// Sees every event whose `record` call has returned.
     pub async fn lookup(&self, account: &str, query: LookupQuery) -> Result<LookupPage, Error> {
         let shared = Arc::clone(&self.inner.shared);
-        let target = shared.stats.acked_batches.load(Ordering::Acquire);
-        let mut indexed = shared.indexed.clone();
-        if *indexed.borrow() < target {
-            // The indexer works lazily; make it index everything acknowledged so far now.
-            // Every batch counted in `target` was queued before it was counted, so it is either
-            // still queued, and taken with this catch-up, or already being indexed.
-            shared.index.catch_up();
-        }
-        // An indexer that has stopped cannot catch up; the index is then as complete as it gets.
-        let _ = indexed.wait_for(|number| *number >= target).await;
+        shared.index_caught_up().await;
         let account = account.to_owned();
         tokio::task::spawn_blocking(move || {
             let connection = lock(&shared.reader);
@@ -242,6 +233,20 @@ impl Shared {
         }
     }
 
+    /// Returns once the index holds every event acknowledged before the call.
+    async fn index_caught_up(&self) {
+        let target = self.stats.acked_batches.load(Ordering::Acquire);
+        let mut indexed = self.indexed.clone();
+        if *indexed.borrow() < target {
+            // The indexer works lazily; make it index everything acknowledged so far now.
+            // Every batch counted in `target` was queued before it was counted, so it is either
+            // still queued, and taken with this catch-up, or already being indexed.
+            self.index.catch_up();
+        }
+        // An indexer that has stopped cannot catch up; the index is then as complete as it gets.
+        let _ = indexed.wait_for(|number| *number >= target).await;
+    }
+
     /// Seals the active segment, delivers every sealed one, and writes the digests that are due.
     async fn deliver(self: &Arc<Self>, force: bool) -> Result<(), Error> {
         let (ack, sealed) = oneshot::channel();
@@ -250,6 +255,9 @@ impl Shared {
             .await
             .map_err(|_| Error::Closed)?;
         let active = sealed.await.map_err(|_| Error::Closed)??;
+        // With the index complete, delivery reads only the few fields it needs of each record
+        // instead of parsing whole events to index them (see `Delivery::deliver_segment`).
+        self.index_caught_up().await;
         let shared = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             let now = OffsetDateTime::now_utc().unix_timestamp();

@@ -19,6 +19,7 @@
 //!
 //! **Invariant:** a delivered log file or digest is never modified or removed.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io::Write;
@@ -222,24 +223,32 @@ impl Delivery<'_> {
         };
 
         let contents = read_segment(&path)?;
-        let mut events = Vec::with_capacity(contents.lines.len());
+        // The indexer has usually indexed every event of the segment; then the few fields below
+        // are all delivery reads of each record. Otherwise whole events are parsed, and the ones
+        // the index lacks are indexed with the log files.
+        let indexed = index::holds_segment(connection, number, contents.lines.len())?;
+        let mut heads = Vec::with_capacity(contents.lines.len());
+        let mut unindexed = Vec::new();
         for line in &contents.lines {
-            let event: Event = serde_json::from_str(line)?;
-            events.push(event);
+            if indexed {
+                heads.push(serde_json::from_str::<Head<'_>>(line)?);
+            } else {
+                let event: Event = serde_json::from_str(line)?;
+                heads.push(Head::of(&event));
+                unindexed.push(IndexEntry::new(event));
+            }
         }
         let mut groups: BTreeMap<(&str, &str), Vec<usize>> = BTreeMap::new();
-        for (position, event) in events.iter().enumerate() {
-            if !is_safe_component(&event.recipient_account_id)
-                || !is_safe_component(&event.aws_region)
-            {
+        for (position, head) in heads.iter().enumerate() {
+            if !is_safe_component(&head.account) || !is_safe_component(&head.region) {
                 tracing::error!(
-                    event_id = %event.event_id,
+                    event_id = %head.event_id,
                     "skipping an audit event whose account or Region cannot name a directory"
                 );
                 continue;
             }
             groups
-                .entry((&event.recipient_account_id, &event.aws_region))
+                .entry((&head.account, &head.region))
                 .or_default()
                 .push(position);
         }
@@ -256,7 +265,7 @@ impl Delivery<'_> {
             content.push_str("]}");
             let times = positions
                 .iter()
-                .map(|position| events[*position].event_time.unix_timestamp());
+                .map(|position| heads[*position].event_time.unix_timestamp());
             let oldest = times.clone().min().unwrap_or(delivered_at);
             let newest = times.max().unwrap_or(delivered_at);
             let key = log_file_key(account, region, delivered_at, number);
@@ -286,10 +295,9 @@ impl Delivery<'_> {
             )?;
         }
         drop(groups);
-        let entries: Vec<IndexEntry> = events.into_iter().map(IndexEntry::new).collect();
         index::insert_events(
             &transaction,
-            entries
+            unindexed
                 .iter()
                 .zip(
                     contents
@@ -469,6 +477,31 @@ struct Chain {
     last_hash: Option<String>,
     last_signature: Option<String>,
     pending_end: Option<i64>,
+}
+
+/// What delivery reads of a record: where its log file goes, and its time. Parsed from the record's
+/// JSON without building the event (the fields not named here are skipped).
+#[derive(Deserialize)]
+struct Head<'a> {
+    #[serde(rename = "recipientAccountId", borrow)]
+    account: Cow<'a, str>,
+    #[serde(rename = "awsRegion", borrow)]
+    region: Cow<'a, str>,
+    #[serde(rename = "eventTime", with = "timestamp")]
+    event_time: OffsetDateTime,
+    #[serde(rename = "eventID", borrow)]
+    event_id: Cow<'a, str>,
+}
+
+impl<'a> Head<'a> {
+    fn of(event: &Event) -> Head<'a> {
+        Head {
+            account: Cow::Owned(event.recipient_account_id.clone()),
+            region: Cow::Owned(event.aws_region.clone()),
+            event_time: event.event_time,
+            event_id: Cow::Owned(event.event_id.clone()),
+        }
+    }
 }
 
 fn log_file_key(account: &str, region: &str, delivered_at: i64, segment: u64) -> String {

@@ -210,6 +210,29 @@ pub(crate) fn event_key(event_id: &str) -> i64 {
 
 /// The `seq` of an event stored at `location`: segment and byte offset in one integer, so that
 /// indexing the same event twice (the indexer, then delivery) finds the row already there.
+/// Whether the index holds a row for each of the `count` events of journal segment `segment`,
+/// as it does once the indexer has caught up (a batch lost to a crash, or events since expired,
+/// leave it short).
+pub(crate) fn holds_segment(
+    connection: &Connection,
+    segment: u64,
+    count: usize,
+) -> Result<bool, Error> {
+    let start = |segment| {
+        seq_of(Location {
+            segment,
+            offset: 0,
+            len: 0,
+        })
+    };
+    let rows: i64 = connection.query_row(
+        "SELECT count(*) FROM events WHERE seq >= ?1 AND seq < ?2",
+        params![start(segment), start(segment + 1)],
+        |row| row.get(0),
+    )?;
+    Ok(usize::try_from(rows).is_ok_and(|rows| rows == count))
+}
+
 pub(crate) fn seq_of(location: Location) -> i64 {
     ((location.segment << 32) | (location.offset & 0xffff_ffff)) as i64
 }
