@@ -711,7 +711,9 @@ impl Ctx<'_> {
             ));
         }
         let joined = self.under_file_password(cluster_id, true, log).await?;
-        if !joined.iter().any(|id| id == hsm_id) {
+        // A store that has just connected brings the HSMs waiting for it in by itself, so this one
+        // may have joined before this call.
+        if !joined.iter().any(|id| id == hsm_id) && !self.is_active(cluster_id, hsm_id).await? {
             return Err(format!(
                 "HSM {hsm_id} did not join cluster {cluster_id}: it is still waiting for its users and keys"
             ));
@@ -760,6 +762,15 @@ impl Ctx<'_> {
              connected: copied kmsuser, the wrapping key, the keys and the certificates to it"
         ));
         Ok(true)
+    }
+
+    /// Whether the HSM `hsm_id` of `cluster_id` is recorded `ACTIVE`.
+    async fn is_active(&self, cluster_id: &str, hsm_id: &str) -> Result<bool, String> {
+        let cluster = self.cluster_record(cluster_id).await?;
+        Ok(cluster
+            .hsms
+            .iter()
+            .any(|hsm| hsm.hsm_id == hsm_id && hsm.state == HsmState::Active))
     }
 
     /// The custom key store on `cluster_id` if it is connected (once done connecting).
