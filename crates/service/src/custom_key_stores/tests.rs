@@ -227,6 +227,19 @@ async fn settled(kms: &Kms, caller: &Caller, id: &str) -> (String, Option<String
     panic!("the connection attempt never ended");
 }
 
+/// Creates store "s" on a new cluster `cluster_id` of two HSMs, with the password
+/// "kmsuser-password"; returns its id.
+async fn store_on(kms: &Kms, clusters: &FakeClusters, caller: &Caller, cluster_id: &str) -> String {
+    clusters
+        .clusters
+        .lock()
+        .unwrap()
+        .insert(cluster_id.to_owned(), cluster(&["a", "b"]));
+    kms.create_custom_key_store(caller, request("s", cluster_id, ANCHOR, "kmsuser-password"))
+        .await
+        .unwrap()
+}
+
 fn cluster(zones: &[&str]) -> ClusterInfo {
     ClusterInfo {
         active: true,
@@ -387,18 +400,7 @@ fn create_checks_the_cluster_and_the_request() {
 fn failed_connections_carry_their_error_code() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let (kms, clusters, caller, events) = setup_with_events("connect");
-        clusters
-            .clusters
-            .lock()
-            .unwrap()
-            .insert("cluster-good".to_owned(), cluster(&["a", "b"]));
-        let id = kms
-            .create_custom_key_store(
-                &caller,
-                request("s", "cluster-good", ANCHOR, "kmsuser-password"),
-            )
-            .await
-            .unwrap();
+        let id = store_on(&kms, &clusters, &caller, "cluster-good").await;
         let state = || settled(&kms, &caller, &id);
         let attempt = |setup: &dyn Fn(&mut ClusterInfo), login: Option<ConnectionError>| {
             let mut info = cluster(&["a", "b"]);
@@ -526,18 +528,7 @@ fn failed_connections_carry_their_error_code() {
 fn connecting_is_asynchronous_and_a_disconnect_abandons_the_attempt() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let (kms, clusters, caller, events) = setup_with_events("connecting");
-        clusters
-            .clusters
-            .lock()
-            .unwrap()
-            .insert("cluster-good".to_owned(), cluster(&["a", "b"]));
-        let id = kms
-            .create_custom_key_store(
-                &caller,
-                request("s", "cluster-good", ANCHOR, "kmsuser-password"),
-            )
-            .await
-            .unwrap();
+        let id = store_on(&kms, &clusters, &caller, "cluster-good").await;
         let gate = Arc::new(tokio::sync::Semaphore::new(0));
         *clusters.gate.lock().unwrap() = Some(gate.clone());
         let describe = || async {
@@ -618,18 +609,7 @@ async fn admissions(clusters: &FakeClusters, count: usize) -> Vec<String> {
 fn a_connection_once_recorded_brings_in_the_hsms_waiting_for_one() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let (kms, clusters, caller) = setup("admit");
-        clusters
-            .clusters
-            .lock()
-            .unwrap()
-            .insert("cluster-admit".to_owned(), cluster(&["a", "b"]));
-        let id = kms
-            .create_custom_key_store(
-                &caller,
-                request("s", "cluster-admit", ANCHOR, "kmsuser-password"),
-            )
-            .await
-            .unwrap();
+        let id = store_on(&kms, &clusters, &caller, "cluster-admit").await;
 
         // A failed attempt has no connection to bring HSMs in through.
         *clusters.login.lock().unwrap() = Some(ConnectionError::InvalidCredentials);
@@ -849,18 +829,7 @@ fn a_restart_resumes_connected_and_connecting_stores_in_every_namespace() {
 fn a_store_disconnected_while_it_is_connected_again_stays_disconnected() {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
         let (kms, clusters, caller) = setup("resume-disconnect");
-        clusters
-            .clusters
-            .lock()
-            .unwrap()
-            .insert("cluster-good".to_owned(), cluster(&["a", "b"]));
-        let id = kms
-            .create_custom_key_store(
-                &caller,
-                request("s", "cluster-good", ANCHOR, "kmsuser-password"),
-            )
-            .await
-            .unwrap();
+        let id = store_on(&kms, &clusters, &caller, "cluster-good").await;
         kms.connect_custom_key_store(&caller, &id).await.unwrap();
         assert_eq!(
             settled(&kms, &caller, &id).await,
