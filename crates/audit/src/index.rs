@@ -208,8 +208,6 @@ pub(crate) fn event_key(event_id: &str) -> i64 {
     }
 }
 
-/// The `seq` of an event stored at `location`: segment and byte offset in one integer, so that
-/// indexing the same event twice (the indexer, then delivery) finds the row already there.
 /// Whether the index holds a row for each of the `count` events of journal segment `segment`,
 /// as it does once the indexer has caught up (a batch lost to a crash, or events since expired,
 /// leave it short).
@@ -233,6 +231,8 @@ pub(crate) fn holds_segment(
     Ok(usize::try_from(rows).is_ok_and(|rows| rows == count))
 }
 
+/// The `seq` of an event stored at `location`: segment and byte offset in one integer, so that
+/// indexing the same event twice (the indexer, then delivery) finds the row already there.
 pub(crate) fn seq_of(location: Location) -> i64 {
     ((location.segment << 32) | (location.offset & 0xffff_ffff)) as i64
 }
