@@ -51,7 +51,8 @@
 //! the cluster joins at once through the store's PKCS#11 cluster, which is logged in as the crypto user
 //! (CloudHSM clones a new HSM from a backup instead). Otherwise the control plane no longer touches the
 //! user PIN: the HSM stays `CREATE_IN_PROGRESS` until it is brought in, through a key store connected
-//! since ([`ControlPlane::synchronize_hsms_through_connected_store`], `strongroom hsm sync`) or by
+//! since ([`ControlPlane::synchronize_hsms_through_connected_store`], which the service calls once a
+//! store's connection is recorded, and `strongroom hsm sync`) or by
 //! someone holding the crypto user's password ([`ControlPlane::synchronize_hsms`], `strongroom hsm sync
 //! --password-file`), which copies users, the wrapping key, keys and certificates to it; when no HSM of
 //! the cluster is active, the new HSM is seeded from a backup instead (see Backups).

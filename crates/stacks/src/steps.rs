@@ -16,7 +16,8 @@
 //! cluster). A joining HSM of a cluster with a crypto user gets the users, wrapping key, keys and
 //! certificates of the others. When a key store is connected to the cluster, that happens through the
 //! store's own PKCS#11 sessions, which are logged in as kmsuser, within CreateHsm (or, for a store that
-//! connected later, [`Ctx::bring_in_through_store`]): the store stays connected and its keys keep
+//! connected later, by that connection itself or [`Ctx::bring_in_through_store`], whichever comes
+//! first): the store stays connected and its keys keep
 //! working while the HSM joins. Otherwise the control plane does
 //! it with kmsuser's password: the step resets the password to the file's as the admin, brings the HSM
 //! in and gives the store (if there is one) the password. A leaving HSM never takes the cluster below
